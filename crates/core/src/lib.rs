@@ -1,0 +1,28 @@
+//! lijian-core: the vocabulary every lijian role shares.
+//!
+//! # Owns
+//! - money ([`money::Fen`]): integer fen inside, yuan only at the edges;
+//! - the original platform's signing rule ([`signing`]) and RSA/MD5 keys;
+//! - the status vocabulary: order states and the open API's status table ([`status`]);
+//! - configuration ([`config`]): defaults, an optional TOML file, `LIJIAN_*` environment;
+//! - the PostgreSQL store ([`store`]): pool, embedded migrations, admin repositories;
+//! - the RabbitMQ topology and the issue job ([`queue`]).
+//!
+//! # Must not touch
+//! HTTP, the CLI, or any decision about *whether* an order is accepted: that is
+//! `lijian-producer`. Nothing here spawns long-running tasks.
+//!
+//! # Layout
+//! - `money.rs`    parse/format yuan, the `Fen` newtype
+//! - `signing.rs`  string-to-sign, SHA256-RSA and MD5, key parsing and generation
+//! - `status.rs`   order status 0–4, API status codes 0–99
+//! - `config.rs`   layered settings, each field documented
+//! - `store/`      pool, migrations, merchants/products/activities/orders queries
+//! - `queue.rs`    exchange/queue names, declaration, the versioned job, a confirming publisher
+
+pub mod config;
+pub mod money;
+pub mod queue;
+pub mod signing;
+pub mod status;
+pub mod store;

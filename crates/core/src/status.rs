@@ -1,0 +1,135 @@
+//! The two status vocabularies of the original platform: an order's lifecycle
+//! (0–4) and the open API's answer codes (0–99). Kept together because merchants
+//! read both and their numbers must never drift.
+
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of an order, numbered as the original platform numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "i16", try_from = "i16")]
+pub enum OrderStatus {
+    /// Accepted and stored; the coupon has not been requested yet.
+    Stored = 0,
+    /// The consumer is issuing (or parked in the dead-letter queue).
+    Processing = 1,
+    /// The coupon is in the user's wallet.
+    Success = 2,
+    /// Issuing failed for good; the settlement price was refunded.
+    Failed = 3,
+    /// Cancelled before issuing; refunded.
+    Cancelled = 4,
+}
+
+impl OrderStatus {
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, OrderStatus::Success | OrderStatus::Failed | OrderStatus::Cancelled)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            OrderStatus::Stored => "stored",
+            OrderStatus::Processing => "processing",
+            OrderStatus::Success => "success",
+            OrderStatus::Failed => "failed",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl From<OrderStatus> for i16 {
+    fn from(s: OrderStatus) -> i16 {
+        s.code()
+    }
+}
+
+impl TryFrom<i16> for OrderStatus {
+    type Error = String;
+    fn try_from(v: i16) -> Result<Self, String> {
+        Ok(match v {
+            0 => OrderStatus::Stored,
+            1 => OrderStatus::Processing,
+            2 => OrderStatus::Success,
+            3 => OrderStatus::Failed,
+            4 => OrderStatus::Cancelled,
+            other => return Err(format!("unknown order status {other}")),
+        })
+    }
+}
+
+/// The open API's status table. Every well-formed exchange is HTTP 200 with one
+/// of these in the body's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiStatus {
+    Success = 0,
+    Failure = 1,
+    BadSignature = 2,
+    BadParameter = 3,
+    NoSuchMethod = 4,
+    StaleTimestamp = 5,
+    NonceReused = 6,
+    NotFound = 7,
+    DuplicateBizCode = 8,
+    InsufficientBalance = 9,
+    IpNotAllowed = 10,
+    OutOfStock = 11,
+    OrderAbnormal = 98,
+    Internal = 99,
+}
+
+impl ApiStatus {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// Maps a code stored by the accepting SQL function back to the enum.
+    pub fn from_code(code: i32) -> Option<ApiStatus> {
+        use ApiStatus::*;
+        [
+            Success, Failure, BadSignature, BadParameter, NoSuchMethod, StaleTimestamp,
+            NonceReused, NotFound, DuplicateBizCode, InsufficientBalance, IpNotAllowed,
+            OutOfStock, OrderAbnormal, Internal,
+        ]
+        .into_iter()
+        .find(|s| s.code() == code)
+    }
+
+    /// The table's wording, used as the message when nothing more specific is known.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ApiStatus::Success => "success",
+            ApiStatus::Failure => "failure",
+            ApiStatus::BadSignature => "signature verification failed",
+            ApiStatus::BadParameter => "parameter missing or invalid",
+            ApiStatus::NoSuchMethod => "no such method",
+            ApiStatus::StaleTimestamp => "timestamp outside ±5 minutes",
+            ApiStatus::NonceReused => "nonce already used",
+            ApiStatus::NotFound => "resource not found",
+            ApiStatus::DuplicateBizCode => "duplicate bizCode",
+            ApiStatus::InsufficientBalance => "insufficient balance",
+            ApiStatus::IpNotAllowed => "IP address not allowed",
+            ApiStatus::OutOfStock => "out of stock",
+            ApiStatus::OrderAbnormal => "order abnormal",
+            ApiStatus::Internal => "internal error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for code in (0..=11).chain([98, 99]) {
+            assert_eq!(ApiStatus::from_code(code).map(ApiStatus::code), Some(code));
+        }
+        assert_eq!(ApiStatus::from_code(12), None);
+        for code in 0..=4 {
+            assert_eq!(OrderStatus::try_from(code).map(OrderStatus::code), Ok(code));
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Merchants and their balance. Every balance change writes a ledger row in the
+//! same transaction, so sum(ledger) = balance holds at all times.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{Store, StoreError};
+use crate::money::Fen;
+
+/// What `lijian merchant add` registers.
+#[derive(Debug, Clone, Default)]
+pub struct NewMerchant {
+    pub merchant_id: String,
+    pub business_id: String,
+    pub name: String,
+    /// As handed in (PEM or Base64 DER); validated by the caller.
+    pub rsa_public_key: Option<String>,
+    pub md5_key: Option<String>,
+    pub callback_url: Option<String>,
+    pub allow_ips: Vec<IpNet>,
+    pub opening_balance: Fen,
+}
+
+/// A merchant as operators see it (no secrets).
+#[derive(Debug, Clone)]
+pub struct MerchantView {
+    pub merchant_id: String,
+    pub business_id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub has_rsa_key: bool,
+    pub has_md5_key: bool,
+    pub callback_url: Option<String>,
+    pub allow_ips: Vec<String>,
+    pub balance: Fen,
+    pub orders_by_status: Vec<(i16, i64)>,
+}
+
+/// What the gateway needs to authenticate one request.
+#[derive(Debug, Clone)]
+pub struct MerchantAuth {
+    pub business_id: String,
+    pub enabled: bool,
+    pub rsa_public_key: Option<String>,
+    pub md5_key: Option<String>,
+    /// Whether the caller's address passes the merchant's allowlist (empty = any).
+    pub ip_allowed: bool,
+}
+
+impl Store {
+    pub async fn add_merchant(&self, m: &NewMerchant) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let ips: Vec<String> = m.allow_ips.iter().map(|n| n.trunc().to_string()).collect();
+        tx.execute(
+            "INSERT INTO merchants (merchant_id, business_id, name, rsa_public_key, md5_key, callback_url, allow_ips, balance_fen)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::cidr[], $8)",
+            &[&m.merchant_id, &m.business_id, &m.name, &m.rsa_public_key, &m.md5_key, &m.callback_url, &ips, &m.opening_balance.0],
+        )
+        .await
+        .map_err(|e| StoreError::from_db(e, &format!("merchant {} already exists", m.merchant_id)))?;
+        tx.execute(
+            "INSERT INTO balance_ledger (merchant_id, kind, amount_fen, balance_after_fen) VALUES ($1, 'opening', $2, $2)",
+            &[&m.merchant_id, &m.opening_balance.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds money to a balance; returns the new balance.
+    pub async fn topup(&self, merchant_id: &str, amount: Fen) -> Result<Fen, StoreError> {
+        if amount.0 <= 0 {
+            return Err(StoreError::Invalid("top-up amount must be positive".into()));
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "UPDATE merchants SET balance_fen = balance_fen + $2, updated_at = now() WHERE merchant_id = $1 RETURNING balance_fen",
+                &[&merchant_id, &amount.0],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("merchant {merchant_id} not found")))?;
+        let balance: i64 = row.get(0);
+        tx.execute(
+            "INSERT INTO balance_ledger (merchant_id, kind, amount_fen, balance_after_fen) VALUES ($1, 'topup', $2, $3)",
+            &[&merchant_id, &amount.0, &balance],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Fen(balance))
+    }
+
+    pub async fn set_merchant_enabled(&self, merchant_id: &str, enabled: bool) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute("UPDATE merchants SET enabled = $2, updated_at = now() WHERE merchant_id = $1", &[&merchant_id, &enabled])
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("merchant {merchant_id} not found")));
+        }
+        Ok(())
+    }
+
+    pub async fn show_merchant(&self, merchant_id: &str) -> Result<MerchantView, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT merchant_id, business_id, name, enabled, rsa_public_key IS NOT NULL, md5_key IS NOT NULL,
+                        callback_url, allow_ips::text[], balance_fen
+                   FROM merchants WHERE merchant_id = $1",
+                &[&merchant_id],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("merchant {merchant_id} not found")))?;
+        let counts = client
+            .query("SELECT status, count(*) FROM orders WHERE merchant_id = $1 GROUP BY status ORDER BY status", &[&merchant_id])
+            .await?;
+        Ok(MerchantView {
+            merchant_id: row.get(0),
+            business_id: row.get(1),
+            name: row.get(2),
+            enabled: row.get(3),
+            has_rsa_key: row.get(4),
+            has_md5_key: row.get(5),
+            callback_url: row.get(6),
+            allow_ips: row.get(7),
+            balance: Fen(row.get(8)),
+            orders_by_status: counts.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        })
+    }
+
+    /// The merchant's credentials and whether `caller` passes its allowlist.
+    pub async fn merchant_auth(&self, merchant_id: &str, caller: IpAddr) -> Result<Option<MerchantAuth>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT business_id, enabled, rsa_public_key, md5_key,
+                        cardinality(allow_ips) = 0 OR $2::text::inet <<= ANY(allow_ips)
+                   FROM merchants WHERE merchant_id = $1",
+            )
+            .await?;
+        let caller = caller.to_string();
+        Ok(client.query_opt(&stmt, &[&merchant_id, &caller]).await?.map(|row| MerchantAuth {
+            business_id: row.get(0),
+            enabled: row.get(1),
+            rsa_public_key: row.get(2),
+            md5_key: row.get(3),
+            ip_allowed: row.get(4),
+        }))
+    }
+
+    /// Sum of the merchant's ledger, which must always equal its balance.
+    pub async fn ledger_sum(&self, merchant_id: &str) -> Result<Fen, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT coalesce(sum(amount_fen), 0)::bigint FROM balance_ledger WHERE merchant_id = $1", &[&merchant_id])
+            .await?;
+        Ok(Fen(row.get(0)))
+    }
+}

@@ -1,0 +1,161 @@
+//! The PostgreSQL store: pool, embedded migrations, and the queries admin commands
+//! and roles share. Hot-path acceptance lives in the SQL function
+//! `lijian_accept_order` (migrations/0001) and is driven by `lijian-producer`.
+
+mod catalogue;
+mod merchants;
+mod nonces;
+mod orders;
+
+pub use catalogue::{NewActivity, NewProduct};
+pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
+pub use orders::{OrderLookup, OrderView};
+
+use std::str::FromStr;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL is not valid: {0}")]
+    BadUrl(String),
+    #[error("cannot reach PostgreSQL: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl StoreError {
+    /// Maps a constraint violation to a message a person can act on.
+    pub(crate) fn from_db(e: tokio_postgres::Error, conflict: &str) -> StoreError {
+        match e.code() {
+            Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+                StoreError::Conflict(conflict.to_string())
+            }
+            Some(c) if *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
+                StoreError::NotFound(e.as_db_error().and_then(|d| d.detail()).unwrap_or("referenced row not found").to_string())
+            }
+            Some(c) if *c == tokio_postgres::error::SqlState::CHECK_VIOLATION => StoreError::Invalid(
+                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()),
+            ),
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
+/// Versioned migrations compiled into the binary. Append only: never edit one
+/// that has shipped.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+
+/// A pooled handle to the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Builds a pool; connections are opened lazily, so this succeeds while
+    /// PostgreSQL is down and the pool recovers by itself when it comes back.
+    pub fn connect(database_url: &str, max_size: usize) -> Result<Store, StoreError> {
+        let config = tokio_postgres::Config::from_str(database_url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(max_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(std::time::Duration::from_secs(10)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A pooled client, for crates that run their own statements (the producer).
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Answers whether PostgreSQL is reachable right now (for readiness).
+    pub async fn ping(&self) -> bool {
+        match self.pool.get().await {
+            Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Creates the database if it is missing, then applies pending migrations under
+/// an advisory lock so two processes migrating at once do not collide. Returns
+/// the versions applied now (empty when already up to date).
+pub async fn migrate(database_url: &str) -> Result<Vec<i32>, StoreError> {
+    let config = tokio_postgres::Config::from_str(database_url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+    let dbname = config.get_dbname().unwrap_or("postgres").to_string();
+    create_database_if_missing(&config, &dbname).await?;
+
+    let (mut client, connection) = config.connect(NoTls).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(
+            "SELECT pg_advisory_lock(7220314);
+             CREATE TABLE IF NOT EXISTS lijian_migrations (
+                 version integer PRIMARY KEY, name text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        let done = client
+            .query_opt("SELECT 1 FROM lijian_migrations WHERE version = $1", &[version])
+            .await?
+            .is_some();
+        if done {
+            continue;
+        }
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql).await?;
+        tx.execute("INSERT INTO lijian_migrations (version, name) VALUES ($1, $2)", &[version, name]).await?;
+        tx.commit().await?;
+        applied.push(*version);
+    }
+    client.batch_execute("SELECT pg_advisory_unlock(7220314)").await?;
+    drop(client);
+    let _ = driver.await;
+    Ok(applied)
+}
+
+async fn create_database_if_missing(config: &tokio_postgres::Config, dbname: &str) -> Result<(), StoreError> {
+    let mut admin = config.clone();
+    admin.dbname("postgres");
+    let (client, connection) = admin.connect(NoTls).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let driver = tokio::spawn(connection);
+    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname]).await?.is_some();
+    if !exists {
+        let quoted = dbname.replace('"', "\"\"");
+        if let Err(e) = client.batch_execute(&format!("CREATE DATABASE \"{quoted}\"")).await {
+            // Another process may have created it between our check and now.
+            if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
+                return Err(e.into());
+            }
+        }
+    }
+    drop(client);
+    let _ = driver.await;
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Reading orders back: the merchant's query endpoint and operator tools.
+
+use time::OffsetDateTime;
+
+use super::{Store, StoreError};
+use crate::money::Fen;
+use crate::status::OrderStatus;
+
+/// How a merchant names one of its orders.
+#[derive(Debug, Clone)]
+pub enum OrderLookup {
+    OrderCode(String),
+    BizCode(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    pub order_code: String,
+    pub merchant_id: String,
+    pub biz_code: String,
+    pub open_id: String,
+    pub app_id: String,
+    pub product_code: String,
+    pub activity_id: String,
+    pub callback_url: Option<String>,
+    pub status: OrderStatus,
+    pub settlement: Fen,
+    pub coupon_id: Option<String>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub source: String,
+    pub enqueued_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+const ORDER_COLUMNS: &str = "order_code, merchant_id, biz_code, open_id, app_id, product_code, activity_id, callback_url,
+     status, settlement_fen, coupon_id, attempts, last_error, source, enqueued_at, created_at, updated_at, finished_at";
+
+impl Store {
+    /// One order of `merchant_id`; another merchant's order is "not found".
+    pub async fn find_order(&self, merchant_id: &str, lookup: &OrderLookup) -> Result<Option<OrderView>, StoreError> {
+        let client = self.client().await?;
+        let (column, key) = match lookup {
+            OrderLookup::OrderCode(c) => ("order_code", c),
+            OrderLookup::BizCode(b) => ("biz_code", b),
+        };
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND {column} = $2");
+        let row = client.query_opt(&sql, &[&merchant_id, key]).await?;
+        row.map(order_from_row).transpose()
+    }
+
+    /// Any order by its code, for operators.
+    pub async fn order_by_code(&self, order_code: &str) -> Result<Option<OrderView>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_code = $1");
+        client.query_opt(&sql, &[&order_code]).await?.map(order_from_row).transpose()
+    }
+}
+
+fn order_from_row(row: tokio_postgres::Row) -> Result<OrderView, StoreError> {
+    let status: i16 = row.get(8);
+    Ok(OrderView {
+        order_code: row.get(0),
+        merchant_id: row.get(1),
+        biz_code: row.get(2),
+        open_id: row.get(3),
+        app_id: row.get(4),
+        product_code: row.get(5),
+        activity_id: row.get(6),
+        callback_url: row.get(7),
+        status: OrderStatus::try_from(status).map_err(StoreError::Invalid)?,
+        settlement: Fen(row.get(9)),
+        coupon_id: row.get(10),
+        attempts: row.get(11),
+        last_error: row.get(12),
+        source: row.get(13),
+        enqueued_at: row.get(14),
+        created_at: row.get(15),
+        updated_at: row.get(16),
+        finished_at: row.get(17),
+    })
+}
