@@ -1,1 +1,131 @@
-fn main() {}
+//! The `lijian` binary: parses the command line and wires library crates together.
+//! No business logic lives here.
+
+mod admin;
+mod bench;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use lijian_core::config::{redact_url, Settings};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "lijian",
+    version,
+    about = "Issue WeChat Pay instant-discount coupons (立减金) for merchants at campaign scale"
+)]
+struct Cli {
+    /// Optional TOML file with the same keys as the LIJIAN_* variables (snake_case);
+    /// environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database if missing and apply pending migrations (safe to repeat).
+    Migrate,
+    /// Generate an RSA-2048 key pair: DIR/private.pem (PKCS#8) and DIR/public.pem (SPKI).
+    Keygen {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Register and manage merchants.
+    #[command(subcommand)]
+    Merchant(admin::MerchantCommand),
+    /// Register products (what an order costs the merchant).
+    #[command(subcommand)]
+    Product(admin::ProductCommand),
+    /// Register activities (WeChat coupon stocks created for a merchant).
+    #[command(subcommand)]
+    Activity(admin::ActivityCommand),
+    /// Run the open API gateway on LIJIAN_HTTP_ADDR until SIGTERM/SIGINT.
+    Gateway,
+    /// Measure throughput and latency against raw baselines (see docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn,lapin=warn"));
+    let json = std::env::var("LIJIAN_LOG_FORMAT")
+        .map(|f| f.eq_ignore_ascii_case("json"))
+        .unwrap_or(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Cancelled on the first SIGTERM or SIGINT; roles then finish what is in flight.
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutdown requested; finishing in-flight work");
+        trigger.cancel();
+    });
+    token
+}
+
+#[tokio::main]
+async fn main() {
+    init_tracing();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Migrate => {
+            let applied = lijian_core::store::migrate(&settings.database_url)
+                .await
+                .with_context(|| format!("migrating {}", redact_url(&settings.database_url)))?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            } else {
+                println!("applied migrations {applied:?}");
+            }
+            Ok(())
+        }
+        Command::Keygen { out } => admin::keygen(&out),
+        Command::Merchant(cmd) => admin::merchant(&settings, cmd).await,
+        Command::Product(cmd) => admin::product(&settings, cmd).await,
+        Command::Activity(cmd) => admin::activity(&settings, cmd).await,
+        Command::Gateway => {
+            let shutdown = shutdown_on_signals();
+            let running = lijian_gateway::start(&settings, shutdown).await?;
+            println!("gateway listening on http://{}", running.addr);
+            running.task.await??;
+            Ok(())
+        }
+        Command::Bench(cmd) => bench::run(&settings, cmd).await,
+    }
+}

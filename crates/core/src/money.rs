@@ -89,11 +89,26 @@ mod tests {
         assert_eq!(Fen::parse_yuan("12"), Ok(Fen(1200)));
         assert_eq!(Fen::parse_yuan(".5"), Ok(Fen(50)));
         assert_eq!(Fen::parse_yuan("0"), Ok(Fen(0)));
-        assert!(matches!(Fen::parse_yuan("1.234"), Err(MoneyError::TooPrecise(_))));
-        assert!(matches!(Fen::parse_yuan("-1"), Err(MoneyError::Negative(_))));
-        assert!(matches!(Fen::parse_yuan("abc"), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Fen::parse_yuan("1."), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Fen::parse_yuan(""), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(
+            Fen::parse_yuan("1.234"),
+            Err(MoneyError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            Fen::parse_yuan("-1"),
+            Err(MoneyError::Negative(_))
+        ));
+        assert!(matches!(
+            Fen::parse_yuan("abc"),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Fen::parse_yuan("1."),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Fen::parse_yuan(""),
+            Err(MoneyError::NotANumber(_))
+        ));
         assert!(matches!(
             Fen::parse_yuan("99999999999999999999"),
             Err(MoneyError::TooLarge(_))

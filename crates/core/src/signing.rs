@@ -137,15 +137,19 @@ impl RsaPrivateKey {
 
     /// PKCS#8 PEM (`BEGIN PRIVATE KEY`).
     pub fn to_pkcs8_pem(&self) -> Result<String, SignError> {
-        let der: aws_lc_rs::encoding::Pkcs8V1Der = self.key.as_der().map_err(|_| SignError::BadPrivateKey)?;
+        let der: aws_lc_rs::encoding::Pkcs8V1Der =
+            self.key.as_der().map_err(|_| SignError::BadPrivateKey)?;
         Ok(pem_encode("PRIVATE KEY", der.as_ref()))
     }
 
     /// The public half as SubjectPublicKeyInfo PEM (`BEGIN PUBLIC KEY`).
     pub fn public_key_pem(&self) -> Result<String, SignError> {
         use aws_lc_rs::signature::KeyPair as _;
-        let der: aws_lc_rs::encoding::PublicKeyX509Der =
-            self.key.public_key().as_der().map_err(|_| SignError::BadPublicKey)?;
+        let der: aws_lc_rs::encoding::PublicKeyX509Der = self
+            .key
+            .public_key()
+            .as_der()
+            .map_err(|_| SignError::BadPublicKey)?;
         Ok(pem_encode("PUBLIC KEY", der.as_ref()))
     }
 
@@ -232,12 +236,20 @@ mod tests {
             ("businessId", "754ea3e3a699404f9b82e8f881107f19"),
         ];
         let expected = "businessId=754ea3e3a699404f9b82e8f881107f19&nonce=24bc2c17-0fef-440e-ba32-385c47c6cfa4&signType=SHA256-RSA&timestamp=1628772138668{\"businessId\":\"754ea3e3a699404f9b82e8f881107f19\",\"merchantId\":\"eb1bb305ca3940f8adf1d4e964555699\"}";
-        assert_eq!(String::from_utf8(string_to_sign(&headers, body)).ok().as_deref(), Some(expected));
+        assert_eq!(
+            String::from_utf8(string_to_sign(&headers, body))
+                .ok()
+                .as_deref(),
+            Some(expected)
+        );
     }
 
     #[test]
     fn empty_values_are_dropped() {
-        let s = string_to_sign(&[("nonce", "n"), ("signType", ""), ("businessId", "b")], b"{}");
+        let s = string_to_sign(
+            &[("nonce", "n"), ("signType", ""), ("businessId", "b")],
+            b"{}",
+        );
         assert_eq!(s, b"businessId=b&nonce=n{}");
     }
 
@@ -256,8 +268,14 @@ mod tests {
         let public = RsaPublicKey::parse(&private.public_key_pem()?)?;
         let sig = reread.sign_base64(b"hello")?;
         assert!(public.verify_base64(b"hello", &sig).is_ok());
-        assert_eq!(public.verify_base64(b"hellO", &sig), Err(SignError::RsaMismatch));
-        assert_eq!(public.verify_base64(b"hello", "%%%"), Err(SignError::SignNotBase64));
+        assert_eq!(
+            public.verify_base64(b"hellO", &sig),
+            Err(SignError::RsaMismatch)
+        );
+        assert_eq!(
+            public.verify_base64(b"hello", "%%%"),
+            Err(SignError::SignNotBase64)
+        );
         Ok(())
     }
 }

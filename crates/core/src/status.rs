@@ -26,7 +26,10 @@ impl OrderStatus {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, OrderStatus::Success | OrderStatus::Failed | OrderStatus::Cancelled)
+        matches!(
+            self,
+            OrderStatus::Success | OrderStatus::Failed | OrderStatus::Cancelled
+        )
     }
 
     pub fn label(self) -> &'static str {
@@ -89,9 +92,20 @@ impl ApiStatus {
     pub fn from_code(code: i32) -> Option<ApiStatus> {
         use ApiStatus::*;
         [
-            Success, Failure, BadSignature, BadParameter, NoSuchMethod, StaleTimestamp,
-            NonceReused, NotFound, DuplicateBizCode, InsufficientBalance, IpNotAllowed,
-            OutOfStock, OrderAbnormal, Internal,
+            Success,
+            Failure,
+            BadSignature,
+            BadParameter,
+            NoSuchMethod,
+            StaleTimestamp,
+            NonceReused,
+            NotFound,
+            DuplicateBizCode,
+            InsufficientBalance,
+            IpNotAllowed,
+            OutOfStock,
+            OrderAbnormal,
+            Internal,
         ]
         .into_iter()
         .find(|s| s.code() == code)

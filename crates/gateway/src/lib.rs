@@ -1,1 +1,156 @@
+//! lijian-gateway: the signed open API over HTTP.
+//!
+//! # Owns
+//! - routes and the JSON envelope of the original platform (HTTP 200, status table);
+//! - authentication: auth headers, timestamp window, IP allowlist, signature over
+//!   the raw body, nonce replay guard ([`auth`]);
+//! - `/healthz` and `/readyz` for the gateway role.
+//!
+//! # Must not touch
+//! How an order is accepted or enqueued (that is `lijian-producer`), the schema
+//! (migrations run from `lijian migrate`, never at gateway start).
+//!
+//! # Layout
+//! - `auth.rs`     request authentication and the parsed-key cache
+//! - `api.rs`      the two methods and the order JSON
+//! - `response.rs` the envelope and `ApiError`
 
+pub mod api;
+pub mod auth;
+pub mod response;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use lijian_core::config::Settings;
+use lijian_core::queue::{Publisher, Topology};
+use lijian_core::store::Store;
+use lijian_producer::{Producer, ProducerSettings};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a request handler needs; one per process.
+pub struct AppState {
+    pub store: Store,
+    pub producer: Arc<Producer>,
+    pub keys: auth::KeyCache,
+    /// Allowed clock difference for `timestamp` (status 5 beyond it).
+    pub window: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Store(#[from] lijian_core::store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            "/v1/openapi/order/wechat/coupons",
+            post(api::create_coupon_order).fallback(api::no_such_method),
+        )
+        .route(
+            "/v1/openapi/order/info",
+            post(api::order_info).fallback(api::no_such_method),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .fallback(api::no_such_method)
+        .with_state(state)
+}
+
+/// Ready only while both PostgreSQL and RabbitMQ answer: a load balancer should
+/// not send orders to a gateway that cannot store or enqueue them.
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let db = state.store.ping().await;
+    let broker = state.producer.publisher().ping().await;
+    let body = format!(
+        "postgres: {}\nrabbitmq: {}\n",
+        if db { "ok" } else { "unreachable" },
+        if broker { "ok" } else { "unreachable" }
+    );
+    let code = if db && broker {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body)
+}
+
+/// A running gateway's address and the handle that stops it.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub task: tokio::task::JoinHandle<Result<(), GatewayError>>,
+}
+
+/// Binds `settings.http_addr` (port 0 picks a free one) and serves until
+/// `shutdown` is cancelled; then in-flight requests finish, the producer drains.
+pub async fn start(
+    settings: &Settings,
+    shutdown: CancellationToken,
+) -> Result<RunningGateway, GatewayError> {
+    let store = Store::connect(&settings.database_url, settings.db_pool_size)?;
+    let topology = Topology::new(&settings.queue_prefix);
+    let publisher = Publisher::new(&settings.amqp_url, "lijian-gateway", topology);
+    if let Err(e) = publisher.channel().await {
+        tracing::warn!(error = %e, "RabbitMQ not reachable at start; orders are stored and the relay enqueues them once it is back");
+    }
+    let listener = TcpListener::bind(&settings.http_addr)
+        .await
+        .map_err(|source| GatewayError::Bind {
+            addr: settings.http_addr.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(GatewayError::Serve)?;
+    let producer = Producer::start(
+        store.clone(),
+        publisher,
+        ProducerSettings::from(settings),
+        shutdown.clone(),
+    );
+    let window = settings.timestamp_window;
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        producer: producer.clone(),
+        keys: auth::KeyCache::default(),
+        window,
+    });
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let pruner = tokio::spawn(prune_nonces(store, window * 2, shutdown.clone()));
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        pruner.abort();
+        producer.finish().await;
+        served.map_err(GatewayError::Serve)
+    });
+    tracing::info!(%addr, "gateway listening");
+    Ok(RunningGateway { addr, task })
+}
+
+async fn prune_nonces(store: Store, keep: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        if let Err(e) = store.prune_nonces(keep).await {
+            tracing::warn!(error = %e, "nonce pruning failed");
+        }
+    }
+}

@@ -1,1 +1,30 @@
+//! lijian-producer: turns a request from any door (open API, CSV, schedule) into a
+//! durable order and an issue job on the broker.
+//!
+//! # Owns
+//! - the validation rules of an order request ([`OrderRequest::validate`]), shared
+//!   by every door so a CSV row and an API call are judged alike;
+//! - the accepting transaction ([`intake`]): micro-batched calls of the SQL function
+//!   `lijian_accept_order`, so one commit covers many orders on a hot merchant row;
+//! - publishing the job after commit with confirms, and the relay that re-publishes
+//!   anything a crash or a broker outage left behind ([`relay`]).
+//!
+//! # Must not touch
+//! HTTP or signatures (the gateway), issuing coupons (the consumer). It never
+//! answers "accepted" before the order is committed.
+//!
+//! # Layout
+//! - `request.rs` the order request and its validation
+//! - `intake.rs`  batching writers around `lijian_accept_order`
+//! - `relay.rs`   publish-after-commit, the enqueued marker, the relay loop
+//! - `producer.rs` the handle doors use: place an order, start and stop the tasks
 
+mod intake;
+mod producer;
+mod relay;
+mod request;
+
+pub use intake::{IntakeError, IntakeOutcome};
+pub use producer::{Placed, Producer, ProducerSettings};
+pub use relay::relay_once;
+pub use request::{check_callback_url, OrderRequest, Source, MAX_BIZ_CODE_LEN};

@@ -93,13 +93,22 @@ impl Store {
         Ok(Fen(balance))
     }
 
-    pub async fn set_merchant_enabled(&self, merchant_id: &str, enabled: bool) -> Result<(), StoreError> {
+    pub async fn set_merchant_enabled(
+        &self,
+        merchant_id: &str,
+        enabled: bool,
+    ) -> Result<(), StoreError> {
         let client = self.client().await?;
         let n = client
-            .execute("UPDATE merchants SET enabled = $2, updated_at = now() WHERE merchant_id = $1", &[&merchant_id, &enabled])
+            .execute(
+                "UPDATE merchants SET enabled = $2, updated_at = now() WHERE merchant_id = $1",
+                &[&merchant_id, &enabled],
+            )
             .await?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("merchant {merchant_id} not found")));
+            return Err(StoreError::NotFound(format!(
+                "merchant {merchant_id} not found"
+            )));
         }
         Ok(())
     }
@@ -133,7 +142,11 @@ impl Store {
     }
 
     /// The merchant's credentials and whether `caller` passes its allowlist.
-    pub async fn merchant_auth(&self, merchant_id: &str, caller: IpAddr) -> Result<Option<MerchantAuth>, StoreError> {
+    pub async fn merchant_auth(
+        &self,
+        merchant_id: &str,
+        caller: IpAddr,
+    ) -> Result<Option<MerchantAuth>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -143,13 +156,16 @@ impl Store {
             )
             .await?;
         let caller = caller.to_string();
-        Ok(client.query_opt(&stmt, &[&merchant_id, &caller]).await?.map(|row| MerchantAuth {
-            business_id: row.get(0),
-            enabled: row.get(1),
-            rsa_public_key: row.get(2),
-            md5_key: row.get(3),
-            ip_allowed: row.get(4),
-        }))
+        Ok(client
+            .query_opt(&stmt, &[&merchant_id, &caller])
+            .await?
+            .map(|row| MerchantAuth {
+                business_id: row.get(0),
+                enabled: row.get(1),
+                rsa_public_key: row.get(2),
+                md5_key: row.get(3),
+                ip_allowed: row.get(4),
+            }))
     }
 
     /// Sum of the merchant's ledger, which must always equal its balance.

@@ -1,0 +1,187 @@
+//! The open API's two methods: place a coupon order, query an order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use lijian_core::status::ApiStatus;
+use lijian_core::store::{OrderLookup, OrderView};
+use lijian_producer::{IntakeOutcome, OrderRequest, Source};
+use serde_json::{json, Value};
+
+use crate::auth::authenticate;
+use crate::response::{success, ApiError};
+use crate::AppState;
+
+/// Bodies above this are refused (status 3) before anything is parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::bad_parameter(format!("body is larger than {} KiB", MAX_BODY_BYTES / 1024))
+        })
+}
+
+fn optional_text(body: &Value, field: &str) -> Result<Option<String>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::bad_parameter(format!("{field} must be a string"))),
+    }
+}
+
+fn text(body: &Value, field: &str) -> Result<String, ApiError> {
+    Ok(optional_text(body, field)?.unwrap_or_default())
+}
+
+/// `POST /v1/openapi/order/wechat/coupons`
+pub async fn create_coupon_order(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match place(&state, peer, &headers, body).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn place(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let raw = read_body(body).await?;
+    let auth = authenticate(
+        &state.store,
+        &state.keys,
+        state.window,
+        headers,
+        &raw,
+        peer.ip(),
+    )
+    .await?;
+    let request = OrderRequest {
+        merchant_id: auth.merchant_id,
+        biz_code: text(&auth.body, "bizCode")?,
+        open_id: text(&auth.body, "openId")?,
+        app_id: optional_text(&auth.body, "appId")?,
+        product_code: text(&auth.body, "productCode")?,
+        activity_id: text(&auth.body, "activityId")?,
+        callback_url: optional_text(&auth.body, "callbackUrl")?,
+        source: Source::Api,
+    };
+    request.validate().map_err(ApiError::bad_parameter)?;
+    let biz_code = request.biz_code.clone();
+    let placed = state.producer.place(request).await.map_err(|e| {
+        tracing::error!(error = %e, biz_code, "order intake failed");
+        ApiError::internal()
+    })?;
+    match placed.outcome {
+        IntakeOutcome::Accepted {
+            order_code,
+            settlement,
+        } => {
+            tracing::info!(
+                order_code,
+                biz_code,
+                enqueued = placed.enqueued,
+                "order accepted"
+            );
+            Ok(success(
+                json!({"orderCode": order_code, "bizCode": biz_code, "settlementPrice": settlement.to_yuan_json()}),
+            ))
+        }
+        IntakeOutcome::Duplicate {
+            order_code,
+            settlement,
+        } => Err(ApiError {
+            status: ApiStatus::DuplicateBizCode,
+            message: "duplicate bizCode: this order already exists; nothing new was charged".into(),
+            data: json!({"orderCode": order_code, "bizCode": biz_code, "settlementPrice": settlement.to_yuan_json()}),
+        }),
+        IntakeOutcome::Refused { status, reason } => Err(ApiError::new(status, reason)),
+    }
+}
+
+/// `POST /v1/openapi/order/info` with `{"orderCode"}` or `{"bizCode"}`.
+pub async fn order_info(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answer = async {
+        let raw = read_body(body).await?;
+        let auth = authenticate(
+            &state.store,
+            &state.keys,
+            state.window,
+            &headers,
+            &raw,
+            peer.ip(),
+        )
+        .await?;
+        let lookup = match (
+            optional_text(&auth.body, "orderCode")?,
+            optional_text(&auth.body, "bizCode")?,
+        ) {
+            (Some(code), _) => OrderLookup::OrderCode(code),
+            (None, Some(biz)) => OrderLookup::BizCode(biz),
+            (None, None) => {
+                return Err(ApiError::bad_parameter("orderCode or bizCode is required"))
+            }
+        };
+        let order = state
+            .store
+            .find_order(&auth.merchant_id, &lookup)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "order lookup failed");
+                ApiError::internal()
+            })?
+            .ok_or_else(|| ApiError::new(ApiStatus::NotFound, "order not found"))?;
+        Ok(success(order_json(&order)))
+    };
+    match answer.await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn millis(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The order as merchants see it (times in milliseconds, money in yuan).
+pub fn order_json(o: &OrderView) -> Value {
+    json!({
+        "orderCode": o.order_code,
+        "bizCode": o.biz_code,
+        "merchantId": o.merchant_id,
+        "openId": o.open_id,
+        "appId": o.app_id,
+        "productCode": o.product_code,
+        "activityId": o.activity_id,
+        "status": o.status.code(),
+        "statusText": o.status.label(),
+        "couponId": o.coupon_id,
+        "settlementPrice": o.settlement.to_yuan_json(),
+        "createTime": millis(o.created_at),
+        "updateTime": millis(o.updated_at),
+        "finishTime": o.finished_at.map(millis),
+    })
+}
+
+/// Any path or method the API does not have: status 4, still JSON.
+pub async fn no_such_method() -> Response {
+    ApiError::new(ApiStatus::NoSuchMethod, "no such method").into_response()
+}
