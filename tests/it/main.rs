@@ -1,1 +1,12 @@
+//! lijian's integration tests: one binary, real PostgreSQL and RabbitMQ at the
+//! LIJIAN_* addresses (defaults: 127.0.0.1:5432 and :5672). Every test gets its own
+//! database and queue prefix, so tests run in parallel and clean up after
+//! themselves; the only things faked are outside our walls.
 
+mod helpers;
+
+mod api_status;
+mod cli;
+mod intake;
+mod outage;
+mod signing;

@@ -117,19 +117,11 @@ pub fn keygen(out: &Path) -> anyhow::Result<()> {
     let private = out.join("private.pem");
     let public = out.join("public.pem");
     if private.exists() {
-        bail!(
-            "{} already exists; refusing to overwrite a key",
-            private.display()
-        );
+        bail!("{} already exists; refusing to overwrite a key", private.display());
     }
     write_private(&private, &key.to_pkcs8_pem()?)?;
-    std::fs::write(&public, key.public_key_pem()?)
-        .with_context(|| format!("writing {}", public.display()))?;
-    println!(
-        "wrote {} (keep secret) and {}",
-        private.display(),
-        public.display()
-    );
+    std::fs::write(&public, key.public_key_pem()?).with_context(|| format!("writing {}", public.display()))?;
+    println!("wrote {} (keep secret) and {}", private.display(), public.display());
     Ok(())
 }
 
@@ -155,9 +147,8 @@ fn store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 fn timestamp(flag: &str, text: &str) -> anyhow::Result<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339).with_context(|| {
-        format!("--{flag} {text:?} is not an RFC 3339 time such as 2026-12-01T00:00:00+08:00")
-    })
+    OffsetDateTime::parse(text, &Rfc3339)
+        .with_context(|| format!("--{flag} {text:?} is not an RFC 3339 time such as 2026-12-01T00:00:00+08:00"))
 }
 
 pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Result<()> {
@@ -174,10 +165,8 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
         } => {
             let rsa_public_key = match public_key {
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    RsaPublicKey::parse(&text)
-                        .with_context(|| format!("--public-key {}", path.display()))?;
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    RsaPublicKey::parse(&text).with_context(|| format!("--public-key {}", path.display()))?;
                     Some(text.trim().to_string())
                 }
                 None => None,
@@ -188,24 +177,15 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
             if md5_key.as_deref().is_some_and(|k| k.len() < 16) {
                 bail!("--md5-key must be at least 16 characters");
             }
-            for (flag, value) in [
-                ("merchant-id", &merchant_id),
-                ("business-id", &business_id),
-                ("name", &name),
-            ] {
+            for (flag, value) in [("merchant-id", &merchant_id), ("business-id", &business_id), ("name", &name)] {
                 if value.trim().is_empty() || value.len() > 64 {
                     bail!("--{flag} must be 1 to 64 characters");
                 }
             }
             if let Some(url) = &callback_url {
-                check_callback_url(url)
-                    .map_err(anyhow::Error::msg)
-                    .context("--callback-url")?;
+                check_callback_url(url).map_err(anyhow::Error::msg).context("--callback-url")?;
             }
-            let allow_ips = allow_ip
-                .iter()
-                .map(|t| parse_cidr(t))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let allow_ips = allow_ip.iter().map(|t| parse_cidr(t)).collect::<anyhow::Result<Vec<_>>>()?;
             let m = NewMerchant {
                 merchant_id,
                 business_id,
@@ -217,18 +197,10 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
                 opening_balance: yuan("balance", &balance)?,
             };
             store(settings)?.add_merchant(&m).await?;
-            println!(
-                "merchant {} added (balance {} yuan)",
-                m.merchant_id, m.opening_balance
-            );
+            println!("merchant {} added (balance {} yuan)", m.merchant_id, m.opening_balance);
         }
-        MerchantCommand::Topup {
-            merchant_id,
-            amount,
-        } => {
-            let balance = store(settings)?
-                .topup(&merchant_id, yuan("amount", &amount)?)
-                .await?;
+        MerchantCommand::Topup { merchant_id, amount } => {
+            let balance = store(settings)?.topup(&merchant_id, yuan("amount", &amount)?).await?;
             println!("merchant {merchant_id} balance {balance} yuan");
         }
         MerchantCommand::Show { merchant_id } => {
@@ -246,36 +218,17 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
             println!("callback     {}", m.callback_url.as_deref().unwrap_or("-"));
             println!(
                 "allow-ip     {}",
-                if m.allow_ips.is_empty() {
-                    "any".to_string()
-                } else {
-                    m.allow_ips.join(", ")
-                }
+                if m.allow_ips.is_empty() { "any".to_string() } else { m.allow_ips.join(", ") }
             );
-            let counts: Vec<String> = m
-                .orders_by_status
-                .iter()
-                .map(|(s, n)| format!("{s}:{n}"))
-                .collect();
-            println!(
-                "orders       {}",
-                if counts.is_empty() {
-                    "none".to_string()
-                } else {
-                    counts.join("  ")
-                }
-            );
+            let counts: Vec<String> = m.orders_by_status.iter().map(|(s, n)| format!("{s}:{n}")).collect();
+            println!("orders       {}", if counts.is_empty() { "none".to_string() } else { counts.join("  ") });
         }
         MerchantCommand::Disable { merchant_id } => {
-            store(settings)?
-                .set_merchant_enabled(&merchant_id, false)
-                .await?;
+            store(settings)?.set_merchant_enabled(&merchant_id, false).await?;
             println!("merchant {merchant_id} disabled");
         }
         MerchantCommand::Enable { merchant_id } => {
-            store(settings)?
-                .set_merchant_enabled(&merchant_id, true)
-                .await?;
+            store(settings)?.set_merchant_enabled(&merchant_id, true).await?;
             println!("merchant {merchant_id} enabled");
         }
     }
@@ -286,30 +239,17 @@ fn parse_cidr(text: &str) -> anyhow::Result<IpNet> {
     let t = text.trim();
     t.parse::<IpNet>()
         .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| {
-            anyhow::anyhow!("--allow-ip {t:?} is not an IP address or CIDR such as 203.0.113.0/24")
-        })
+        .map_err(|_| anyhow::anyhow!("--allow-ip {t:?} is not an IP address or CIDR such as 203.0.113.0/24"))
 }
 
 pub async fn product(settings: &Settings, cmd: ProductCommand) -> anyhow::Result<()> {
-    let ProductCommand::Add {
-        product_code,
-        face_value,
-        price,
-    } = cmd;
+    let ProductCommand::Add { product_code, face_value, price } = cmd;
     if product_code.trim().is_empty() || product_code.len() > 64 {
         bail!("--product-code must be 1 to 64 characters");
     }
-    let p = NewProduct {
-        product_code,
-        face_value: yuan("face-value", &face_value)?,
-        price: yuan("price", &price)?,
-    };
+    let p = NewProduct { product_code, face_value: yuan("face-value", &face_value)?, price: yuan("price", &price)? };
     store(settings)?.add_product(&p).await?;
-    println!(
-        "product {} added (face value {} yuan, price {} yuan)",
-        p.product_code, p.face_value, p.price
-    );
+    println!("product {} added (face value {} yuan, price {} yuan)", p.product_code, p.face_value, p.price);
     Ok(())
 }
 
@@ -341,9 +281,6 @@ pub async fn activity(settings: &Settings, cmd: ActivityCommand) -> anyhow::Resu
     };
     lijian_core::store::validate_activity(&a).map_err(anyhow::Error::msg)?;
     store(settings)?.add_activity(&a).await?;
-    println!(
-        "activity {} added ({} coupons, {} to {})",
-        a.activity_id, a.budget, starts, ends
-    );
+    println!("activity {} added ({} coupons, {} to {})", a.activity_id, a.budget, starts, ends);
     Ok(())
 }

@@ -44,20 +44,13 @@ struct Signed {
 }
 
 pub async fn run(base: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Gateway {
-        orders,
-        concurrency,
-        rate,
-        seconds,
-    } = cmd;
+    let BenchCommand::Gateway { orders, concurrency, rate, seconds } = cmd;
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut settings = base.clone();
     settings.database_url = with_dbname(&base.database_url, &format!("lijian_bench_{stamp}"));
     settings.queue_prefix = format!("bench{stamp}");
     settings.http_addr = "127.0.0.1:0".into();
-    migrate(&settings.database_url)
-        .await
-        .context("creating the bench database")?;
+    migrate(&settings.database_url).await.context("creating the bench database")?;
     let store = Store::connect(&settings.database_url, 4)?;
     let key = RsaPrivateKey::generate()?;
     let public_pem = key.public_key_pem()?;
@@ -72,13 +65,7 @@ pub async fn run(base: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
             ..Default::default()
         })
         .await?;
-    store
-        .add_product(&NewProduct {
-            product_code: "bench-p".into(),
-            face_value: Fen(500),
-            price: Fen(450),
-        })
-        .await?;
+    store.add_product(&NewProduct { product_code: "bench-p".into(), face_value: Fen(500), price: Fen(450) }).await?;
     store
         .add_activity(&NewActivity {
             activity_id: "bench-a".into(),
@@ -99,17 +86,12 @@ pub async fn run(base: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
     let publish = publish_confirm_per_sec(&settings, 20_000).await?;
     println!("  quorum publish+confirm           {publish:>10.0} /s");
     let inserts = insert_tx_per_sec(&store, concurrency.min(32), 5_000).await?;
-    println!(
-        "  bare insert transaction (c={:<3})  {inserts:>10.0} /s",
-        concurrency.min(32)
-    );
+    println!("  bare insert transaction (c={:<3})  {inserts:>10.0} /s", concurrency.min(32));
 
     let shutdown = CancellationToken::new();
     let gateway = lijian_gateway::start(&settings, shutdown.clone()).await?;
     let url = format!("http://{}/v1/openapi/order/wechat/coupons", gateway.addr);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
 
     let requests = sign_all(&key, 0, orders)?;
     let started = Instant::now();
@@ -149,10 +131,7 @@ pub async fn run(base: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
     for t in tasks {
         ok += usize::from(t.await.unwrap_or(false));
     }
-    let h = histogram
-        .lock()
-        .map_err(|_| anyhow::anyhow!("histogram poisoned"))?
-        .clone();
+    let h = histogram.lock().map_err(|_| anyhow::anyhow!("histogram poisoned"))?.clone();
     println!("latency at {rate} orders/s offered for {seconds}s ({ok}/{total} accepted):");
     println!(
         "  p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (goal p99 < 20 ms)",
@@ -193,15 +172,8 @@ fn sign_all(key: &RsaPrivateKey, offset: usize, n: usize) -> anyhow::Result<Vec<
         .collect()
 }
 
-async fn send(
-    client: &reqwest::Client,
-    url: &str,
-    r: Signed,
-) -> anyhow::Result<(i64, serde_json::Value)> {
-    let mut req = client
-        .post(url)
-        .header("Content-Type", "application/json; charset=utf-8")
-        .body(r.body);
+async fn send(client: &reqwest::Client, url: &str, r: Signed) -> anyhow::Result<(i64, serde_json::Value)> {
+    let mut req = client.post(url).header("Content-Type", "application/json; charset=utf-8").body(r.body);
     for (k, v) in r.headers {
         req = req.header(k, v);
     }
@@ -225,17 +197,14 @@ fn rsa_verify_per_sec(key: &RsaPrivateKey, public_pem: &str) -> anyhow::Result<f
 async fn publish_confirm_per_sec(settings: &Settings, n: usize) -> anyhow::Result<f64> {
     let connection = connect(&settings.amqp_url, "lijian-bench").await?;
     let channel = connection.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
     let topology = Topology::new(&settings.queue_prefix);
     topology.declare(&channel).await?;
     let payload = vec![b'x'; 64];
     let started = Instant::now();
     let confirms = stream::iter(0..n)
         .map(|_| {
-            let (channel, payload, exchange) =
-                (channel.clone(), payload.clone(), topology.issue_exchange());
+            let (channel, payload, exchange) = (channel.clone(), payload.clone(), topology.issue_exchange());
             async move {
                 let props = lapin::BasicProperties::default().with_delivery_mode(2);
                 let confirm = channel
@@ -255,25 +224,18 @@ async fn publish_confirm_per_sec(settings: &Settings, n: usize) -> anyhow::Resul
         .count()
         .await;
     let rate = confirms as f64 / started.elapsed().as_secs_f64();
-    channel
-        .queue_purge(topology.issue_queue().as_str().into(), Default::default())
-        .await?;
+    channel.queue_purge(topology.issue_queue().as_str().into(), Default::default()).await?;
     Ok(rate)
 }
 
 async fn insert_tx_per_sec(store: &Store, concurrency: usize, n: usize) -> anyhow::Result<f64> {
-    store
-        .client()
-        .await?
-        .batch_execute("CREATE TABLE bench_raw (id bigserial PRIMARY KEY, v text NOT NULL)")
-        .await?;
+    store.client().await?.batch_execute("CREATE TABLE bench_raw (id bigserial PRIMARY KEY, v text NOT NULL)").await?;
     let started = Instant::now();
     let done = stream::iter(0..n)
         .map(|i| async move {
             let mut client = store.client().await?;
             let tx = client.transaction().await?;
-            tx.execute("INSERT INTO bench_raw (v) VALUES ($1)", &[&i.to_string()])
-                .await?;
+            tx.execute("INSERT INTO bench_raw (v) VALUES ($1)", &[&i.to_string()]).await?;
             tx.commit().await?;
             Ok::<_, anyhow::Error>(())
         })
@@ -289,32 +251,19 @@ async fn cleanup(settings: &Settings, base: &Settings) {
         if let Ok(channel) = connection.create_channel().await {
             let topology = Topology::new(&settings.queue_prefix);
             for q in topology.queues() {
-                let _ = channel
-                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                    .await;
+                let _ = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
             }
             for e in topology.exchanges() {
-                let _ = channel
-                    .exchange_delete(e.as_str().into(), Default::default())
-                    .await;
+                let _ = channel.exchange_delete(e.as_str().into(), Default::default()).await;
             }
         }
     }
     let admin = with_dbname(&base.database_url, "postgres");
     if let Ok(store) = Store::connect(&admin, 1) {
         if let Ok(client) = store.client().await {
-            let name = settings
-                .database_url
-                .rsplit('/')
-                .next()
-                .unwrap_or("")
-                .split('?')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            let _ = client
-                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await;
+            let name =
+                settings.database_url.rsplit('/').next().unwrap_or("").split('?').next().unwrap_or("").to_string();
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
         }
     }
 }

@@ -92,7 +92,8 @@ CREATE INDEX used_nonces_seen ON used_nonces (seen_at);
 -- The accepting step shared by every door (open API, CSV, schedules): checks the
 -- catalogue, charges the balance, counts the budget and stores the order, in one
 -- round trip. Returns the open API status code: 0 accepted, 7 not found,
--- 8 duplicate bizCode (with the existing order), 9 insufficient balance,
+-- 8 duplicate bizCode (with the existing order), 98 bizCode reused for a
+-- different order (with the existing order), 9 insufficient balance,
 -- 11 out of stock (budget used up or outside the activity window).
 --
 -- Lock order is merchant row, then activity row; callers that batch several calls
@@ -108,11 +109,17 @@ DECLARE
     v_activity activities%ROWTYPE;
     v_balance bigint;
     v_id bigint;
+    v_same boolean;
 BEGIN
-    SELECT o.order_code, o.settlement_fen INTO order_code, settlement_fen
+    SELECT o.order_code, o.settlement_fen,
+           o.open_id = p_open_id AND o.activity_id = p_activity_id AND o.product_code = p_product_code
+      INTO order_code, settlement_fen, v_same
       FROM orders o WHERE o.merchant_id = p_merchant_id AND o.biz_code = p_biz_code;
     IF FOUND THEN
-        status := 8; detail := 'duplicate bizCode'; RETURN;
+        status := CASE WHEN v_same THEN 8 ELSE 98 END;
+        detail := CASE WHEN v_same THEN 'duplicate bizCode'
+                  ELSE 'bizCode already used by an order with a different openId, activityId or productCode' END;
+        RETURN;
     END IF;
 
     SELECT price_fen INTO v_price FROM products WHERE product_code = p_product_code;
@@ -157,9 +164,14 @@ BEGIN
         -- charge and answer with its order.
         UPDATE merchants SET balance_fen = balance_fen + v_price WHERE merchant_id = p_merchant_id;
         UPDATE activities SET issued = issued - 1 WHERE activity_id = p_activity_id;
-        SELECT o.order_code, o.settlement_fen INTO order_code, settlement_fen
+        SELECT o.order_code, o.settlement_fen,
+               o.open_id = p_open_id AND o.activity_id = p_activity_id AND o.product_code = p_product_code
+          INTO order_code, settlement_fen, v_same
           FROM orders o WHERE o.merchant_id = p_merchant_id AND o.biz_code = p_biz_code;
-        status := 8; detail := 'duplicate bizCode'; RETURN;
+        status := CASE WHEN v_same THEN 8 ELSE 98 END;
+        detail := CASE WHEN v_same THEN 'duplicate bizCode'
+                  ELSE 'bizCode already used by an order with a different openId, activityId or productCode' END;
+        RETURN;
     END IF;
 
     INSERT INTO balance_ledger (merchant_id, order_code, kind, amount_fen, balance_after_fen)

@@ -11,21 +11,11 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("config file {path} is not valid: {source}")]
-    Parse {
-        path: String,
-        source: toml::de::Error,
-    },
+    Parse { path: String, source: toml::de::Error },
     #[error("{key}={value:?} is not valid: {reason}")]
-    Invalid {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    Invalid { key: String, value: String, reason: String },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,14 +75,9 @@ impl Settings {
         let mut settings = match file {
             Some(path) => {
                 let shown = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: shown.clone(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|source| ConfigError::Parse {
-                    path: shown,
-                    source,
-                })?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: shown, source })?
             }
             None => Settings::default(),
         };
@@ -102,10 +87,7 @@ impl Settings {
 
     /// Overrides fields from `LIJIAN_*` variables found by `lookup` (a function so
     /// tests need not mutate the process environment).
-    pub fn apply_env(
-        &mut self,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<(), ConfigError> {
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let text = |key: &str, field: &mut String| {
             if let Some(v) = lookup(key) {
                 *field = v;
@@ -139,27 +121,16 @@ impl Settings {
         duration("LIJIAN_RELAY_GRACE", &mut self.relay_grace)?;
         duration("LIJIAN_TIMESTAMP_WINDOW", &mut self.timestamp_window)?;
         if self.queue_prefix.is_empty()
-            || !self
-                .queue_prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || !self.queue_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
-            return Err(invalid(
-                "LIJIAN_QUEUE_PREFIX",
-                &self.queue_prefix,
-                "use letters, digits, '-', '_' or '.'",
-            ));
+            return Err(invalid("LIJIAN_QUEUE_PREFIX", &self.queue_prefix, "use letters, digits, '-', '_' or '.'"));
         }
         Ok(())
     }
 }
 
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        value: value.into(),
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { key: key.into(), value: value.into(), reason: reason.into() }
 }
 
 /// Removes the password from a connection URL before it is logged or printed.
@@ -181,17 +152,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{t:?} is not a duration such as 500ms, 15s, 3m or 2h"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("{t:?} is not a duration such as 500ms, 15s, 3m or 2h"))?;
     match unit.trim() {
         "ms" => Ok(Duration::from_millis(n)),
         "" | "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        other => Err(format!(
-            "unknown unit {other:?} in {t:?}; use ms, s, m or h"
-        )),
+        other => Err(format!("unknown unit {other:?} in {t:?}; use ms, s, m or h")),
     }
 }
 
@@ -219,16 +186,13 @@ mod tests {
         })?;
         assert_eq!(s.queue_prefix, "t1");
         assert_eq!(s.relay_grace, Duration::from_millis(250));
-        assert!(s
-            .apply_env(|k| (k == "LIJIAN_DB_POOL_SIZE").then(|| "zero".into()))
-            .is_err());
+        assert!(s.apply_env(|k| (k == "LIJIAN_DB_POOL_SIZE").then(|| "zero".into())).is_err());
         Ok(())
     }
 
     #[test]
     fn file_uses_the_same_keys() {
-        let s: Settings =
-            toml::from_str("queue_prefix = \"x\"\nrelay_interval = \"2s\"").unwrap_or_default();
+        let s: Settings = toml::from_str("queue_prefix = \"x\"\nrelay_interval = \"2s\"").unwrap_or_default();
         assert_eq!(s.queue_prefix, "x");
         assert_eq!(s.relay_interval, Duration::from_secs(2));
         assert!(toml::from_str::<Settings>("no_such_key = 1").is_err());
@@ -236,14 +200,8 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("amqp://guest:secret@h:5672/%2f"),
-            "amqp://guest:***@h:5672/%2f"
-        );
-        assert_eq!(
-            redact_url("postgres://postgres@h/db"),
-            "postgres://postgres@h/db"
-        );
+        assert_eq!(redact_url("amqp://guest:secret@h:5672/%2f"), "amqp://guest:***@h:5672/%2f");
+        assert_eq!(redact_url("postgres://postgres@h/db"), "postgres://postgres@h/db");
     }
 
     #[test]

@@ -43,13 +43,8 @@ impl Fen {
         if frac.len() > 2 {
             return Err(MoneyError::TooPrecise(text.to_string()));
         }
-        let whole_value: i64 = if whole.is_empty() {
-            0
-        } else {
-            whole
-                .parse()
-                .map_err(|_| MoneyError::TooLarge(text.to_string()))?
-        };
+        let whole_value: i64 =
+            if whole.is_empty() { 0 } else { whole.parse().map_err(|_| MoneyError::TooLarge(text.to_string()))? };
         let frac_value: i64 = format!("{frac:0<2}").parse().map_err(|_| err_nan())?;
         whole_value
             .checked_mul(100)
@@ -89,30 +84,12 @@ mod tests {
         assert_eq!(Fen::parse_yuan("12"), Ok(Fen(1200)));
         assert_eq!(Fen::parse_yuan(".5"), Ok(Fen(50)));
         assert_eq!(Fen::parse_yuan("0"), Ok(Fen(0)));
-        assert!(matches!(
-            Fen::parse_yuan("1.234"),
-            Err(MoneyError::TooPrecise(_))
-        ));
-        assert!(matches!(
-            Fen::parse_yuan("-1"),
-            Err(MoneyError::Negative(_))
-        ));
-        assert!(matches!(
-            Fen::parse_yuan("abc"),
-            Err(MoneyError::NotANumber(_))
-        ));
-        assert!(matches!(
-            Fen::parse_yuan("1."),
-            Err(MoneyError::NotANumber(_))
-        ));
-        assert!(matches!(
-            Fen::parse_yuan(""),
-            Err(MoneyError::NotANumber(_))
-        ));
-        assert!(matches!(
-            Fen::parse_yuan("99999999999999999999"),
-            Err(MoneyError::TooLarge(_))
-        ));
+        assert!(matches!(Fen::parse_yuan("1.234"), Err(MoneyError::TooPrecise(_))));
+        assert!(matches!(Fen::parse_yuan("-1"), Err(MoneyError::Negative(_))));
+        assert!(matches!(Fen::parse_yuan("abc"), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(Fen::parse_yuan("1."), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(Fen::parse_yuan(""), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(Fen::parse_yuan("99999999999999999999"), Err(MoneyError::TooLarge(_))));
     }
 
     #[test]

@@ -14,13 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -47,9 +44,7 @@ pub struct Topology {
 
 impl Topology {
     pub fn new(prefix: &str) -> Topology {
-        Topology {
-            prefix: prefix.to_string(),
-        }
+        Topology { prefix: prefix.to_string() }
     }
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -76,46 +71,23 @@ impl Topology {
 
     /// Declares everything; safe to run on every start and from several processes.
     pub async fn declare(&self, channel: &Channel) -> Result<(), QueueError> {
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
         for exchange in self.exchanges() {
             channel
-                .exchange_declare(
-                    exchange.as_str().into(),
-                    ExchangeKind::Direct,
-                    durable,
-                    FieldTable::default(),
-                )
+                .exchange_declare(exchange.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default())
                 .await?;
         }
         let mut dlq_args = quorum_args();
         dlq_args.insert("x-overflow".into(), text("reject-publish"));
         declare_queue(channel, &self.issue_dead_letter_queue(), dlq_args).await?;
-        bind(
-            channel,
-            &self.issue_dead_letter_queue(),
-            &self.issue_dead_letter_exchange(),
-            ISSUE_ROUTING_KEY,
-        )
-        .await?;
+        bind(channel, &self.issue_dead_letter_queue(), &self.issue_dead_letter_exchange(), ISSUE_ROUTING_KEY).await?;
 
         let mut work_args = quorum_args();
-        work_args.insert(
-            "x-dead-letter-exchange".into(),
-            text(&self.issue_dead_letter_exchange()),
-        );
+        work_args.insert("x-dead-letter-exchange".into(), text(&self.issue_dead_letter_exchange()));
         work_args.insert("x-dead-letter-strategy".into(), text("at-least-once"));
         work_args.insert("x-overflow".into(), text("reject-publish"));
         declare_queue(channel, &self.issue_queue(), work_args).await?;
-        bind(
-            channel,
-            &self.issue_queue(),
-            &self.issue_exchange(),
-            ISSUE_ROUTING_KEY,
-        )
-        .await?;
+        bind(channel, &self.issue_queue(), &self.issue_exchange(), ISSUE_ROUTING_KEY).await?;
         Ok(())
     }
 }
@@ -134,21 +106,13 @@ fn text(value: &str) -> AMQPValue {
 }
 
 async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), QueueError> {
-    channel
-        .queue_declare(name.into(), QueueDeclareOptions::durable(), args)
-        .await?;
+    channel.queue_declare(name.into(), QueueDeclareOptions::durable(), args).await?;
     Ok(())
 }
 
 async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), QueueError> {
     channel
-        .queue_bind(
-            queue.into(),
-            exchange.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
+        .queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
         .await?;
     Ok(())
 }
@@ -171,20 +135,14 @@ struct IssueJobWire {
 impl IssueJob {
     pub fn to_bytes(&self) -> Vec<u8> {
         let IssueJob::V1 { order_code } = self;
-        let wire = IssueJobWire {
-            v: 1,
-            order_code: order_code.clone(),
-        };
+        let wire = IssueJobWire { v: 1, order_code: order_code.clone() };
         serde_json::to_vec(&wire).unwrap_or_default()
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<IssueJob, String> {
-        let wire: IssueJobWire =
-            serde_json::from_slice(bytes).map_err(|e| format!("not an issue job: {e}"))?;
+        let wire: IssueJobWire = serde_json::from_slice(bytes).map_err(|e| format!("not an issue job: {e}"))?;
         match wire.v {
-            1 => Ok(IssueJob::V1 {
-                order_code: wire.order_code,
-            }),
+            1 => Ok(IssueJob::V1 { order_code: wire.order_code }),
             other => Err(format!("unknown issue job version {other}")),
         }
     }
@@ -198,9 +156,7 @@ impl IssueJob {
 /// Opens an AMQP connection named after the role, for the broker's management UI.
 pub async fn connect(url: &str, name: &str) -> Result<Connection, QueueError> {
     let props = ConnectionProperties::default().with_connection_name(LongString::from(name));
-    Connection::connect(url, props)
-        .await
-        .map_err(|e| QueueError::Unavailable(e.to_string()))
+    Connection::connect(url, props).await.map_err(|e| QueueError::Unavailable(e.to_string()))
 }
 
 /// A publisher with confirms on one channel that reconnects on demand. Shared by
@@ -257,18 +213,13 @@ impl Publisher {
         }
         link.channel = None;
         if let Some(old) = link.connection.take() {
-            let _ = tokio::time::timeout(
-                Duration::from_millis(200),
-                old.close(200, ShortString::from("reconnect")),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(Duration::from_millis(200), old.close(200, ShortString::from("reconnect"))).await;
         }
         let opened = async {
             let connection = connect(&self.url, &self.name).await?;
             let channel = connection.create_channel().await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
+            channel.confirm_select(ConfirmSelectOptions::default()).await?;
             self.topology.declare(&channel).await?;
             Ok::<_, QueueError>((connection, channel))
         };
@@ -306,9 +257,8 @@ impl Publisher {
         headers: Option<FieldTable>,
     ) -> Result<(), QueueError> {
         let channel = self.channel().await?;
-        let mut props = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type(ShortString::from("application/json"));
+        let mut props =
+            BasicProperties::default().with_delivery_mode(2).with_content_type(ShortString::from("application/json"));
         if let Some(h) = headers {
             props = props.with_headers(h);
         }
@@ -317,10 +267,7 @@ impl Publisher {
                 .basic_publish(
                     exchange.into(),
                     routing_key.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
                     payload,
                     props,
                 )
@@ -331,9 +278,7 @@ impl Publisher {
             Ok(Ok(Confirmation::Ack(None))) => return Ok(()),
             Ok(Ok(Confirmation::Ack(Some(_)))) => return Err(QueueError::Unroutable),
             Ok(Ok(Confirmation::Nack(_))) => Err(QueueError::Nacked),
-            Ok(Ok(Confirmation::NotRequested)) => Err(QueueError::Unavailable(
-                "channel not in confirm mode".into(),
-            )),
+            Ok(Ok(Confirmation::NotRequested)) => Err(QueueError::Unavailable("channel not in confirm mode".into())),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(QueueError::Timeout(self.confirm_timeout)),
         };
@@ -344,8 +289,7 @@ impl Publisher {
     /// Publishes an issue job to the work exchange.
     pub async fn publish_issue(&self, job: &IssueJob) -> Result<(), QueueError> {
         let exchange = self.topology.issue_exchange();
-        self.publish(&exchange, ISSUE_ROUTING_KEY, &job.to_bytes(), None)
-            .await
+        self.publish(&exchange, ISSUE_ROUTING_KEY, &job.to_bytes(), None).await
     }
 
     /// Whether a broker channel is usable right now (for readiness).
@@ -360,14 +304,9 @@ mod tests {
 
     #[test]
     fn job_wire_format_is_versioned() {
-        let job = IssueJob::V1 {
-            order_code: "LJ1".into(),
-        };
+        let job = IssueJob::V1 { order_code: "LJ1".into() };
         assert_eq!(job.to_bytes(), br#"{"v":1,"orderCode":"LJ1"}"#.to_vec());
-        assert_eq!(
-            IssueJob::from_bytes(br#"{"v":1,"orderCode":"LJ1"}"#),
-            Ok(job)
-        );
+        assert_eq!(IssueJob::from_bytes(br#"{"v":1,"orderCode":"LJ1"}"#), Ok(job));
         assert!(IssueJob::from_bytes(br#"{"v":2,"orderCode":"LJ1"}"#).is_err());
         assert!(IssueJob::from_bytes(b"nope").is_err());
     }

@@ -70,10 +70,7 @@ impl SignType {
 /// Builds the string to sign from the auth headers (name, value) and the raw body.
 /// `sign` is excluded, empty values are dropped, keys sorted ascending (byte order).
 pub fn string_to_sign(headers: &[(&str, &str)], raw_body: &[u8]) -> Vec<u8> {
-    let mut pairs: Vec<&(&str, &str)> = headers
-        .iter()
-        .filter(|(k, v)| *k != "sign" && !v.is_empty())
-        .collect();
+    let mut pairs: Vec<&(&str, &str)> = headers.iter().filter(|(k, v)| *k != "sign" && !v.is_empty()).collect();
     pairs.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = Vec::with_capacity(raw_body.len() + 160);
     for (i, (k, v)) in pairs.iter().enumerate() {
@@ -129,27 +126,22 @@ impl RsaPrivateKey {
     /// Reads a PEM private key: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
     pub fn from_pem(text: &str) -> Result<RsaPrivateKey, SignError> {
         let der = pem_body(text).ok_or(SignError::BadPrivateKey)?;
-        let key = KeyPair::from_pkcs8(&der)
-            .or_else(|_| KeyPair::from_der(&der))
-            .map_err(|_| SignError::BadPrivateKey)?;
+        let key =
+            KeyPair::from_pkcs8(&der).or_else(|_| KeyPair::from_der(&der)).map_err(|_| SignError::BadPrivateKey)?;
         Ok(RsaPrivateKey { key })
     }
 
     /// PKCS#8 PEM (`BEGIN PRIVATE KEY`).
     pub fn to_pkcs8_pem(&self) -> Result<String, SignError> {
-        let der: aws_lc_rs::encoding::Pkcs8V1Der =
-            self.key.as_der().map_err(|_| SignError::BadPrivateKey)?;
+        let der: aws_lc_rs::encoding::Pkcs8V1Der = self.key.as_der().map_err(|_| SignError::BadPrivateKey)?;
         Ok(pem_encode("PRIVATE KEY", der.as_ref()))
     }
 
     /// The public half as SubjectPublicKeyInfo PEM (`BEGIN PUBLIC KEY`).
     pub fn public_key_pem(&self) -> Result<String, SignError> {
         use aws_lc_rs::signature::KeyPair as _;
-        let der: aws_lc_rs::encoding::PublicKeyX509Der = self
-            .key
-            .public_key()
-            .as_der()
-            .map_err(|_| SignError::BadPublicKey)?;
+        let der: aws_lc_rs::encoding::PublicKeyX509Der =
+            self.key.public_key().as_der().map_err(|_| SignError::BadPublicKey)?;
         Ok(pem_encode("PUBLIC KEY", der.as_ref()))
     }
 
@@ -157,9 +149,7 @@ impl RsaPrivateKey {
     pub fn sign_base64(&self, message: &[u8]) -> Result<String, SignError> {
         let mut signature = vec![0u8; self.key.public_modulus_len()];
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        self.key
-            .sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
-            .map_err(|_| SignError::SigningFailed)?;
+        self.key.sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature).map_err(|_| SignError::SigningFailed)?;
         Ok(BASE64.encode(signature))
     }
 }
@@ -181,29 +171,21 @@ impl RsaPublicKey {
     /// of either structure.
     pub fn parse(text: &str) -> Result<RsaPublicKey, SignError> {
         let der = pem_body(text).ok_or(SignError::BadPublicKey)?;
-        let key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
-            .map_err(|_| SignError::BadPublicKey)?;
+        let key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der).map_err(|_| SignError::BadPublicKey)?;
         Ok(RsaPublicKey { key })
     }
 
     /// Verifies a Base64 SHA256-RSA signature over `message`.
     pub fn verify_base64(&self, message: &[u8], sign: &str) -> Result<(), SignError> {
-        let signature = BASE64
-            .decode(sign.trim())
-            .map_err(|_| SignError::SignNotBase64)?;
-        self.key
-            .verify_sig(message, &signature)
-            .map_err(|_| SignError::RsaMismatch)
+        let signature = BASE64.decode(sign.trim()).map_err(|_| SignError::SignNotBase64)?;
+        self.key.verify_sig(message, &signature).map_err(|_| SignError::RsaMismatch)
     }
 }
 
 /// The DER bytes inside a PEM block, or of bare Base64 text (whitespace ignored).
 fn pem_body(text: &str) -> Option<Vec<u8>> {
-    let b64: String = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.starts_with("-----") && !line.is_empty())
-        .collect();
+    let b64: String =
+        text.lines().map(str::trim).filter(|line| !line.starts_with("-----") && !line.is_empty()).collect();
     if b64.is_empty() {
         return None;
     }
@@ -227,7 +209,8 @@ mod tests {
 
     #[test]
     fn string_to_sign_matches_the_original_documentation() {
-        let body = br#"{"businessId":"754ea3e3a699404f9b82e8f881107f19","merchantId":"eb1bb305ca3940f8adf1d4e964555699"}"#;
+        let body =
+            br#"{"businessId":"754ea3e3a699404f9b82e8f881107f19","merchantId":"eb1bb305ca3940f8adf1d4e964555699"}"#;
         let headers = [
             ("timestamp", "1628772138668"),
             ("signType", "SHA256-RSA"),
@@ -236,20 +219,12 @@ mod tests {
             ("businessId", "754ea3e3a699404f9b82e8f881107f19"),
         ];
         let expected = "businessId=754ea3e3a699404f9b82e8f881107f19&nonce=24bc2c17-0fef-440e-ba32-385c47c6cfa4&signType=SHA256-RSA&timestamp=1628772138668{\"businessId\":\"754ea3e3a699404f9b82e8f881107f19\",\"merchantId\":\"eb1bb305ca3940f8adf1d4e964555699\"}";
-        assert_eq!(
-            String::from_utf8(string_to_sign(&headers, body))
-                .ok()
-                .as_deref(),
-            Some(expected)
-        );
+        assert_eq!(String::from_utf8(string_to_sign(&headers, body)).ok().as_deref(), Some(expected));
     }
 
     #[test]
     fn empty_values_are_dropped() {
-        let s = string_to_sign(
-            &[("nonce", "n"), ("signType", ""), ("businessId", "b")],
-            b"{}",
-        );
+        let s = string_to_sign(&[("nonce", "n"), ("signType", ""), ("businessId", "b")], b"{}");
         assert_eq!(s, b"businessId=b&nonce=n{}");
     }
 
@@ -268,14 +243,8 @@ mod tests {
         let public = RsaPublicKey::parse(&private.public_key_pem()?)?;
         let sig = reread.sign_base64(b"hello")?;
         assert!(public.verify_base64(b"hello", &sig).is_ok());
-        assert_eq!(
-            public.verify_base64(b"hellO", &sig),
-            Err(SignError::RsaMismatch)
-        );
-        assert_eq!(
-            public.verify_base64(b"hello", "%%%"),
-            Err(SignError::SignNotBase64)
-        );
+        assert_eq!(public.verify_base64(b"hellO", &sig), Err(SignError::RsaMismatch));
+        assert_eq!(public.verify_base64(b"hello", "%%%"), Err(SignError::SignNotBase64));
         Ok(())
     }
 }

@@ -26,10 +26,7 @@ impl OrderStatus {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            OrderStatus::Success | OrderStatus::Failed | OrderStatus::Cancelled
-        )
+        matches!(self, OrderStatus::Success | OrderStatus::Failed | OrderStatus::Cancelled)
     }
 
     pub fn label(self) -> &'static str {

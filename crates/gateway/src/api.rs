@@ -22,9 +22,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| {
-            ApiError::bad_parameter(format!("body is larger than {} KiB", MAX_BODY_BYTES / 1024))
-        })
+        .map_err(|_| ApiError::bad_parameter(format!("body is larger than {} KiB", MAX_BODY_BYTES / 1024)))
 }
 
 fn optional_text(body: &Value, field: &str) -> Result<Option<String>, ApiError> {
@@ -53,22 +51,9 @@ pub async fn create_coupon_order(
     }
 }
 
-async fn place(
-    state: &AppState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
+async fn place(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let raw = read_body(body).await?;
-    let auth = authenticate(
-        &state.store,
-        &state.keys,
-        state.window,
-        headers,
-        &raw,
-        peer.ip(),
-    )
-    .await?;
+    let auth = authenticate(&state.store, &state.keys, state.window, headers, &raw, peer.ip()).await?;
     let request = OrderRequest {
         merchant_id: auth.merchant_id,
         biz_code: text(&auth.body, "bizCode")?,
@@ -86,26 +71,21 @@ async fn place(
         ApiError::internal()
     })?;
     match placed.outcome {
-        IntakeOutcome::Accepted {
-            order_code,
-            settlement,
-        } => {
-            tracing::info!(
-                order_code,
-                biz_code,
-                enqueued = placed.enqueued,
-                "order accepted"
-            );
+        IntakeOutcome::Accepted { order_code, settlement } => {
+            tracing::info!(order_code, biz_code, enqueued = placed.enqueued, "order accepted");
             Ok(success(
                 json!({"orderCode": order_code, "bizCode": biz_code, "settlementPrice": settlement.to_yuan_json()}),
             ))
         }
-        IntakeOutcome::Duplicate {
-            order_code,
-            settlement,
-        } => Err(ApiError {
-            status: ApiStatus::DuplicateBizCode,
-            message: "duplicate bizCode: this order already exists; nothing new was charged".into(),
+        IntakeOutcome::Duplicate { order_code, settlement, same_request } => Err(ApiError {
+            status: if same_request { ApiStatus::DuplicateBizCode } else { ApiStatus::OrderAbnormal },
+            message: if same_request {
+                "duplicate bizCode: this order already exists; nothing new was charged".into()
+            } else {
+                "order abnormal: this bizCode belongs to an order with a different openId, activityId or \
+                 productCode; nothing was charged"
+                    .into()
+            },
             data: json!({"orderCode": order_code, "bizCode": biz_code, "settlementPrice": settlement.to_yuan_json()}),
         }),
         IntakeOutcome::Refused { status, reason } => Err(ApiError::new(status, reason)),
@@ -121,24 +101,11 @@ pub async fn order_info(
 ) -> Response {
     let answer = async {
         let raw = read_body(body).await?;
-        let auth = authenticate(
-            &state.store,
-            &state.keys,
-            state.window,
-            &headers,
-            &raw,
-            peer.ip(),
-        )
-        .await?;
-        let lookup = match (
-            optional_text(&auth.body, "orderCode")?,
-            optional_text(&auth.body, "bizCode")?,
-        ) {
+        let auth = authenticate(&state.store, &state.keys, state.window, &headers, &raw, peer.ip()).await?;
+        let lookup = match (optional_text(&auth.body, "orderCode")?, optional_text(&auth.body, "bizCode")?) {
             (Some(code), _) => OrderLookup::OrderCode(code),
             (None, Some(biz)) => OrderLookup::BizCode(biz),
-            (None, None) => {
-                return Err(ApiError::bad_parameter("orderCode or bizCode is required"))
-            }
+            (None, None) => return Err(ApiError::bad_parameter("orderCode or bizCode is required")),
         };
         let order = state
             .store

@@ -63,9 +63,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Api
 fn required_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
     match header(headers, name)? {
         Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(ApiError::bad_parameter(format!(
-            "header {name} is required"
-        ))),
+        _ => Err(ApiError::bad_parameter(format!("header {name} is required"))),
     }
 }
 
@@ -93,28 +91,21 @@ pub async fn authenticate(
     let timestamp = required_header(headers, "timestamp")?;
     let sign = required_header(headers, "sign")?;
     let sign_type_header = header(headers, "signType")?;
-    let sign_type = SignType::from_header(sign_type_header)
-        .map_err(|e| ApiError::bad_parameter(e.to_string()))?;
+    let sign_type = SignType::from_header(sign_type_header).map_err(|e| ApiError::bad_parameter(e.to_string()))?;
     if nonce.len() > MAX_NONCE_LEN {
-        return Err(ApiError::bad_parameter(format!(
-            "header nonce is longer than {MAX_NONCE_LEN} characters"
-        )));
+        return Err(ApiError::bad_parameter(format!("header nonce is longer than {MAX_NONCE_LEN} characters")));
     }
 
-    let millis: i64 = timestamp.parse().map_err(|_| {
-        ApiError::bad_parameter("header timestamp must be milliseconds since the Unix epoch")
-    })?;
+    let millis: i64 = timestamp
+        .parse()
+        .map_err(|_| ApiError::bad_parameter("header timestamp must be milliseconds since the Unix epoch"))?;
     let now = time::OffsetDateTime::now_utc();
     let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let skew = now_ms.abs_diff(millis);
     if skew > window.as_millis() as u64 {
         return Err(ApiError::new(
             ApiStatus::StaleTimestamp,
-            format!(
-                "timestamp is {}s away from server time {now_ms}; allowed ±{}s",
-                skew / 1000,
-                window.as_secs()
-            ),
+            format!("timestamp is {}s away from server time {now_ms}; allowed ±{}s", skew / 1000, window.as_secs()),
         ));
     }
 
@@ -126,9 +117,7 @@ pub async fn authenticate(
     let merchant_id = body_text(&body, "merchantId")?.to_string();
     let body_business_id = body_text(&body, "businessId")?;
     if body_business_id != business_id {
-        return Err(ApiError::bad_parameter(
-            "header businessId does not match body businessId",
-        ));
+        return Err(ApiError::bad_parameter("header businessId does not match body businessId"));
     }
 
     let merchant = store
@@ -139,12 +128,7 @@ pub async fn authenticate(
             ApiError::internal()
         })?
         .filter(|m| m.business_id == business_id)
-        .ok_or_else(|| {
-            ApiError::new(
-                ApiStatus::NotFound,
-                "merchant not found for this businessId",
-            )
-        })?;
+        .ok_or_else(|| ApiError::new(ApiStatus::NotFound, "merchant not found for this businessId"))?;
     if !merchant.enabled {
         return Err(ApiError::new(ApiStatus::Failure, "merchant is disabled"));
     }
@@ -156,20 +140,14 @@ pub async fn authenticate(
     }
 
     // The string to sign uses the headers exactly as sent; signType only when sent.
-    let mut auth_headers = vec![
-        ("businessId", business_id),
-        ("nonce", nonce),
-        ("timestamp", timestamp),
-    ];
+    let mut auth_headers = vec![("businessId", business_id), ("nonce", nonce), ("timestamp", timestamp)];
     if let Some(st) = sign_type_header {
         auth_headers.push(("signType", st));
     }
     let message = string_to_sign(&auth_headers, raw_body);
     let verdict = match sign_type {
         SignType::Sha256Rsa => match merchant.rsa_public_key.as_deref() {
-            Some(text) => keys
-                .get(&merchant_id, text)
-                .and_then(|key| key.verify_base64(&message, sign)),
+            Some(text) => keys.get(&merchant_id, text).and_then(|key| key.verify_base64(&message, sign)),
             None => Err(SignError::NoRsaKey),
         },
         SignType::Md5 => match merchant.md5_key.as_deref() {

@@ -49,24 +49,15 @@ pub enum GatewayError {
     #[error(transparent)]
     Store(#[from] lijian_core::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route(
-            "/v1/openapi/order/wechat/coupons",
-            post(api::create_coupon_order).fallback(api::no_such_method),
-        )
-        .route(
-            "/v1/openapi/order/info",
-            post(api::order_info).fallback(api::no_such_method),
-        )
+        .route("/v1/openapi/order/wechat/coupons", post(api::create_coupon_order).fallback(api::no_such_method))
+        .route("/v1/openapi/order/info", post(api::order_info).fallback(api::no_such_method))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(api::no_such_method)
@@ -83,11 +74,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         if db { "ok" } else { "unreachable" },
         if broker { "ok" } else { "unreachable" }
     );
-    let code = if db && broker {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if db && broker { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body)
 }
 
@@ -99,10 +86,7 @@ pub struct RunningGateway {
 
 /// Binds `settings.http_addr` (port 0 picks a free one) and serves until
 /// `shutdown` is cancelled; then in-flight requests finish, the producer drains.
-pub async fn start(
-    settings: &Settings,
-    shutdown: CancellationToken,
-) -> Result<RunningGateway, GatewayError> {
+pub async fn start(settings: &Settings, shutdown: CancellationToken) -> Result<RunningGateway, GatewayError> {
     let store = Store::connect(&settings.database_url, settings.db_pool_size)?;
     let topology = Topology::new(&settings.queue_prefix);
     let publisher = Publisher::new(&settings.amqp_url, "lijian-gateway", topology);
@@ -111,17 +95,9 @@ pub async fn start(
     }
     let listener = TcpListener::bind(&settings.http_addr)
         .await
-        .map_err(|source| GatewayError::Bind {
-            addr: settings.http_addr.clone(),
-            source,
-        })?;
+        .map_err(|source| GatewayError::Bind { addr: settings.http_addr.clone(), source })?;
     let addr = listener.local_addr().map_err(GatewayError::Serve)?;
-    let producer = Producer::start(
-        store.clone(),
-        publisher,
-        ProducerSettings::from(settings),
-        shutdown.clone(),
-    );
+    let producer = Producer::start(store.clone(), publisher, ProducerSettings::from(settings), shutdown.clone());
     let window = settings.timestamp_window;
     let state = Arc::new(AppState {
         store: store.clone(),
@@ -132,9 +108,7 @@ pub async fn start(
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let pruner = tokio::spawn(prune_nonces(store, window * 2, shutdown.clone()));
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         pruner.abort();
         producer.finish().await;
         served.map_err(GatewayError::Serve)

@@ -17,11 +17,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: ApiStatus, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
-            data: Value::Null,
-        }
+        ApiError { status, message: message.into(), data: Value::Null }
     }
 
     pub fn bad_parameter(message: impl Into<String>) -> ApiError {
@@ -29,17 +25,13 @@ impl ApiError {
     }
 
     pub fn internal() -> ApiError {
-        ApiError::new(
-            ApiStatus::Internal,
-            "internal error; retry with the same bizCode and a new nonce",
-        )
+        ApiError::new(ApiStatus::Internal, "internal error; retry with the same bizCode and a new nonce")
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        Json(json!({"status": self.status.code(), "message": self.message, "data": self.data}))
-            .into_response()
+        Json(json!({"status": self.status.code(), "message": self.message, "data": self.data})).into_response()
     }
 }
 

@@ -24,7 +24,9 @@ pub enum IntakeOutcome {
     /// Committed: stored with status 0, charged, counted against the budget.
     Accepted { order_code: String, settlement: Fen },
     /// The merchant already has an order with this bizCode; nothing changed.
-    Duplicate { order_code: String, settlement: Fen },
+    /// `same_request` is false when that order has a different openId, activityId
+    /// or productCode: a reused bizCode rather than a retry.
+    Duplicate { order_code: String, settlement: Fen, same_request: bool },
     /// Refused with a status of the open API table (7, 9, 11) and the reason.
     Refused { status: ApiStatus, reason: String },
 }
@@ -45,7 +47,8 @@ pub(crate) struct Pending {
 
 pub(crate) type Queue = Arc<Mutex<mpsc::Receiver<Pending>>>;
 
-const ACCEPT_SQL: &str = "SELECT status, detail, order_code, settlement_fen FROM lijian_accept_order($1, $2, $3, $4, $5, $6, $7, $8)";
+const ACCEPT_SQL: &str =
+    "SELECT status, detail, order_code, settlement_fen FROM lijian_accept_order($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// One writer: repeatedly takes a batch off the shared queue and commits it.
 /// Ends when every sender is gone and the queue is drained.
@@ -68,8 +71,7 @@ pub(crate) async fn run_writer(store: Store, queue: Queue, max_batch: usize) {
         // One global lock order across concurrent writers and processes: merchant
         // row, then activity row (see the SQL function), so batches never deadlock.
         batch.sort_by(|a, b| {
-            (&a.request.merchant_id, &a.request.activity_id)
-                .cmp(&(&b.request.merchant_id, &b.request.activity_id))
+            (&a.request.merchant_id, &a.request.activity_id).cmp(&(&b.request.merchant_id, &b.request.activity_id))
         });
         let requests: Vec<&OrderRequest> = batch.iter().map(|p| &p.request).collect();
         let results = accept_batch(&store, &requests).await;
@@ -82,10 +84,7 @@ pub(crate) async fn run_writer(store: Store, queue: Queue, max_batch: usize) {
 /// Accepts a batch in one transaction; when the batch as a whole fails (a deadlock
 /// with another process, a bad row), each order is retried in its own transaction
 /// so one bad order cannot sink its neighbours.
-async fn accept_batch(
-    store: &Store,
-    requests: &[&OrderRequest],
-) -> Vec<Result<IntakeOutcome, IntakeError>> {
+async fn accept_batch(store: &Store, requests: &[&OrderRequest]) -> Vec<Result<IntakeOutcome, IntakeError>> {
     match try_batch(store, requests).await {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(e) if requests.len() == 1 => vec![Err(e)],
@@ -93,21 +92,14 @@ async fn accept_batch(
             tracing::warn!(error = %e, batch = requests.len(), "batch failed; accepting its orders one by one");
             let mut results = Vec::with_capacity(requests.len());
             for request in requests {
-                results.push(
-                    try_batch(store, std::slice::from_ref(request))
-                        .await
-                        .map(|mut v| v.remove(0)),
-                );
+                results.push(try_batch(store, std::slice::from_ref(request)).await.map(|mut v| v.remove(0)));
             }
             results
         }
     }
 }
 
-async fn try_batch(
-    store: &Store,
-    requests: &[&OrderRequest],
-) -> Result<Vec<IntakeOutcome>, IntakeError> {
+async fn try_batch(store: &Store, requests: &[&OrderRequest]) -> Result<Vec<IntakeOutcome>, IntakeError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -123,15 +115,9 @@ async fn try_batch(
     }
 }
 
-async fn run_transaction(
-    store: &Store,
-    requests: &[&OrderRequest],
-) -> Result<Vec<IntakeOutcome>, IntakeError> {
+async fn run_transaction(store: &Store, requests: &[&OrderRequest]) -> Result<Vec<IntakeOutcome>, IntakeError> {
     let mut client = store.client().await?;
-    let stmt = client
-        .prepare_cached(ACCEPT_SQL)
-        .await
-        .map_err(StoreError::from)?;
+    let stmt = client.prepare_cached(ACCEPT_SQL).await.map_err(StoreError::from)?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
     let calls = requests.iter().map(|r| {
         let app_id = r.app_id.as_deref().unwrap_or("");
@@ -172,17 +158,12 @@ fn outcome_from_row(row: &tokio_postgres::Row) -> IntakeOutcome {
     let order_code: Option<String> = row.get(2);
     let settlement: Option<i64> = row.get(3);
     match (status, order_code) {
-        (0, Some(order_code)) => IntakeOutcome::Accepted {
-            order_code,
-            settlement: Fen(settlement.unwrap_or(0)),
-        },
-        (8, Some(order_code)) => IntakeOutcome::Duplicate {
-            order_code,
-            settlement: Fen(settlement.unwrap_or(0)),
-        },
-        (code, _) => IntakeOutcome::Refused {
-            status: ApiStatus::from_code(code).unwrap_or(ApiStatus::Failure),
-            reason: detail,
-        },
+        (0, Some(order_code)) => IntakeOutcome::Accepted { order_code, settlement: Fen(settlement.unwrap_or(0)) },
+        (8 | 98, Some(order_code)) => {
+            IntakeOutcome::Duplicate { order_code, settlement: Fen(settlement.unwrap_or(0)), same_request: status == 8 }
+        }
+        (code, _) => {
+            IntakeOutcome::Refused { status: ApiStatus::from_code(code).unwrap_or(ApiStatus::Failure), reason: detail }
+        }
     }
 }

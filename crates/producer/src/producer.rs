@@ -65,11 +65,7 @@ impl Producer {
         let queue = Arc::new(Mutex::new(rx));
         let tasks = TaskTracker::new();
         for _ in 0..settings.writers.max(1) {
-            tasks.spawn(run_writer(
-                store.clone(),
-                queue.clone(),
-                settings.max_batch.max(1),
-            ));
+            tasks.spawn(run_writer(store.clone(), queue.clone(), settings.max_batch.max(1)));
         }
         let (marker, marks) = mpsc::unbounded_channel();
         tasks.spawn(run_marker(store.clone(), marks));
@@ -81,13 +77,7 @@ impl Producer {
             shutdown,
         ));
         tasks.close();
-        Arc::new(Producer {
-            store,
-            intake,
-            publisher,
-            marker,
-            tasks,
-        })
+        Arc::new(Producer { store, intake, publisher, marker, tasks })
     }
 
     pub fn store(&self) -> &Store {
@@ -101,10 +91,7 @@ impl Producer {
     /// Decides on one order (validate it first with [`OrderRequest::validate`]).
     pub async fn accept(&self, request: OrderRequest) -> Result<IntakeOutcome, IntakeError> {
         let (reply, answer) = oneshot::channel();
-        self.intake
-            .send(Pending { request, reply })
-            .await
-            .map_err(|_| IntakeError::Closed)?;
+        self.intake.send(Pending { request, reply }).await.map_err(|_| IntakeError::Closed)?;
         answer.await.map_err(|_| IntakeError::Closed)?
     }
 
@@ -122,9 +109,7 @@ impl Producer {
 
     /// Publishes the issue job of a committed order; true when confirmed.
     pub async fn enqueue(&self, order_code: &str) -> bool {
-        let job = IssueJob::V1 {
-            order_code: order_code.to_string(),
-        };
+        let job = IssueJob::V1 { order_code: order_code.to_string() };
         match self.publisher.publish_issue(&job).await {
             Ok(()) => {
                 let _ = self.marker.send(order_code.to_string());

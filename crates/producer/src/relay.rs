@@ -65,11 +65,7 @@ pub(crate) async fn run_relay(
 }
 
 /// One relay pass; returns how many jobs the broker confirmed.
-pub async fn relay_once(
-    store: &Store,
-    publisher: &Publisher,
-    grace: Duration,
-) -> Result<usize, StoreError> {
+pub async fn relay_once(store: &Store, publisher: &Publisher, grace: Duration) -> Result<usize, StoreError> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
     let grace_secs = grace.as_secs_f64();
@@ -86,21 +82,11 @@ pub async fn relay_once(
     }
     let codes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     let publishes = codes.iter().map(|code| async move {
-        let job = IssueJob::V1 {
-            order_code: code.clone(),
-        };
+        let job = IssueJob::V1 { order_code: code.clone() };
         publisher.publish_issue(&job).await.map(|_| code.clone())
     });
-    let confirmed: Vec<String> = join_all(publishes)
-        .await
-        .into_iter()
-        .filter_map(Result::ok)
-        .collect();
-    tx.execute(
-        "UPDATE orders SET enqueued_at = now() WHERE order_code = ANY($1)",
-        &[&confirmed],
-    )
-    .await?;
+    let confirmed: Vec<String> = join_all(publishes).await.into_iter().filter_map(Result::ok).collect();
+    tx.execute("UPDATE orders SET enqueued_at = now() WHERE order_code = ANY($1)", &[&confirmed]).await?;
     tx.commit().await?;
     Ok(confirmed.len())
 }

@@ -50,19 +50,11 @@ impl OrderRequest {
         required("openId", &self.open_id, MAX_OPEN_ID_LEN)?;
         required("productCode", &self.product_code, MAX_ID_LEN)?;
         required("activityId", &self.activity_id, MAX_ID_LEN)?;
-        if !self
-            .open_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        if !self.open_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err("openId may contain only letters, digits, '_' and '-'".into());
         }
         if let Some(app_id) = self.app_id.as_deref().filter(|a| !a.is_empty()) {
-            if app_id.len() > MAX_ID_LEN
-                || !app_id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if app_id.len() > MAX_ID_LEN || !app_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err("appId must be at most 64 letters, digits or '_'".into());
             }
         }
@@ -81,9 +73,7 @@ fn required(name: &str, value: &str, max: usize) -> Result<(), String> {
         return Err(format!("{name} is longer than {max} characters"));
     }
     if value.chars().any(char::is_control) || value.trim() != value {
-        return Err(format!(
-            "{name} must not contain control characters or surrounding spaces"
-        ));
+        return Err(format!("{name} must not contain control characters or surrounding spaces"));
     }
     Ok(())
 }
@@ -97,15 +87,10 @@ pub fn check_callback_url(url: &str) -> Result<(), String> {
         .or_else(|| lower.strip_prefix("http://"))
         .ok_or("callbackUrl must start with http:// or https://")?;
     if url.len() > MAX_URL_LEN {
-        return Err(format!(
-            "callbackUrl is longer than {MAX_URL_LEN} characters"
-        ));
+        return Err(format!("callbackUrl is longer than {MAX_URL_LEN} characters"));
     }
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty()
-        || host.contains('@')
-        || url.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if host.is_empty() || host.contains('@') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("callbackUrl must name a host and contain no spaces or credentials".into());
     }
     Ok(())
@@ -133,10 +118,7 @@ mod tests {
         assert!(sample().validate().is_ok());
         let mut r = sample();
         r.biz_code = "x".repeat(65);
-        assert_eq!(
-            r.validate(),
-            Err("bizCode is longer than 64 characters".into())
-        );
+        assert_eq!(r.validate(), Err("bizCode is longer than 64 characters".into()));
         let mut r = sample();
         r.open_id = String::new();
         assert_eq!(r.validate(), Err("openId is required".into()));

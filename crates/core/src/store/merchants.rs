@@ -93,11 +93,7 @@ impl Store {
         Ok(Fen(balance))
     }
 
-    pub async fn set_merchant_enabled(
-        &self,
-        merchant_id: &str,
-        enabled: bool,
-    ) -> Result<(), StoreError> {
+    pub async fn set_merchant_enabled(&self, merchant_id: &str, enabled: bool) -> Result<(), StoreError> {
         let client = self.client().await?;
         let n = client
             .execute(
@@ -106,9 +102,7 @@ impl Store {
             )
             .await?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!(
-                "merchant {merchant_id} not found"
-            )));
+            return Err(StoreError::NotFound(format!("merchant {merchant_id} not found")));
         }
         Ok(())
     }
@@ -125,7 +119,10 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("merchant {merchant_id} not found")))?;
         let counts = client
-            .query("SELECT status, count(*) FROM orders WHERE merchant_id = $1 GROUP BY status ORDER BY status", &[&merchant_id])
+            .query(
+                "SELECT status, count(*) FROM orders WHERE merchant_id = $1 GROUP BY status ORDER BY status",
+                &[&merchant_id],
+            )
             .await?;
         Ok(MerchantView {
             merchant_id: row.get(0),
@@ -142,11 +139,7 @@ impl Store {
     }
 
     /// The merchant's credentials and whether `caller` passes its allowlist.
-    pub async fn merchant_auth(
-        &self,
-        merchant_id: &str,
-        caller: IpAddr,
-    ) -> Result<Option<MerchantAuth>, StoreError> {
+    pub async fn merchant_auth(&self, merchant_id: &str, caller: IpAddr) -> Result<Option<MerchantAuth>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -156,23 +149,23 @@ impl Store {
             )
             .await?;
         let caller = caller.to_string();
-        Ok(client
-            .query_opt(&stmt, &[&merchant_id, &caller])
-            .await?
-            .map(|row| MerchantAuth {
-                business_id: row.get(0),
-                enabled: row.get(1),
-                rsa_public_key: row.get(2),
-                md5_key: row.get(3),
-                ip_allowed: row.get(4),
-            }))
+        Ok(client.query_opt(&stmt, &[&merchant_id, &caller]).await?.map(|row| MerchantAuth {
+            business_id: row.get(0),
+            enabled: row.get(1),
+            rsa_public_key: row.get(2),
+            md5_key: row.get(3),
+            ip_allowed: row.get(4),
+        }))
     }
 
     /// Sum of the merchant's ledger, which must always equal its balance.
     pub async fn ledger_sum(&self, merchant_id: &str) -> Result<Fen, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT coalesce(sum(amount_fen), 0)::bigint FROM balance_ledger WHERE merchant_id = $1", &[&merchant_id])
+            .query_one(
+                "SELECT coalesce(sum(amount_fen), 0)::bigint FROM balance_ledger WHERE merchant_id = $1",
+                &[&merchant_id],
+            )
             .await?;
         Ok(Fen(row.get(0)))
     }

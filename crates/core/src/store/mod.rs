@@ -46,20 +46,11 @@ impl StoreError {
             Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
                 StoreError::Conflict(conflict.to_string())
             }
-            Some(c) if *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
-                StoreError::NotFound(
-                    e.as_db_error()
-                        .and_then(|d| d.detail())
-                        .unwrap_or("referenced row not found")
-                        .to_string(),
-                )
-            }
+            Some(c) if *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound(
+                e.as_db_error().and_then(|d| d.detail()).unwrap_or("referenced row not found").to_string(),
+            ),
             Some(c) if *c == tokio_postgres::error::SqlState::CHECK_VIOLATION => {
-                StoreError::Invalid(
-                    e.as_db_error()
-                        .map(|d| d.message().to_string())
-                        .unwrap_or_else(|| e.to_string()),
-                )
+                StoreError::Invalid(e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()))
             }
             _ => StoreError::Db(e),
         }
@@ -68,8 +59,7 @@ impl StoreError {
 
 /// Versioned migrations compiled into the binary. Append only: never edit one
 /// that has shipped.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
 
 /// A pooled handle to the store. Cheap to clone.
 #[derive(Clone)]
@@ -81,15 +71,8 @@ impl Store {
     /// Builds a pool; connections are opened lazily, so this succeeds while
     /// PostgreSQL is down and the pool recovers by itself when it comes back.
     pub fn connect(database_url: &str, max_size: usize) -> Result<Store, StoreError> {
-        let config = tokio_postgres::Config::from_str(database_url)
-            .map_err(|e| StoreError::BadUrl(e.to_string()))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let config = tokio_postgres::Config::from_str(database_url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(max_size.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -122,15 +105,11 @@ impl Store {
 /// an advisory lock so two processes migrating at once do not collide. Returns
 /// the versions applied now (empty when already up to date).
 pub async fn migrate(database_url: &str) -> Result<Vec<i32>, StoreError> {
-    let config = tokio_postgres::Config::from_str(database_url)
-        .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+    let config = tokio_postgres::Config::from_str(database_url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
     let dbname = config.get_dbname().unwrap_or("postgres").to_string();
     create_database_if_missing(&config, &dbname).await?;
 
-    let (mut client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let (mut client, connection) = config.connect(NoTls).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let driver = tokio::spawn(connection);
     client
         .batch_execute(
@@ -142,55 +121,31 @@ pub async fn migrate(database_url: &str) -> Result<Vec<i32>, StoreError> {
         .await?;
     let mut applied = Vec::new();
     for (version, name, sql) in MIGRATIONS {
-        let done = client
-            .query_opt(
-                "SELECT 1 FROM lijian_migrations WHERE version = $1",
-                &[version],
-            )
-            .await?
-            .is_some();
+        let done = client.query_opt("SELECT 1 FROM lijian_migrations WHERE version = $1", &[version]).await?.is_some();
         if done {
             continue;
         }
         let tx = client.transaction().await?;
         tx.batch_execute(sql).await?;
-        tx.execute(
-            "INSERT INTO lijian_migrations (version, name) VALUES ($1, $2)",
-            &[version, name],
-        )
-        .await?;
+        tx.execute("INSERT INTO lijian_migrations (version, name) VALUES ($1, $2)", &[version, name]).await?;
         tx.commit().await?;
         applied.push(*version);
     }
-    client
-        .batch_execute("SELECT pg_advisory_unlock(7220314)")
-        .await?;
+    client.batch_execute("SELECT pg_advisory_unlock(7220314)").await?;
     drop(client);
     let _ = driver.await;
     Ok(applied)
 }
 
-async fn create_database_if_missing(
-    config: &tokio_postgres::Config,
-    dbname: &str,
-) -> Result<(), StoreError> {
+async fn create_database_if_missing(config: &tokio_postgres::Config, dbname: &str) -> Result<(), StoreError> {
     let mut admin = config.clone();
     admin.dbname("postgres");
-    let (client, connection) = admin
-        .connect(NoTls)
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let (client, connection) = admin.connect(NoTls).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let driver = tokio::spawn(connection);
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname])
-        .await?
-        .is_some();
+    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname]).await?.is_some();
     if !exists {
         let quoted = dbname.replace('"', "\"\"");
-        if let Err(e) = client
-            .batch_execute(&format!("CREATE DATABASE \"{quoted}\""))
-            .await
-        {
+        if let Err(e) = client.batch_execute(&format!("CREATE DATABASE \"{quoted}\"")).await {
             // Another process may have created it between our check and now.
             if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
                 return Err(e.into());

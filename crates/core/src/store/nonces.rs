@@ -23,10 +23,7 @@ impl Store {
         let client = self.client().await?;
         let seconds = keep.as_secs_f64();
         Ok(client
-            .execute(
-                "DELETE FROM used_nonces WHERE seen_at < now() - make_interval(secs => $1)",
-                &[&seconds],
-            )
+            .execute("DELETE FROM used_nonces WHERE seen_at < now() - make_interval(secs => $1)", &[&seconds])
             .await?)
     }
 }

@@ -35,23 +35,19 @@ pub struct OrderView {
     pub finished_at: Option<OffsetDateTime>,
 }
 
-const ORDER_COLUMNS: &str = "order_code, merchant_id, biz_code, open_id, app_id, product_code, activity_id, callback_url,
+const ORDER_COLUMNS: &str =
+    "order_code, merchant_id, biz_code, open_id, app_id, product_code, activity_id, callback_url,
      status, settlement_fen, coupon_id, attempts, last_error, source, enqueued_at, created_at, updated_at, finished_at";
 
 impl Store {
     /// One order of `merchant_id`; another merchant's order is "not found".
-    pub async fn find_order(
-        &self,
-        merchant_id: &str,
-        lookup: &OrderLookup,
-    ) -> Result<Option<OrderView>, StoreError> {
+    pub async fn find_order(&self, merchant_id: &str, lookup: &OrderLookup) -> Result<Option<OrderView>, StoreError> {
         let client = self.client().await?;
         let (column, key) = match lookup {
             OrderLookup::OrderCode(c) => ("order_code", c),
             OrderLookup::BizCode(b) => ("biz_code", b),
         };
-        let sql =
-            format!("SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND {column} = $2");
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND {column} = $2");
         let row = client.query_opt(&sql, &[&merchant_id, key]).await?;
         row.map(order_from_row).transpose()
     }
@@ -60,11 +56,7 @@ impl Store {
     pub async fn order_by_code(&self, order_code: &str) -> Result<Option<OrderView>, StoreError> {
         let client = self.client().await?;
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_code = $1");
-        client
-            .query_opt(&sql, &[&order_code])
-            .await?
-            .map(order_from_row)
-            .transpose()
+        client.query_opt(&sql, &[&order_code]).await?.map(order_from_row).transpose()
     }
 }
 

@@ -1,0 +1,391 @@
+//! `spawn_app` and friends: a gateway on a free port, backed by a fresh database
+//! and queue prefix, seeded with one merchant, one product and one activity.
+//! Requests are signed here by hand (string built with `format!`, RSA by aws-lc-rs
+//! directly), not with lijian's signing code, so the two check each other.
+
+pub mod proxy;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aws_lc_rs::rsa::KeyPair;
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+use base64::Engine;
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeleteOptions};
+use lijian_core::config::Settings;
+use lijian_core::money::Fen;
+use lijian_core::queue::Topology;
+use lijian_core::store::{NewActivity, NewMerchant, NewProduct, Store};
+use md5::{Digest, Md5};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub const MERCHANT: &str = "m-test";
+pub const BUSINESS: &str = "b-test";
+pub const PRODUCT: &str = "p-test";
+pub const ACTIVITY: &str = "a-test";
+pub const MD5_KEY: &str = "test-md5-key-0123456789";
+/// Settlement price of the seeded product, 9.50 yuan.
+pub const PRICE_FEN: i64 = 950;
+
+pub fn fixture(name: &str) -> String {
+    let path = format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+pub fn fixture_path(name: &str) -> String {
+    format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The fixed test merchant key, parsed by aws-lc-rs directly from the PEM body.
+pub fn test_signer() -> KeyPair {
+    let pem = fixture("merchant-test-private.pem");
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).expect("fixture base64");
+    KeyPair::from_pkcs8(&der).expect("fixture key")
+}
+
+pub fn rsa_sign(key: &KeyPair, message: &[u8]) -> String {
+    let mut sig = vec![0; key.public_modulus_len()];
+    key.sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), message, &mut sig).expect("sign");
+    base64::engine::general_purpose::STANDARD.encode(sig)
+}
+
+pub fn md5_upper(message: &[u8], key: &str) -> String {
+    let mut h = Md5::new();
+    h.update(message);
+    h.update(key.as_bytes());
+    hex::encode_upper(h.finalize())
+}
+
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub fn with_dbname(url: &str, dbname: &str) -> String {
+    let (base, query) = url.split_once('?').map(|(b, q)| (b, format!("?{q}"))).unwrap_or((url, String::new()));
+    let cut = base.rfind('/').filter(|i| *i > base.find("://").map(|s| s + 2).unwrap_or(0)).unwrap_or(base.len());
+    format!("{}/{dbname}{query}", &base[..cut])
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
+}
+
+/// A request the test builds header by header.
+#[derive(Clone)]
+pub struct Req {
+    pub business_id: String,
+    pub nonce: String,
+    pub timestamp: String,
+    pub sign_type: Option<String>,
+    pub sign: String,
+    pub body: String,
+}
+
+impl Req {
+    pub fn new(body: &str) -> Req {
+        Req {
+            business_id: BUSINESS.into(),
+            nonce: uuid::Uuid::new_v4().to_string(),
+            timestamp: now_ms().to_string(),
+            sign_type: Some("SHA256-RSA".into()),
+            sign: String::new(),
+            body: body.into(),
+        }
+    }
+
+    /// The documented string to sign, built independently of lijian's code.
+    pub fn string_to_sign(&self) -> String {
+        match &self.sign_type {
+            Some(st) => format!(
+                "businessId={}&nonce={}&signType={st}&timestamp={}{}",
+                self.business_id, self.nonce, self.timestamp, self.body
+            ),
+            None => format!(
+                "businessId={}&nonce={}&timestamp={}{}",
+                self.business_id, self.nonce, self.timestamp, self.body
+            ),
+        }
+    }
+
+    pub fn signed_rsa(mut self, key: &KeyPair) -> Req {
+        self.sign = rsa_sign(key, self.string_to_sign().as_bytes());
+        self
+    }
+
+    pub fn signed_md5(mut self, md5_key: &str) -> Req {
+        self.sign_type = Some("MD5".into());
+        self.sign = md5_upper(self.string_to_sign().as_bytes(), md5_key);
+        self
+    }
+}
+
+/// An order body for the seeded merchant.
+pub fn order_body(biz_code: &str) -> String {
+    order_body_for(MERCHANT, BUSINESS, biz_code)
+}
+
+pub fn order_body_for(merchant: &str, business: &str, biz_code: &str) -> String {
+    order_body_full(merchant, business, ACTIVITY, biz_code)
+}
+
+pub fn order_body_full(merchant: &str, business: &str, activity: &str, biz_code: &str) -> String {
+    format!(
+        r#"{{"merchantId":"{merchant}","businessId":"{business}","openId":"oUser_{biz_code}","productCode":"{PRODUCT}","activityId":"{activity}","bizCode":"{biz_code}"}}"#
+    )
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// Direct to the test database (never through a test proxy).
+    pub store: Store,
+    pub database_url: String,
+    pub amqp_url: String,
+    pub topology: Topology,
+    pub signer: KeyPair,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<Result<(), lijian_gateway::GatewayError>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], letting the test adjust settings (e.g. route through a proxy)
+/// after the database exists and before the gateway starts.
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+    let mut settings = Settings::default();
+    settings.apply_env(|k| std::env::var(k).ok()).expect("LIJIAN_* settings");
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let db_name = format!("lijian_t_{stamp}_{}", random_hex(4));
+    let base_db_url = settings.database_url.clone();
+    settings.database_url = with_dbname(&base_db_url, &db_name);
+    settings.queue_prefix = format!("t{}", random_hex(6));
+    settings.http_addr = "127.0.0.1:0".into();
+    settings.relay_interval = Duration::from_millis(200);
+    settings.relay_grace = Duration::from_millis(500);
+    settings.db_pool_size = 8;
+    prune_stale_databases(&base_db_url).await;
+    lijian_core::store::migrate(&settings.database_url).await.expect("migrate test database");
+    let database_url = settings.database_url.clone();
+    let amqp_url = settings.amqp_url.clone();
+    let store = Store::connect(&database_url, 4).expect("store");
+    seed(&store).await;
+    customise(&mut settings);
+    let shutdown = CancellationToken::new();
+    let running = lijian_gateway::start(&settings, shutdown.clone()).await.expect("start gateway");
+    TestApp {
+        addr: running.addr,
+        topology: Topology::new(&settings.queue_prefix),
+        store,
+        database_url,
+        amqp_url,
+        signer: test_signer(),
+        http: reqwest::Client::new(),
+        shutdown,
+        task: Some(running.task),
+    }
+}
+
+async fn seed(store: &Store) {
+    let now = time::OffsetDateTime::now_utc();
+    store
+        .add_merchant(&NewMerchant {
+            merchant_id: MERCHANT.into(),
+            business_id: BUSINESS.into(),
+            name: "Test Shop".into(),
+            rsa_public_key: Some(fixture("merchant-test-public.pem")),
+            md5_key: Some(MD5_KEY.into()),
+            opening_balance: Fen(1_000_000),
+            ..Default::default()
+        })
+        .await
+        .expect("seed merchant");
+    store
+        .add_product(&NewProduct { product_code: PRODUCT.into(), face_value: Fen(1000), price: Fen(PRICE_FEN) })
+        .await
+        .expect("seed product");
+    store
+        .add_activity(&activity(
+            ACTIVITY,
+            MERCHANT,
+            100_000,
+            now - time::Duration::hours(1),
+            now + time::Duration::days(30),
+        ))
+        .await
+        .expect("seed activity");
+}
+
+pub fn activity(
+    id: &str,
+    merchant: &str,
+    budget: i64,
+    starts: time::OffsetDateTime,
+    ends: time::OffsetDateTime,
+) -> NewActivity {
+    NewActivity {
+        activity_id: id.into(),
+        merchant_id: merchant.into(),
+        stock_id: "9856000".into(),
+        stock_creator_mchid: "1900000001".into(),
+        appid: "wxtestappid0000001".into(),
+        face_value: Fen(1000),
+        budget,
+        starts,
+        ends,
+    }
+}
+
+/// Drops test databases left by crashed runs more than two hours ago.
+async fn prune_stale_databases(base_url: &str) {
+    let Ok(admin) = Store::connect(&with_dbname(base_url, "postgres"), 1) else { return };
+    let Ok(client) = admin.client().await else { return };
+    let cutoff = time::OffsetDateTime::now_utc().unix_timestamp() - 7200;
+    let Ok(rows) = client.query("SELECT datname FROM pg_database WHERE datname LIKE 'lijian\\_t\\_%'", &[]).await
+    else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        let stamp: i64 = name.split('_').nth(2).and_then(|s| s.parse().ok()).unwrap_or(i64::MAX);
+        if stamp < cutoff {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a request exactly as built; returns the JSON answer (HTTP must be 200).
+    pub async fn send(&self, path: &str, req: &Req) -> Value {
+        let mut builder = self
+            .http
+            .post(self.url(path))
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("businessId", &req.business_id)
+            .header("nonce", &req.nonce)
+            .header("timestamp", &req.timestamp)
+            .header("sign", &req.sign)
+            .body(req.body.clone());
+        if let Some(st) = &req.sign_type {
+            builder = builder.header("signType", st);
+        }
+        let resp = builder.send().await.expect("HTTP request");
+        assert_eq!(resp.status(), 200, "every answer is HTTP 200");
+        resp.json().await.expect("JSON answer")
+    }
+
+    /// A correctly RSA-signed order request for the seeded merchant.
+    pub async fn order(&self, biz_code: &str) -> Value {
+        self.send("/v1/openapi/order/wechat/coupons", &Req::new(&order_body(biz_code)).signed_rsa(&self.signer)).await
+    }
+
+    pub async fn post_signed(&self, path: &str, body: &str) -> Value {
+        self.send(path, &Req::new(body).signed_rsa(&self.signer)).await
+    }
+
+    /// Takes every job currently in the issue queue (acking them); order codes.
+    pub async fn take_issue_jobs(&self) -> Vec<String> {
+        let connection = lijian_core::queue::connect(&self.amqp_url, "lijian-test").await.expect("broker");
+        let channel = connection.create_channel().await.expect("channel");
+        let mut codes = Vec::new();
+        while let Some(message) = channel
+            .basic_get(self.topology.issue_queue().as_str().into(), BasicGetOptions::default())
+            .await
+            .expect("basic_get")
+        {
+            let job: Value = serde_json::from_slice(&message.delivery.data).expect("job JSON");
+            assert_eq!(job["v"], 1, "job is versioned: {job}");
+            codes.push(job["orderCode"].as_str().expect("orderCode").to_string());
+            message.delivery.ack(BasicAckOptions::default()).await.expect("ack");
+        }
+        let _ = connection.close(200, "done".into()).await;
+        codes
+    }
+
+    /// Polls the issue queue until `n` jobs were taken or `timeout` passed.
+    pub async fn wait_for_issue_jobs(&self, n: usize, timeout: Duration) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut codes = Vec::new();
+        while codes.len() < n && tokio::time::Instant::now() < deadline {
+            codes.extend(self.take_issue_jobs().await);
+            if codes.len() < n {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        codes
+    }
+
+    /// Registers another merchant (business `b-{id}`, the test RSA key) with an
+    /// activity `a-{id}` of `budget` coupons.
+    pub async fn add_merchant(&self, id: &str, balance_fen: i64, allow_ips: &[&str], budget: i64) {
+        let now = time::OffsetDateTime::now_utc();
+        self.store
+            .add_merchant(&NewMerchant {
+                merchant_id: id.into(),
+                business_id: format!("b-{id}"),
+                name: id.into(),
+                rsa_public_key: Some(fixture("merchant-test-public.pem")),
+                allow_ips: allow_ips.iter().map(|c| c.parse().expect("cidr")).collect(),
+                opening_balance: Fen(balance_fen),
+                ..Default::default()
+            })
+            .await
+            .expect("add merchant");
+        let a =
+            activity(&format!("a-{id}"), id, budget, now - time::Duration::hours(1), now + time::Duration::days(30));
+        self.store.add_activity(&a).await.expect("add activity");
+    }
+
+    /// A signed order for a merchant made by [`TestApp::add_merchant`].
+    pub async fn order_for(&self, merchant: &str, biz_code: &str) -> Value {
+        let business = format!("b-{merchant}");
+        let body = order_body_full(merchant, &business, &format!("a-{merchant}"), biz_code);
+        let mut req = Req::new(&body);
+        req.business_id = business;
+        self.send("/v1/openapi/order/wechat/coupons", &req.signed_rsa(&self.signer)).await
+    }
+
+    pub async fn balance(&self, merchant: &str) -> i64 {
+        self.store.show_merchant(merchant).await.expect("merchant").balance.0
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let client = self.store.client().await.expect("client");
+        client.query_one(sql, &[]).await.expect(sql).get::<_, i64>(0)
+    }
+
+    /// Stops the gateway, deletes the queues and drops the database.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        if let Ok(connection) = lijian_core::queue::connect(&self.amqp_url, "lijian-test-cleanup").await {
+            if let Ok(channel) = connection.create_channel().await {
+                for q in self.topology.queues() {
+                    let _ = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+                }
+                for e in self.topology.exchanges() {
+                    let _ = channel.exchange_delete(e.as_str().into(), Default::default()).await;
+                }
+            }
+            let _ = connection.close(200, "done".into()).await;
+        }
+        let db_name =
+            self.database_url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().to_string();
+        drop(self.store);
+        if let Ok(admin) = Store::connect(&with_dbname(&self.database_url, "postgres"), 1) {
+            if let Ok(client) = admin.client().await {
+                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)")).await;
+            }
+        }
+    }
+}
