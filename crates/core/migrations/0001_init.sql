@@ -91,7 +91,7 @@ CREATE INDEX used_nonces_seen ON used_nonces (seen_at);
 
 -- The accepting step shared by every door (open API, CSV, schedules): checks the
 -- catalogue, charges the balance, counts the budget and stores the order, in one
--- round trip. Returns the open API status code: 0 accepted, 7 not found,
+-- round trip. Returns the open API status code: 0 accepted, 6 nonce reused, 7 not found,
 -- 8 duplicate bizCode (with the existing order), 98 bizCode reused for a
 -- different order (with the existing order), 9 insufficient balance,
 -- 11 out of stock (budget used up or outside the activity window).
@@ -102,6 +102,7 @@ CREATE INDEX used_nonces_seen ON used_nonces (seen_at);
 CREATE FUNCTION lijian_accept_order(
     p_merchant_id text, p_biz_code text, p_open_id text, p_app_id text,
     p_product_code text, p_activity_id text, p_callback_url text, p_source text,
+    p_business_id text, p_nonce text,
     OUT status integer, OUT detail text, OUT order_code text, OUT settlement_fen bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
@@ -111,6 +112,15 @@ DECLARE
     v_id bigint;
     v_same boolean;
 BEGIN
+    -- The open API's replay guard rides in the same transaction: one commit per
+    -- batch instead of one more per request. Doors without a nonce pass NULL.
+    IF p_nonce IS NOT NULL THEN
+        INSERT INTO used_nonces (business_id, nonce) VALUES (p_business_id, p_nonce) ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            status := 6; detail := 'nonce already used; send a new random nonce with every request'; RETURN;
+        END IF;
+    END IF;
+
     SELECT o.order_code, o.settlement_fen,
            o.open_id = p_open_id AND o.activity_id = p_activity_id AND o.product_code = p_product_code
       INTO order_code, settlement_fen, v_same

@@ -50,6 +50,11 @@ pub struct Settings {
     /// (status 5); nonces are remembered twice as long. `LIJIAN_TIMESTAMP_WINDOW`.
     #[serde(with = "duration_text")]
     pub timestamp_window: Duration,
+    /// How long a gateway reuses a merchant's credentials before reading them again;
+    /// admin changes (disable, new key, allowlist) apply within it.
+    /// `LIJIAN_MERCHANT_CACHE_TTL`.
+    #[serde(with = "duration_text")]
+    pub merchant_cache_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -65,6 +70,7 @@ impl Default for Settings {
             relay_interval: Duration::from_secs(1),
             relay_grace: Duration::from_secs(5),
             timestamp_window: Duration::from_secs(300),
+            merchant_cache_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -120,6 +126,7 @@ impl Settings {
         duration("LIJIAN_RELAY_INTERVAL", &mut self.relay_interval)?;
         duration("LIJIAN_RELAY_GRACE", &mut self.relay_grace)?;
         duration("LIJIAN_TIMESTAMP_WINDOW", &mut self.timestamp_window)?;
+        duration("LIJIAN_MERCHANT_CACHE_TTL", &mut self.merchant_cache_ttl)?;
         if self.queue_prefix.is_empty()
             || !self.queue_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {

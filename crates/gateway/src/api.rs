@@ -12,7 +12,7 @@ use lijian_core::store::{OrderLookup, OrderView};
 use lijian_producer::{IntakeOutcome, OrderRequest, Source};
 use serde_json::{json, Value};
 
-use crate::auth::authenticate;
+use crate::auth::{authenticate, consume_nonce};
 use crate::response::{success, ApiError};
 use crate::AppState;
 
@@ -53,7 +53,7 @@ pub async fn create_coupon_order(
 
 async fn place(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let raw = read_body(body).await?;
-    let auth = authenticate(&state.store, &state.keys, state.window, headers, &raw, peer.ip()).await?;
+    let auth = authenticate(&state.store, &state.merchants, state.window, headers, &raw, peer.ip()).await?;
     let request = OrderRequest {
         merchant_id: auth.merchant_id,
         biz_code: text(&auth.body, "bizCode")?,
@@ -63,6 +63,7 @@ async fn place(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Bo
         activity_id: text(&auth.body, "activityId")?,
         callback_url: optional_text(&auth.body, "callbackUrl")?,
         source: Source::Api,
+        replay_guard: Some(auth.replay_guard),
     };
     request.validate().map_err(ApiError::bad_parameter)?;
     let biz_code = request.biz_code.clone();
@@ -101,7 +102,8 @@ pub async fn order_info(
 ) -> Response {
     let answer = async {
         let raw = read_body(body).await?;
-        let auth = authenticate(&state.store, &state.keys, state.window, &headers, &raw, peer.ip()).await?;
+        let auth = authenticate(&state.store, &state.merchants, state.window, &headers, &raw, peer.ip()).await?;
+        consume_nonce(&state.store, &auth.replay_guard).await?;
         let lookup = match (optional_text(&auth.body, "orderCode")?, optional_text(&auth.body, "bizCode")?) {
             (Some(code), _) => OrderLookup::OrderCode(code),
             (None, Some(biz)) => OrderLookup::BizCode(biz),

@@ -1,17 +1,19 @@
 //! Authenticating a merchant's request by the original platform's rules: the auth
 //! headers, the ±5 minute timestamp window, the merchant and its IP allowlist,
-//! the signature over the raw body, and the once-only nonce — in that order, so a
-//! request that fails cheaply never touches the nonce table.
+//! the signature over the raw body — in that order, so a request that fails
+//! cheaply costs nothing. The once-only nonce is recorded by the caller: inside
+//! the accepting transaction for orders, on its own for queries.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use lijian_core::signing::{md5_verify, string_to_sign, RsaPublicKey, SignError, SignType};
 use lijian_core::status::ApiStatus;
-use lijian_core::store::Store;
+use lijian_core::store::{MerchantAuth, Store};
+use lijian_producer::ReplayGuard;
 use serde_json::Value;
 
 use crate::response::ApiError;
@@ -22,31 +24,54 @@ const MAX_NONCE_LEN: usize = 64;
 /// A request that passed authentication.
 pub struct Authenticated {
     pub merchant_id: String,
+    /// Not yet recorded: the caller records it, in the order's own transaction when
+    /// placing an order, or with [`consume_nonce`] otherwise.
+    pub replay_guard: ReplayGuard,
     /// The body, parsed once after the signature over its raw bytes was checked.
     pub body: Value,
 }
 
-/// Parsed RSA keys by merchant, re-parsed whenever the stored key text changes, so
-/// a rotated key takes effect on the next request.
-#[derive(Default)]
-pub struct KeyCache {
-    keys: RwLock<HashMap<String, (String, Arc<RsaPublicKey>)>>,
+/// Merchants' credentials with their RSA key parsed, kept for a short time so a
+/// campaign's requests do not each pay a database round trip and a key parse.
+/// Changes made with `lijian merchant …` (disable, key, allowlist) apply to new
+/// requests within `ttl`.
+pub struct MerchantCache {
+    ttl: Duration,
+    entries: RwLock<HashMap<String, (Instant, Arc<CachedMerchant>)>>,
 }
 
-impl KeyCache {
-    fn get(&self, merchant_id: &str, text: &str) -> Result<Arc<RsaPublicKey>, SignError> {
-        if let Ok(keys) = self.keys.read() {
-            if let Some((cached_text, key)) = keys.get(merchant_id) {
-                if cached_text == text {
-                    return Ok(key.clone());
+pub struct CachedMerchant {
+    pub auth: MerchantAuth,
+    /// None when the merchant has no RSA key, or an unreadable one.
+    pub rsa_key: Option<Arc<RsaPublicKey>>,
+}
+
+impl MerchantCache {
+    pub fn new(ttl: Duration) -> MerchantCache {
+        MerchantCache { ttl, entries: RwLock::new(HashMap::new()) }
+    }
+
+    async fn get(&self, store: &Store, merchant_id: &str) -> Result<Option<Arc<CachedMerchant>>, ApiError> {
+        if let Ok(entries) = self.entries.read() {
+            if let Some((at, merchant)) = entries.get(merchant_id) {
+                if at.elapsed() < self.ttl {
+                    return Ok(Some(merchant.clone()));
                 }
             }
         }
-        let key = Arc::new(RsaPublicKey::parse(text)?);
-        if let Ok(mut keys) = self.keys.write() {
-            keys.insert(merchant_id.to_string(), (text.to_string(), key.clone()));
+        let Some(auth) = store.merchant_auth(merchant_id).await.map_err(|e| {
+            tracing::error!(error = %e, "merchant lookup failed");
+            ApiError::internal()
+        })?
+        else {
+            return Ok(None);
+        };
+        let rsa_key = auth.rsa_public_key.as_deref().and_then(|text| RsaPublicKey::parse(text).ok()).map(Arc::new);
+        let merchant = Arc::new(CachedMerchant { auth, rsa_key });
+        if let Ok(mut entries) = self.entries.write() {
+            entries.insert(merchant_id.to_string(), (Instant::now(), merchant.clone()));
         }
-        Ok(key)
+        Ok(Some(merchant))
     }
 }
 
@@ -80,7 +105,7 @@ fn body_text<'a>(body: &'a Value, field: &str) -> Result<&'a str, ApiError> {
 /// Runs every check; on success the caller may act for `merchant_id`.
 pub async fn authenticate(
     store: &Store,
-    keys: &KeyCache,
+    cache: &MerchantCache,
     window: Duration,
     headers: &HeaderMap,
     raw_body: &[u8],
@@ -120,19 +145,15 @@ pub async fn authenticate(
         return Err(ApiError::bad_parameter("header businessId does not match body businessId"));
     }
 
-    let merchant = store
-        .merchant_auth(&merchant_id, caller)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "merchant lookup failed");
-            ApiError::internal()
-        })?
-        .filter(|m| m.business_id == business_id)
+    let merchant = cache
+        .get(store, &merchant_id)
+        .await?
+        .filter(|m| m.auth.business_id == business_id)
         .ok_or_else(|| ApiError::new(ApiStatus::NotFound, "merchant not found for this businessId"))?;
-    if !merchant.enabled {
+    if !merchant.auth.enabled {
         return Err(ApiError::new(ApiStatus::Failure, "merchant is disabled"));
     }
-    if !merchant.ip_allowed {
+    if !merchant.auth.allows(caller) {
         return Err(ApiError::new(
             ApiStatus::IpNotAllowed,
             format!("address {caller} is not in the merchant's IP allowlist"),
@@ -146,18 +167,25 @@ pub async fn authenticate(
     }
     let message = string_to_sign(&auth_headers, raw_body);
     let verdict = match sign_type {
-        SignType::Sha256Rsa => match merchant.rsa_public_key.as_deref() {
-            Some(text) => keys.get(&merchant_id, text).and_then(|key| key.verify_base64(&message, sign)),
-            None => Err(SignError::NoRsaKey),
+        SignType::Sha256Rsa => match (&merchant.rsa_key, &merchant.auth.rsa_public_key) {
+            (Some(key), _) => key.verify_base64(&message, sign),
+            (None, Some(_)) => Err(SignError::BadPublicKey),
+            (None, None) => Err(SignError::NoRsaKey),
         },
-        SignType::Md5 => match merchant.md5_key.as_deref() {
+        SignType::Md5 => match merchant.auth.md5_key.as_deref() {
             Some(key) => md5_verify(&message, key, sign),
             None => Err(SignError::NoMd5Key),
         },
     };
     verdict.map_err(|e| ApiError::new(ApiStatus::BadSignature, e.to_string()))?;
 
-    let fresh = store.consume_nonce(business_id, nonce).await.map_err(|e| {
+    let replay_guard = ReplayGuard { business_id: business_id.to_string(), nonce: nonce.to_string() };
+    Ok(Authenticated { merchant_id, replay_guard, body })
+}
+
+/// Records the nonce on its own (for requests that do not place an order).
+pub async fn consume_nonce(store: &Store, guard: &ReplayGuard) -> Result<(), ApiError> {
+    let fresh = store.consume_nonce(&guard.business_id, &guard.nonce).await.map_err(|e| {
         tracing::error!(error = %e, "nonce check failed");
         ApiError::internal()
     })?;
@@ -167,5 +195,5 @@ pub async fn authenticate(
             "nonce already used; send a new random nonce with every request",
         ));
     }
-    Ok(Authenticated { merchant_id, body })
+    Ok(())
 }

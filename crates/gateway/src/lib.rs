@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 pub struct AppState {
     pub store: Store,
     pub producer: Arc<Producer>,
-    pub keys: auth::KeyCache,
+    pub merchants: auth::MerchantCache,
     /// Allowed clock difference for `timestamp` (status 5 beyond it).
     pub window: Duration,
 }
@@ -102,7 +102,7 @@ pub async fn start(settings: &Settings, shutdown: CancellationToken) -> Result<R
     let state = Arc::new(AppState {
         store: store.clone(),
         producer: producer.clone(),
-        keys: auth::KeyCache::default(),
+        merchants: auth::MerchantCache::new(settings.merchant_cache_ttl),
         window,
     });
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();

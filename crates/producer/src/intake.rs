@@ -48,7 +48,7 @@ pub(crate) struct Pending {
 pub(crate) type Queue = Arc<Mutex<mpsc::Receiver<Pending>>>;
 
 const ACCEPT_SQL: &str =
-    "SELECT status, detail, order_code, settlement_fen FROM lijian_accept_order($1, $2, $3, $4, $5, $6, $7, $8)";
+    "SELECT status, detail, order_code, settlement_fen FROM lijian_accept_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// One writer: repeatedly takes a batch off the shared queue and commits it.
 /// Ends when every sender is gone and the queue is drained.
@@ -123,6 +123,8 @@ async fn run_transaction(store: &Store, requests: &[&OrderRequest]) -> Result<Ve
         let app_id = r.app_id.as_deref().unwrap_or("");
         let callback = r.callback_url.as_deref().unwrap_or("");
         let source = r.source.as_str();
+        let business_id = r.replay_guard.as_ref().map(|g| g.business_id.as_str());
+        let nonce = r.replay_guard.as_ref().map(|g| g.nonce.as_str());
         let stmt = &stmt;
         let tx = &tx;
         async move {
@@ -137,6 +139,8 @@ async fn run_transaction(store: &Store, requests: &[&OrderRequest]) -> Result<Ve
                     &r.activity_id,
                     &callback,
                     &source,
+                    &business_id,
+                    &nonce,
                 ],
             )
             .await

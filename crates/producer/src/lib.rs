@@ -27,4 +27,4 @@ mod request;
 pub use intake::{IntakeError, IntakeOutcome};
 pub use producer::{Placed, Producer, ProducerSettings};
 pub use relay::relay_once;
-pub use request::{check_callback_url, OrderRequest, Source, MAX_BIZ_CODE_LEN};
+pub use request::{check_callback_url, OrderRequest, ReplayGuard, Source, MAX_BIZ_CODE_LEN};

@@ -32,6 +32,16 @@ pub struct OrderRequest {
     /// Empty: the merchant's default callback URL is used when reporting.
     pub callback_url: Option<String>,
     pub source: Source,
+    /// The open API's (businessId, nonce): recorded in the accepting transaction so
+    /// a replay is refused (status 6) without a commit of its own.
+    pub replay_guard: Option<ReplayGuard>,
+}
+
+/// A request's nonce, unique per businessId.
+#[derive(Debug, Clone)]
+pub struct ReplayGuard {
+    pub business_id: String,
+    pub nonce: String,
 }
 
 /// Longest bizCode we store; merchants' order numbers are far shorter in practice
@@ -110,6 +120,7 @@ mod tests {
             activity_id: "a1".into(),
             callback_url: Some("https://merchant.example/cb".into()),
             source: Source::Api,
+            replay_guard: None,
         }
     }
 

@@ -44,8 +44,16 @@ pub struct MerchantAuth {
     pub enabled: bool,
     pub rsa_public_key: Option<String>,
     pub md5_key: Option<String>,
-    /// Whether the caller's address passes the merchant's allowlist (empty = any).
-    pub ip_allowed: bool,
+    /// Addresses allowed to call; empty means any.
+    pub allow_ips: Vec<IpNet>,
+}
+
+impl MerchantAuth {
+    /// Whether `caller` passes the allowlist (IPv4-mapped IPv6 counts as IPv4).
+    pub fn allows(&self, caller: IpAddr) -> bool {
+        let caller = caller.to_canonical();
+        self.allow_ips.is_empty() || self.allow_ips.iter().any(|net| net.contains(&caller))
+    }
 }
 
 impl Store {
@@ -138,23 +146,22 @@ impl Store {
         })
     }
 
-    /// The merchant's credentials and whether `caller` passes its allowlist.
-    pub async fn merchant_auth(&self, merchant_id: &str, caller: IpAddr) -> Result<Option<MerchantAuth>, StoreError> {
+    /// The merchant's credentials and allowlist, for authenticating its requests.
+    pub async fn merchant_auth(&self, merchant_id: &str) -> Result<Option<MerchantAuth>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT business_id, enabled, rsa_public_key, md5_key,
-                        cardinality(allow_ips) = 0 OR $2::text::inet <<= ANY(allow_ips)
-                   FROM merchants WHERE merchant_id = $1",
+                "SELECT business_id, enabled, rsa_public_key, md5_key, allow_ips::text[] FROM merchants WHERE merchant_id = $1",
             )
             .await?;
-        let caller = caller.to_string();
-        Ok(client.query_opt(&stmt, &[&merchant_id, &caller]).await?.map(|row| MerchantAuth {
+        let Some(row) = client.query_opt(&stmt, &[&merchant_id]).await? else { return Ok(None) };
+        let allow: Vec<String> = row.get(4);
+        Ok(Some(MerchantAuth {
             business_id: row.get(0),
             enabled: row.get(1),
             rsa_public_key: row.get(2),
             md5_key: row.get(3),
-            ip_allowed: row.get(4),
+            allow_ips: allow.iter().filter_map(|c| c.parse().ok()).collect(),
         }))
     }
 
