@@ -123,15 +123,7 @@ async fn admin_commands_store_what_they_say_and_refuse_bad_input() {
     }
     assert_eq!(cli.count("SELECT count(*) FROM merchants").await, 0, "nothing stored by refused commands");
 
-    cli.ok(&[
-        "merchant",
-        "add",
-        "--merchant-id",
-        "m1",
-        "--business-id",
-        "b1",
-        "--name",
-        "Shop",
+    cli.ok(&add(&[
         "--public-key",
         &public,
         "--allow-ip",
@@ -140,21 +132,8 @@ async fn admin_commands_store_what_they_say_and_refuse_bad_input() {
         "198.51.100.7",
         "--balance",
         "100.5",
-    ]);
-    assert!(cli
-        .refused(&[
-            "merchant",
-            "add",
-            "--merchant-id",
-            "m1",
-            "--business-id",
-            "b1",
-            "--name",
-            "Shop",
-            "--md5-key",
-            "0123456789abcdef"
-        ])
-        .contains("already exists"));
+    ]));
+    assert!(cli.refused(&add(&["--md5-key", "0123456789abcdef"])).contains("already exists"));
     assert!(cli.ok(&["merchant", "topup", "--merchant-id", "m1", "--amount", "0.25"]).contains("100.75"));
     let negative = cli.refused(&["merchant", "topup", "--merchant-id", "m1", "--amount=-3"]);
     assert!(negative.contains("must not be negative"), "{negative}");
@@ -212,4 +191,12 @@ async fn admin_commands_store_what_they_say_and_refuse_bad_input() {
     cli.ok(&activity("a1", "m1", "10", "2026-12-01T00:00:00+08:00", "2027-02-28T00:00:00+08:00"));
     assert_eq!(cli.count("SELECT budget FROM activities").await, 100);
     cli.drop_database().await;
+}
+
+#[test]
+fn example_configuration_file_loads() {
+    let path = format!("{}/../../deploy/lijian.example.toml", env!("CARGO_MANIFEST_DIR"));
+    let settings =
+        lijian_core::config::Settings::load(Some(std::path::Path::new(&path))).expect("example config loads");
+    assert_eq!(settings.relay_grace, std::time::Duration::from_secs(5));
 }

@@ -94,7 +94,10 @@ async fn docs_shell_example_places_an_order() {
         .nth(1)
         .and_then(|rest| rest.split("<!-- merchant-example:end -->").next())
         .expect("example markers");
-    let script = block.trim().trim_start_matches("```sh").trim_end_matches("```");
+    let script = block.trim().trim_start_matches("```sh").trim_end_matches("```").trim();
+    let file = std::fs::read_to_string(format!("{}/../../docs/examples/place-order.sh", env!("CARGO_MANIFEST_DIR")))
+        .expect("example");
+    assert_eq!(script, file.trim(), "docs/examples/place-order.sh must be the script shown in docs/signing.md");
     let out = tokio::process::Command::new("bash")
         .arg("-c")
         .arg(script)

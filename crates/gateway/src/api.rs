@@ -44,11 +44,8 @@ pub async fn create_coupon_order(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    match place(&state, peer, &headers, body).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
-    }
+) -> Result<Response, ApiError> {
+    place(&state, peer, &headers, body).await
 }
 
 async fn place(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
@@ -99,31 +96,25 @@ pub async fn order_info(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let answer = async {
-        let raw = read_body(body).await?;
-        let auth = authenticate(&state.store, &state.merchants, state.window, &headers, &raw, peer.ip()).await?;
-        consume_nonce(&state.store, &auth.replay_guard).await?;
-        let lookup = match (optional_text(&auth.body, "orderCode")?, optional_text(&auth.body, "bizCode")?) {
-            (Some(code), _) => OrderLookup::OrderCode(code),
-            (None, Some(biz)) => OrderLookup::BizCode(biz),
-            (None, None) => return Err(ApiError::bad_parameter("orderCode or bizCode is required")),
-        };
-        let order = state
-            .store
-            .find_order(&auth.merchant_id, &lookup)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "order lookup failed");
-                ApiError::internal()
-            })?
-            .ok_or_else(|| ApiError::new(ApiStatus::NotFound, "order not found"))?;
-        Ok(success(order_json(&order)))
+) -> Result<Response, ApiError> {
+    let raw = read_body(body).await?;
+    let auth = authenticate(&state.store, &state.merchants, state.window, &headers, &raw, peer.ip()).await?;
+    consume_nonce(&state.store, &auth.replay_guard).await?;
+    let lookup = match (optional_text(&auth.body, "orderCode")?, optional_text(&auth.body, "bizCode")?) {
+        (Some(code), _) => OrderLookup::OrderCode(code),
+        (None, Some(biz)) => OrderLookup::BizCode(biz),
+        (None, None) => return Err(ApiError::bad_parameter("orderCode or bizCode is required")),
     };
-    match answer.await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
-    }
+    let order = state
+        .store
+        .find_order(&auth.merchant_id, &lookup)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "order lookup failed");
+            ApiError::internal()
+        })?
+        .ok_or_else(|| ApiError::new(ApiStatus::NotFound, "order not found"))?;
+    Ok(success(order_json(&order)))
 }
 
 fn millis(t: time::OffsetDateTime) -> i64 {
