@@ -10,9 +10,9 @@ use serde::Deserialize;
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read { path: String, source: std::io::Error },
-    #[error("config file {path} is not valid: {source}")]
+    #[error("config file {path} is not valid")]
     Parse { path: String, source: toml::de::Error },
     #[error("{key}={value:?} is not valid: {reason}")]
     Invalid { key: String, value: String, reason: String },

@@ -48,7 +48,7 @@ pub struct AppState {
 pub enum GatewayError {
     #[error(transparent)]
     Store(#[from] lijian_core::store::StoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind { addr: String, source: std::io::Error },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
