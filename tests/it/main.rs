@@ -8,5 +8,6 @@ mod helpers;
 mod api_status;
 mod cli;
 mod intake;
+mod issuance;
 mod outage;
 mod signing;

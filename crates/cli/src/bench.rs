@@ -198,7 +198,7 @@ async fn publish_confirm_per_sec(settings: &Settings, n: usize) -> anyhow::Resul
     let connection = connect(&settings.amqp_url, "lijian-bench").await?;
     let channel = connection.create_channel().await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
-    let topology = Topology::new(&settings.queue_prefix);
+    let topology = Topology::from_settings(settings);
     topology.declare(&channel).await?;
     let payload = vec![b'x'; 64];
     let started = Instant::now();
@@ -249,7 +249,7 @@ async fn insert_tx_per_sec(store: &Store, concurrency: usize, n: usize) -> anyho
 async fn cleanup(settings: &Settings, base: &Settings) {
     if let Ok(connection) = connect(&settings.amqp_url, "lijian-bench-cleanup").await {
         if let Ok(channel) = connection.create_channel().await {
-            let topology = Topology::new(&settings.queue_prefix);
+            let topology = Topology::from_settings(settings);
             for q in topology.queues() {
                 let _ = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
             }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod sim;
 
 use std::path::PathBuf;
 
@@ -46,6 +47,11 @@ enum Command {
     Activity(admin::ActivityCommand),
     /// Run the open API gateway on LIJIAN_HTTP_ADDR until SIGTERM/SIGINT.
     Gateway,
+    /// Issue coupons: consume issue jobs and call WeChat Pay (LIJIAN_WXPAY_*) until SIGTERM/SIGINT.
+    Consumer,
+    /// Simulators of the systems outside our walls.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
     /// Measure throughput and latency against raw baselines (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -121,6 +127,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             running.task.await??;
             Ok(())
         }
+        Command::Consumer => {
+            let shutdown = shutdown_on_signals();
+            let running = lijian_consumer::start(&settings, shutdown)?;
+            running.task.await?;
+            Ok(())
+        }
+        Command::Sim(cmd) => sim::run(cmd, shutdown_on_signals()).await,
         Command::Bench(cmd) => bench::run(&settings, cmd).await,
     }
 }

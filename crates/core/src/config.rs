@@ -55,6 +55,48 @@ pub struct Settings {
     /// `LIJIAN_MERCHANT_CACHE_TTL`.
     #[serde(with = "duration_text")]
     pub merchant_cache_ttl: Duration,
+
+    /// WeChat Pay API v3 base URL; the simulator's address in development.
+    /// `LIJIAN_WXPAY_BASE_URL`.
+    pub wxpay_base_url: String,
+    /// The platform's WeChat Pay merchant number (sends every coupon).
+    /// `LIJIAN_WXPAY_MCHID`.
+    pub wxpay_mchid: String,
+    /// Serial number of the merchant API certificate whose key signs our requests.
+    /// `LIJIAN_WXPAY_SERIAL_NO`.
+    pub wxpay_serial_no: String,
+    /// PEM file of that merchant API private key. `LIJIAN_WXPAY_PRIVATE_KEY`.
+    pub wxpay_private_key: String,
+    /// PEM file of the WeChat Pay public key that signs WeChat's answers.
+    /// `LIJIAN_WXPAY_PUBLIC_KEY`.
+    pub wxpay_public_key: String,
+    /// The `Wechatpay-Serial` that key answers with (e.g. `PUB_KEY_ID_…`); answers
+    /// naming another serial are not trusted. `LIJIAN_WXPAY_PUBLIC_KEY_ID`.
+    pub wxpay_public_key_id: String,
+    /// appid used when neither the order nor its activity names one. `LIJIAN_WXPAY_APPID`.
+    pub wxpay_appid: String,
+    /// Requests per second this consumer process sends to WeChat Pay (WeChat
+    /// documents 500/s per merchant; with several consumers give each a share).
+    /// `LIJIAN_WXPAY_RATE`.
+    pub wxpay_rate: u32,
+    /// Optional cap per activity, requests per second; 0 = none. `LIJIAN_ACTIVITY_RATE`.
+    pub activity_rate: u32,
+    /// How long one WeChat Pay call may take before it counts as a timeout (retried).
+    /// `LIJIAN_WXPAY_TIMEOUT`.
+    #[serde(with = "duration_text")]
+    pub wxpay_timeout: Duration,
+    /// Waits between issue attempts; its length is the number of retries before a
+    /// job is parked in the dead-letter queue. `LIJIAN_ISSUE_RETRY_SCHEDULE`.
+    #[serde(with = "schedule_text")]
+    pub issue_retry_schedule: Vec<Duration>,
+    /// Unacknowledged jobs RabbitMQ may hand one consumer. `LIJIAN_CONSUMER_PREFETCH`.
+    pub consumer_prefetch: usize,
+    /// Jobs one consumer works on at once. `LIJIAN_CONSUMER_CONCURRENCY`.
+    pub consumer_concurrency: usize,
+    /// On SIGTERM, how long in-flight jobs may take before they are left to be
+    /// redelivered. `LIJIAN_SHUTDOWN_GRACE`.
+    #[serde(with = "duration_text")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Settings {
@@ -71,6 +113,20 @@ impl Default for Settings {
             relay_grace: Duration::from_secs(5),
             timestamp_window: Duration::from_secs(300),
             merchant_cache_ttl: Duration::from_secs(1),
+            wxpay_base_url: "https://api.mch.weixin.qq.com".into(),
+            wxpay_mchid: String::new(),
+            wxpay_serial_no: String::new(),
+            wxpay_private_key: String::new(),
+            wxpay_public_key: String::new(),
+            wxpay_public_key_id: String::new(),
+            wxpay_appid: String::new(),
+            wxpay_rate: 500,
+            activity_rate: 0,
+            wxpay_timeout: Duration::from_secs(10),
+            issue_retry_schedule: DEFAULT_RETRY_SCHEDULE.iter().map(|s| Duration::from_secs(*s)).collect(),
+            consumer_prefetch: 128,
+            consumer_concurrency: 64,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -127,6 +183,31 @@ impl Settings {
         duration("LIJIAN_RELAY_GRACE", &mut self.relay_grace)?;
         duration("LIJIAN_TIMESTAMP_WINDOW", &mut self.timestamp_window)?;
         duration("LIJIAN_MERCHANT_CACHE_TTL", &mut self.merchant_cache_ttl)?;
+        duration("LIJIAN_WXPAY_TIMEOUT", &mut self.wxpay_timeout)?;
+        duration("LIJIAN_SHUTDOWN_GRACE", &mut self.shutdown_grace)?;
+        text("LIJIAN_WXPAY_BASE_URL", &mut self.wxpay_base_url);
+        text("LIJIAN_WXPAY_MCHID", &mut self.wxpay_mchid);
+        text("LIJIAN_WXPAY_SERIAL_NO", &mut self.wxpay_serial_no);
+        text("LIJIAN_WXPAY_PRIVATE_KEY", &mut self.wxpay_private_key);
+        text("LIJIAN_WXPAY_PUBLIC_KEY", &mut self.wxpay_public_key);
+        text("LIJIAN_WXPAY_PUBLIC_KEY_ID", &mut self.wxpay_public_key_id);
+        text("LIJIAN_WXPAY_APPID", &mut self.wxpay_appid);
+        number("LIJIAN_CONSUMER_PREFETCH", &mut self.consumer_prefetch)?;
+        number("LIJIAN_CONSUMER_CONCURRENCY", &mut self.consumer_concurrency)?;
+        let mut rate = self.wxpay_rate as usize;
+        number("LIJIAN_WXPAY_RATE", &mut rate)?;
+        self.wxpay_rate =
+            u32::try_from(rate).map_err(|_| invalid("LIJIAN_WXPAY_RATE", &rate.to_string(), "too large"))?;
+        if let Some(v) = lookup("LIJIAN_ACTIVITY_RATE") {
+            self.activity_rate = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("LIJIAN_ACTIVITY_RATE", &v, "expected a whole number (0 = off)"))?;
+        }
+        if let Some(v) = lookup("LIJIAN_ISSUE_RETRY_SCHEDULE") {
+            self.issue_retry_schedule =
+                parse_schedule(&v).map_err(|reason| invalid("LIJIAN_ISSUE_RETRY_SCHEDULE", &v, &reason))?;
+        }
         if self.queue_prefix.is_empty()
             || !self.queue_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
@@ -135,6 +216,9 @@ impl Settings {
         Ok(())
     }
 }
+
+/// 1s, 5s, 30s, 2m, 5m, 10m, 20m, 30m: eight retries over about 68 minutes.
+const DEFAULT_RETRY_SCHEDULE: [u64; 8] = [1, 5, 30, 120, 300, 600, 1200, 1800];
 
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     ConfigError::Invalid { key: key.into(), value: value.into(), reason: reason.into() }
@@ -152,6 +236,28 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Writes a duration the way [`parse_duration`] reads it, in the largest exact unit.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".into(),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
+}
+
+/// Parses a comma-separated list of durations ("1s,5s,30s").
+pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
+    let delays: Vec<Duration> =
+        text.split(',').filter(|p| !p.trim().is_empty()).map(parse_duration).collect::<Result<_, _>>()?;
+    if delays.is_empty() {
+        return Err("expected at least one delay, e.g. 1s,5s,30s".into());
+    }
+    Ok(delays)
 }
 
 /// Parses "250ms", "15s", "3m", "2h" or a bare number of seconds.
@@ -176,6 +282,16 @@ mod duration_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+mod schedule_text {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_schedule(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -209,6 +325,14 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact_url("amqp://guest:secret@h:5672/%2f"), "amqp://guest:***@h:5672/%2f");
         assert_eq!(redact_url("postgres://postgres@h/db"), "postgres://postgres@h/db");
+    }
+
+    #[test]
+    fn schedules_round_trip() {
+        let s = parse_schedule("1s,500ms,3m").unwrap_or_default();
+        assert_eq!(s.iter().map(|d| format_duration(*d)).collect::<Vec<_>>(), ["1s", "500ms", "3m"]);
+        assert!(parse_schedule("").is_err());
+        assert_eq!(Settings::default().issue_retry_schedule.len(), 8);
     }
 
     #[test]

@@ -40,11 +40,33 @@ pub enum QueueError {
 #[derive(Debug, Clone)]
 pub struct Topology {
     prefix: String,
+    /// One delay queue per distinct retry delay: queue-level TTL, so a long wait
+    /// never blocks a short one behind it (per-message TTL only expires at the head).
+    retry_delays: Vec<Duration>,
 }
 
 impl Topology {
     pub fn new(prefix: &str) -> Topology {
-        Topology { prefix: prefix.to_string() }
+        Topology { prefix: prefix.to_string(), retry_delays: Vec::new() }
+    }
+
+    /// The topology for these settings, retry tiers included.
+    pub fn from_settings(settings: &crate::config::Settings) -> Topology {
+        Topology::new(&settings.queue_prefix).with_retry_delays(&settings.issue_retry_schedule)
+    }
+
+    pub fn with_retry_delays(mut self, delays: &[Duration]) -> Topology {
+        let mut delays = delays.to_vec();
+        delays.sort();
+        delays.dedup();
+        self.retry_delays = delays;
+        self
+    }
+
+    /// The delay queue that holds a job for `delay`, then dead-letters it back to
+    /// the issue exchange. Only delays given to [`Topology::with_retry_delays`] exist.
+    pub fn issue_retry_queue(&self, delay: Duration) -> String {
+        format!("{}.issue.retry.{}", self.prefix, crate::config::format_duration(delay))
     }
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -63,7 +85,9 @@ impl Topology {
     }
     /// Every queue this topology declares, for operators and test cleanup.
     pub fn queues(&self) -> Vec<String> {
-        vec![self.issue_queue(), self.issue_dead_letter_queue()]
+        let mut queues = vec![self.issue_queue(), self.issue_dead_letter_queue()];
+        queues.extend(self.retry_delays.iter().map(|d| self.issue_retry_queue(*d)));
+        queues
     }
     pub fn exchanges(&self) -> Vec<String> {
         vec![self.issue_exchange(), self.issue_dead_letter_exchange()]
@@ -88,6 +112,16 @@ impl Topology {
         work_args.insert("x-overflow".into(), text("reject-publish"));
         declare_queue(channel, &self.issue_queue(), work_args).await?;
         bind(channel, &self.issue_queue(), &self.issue_exchange(), ISSUE_ROUTING_KEY).await?;
+
+        for delay in &self.retry_delays {
+            let mut args = quorum_args();
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(delay.as_millis() as i64));
+            args.insert("x-dead-letter-exchange".into(), text(&self.issue_exchange()));
+            args.insert("x-dead-letter-routing-key".into(), text(ISSUE_ROUTING_KEY));
+            args.insert("x-dead-letter-strategy".into(), text("at-least-once"));
+            args.insert("x-overflow".into(), text("reject-publish"));
+            declare_queue(channel, &self.issue_retry_queue(*delay), args).await?;
+        }
         Ok(())
     }
 }

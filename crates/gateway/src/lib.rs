@@ -88,7 +88,7 @@ pub struct RunningGateway {
 /// `shutdown` is cancelled; then in-flight requests finish, the producer drains.
 pub async fn start(settings: &Settings, shutdown: CancellationToken) -> Result<RunningGateway, GatewayError> {
     let store = Store::connect(&settings.database_url, settings.db_pool_size)?;
-    let topology = Topology::new(&settings.queue_prefix);
+    let topology = Topology::from_settings(settings);
     let publisher = Publisher::new(&settings.amqp_url, "lijian-gateway", topology);
     if let Err(e) = publisher.channel().await {
         tracing::warn!(error = %e, "RabbitMQ not reachable at start; orders are stored and the relay enqueues them once it is back");

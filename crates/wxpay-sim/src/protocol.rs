@@ -22,7 +22,8 @@ pub fn parse_authorization(header: &str) -> Result<Authorization, String> {
     let mut fields = HashMap::new();
     for part in rest.split(',') {
         let (key, value) = part.trim().split_once('=').ok_or("Authorization fields are key=\"value\"")?;
-        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).ok_or("Authorization values are quoted")?;
+        let value =
+            value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).ok_or("Authorization values are quoted")?;
         fields.insert(key.to_string(), value.to_string());
     }
     let mut take = |k: &str| fields.remove(k).ok_or(format!("Authorization lacks {k}"));

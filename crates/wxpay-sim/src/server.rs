@@ -108,7 +108,8 @@ pub enum SimError {
 
 /// Binds and serves until `shutdown`.
 pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<RunningSim, SimError> {
-    let merchant_key = RsaPublicKey::parse(&config.merchant_public_key).map_err(|e| SimError::MerchantKey(e.to_string()))?;
+    let merchant_key =
+        RsaPublicKey::parse(&config.merchant_public_key).map_err(|e| SimError::MerchantKey(e.to_string()))?;
     let own_key = RsaPrivateKey::from_pem(&config.private_key).map_err(|e| SimError::OwnKey(e.to_string()))?;
     let listener = TcpListener::bind(&config.addr).await.map_err(|e| SimError::Bind(config.addr.clone(), e))?;
     let addr = listener.local_addr().map_err(|e| SimError::Bind(config.addr.clone(), e))?;
@@ -172,7 +173,8 @@ fn error(status: u16, code: &str, message: &str) -> (u16, Value) {
 async fn send_coupon(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
     let received = now_ms();
     let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
-    let openid = req.uri().path().trim_start_matches("/v3/marketing/favor/users/").trim_end_matches("/coupons").to_string();
+    let openid =
+        req.uri().path().trim_start_matches("/v3/marketing/favor/users/").trim_end_matches("/coupons").to_string();
     let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
         Ok(b) => b.to_bytes(),
@@ -211,7 +213,13 @@ async fn send_coupon(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp
                     tokio::time::sleep(Duration::from_micros((cfg.latency_ms as f64 * 1000.0 * jitter) as u64)).await;
                 }
                 let stock_id = fields["stock_id"].as_str().unwrap_or_default();
-                let issued = shared.state.lock().map_err(|_| Dropped)?.issue(&out_request_no, &openid, stock_id, cfg.max_per_user, now_ms());
+                let issued = shared.state.lock().map_err(|_| Dropped)?.issue(
+                    &out_request_no,
+                    &openid,
+                    stock_id,
+                    cfg.max_per_user,
+                    now_ms(),
+                );
                 match issued {
                     Ok(coupon) => {
                         if rand::random::<f64>() < cfg.drop_after_issue {

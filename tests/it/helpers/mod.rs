@@ -4,6 +4,7 @@
 //! directly), not with lijian's signing code, so the two check each other.
 
 pub mod proxy;
+pub mod wxpay;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -138,6 +139,8 @@ pub fn order_body_full(merchant: &str, business: &str, activity: &str, biz_code:
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The settings the gateway runs with (test database, prefix, short relay times).
+    pub settings: Settings,
     /// Direct to the test database (never through a test proxy).
     pub store: Store,
     pub database_url: String,
@@ -168,6 +171,19 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.relay_interval = Duration::from_millis(200);
     settings.relay_grace = Duration::from_millis(500);
     settings.db_pool_size = 8;
+    settings.issue_retry_schedule = vec![
+        Duration::from_millis(50),
+        Duration::from_millis(100),
+        Duration::from_millis(200),
+        Duration::from_millis(400),
+    ];
+    settings.wxpay_mchid = wxpay::MCHID.into();
+    settings.wxpay_serial_no = wxpay::SERIAL_NO.into();
+    settings.wxpay_private_key = fixture_path("wxpay-merchant-private.pem");
+    settings.wxpay_public_key = fixture_path("wxpay-platform-public.pem");
+    settings.wxpay_public_key_id = wxpay::PUBLIC_KEY_ID.into();
+    settings.wxpay_timeout = Duration::from_secs(2);
+    settings.shutdown_grace = Duration::from_secs(5);
     prune_stale_databases(&base_db_url).await;
     lijian_core::store::migrate(&settings.database_url).await.expect("migrate test database");
     let database_url = settings.database_url.clone();
@@ -179,7 +195,8 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let running = lijian_gateway::start(&settings, shutdown.clone()).await.expect("start gateway");
     TestApp {
         addr: running.addr,
-        topology: Topology::new(&settings.queue_prefix),
+        topology: Topology::from_settings(&settings),
+        settings,
         store,
         database_url,
         amqp_url,

@@ -59,7 +59,10 @@ impl StoreError {
 
 /// Versioned migrations compiled into the binary. Append only: never edit one
 /// that has shipped.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (2, "issuance", include_str!("../../migrations/0002_issuance.sql")),
+];
 
 /// A pooled handle to the store. Cheap to clone.
 #[derive(Clone)]

@@ -1,0 +1,199 @@
+//! The consumer's reads and writes in PostgreSQL. Every write that finishes an
+//! order also writes its status report (transactional outbox) and, for a failure,
+//! the refund — in one transaction, guarded so that doing it twice changes nothing.
+
+use lijian_core::store::{Store, StoreError};
+use time::OffsetDateTime;
+
+/// An order as the consumer needs it to call WeChat.
+#[derive(Debug, Clone)]
+pub struct IssueOrder {
+    pub order_code: String,
+    pub status: i16,
+    pub open_id: String,
+    pub app_id: String,
+    pub activity_id: String,
+    pub stock_id: String,
+    pub stock_creator_mchid: String,
+}
+
+/// One attempt, for the timeline.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub attempt: i32,
+    pub started_at: OffsetDateTime,
+    pub latency_ms: i32,
+    pub http_status: Option<i32>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+pub async fn load_order(store: &Store, order_code: &str) -> Result<Option<IssueOrder>, StoreError> {
+    let client = store.client().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT o.order_code, o.status, o.open_id, o.app_id, o.activity_id, a.stock_id, a.stock_creator_mchid
+               FROM orders o JOIN activities a USING (activity_id) WHERE o.order_code = $1",
+        )
+        .await?;
+    Ok(client.query_opt(&stmt, &[&order_code]).await?.map(|r| IssueOrder {
+        order_code: r.get(0),
+        status: r.get(1),
+        open_id: r.get(2),
+        app_id: r.get(3),
+        activity_id: r.get(4),
+        stock_id: r.get(5),
+        stock_creator_mchid: r.get(6),
+    }))
+}
+
+/// Marks the order processing and counts the attempt. Returns (attempt number,
+/// attempts since the last replay), or None when the order is already final.
+pub async fn begin_attempt(store: &Store, order_code: &str) -> Result<Option<(i32, i32)>, StoreError> {
+    let client = store.client().await?;
+    let stmt = client
+        .prepare_cached(
+            "UPDATE orders SET status = 1, attempts = attempts + 1, updated_at = now()
+              WHERE order_code = $1 AND status IN (0, 1)
+              RETURNING attempts, attempts - attempts_before_replay",
+        )
+        .await?;
+    Ok(client.query_opt(&stmt, &[&order_code]).await?.map(|r| (r.get(0), r.get(1))))
+}
+
+async fn record_attempt(
+    tx: &impl deadpool_postgres::GenericClient,
+    order_code: &str,
+    a: &AttemptRecord,
+    outcome: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO upstream_attempts (order_code, attempt, started_at, latency_ms, http_status, code, outcome, message)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[&order_code, &a.attempt, &a.started_at, &a.latency_ms, &a.http_status, &a.code, &outcome, &a.message],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn queue_report(
+    tx: &impl deadpool_postgres::GenericClient,
+    order_code: &str,
+    status: i16,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO reports (notify_id, order_code, status) VALUES ('N' || $1, $1, $2) ON CONFLICT (order_code) DO NOTHING",
+        &[&order_code, &status],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Success: status 2 with the coupon, the attempt, the report — one transaction.
+pub async fn finish_issued(
+    store: &Store,
+    order_code: &str,
+    coupon_id: &str,
+    a: &AttemptRecord,
+) -> Result<(), StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let changed = tx
+        .execute(
+            "UPDATE orders SET status = 2, coupon_id = $2, finished_at = now(), updated_at = now(),
+                    last_error = NULL, dead_at = NULL, dead_reason = NULL
+              WHERE order_code = $1 AND status IN (0, 1)",
+            &[&order_code, &coupon_id],
+        )
+        .await?;
+    record_attempt(&tx, order_code, a, "issued").await?;
+    if changed == 1 {
+        queue_report(&tx, order_code, 2).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Final failure: status 3, refund (ledger row, balance, budget), the attempt,
+/// the report — one transaction. A second call finds the order final and only
+/// records the attempt.
+pub async fn finish_failed(store: &Store, order_code: &str, reason: &str, a: &AttemptRecord) -> Result<(), StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "UPDATE orders SET status = 3, last_error = $2, finished_at = now(), updated_at = now(),
+                    dead_at = NULL, dead_reason = NULL
+              WHERE order_code = $1 AND status IN (0, 1)
+              RETURNING merchant_id, settlement_fen, activity_id",
+            &[&order_code, &reason],
+        )
+        .await?;
+    record_attempt(&tx, order_code, a, "failed").await?;
+    if let Some(row) = row {
+        let (merchant_id, settlement, activity_id): (String, i64, String) = (row.get(0), row.get(1), row.get(2));
+        refund(&tx, order_code, &merchant_id, settlement, &activity_id).await?;
+        queue_report(&tx, order_code, 3).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Gives the money and the budget slot back. The ledger's unique (order, kind)
+/// index makes a second refund of one order impossible.
+pub async fn refund(
+    tx: &impl deadpool_postgres::GenericClient,
+    order_code: &str,
+    merchant_id: &str,
+    settlement: i64,
+    activity_id: &str,
+) -> Result<(), StoreError> {
+    let balance: i64 = tx
+        .query_one(
+            "UPDATE merchants SET balance_fen = balance_fen + $2, updated_at = now() WHERE merchant_id = $1 RETURNING balance_fen",
+            &[&merchant_id, &settlement],
+        )
+        .await?
+        .get(0);
+    tx.execute(
+        "INSERT INTO balance_ledger (merchant_id, order_code, kind, amount_fen, balance_after_fen) VALUES ($1, $2, 'refund', $3, $4)",
+        &[&merchant_id, &order_code, &settlement, &balance],
+    )
+    .await?;
+    tx.execute("UPDATE activities SET issued = issued - 1 WHERE activity_id = $1 AND issued > 0", &[&activity_id])
+        .await?;
+    Ok(())
+}
+
+/// A retryable failure: remember why, keep processing.
+pub async fn note_retry(store: &Store, order_code: &str, reason: &str, a: &AttemptRecord) -> Result<(), StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    tx.execute("UPDATE orders SET last_error = $2, updated_at = now() WHERE order_code = $1", &[&order_code, &reason])
+        .await?;
+    record_attempt(&tx, order_code, a, "retry").await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Parked: the order stays status 1 for the merchant, marked dead for operators.
+pub async fn mark_parked(
+    store: &Store,
+    order_code: &str,
+    reason: &str,
+    a: Option<&AttemptRecord>,
+) -> Result<(), StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "UPDATE orders SET dead_at = now(), dead_reason = $2, last_error = $2, updated_at = now()
+          WHERE order_code = $1 AND status IN (0, 1)",
+        &[&order_code, &reason],
+    )
+    .await?;
+    if let Some(a) = a {
+        record_attempt(&tx, order_code, a, "parked").await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

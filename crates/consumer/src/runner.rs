@@ -1,0 +1,165 @@
+//! The broker side: consume issue jobs with manual acks, run each through the
+//! [`Worker`] under a concurrency limit, carry out its [`Disposition`], reconnect
+//! when RabbitMQ goes away, and stop gracefully.
+//!
+//! Every (re)connection opens a fresh channel and sets `basic_qos` on it: lapin's
+//! automatic recovery would re-open channels but not restore the prefetch, so we
+//! do not use it. A consumer stream that ends or errors makes the session return
+//! and a new one start, so a silently dead consumer cannot go unnoticed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lijian_core::queue::{connect, Publisher, QueueError, Topology, ISSUE_ROUTING_KEY};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::worker::{Disposition, Worker};
+
+/// Broker settings of a consumer process.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    pub amqp_url: String,
+    pub prefetch: u16,
+    pub concurrency: usize,
+    pub shutdown_grace: Duration,
+}
+
+/// A delivery whose fate is decided exactly once: each method consumes it.
+struct Job {
+    delivery: Delivery,
+}
+
+impl Job {
+    async fn ack(self) {
+        // Ok(false) means the channel died first: the broker will redeliver, which
+        // is harmless because processing is idempotent.
+        if let Err(e) = self.delivery.ack(BasicAckOptions::default()).await {
+            tracing::warn!(error = %e, "ack failed; the job will be redelivered");
+        }
+    }
+
+    async fn requeue(self) {
+        let _ = self.delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+    }
+}
+
+/// Runs sessions until `shutdown`, reconnecting with a growing pause.
+pub async fn run(
+    worker: Arc<Worker>,
+    publisher: Arc<Publisher>,
+    topology: Topology,
+    settings: RunnerSettings,
+    shutdown: CancellationToken,
+) {
+    let mut pause = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        match session(&worker, &publisher, &topology, &settings, &shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "consumer session ended; reconnecting")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn session(
+    worker: &Arc<Worker>,
+    publisher: &Arc<Publisher>,
+    topology: &Topology,
+    settings: &RunnerSettings,
+    shutdown: &CancellationToken,
+) -> Result<(), QueueError> {
+    let connection = connect(&settings.amqp_url, "lijian-consumer").await?;
+    let channel = connection.create_channel().await?;
+    topology.declare(&channel).await?;
+    channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
+    let tag = format!("lijian-consumer-{}", uuid::Uuid::new_v4().simple());
+    let mut consumer = channel
+        .basic_consume(
+            topology.issue_queue().as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue = topology.issue_queue(), prefetch = settings.prefetch, "consuming issue jobs");
+    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let tasks = TaskTracker::new();
+    let outcome = loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            next = consumer.next() => next,
+        };
+        let delivery = match next {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(e)) => break Err(QueueError::from(e)),
+            None => break Err(QueueError::Unavailable("the broker cancelled our consumer".into())),
+        };
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => {
+                Job { delivery }.requeue().await;
+                break Ok(());
+            }
+            permit = permits.clone().acquire_owned() => permit.map_err(|_| QueueError::Unavailable("closed".into()))?,
+        };
+        let (worker, publisher, topology) = (worker.clone(), publisher.clone(), topology.clone());
+        tasks.spawn(async move {
+            handle(Job { delivery }, &worker, &publisher, &topology).await;
+            drop(permit);
+        });
+    };
+    // Stop taking jobs, let those in flight finish within the grace period; any
+    // still unacknowledged after it go back to the queue when the channel closes.
+    let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+    tasks.close();
+    if tokio::time::timeout(settings.shutdown_grace, tasks.wait()).await.is_err() {
+        tracing::warn!("grace period over; unfinished jobs return to the queue");
+    }
+    let _ = connection.close(200, "bye".into()).await;
+    outcome
+}
+
+async fn handle(job: Job, worker: &Worker, publisher: &Publisher, topology: &Topology) {
+    match worker.process(&job.delivery.data).await {
+        Disposition::Ack => job.ack().await,
+        Disposition::RetryAfter(delay) => {
+            let tier = topology.issue_retry_queue(delay);
+            match publisher.publish("", &tier, &job.delivery.data, None).await {
+                Ok(()) => job.ack().await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot schedule the retry; job handed back");
+                    job.requeue().await;
+                }
+            }
+        }
+        Disposition::Park { reason } => {
+            let mut headers = FieldTable::default();
+            headers.insert("x-lijian-reason".into(), AMQPValue::LongString(LongString::from(reason.as_str())));
+            let exchange = topology.issue_dead_letter_exchange();
+            match publisher.publish(&exchange, ISSUE_ROUTING_KEY, &job.delivery.data, Some(headers)).await {
+                Ok(()) => job.ack().await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot park the job; handed back");
+                    job.requeue().await;
+                }
+            }
+        }
+        Disposition::Requeue => {
+            // Not straight back: the database is likely down, and an instant
+            // redelivery would spin.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            job.requeue().await;
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! One issue job, start to finish, as a pure step the runner (or a test) drives:
+//! `Worker::process(payload) -> Disposition`. The broker side effects (ack, retry
+//! tier, dead-letter) are the runner's; everything here is database and WeChat.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use lijian_core::queue::IssueJob;
+use lijian_core::store::Store;
+use tracing::Instrument;
+
+use crate::ledger::{self, AttemptRecord};
+use crate::limits::Limits;
+use crate::outcome::{classify, Verdict};
+use crate::wxpay::{Reply, SendCoupon, WxPayClient};
+
+/// What the runner must do with the delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Finished (issued, failed, or nothing left to do): acknowledge.
+    Ack,
+    /// Publish to the retry tier for this delay, then acknowledge.
+    RetryAfter(Duration),
+    /// Publish to the dead-letter queue with this reason, then acknowledge.
+    Park { reason: String },
+    /// Could not decide (database unreachable): hand the job back to the broker.
+    Requeue,
+}
+
+/// Counters for progress reports and metrics.
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub issued: AtomicU64,
+    pub failed: AtomicU64,
+    pub retried: AtomicU64,
+    pub parked: AtomicU64,
+    pub skipped: AtomicU64,
+}
+
+pub struct Worker {
+    store: Store,
+    client: WxPayClient,
+    limits: Limits,
+    /// Delays between attempts; attempt n failing waits `schedule[n-1]`, and a
+    /// failure after the last delay parks the job.
+    schedule: Vec<Duration>,
+    /// appid when neither the order nor its activity has one.
+    default_appid: String,
+    pub counters: Counters,
+}
+
+impl Worker {
+    pub fn new(
+        store: Store,
+        client: WxPayClient,
+        limits: Limits,
+        schedule: Vec<Duration>,
+        default_appid: String,
+    ) -> Worker {
+        Worker { store, client, limits, schedule, default_appid, counters: Counters::default() }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub async fn process(&self, payload: &[u8]) -> Disposition {
+        let job = match IssueJob::from_bytes(payload) {
+            Ok(job) => job,
+            Err(reason) => {
+                tracing::error!(%reason, "unreadable issue job parked");
+                return Disposition::Park { reason };
+            }
+        };
+        let span = tracing::info_span!("issue", order_code = job.order_code());
+        self.process_order(job.order_code()).instrument(span).await
+    }
+
+    async fn process_order(&self, order_code: &str) -> Disposition {
+        let order = match ledger::load_order(&self.store, order_code).await {
+            Ok(Some(order)) => order,
+            Ok(None) => return Disposition::Park { reason: format!("order {order_code} not found") },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the order; job handed back");
+                return Disposition::Requeue;
+            }
+        };
+        if order.status >= 2 {
+            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return Disposition::Ack;
+        }
+        let (attempt, since_replay) = match ledger::begin_attempt(&self.store, order_code).await {
+            Ok(Some(counts)) => counts,
+            Ok(None) => return Disposition::Ack,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot mark the order processing; job handed back");
+                return Disposition::Requeue;
+            }
+        };
+        let appid = if order.app_id.is_empty() { self.default_appid.clone() } else { order.app_id.clone() };
+        let request = SendCoupon {
+            stock_id: order.stock_id.clone(),
+            // Stable across retries, redeliveries and replays: WeChat treats a
+            // re-send with the same number as the same request.
+            out_request_no: order.order_code.clone(),
+            appid,
+            stock_creator_mchid: order.stock_creator_mchid.clone(),
+        };
+        let call = {
+            let _turn = self.limits.openid_turn(&order.open_id).await;
+            self.limits.wait_to_send(&order.activity_id).await;
+            self.client.send_coupon(&order.open_id, &request).await
+        };
+        let started_at = time::OffsetDateTime::now_utc() - call.latency;
+        let (http_status, code, message) = match &call.reply {
+            Reply::Issued { .. } => (Some(200), None, None),
+            Reply::Refused { http_status, code, message } => {
+                (Some(i32::from(*http_status)), Some(code.clone()), Some(message.clone()))
+            }
+            Reply::Unverifiable { http_status, reason } => (Some(i32::from(*http_status)), None, Some(reason.clone())),
+            Reply::NoAnswer { reason, .. } => (None, None, Some(reason.clone())),
+        };
+        let record = AttemptRecord {
+            attempt,
+            started_at,
+            latency_ms: call.latency.as_millis().min(i32::MAX as u128) as i32,
+            http_status,
+            code,
+            message,
+        };
+        self.decide(order_code, classify(&call.reply), since_replay, &record).await
+    }
+
+    async fn decide(
+        &self,
+        order_code: &str,
+        verdict: Verdict,
+        since_replay: i32,
+        record: &AttemptRecord,
+    ) -> Disposition {
+        let written = match &verdict {
+            Verdict::Issued { coupon_id } => {
+                self.limits.succeeded();
+                ledger::finish_issued(&self.store, order_code, coupon_id, record).await
+            }
+            Verdict::Fail { message, .. } => ledger::finish_failed(&self.store, order_code, message, record).await,
+            Verdict::Park { message, .. } => ledger::mark_parked(&self.store, order_code, message, Some(record)).await,
+            Verdict::Retry { reason, throttled } => {
+                if *throttled {
+                    self.limits.throttled();
+                }
+                if since_replay as usize > self.schedule.len() {
+                    let reason = format!("retries exhausted after {since_replay} attempts; last: {reason}");
+                    let parked = ledger::mark_parked(&self.store, order_code, &reason, Some(record)).await;
+                    return match parked {
+                        Ok(()) => self.park(reason),
+                        Err(_) => Disposition::Requeue,
+                    };
+                }
+                ledger::note_retry(&self.store, order_code, reason, record).await
+            }
+        };
+        if let Err(e) = written {
+            // The outcome is not recorded; the job comes back and the re-send with the
+            // same out_request_no returns the same answer (for a coupon: the same one).
+            tracing::warn!(error = %e, "cannot record the outcome; job handed back");
+            return Disposition::Requeue;
+        }
+        match verdict {
+            Verdict::Issued { coupon_id } => {
+                self.counters.issued.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(coupon_id, "coupon issued");
+                Disposition::Ack
+            }
+            Verdict::Fail { code, .. } => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(code, "order failed; refunded");
+                Disposition::Ack
+            }
+            Verdict::Park { message, .. } => self.park(message),
+            Verdict::Retry { reason, .. } => {
+                self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                let delay = self.schedule[(since_replay.max(1) - 1) as usize];
+                tracing::info!(%reason, delay_ms = delay.as_millis() as u64, "will retry");
+                Disposition::RetryAfter(delay)
+            }
+        }
+    }
+
+    fn park(&self, reason: String) -> Disposition {
+        self.counters.parked.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%reason, "job parked in the dead-letter queue");
+        Disposition::Park { reason }
+    }
+}

@@ -1,0 +1,184 @@
+//! A WeChat Pay API v3 client for one call: send a coupon of a stock to a user.
+//! Requests are signed with the merchant API key; every 2xx answer is verified
+//! with the WeChat Pay public key before it is believed.
+
+use std::time::{Duration, Instant};
+
+use lijian_core::signing::{RsaPrivateKey, RsaPublicKey};
+use serde::Serialize;
+
+/// The body WeChat documents for 发放指定批次的代金券. coupon_value/coupon_minimum
+/// are deliberately absent: WeChat answers PARAM_ERROR when they are sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct SendCoupon {
+    pub stock_id: String,
+    pub out_request_no: String,
+    pub appid: String,
+    pub stock_creator_mchid: String,
+}
+
+/// What came back, before any decision about the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A verified 2xx with a coupon_id.
+    Issued { coupon_id: String },
+    /// A non-2xx answer with WeChat's error code.
+    Refused { http_status: u16, code: String, message: String },
+    /// A 2xx we cannot trust (bad or missing signature, stale timestamp, unknown
+    /// serial, no coupon_id). The idempotent re-send will settle it.
+    Unverifiable { http_status: u16, reason: String },
+    /// No answer: timeout, connection refused or reset.
+    NoAnswer { reason: String, timed_out: bool },
+}
+
+/// One call and how long it took.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub reply: Reply,
+    pub latency: Duration,
+}
+
+pub struct WxPayClient {
+    http: reqwest::Client,
+    base_url: String,
+    mchid: String,
+    serial_no: String,
+    key: RsaPrivateKey,
+    platform_key: RsaPublicKey,
+    platform_key_id: String,
+}
+
+/// Longest clock difference accepted on a WeChat answer.
+const MAX_ANSWER_SKEW_SECS: i64 = 300;
+
+impl WxPayClient {
+    pub fn new(
+        base_url: &str,
+        mchid: &str,
+        serial_no: &str,
+        key: RsaPrivateKey,
+        platform_key: RsaPublicKey,
+        platform_key_id: &str,
+        timeout: Duration,
+    ) -> Result<WxPayClient, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("lijian/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(WxPayClient {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            mchid: mchid.to_string(),
+            serial_no: serial_no.to_string(),
+            key,
+            platform_key,
+            platform_key_id: platform_key_id.to_string(),
+        })
+    }
+
+    /// The Authorization header for one request (public for protocol tests).
+    pub fn authorization(&self, method: &str, path: &str, body: &[u8]) -> Result<String, String> {
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let nonce = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+        let mut message = format!("{method}\n{path}\n{timestamp}\n{nonce}\n").into_bytes();
+        message.extend_from_slice(body);
+        message.push(b'\n');
+        let signature = self.key.sign_base64(&message).map_err(|e| e.to_string())?;
+        Ok(format!(
+            "WECHATPAY2-SHA256-RSA2048 mchid=\"{}\",nonce_str=\"{nonce}\",signature=\"{signature}\",timestamp=\"{timestamp}\",serial_no=\"{}\"",
+            self.mchid, self.serial_no
+        ))
+    }
+
+    /// POST /v3/marketing/favor/users/{openid}/coupons
+    pub async fn send_coupon(&self, openid: &str, request: &SendCoupon) -> Call {
+        let started = Instant::now();
+        let reply = self.send_inner(openid, request).await;
+        Call { reply, latency: started.elapsed() }
+    }
+
+    async fn send_inner(&self, openid: &str, request: &SendCoupon) -> Reply {
+        let path = format!("/v3/marketing/favor/users/{openid}/coupons");
+        let body = match serde_json::to_vec(request) {
+            Ok(b) => b,
+            Err(e) => return Reply::NoAnswer { reason: e.to_string(), timed_out: false },
+        };
+        let authorization = match self.authorization("POST", &path, &body) {
+            Ok(a) => a,
+            Err(e) => return Reply::NoAnswer { reason: format!("signing failed: {e}"), timed_out: false },
+        };
+        let sent = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .header("Authorization", authorization)
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return Reply::NoAnswer { reason: error_chain(&e), timed_out: e.is_timeout() },
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Reply::NoAnswer { reason: error_chain(&e), timed_out: e.is_timeout() },
+        };
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        if !(200..300).contains(&status) {
+            return Reply::Refused {
+                http_status: status,
+                code: json["code"].as_str().unwrap_or_default().to_string(),
+                message: json["message"].as_str().unwrap_or_default().chars().take(200).collect(),
+            };
+        }
+        if let Err(reason) = self.verify_answer(&headers, &bytes) {
+            return Reply::Unverifiable { http_status: status, reason };
+        }
+        match json["coupon_id"].as_str() {
+            Some(id) if !id.is_empty() => Reply::Issued { coupon_id: id.to_string() },
+            _ => Reply::Unverifiable { http_status: status, reason: "answer has no coupon_id".into() },
+        }
+    }
+
+    /// `{Wechatpay-Timestamp}\n{Wechatpay-Nonce}\n{body}\n` signed by the WeChat Pay
+    /// key named in `Wechatpay-Serial`, over the exact bytes received.
+    fn verify_answer(&self, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Result<(), String> {
+        let get = |name: &str| {
+            headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string).ok_or(format!("missing {name}"))
+        };
+        let (timestamp, nonce, signature, serial) = (
+            get("Wechatpay-Timestamp")?,
+            get("Wechatpay-Nonce")?,
+            get("Wechatpay-Signature")?,
+            get("Wechatpay-Serial")?,
+        );
+        if serial != self.platform_key_id {
+            return Err(format!("answer signed by unknown serial {serial}"));
+        }
+        let ts: i64 = timestamp.parse().map_err(|_| "Wechatpay-Timestamp is not a number".to_string())?;
+        if (time::OffsetDateTime::now_utc().unix_timestamp() - ts).abs() >= MAX_ANSWER_SKEW_SECS {
+            return Err("Wechatpay-Timestamp more than 5 minutes from our clock".into());
+        }
+        let mut message = format!("{timestamp}\n{nonce}\n").into_bytes();
+        message.extend_from_slice(body);
+        message.push(b'\n');
+        self.platform_key.verify_base64(&message, &signature).map_err(|e| e.to_string())
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,120 @@
+//! The WeChat Pay side of tests: the simulator (our own real HTTP server), an
+//! in-process consumer, and helpers to place many orders and wait for them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use lijian_core::config::Settings;
+use tokio_util::sync::CancellationToken;
+use wxpay_sim::{IssuedCoupon, RequestRecord, SimConfig};
+
+use super::{fixture, order_body, Req, TestApp};
+
+pub const MCHID: &str = "1900000001";
+pub const SERIAL_NO: &str = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1";
+pub const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0114232134912410000000000000000";
+
+pub struct Sim {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A simulator that knows our WeChat merchant key, adjusted by `tweak`.
+pub async fn spawn_sim(tweak: impl FnOnce(&mut SimConfig)) -> Sim {
+    let mut config = SimConfig::new(
+        "127.0.0.1:0",
+        &fixture("wxpay-merchant-public.pem"),
+        &fixture("wxpay-platform-private.pem"),
+        PUBLIC_KEY_ID,
+    );
+    tweak(&mut config);
+    let stop = CancellationToken::new();
+    let running = wxpay_sim::start(config, stop.clone()).await.expect("start simulator");
+    Sim { addr: running.addr, stop }
+}
+
+impl Sim {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn ledger(&self) -> Vec<IssuedCoupon> {
+        reqwest::get(format!("{}/__sim/ledger", self.url())).await.expect("ledger").json().await.expect("ledger JSON")
+    }
+
+    pub async fn requests(&self) -> Vec<RequestRecord> {
+        reqwest::get(format!("{}/__sim/requests", self.url()))
+            .await
+            .expect("requests")
+            .json()
+            .await
+            .expect("requests JSON")
+    }
+}
+
+pub struct Consumer {
+    pub running: lijian_consumer::RunningConsumer,
+    stop: CancellationToken,
+}
+
+impl Consumer {
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.running.task).await;
+    }
+}
+
+impl TestApp {
+    /// The app's settings pointed at `sim`.
+    pub fn consumer_settings(&self, sim: &Sim) -> Settings {
+        let mut settings = self.settings.clone();
+        settings.wxpay_base_url = sim.url();
+        settings
+    }
+
+    pub fn start_consumer(&self, settings: &Settings) -> Consumer {
+        let stop = CancellationToken::new();
+        let running = lijian_consumer::start(settings, stop.clone()).expect("start consumer");
+        Consumer { running, stop }
+    }
+
+    /// Places `n` signed orders (bizCode `{prefix}-{i}`), `concurrency` at a time;
+    /// returns the order codes of the accepted ones.
+    pub async fn place_orders(self: &Arc<Self>, prefix: &str, n: usize, concurrency: usize) -> Vec<String> {
+        stream::iter(0..n)
+            .map(|i| {
+                let app = self.clone();
+                let biz = format!("{prefix}-{i}");
+                async move {
+                    let req = Req::new(&order_body(&biz)).signed_rsa(&app.signer);
+                    app.send("/v1/openapi/order/wechat/coupons", &req).await
+                }
+            })
+            .buffer_unordered(concurrency)
+            .filter_map(|a| async move {
+                (a["status"] == 0).then(|| a["data"]["orderCode"].as_str().unwrap_or_default().to_string())
+            })
+            .collect()
+            .await
+    }
+
+    /// Polls `sql` (a count) until it reaches `n`; returns the last value.
+    pub async fn wait_for_count(&self, sql: &str, n: i64, timeout: Duration) -> i64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let count = self.count(sql).await;
+            if count >= n || tokio::time::Instant::now() > deadline {
+                return count;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
