@@ -7,7 +7,9 @@ mod helpers;
 
 mod api_status;
 mod cli;
+mod crash;
 mod intake;
 mod issuance;
 mod outage;
 mod signing;
+mod wxpay_protocol;

@@ -57,20 +57,36 @@ pub async fn run(
     settings: RunnerSettings,
     shutdown: CancellationToken,
 ) {
-    let mut pause = Duration::from_millis(200);
+    let mut pauses = reconnect_pauses();
     while !shutdown.is_cancelled() {
+        let started = std::time::Instant::now();
         match session(&worker, &publisher, &topology, &settings, &shutdown).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "consumer session ended; reconnecting")
+                if started.elapsed() > Duration::from_secs(30) {
+                    // It ran for a while: this is a new outage, start small again.
+                    pauses = reconnect_pauses();
+                }
+                let pause = pauses.next().unwrap_or(Duration::from_secs(5));
+                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "consumer session ended; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(pause) => {}
-        }
-        pause = (pause * 2).min(Duration::from_secs(5));
     }
+}
+
+/// 200 ms doubling to 5 s, jittered, forever (backon; see docs/decisions.md).
+fn reconnect_pauses() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 async fn session(
@@ -134,7 +150,7 @@ async fn handle(job: Job, worker: &Worker, publisher: &Publisher, topology: &Top
     match worker.process(&job.delivery.data).await {
         Disposition::Ack => job.ack().await,
         Disposition::RetryAfter(delay) => {
-            let tier = topology.issue_retry_queue(delay);
+            let tier = topology.jittered_retry_queue(delay);
             match publisher.publish("", &tier, &job.delivery.data, None).await {
                 Ok(()) => job.ack().await,
                 Err(e) => {

@@ -55,12 +55,21 @@ impl Topology {
         Topology::new(&settings.queue_prefix).with_retry_delays(&settings.issue_retry_schedule)
     }
 
+    /// Declares, for each delay, queues at 85%, 100% and 115% of it: a retry picks
+    /// one at random, so jobs that failed together do not all come back together
+    /// (jitter without sleeping on a delivery).
     pub fn with_retry_delays(mut self, delays: &[Duration]) -> Topology {
-        let mut delays = delays.to_vec();
-        delays.sort();
-        delays.dedup();
-        self.retry_delays = delays;
+        let mut all: Vec<Duration> = delays.iter().flat_map(|d| RETRY_JITTER.map(|f| jittered(*d, f))).collect();
+        all.sort();
+        all.dedup();
+        self.retry_delays = all;
         self
+    }
+
+    /// A delay queue for a retry after about `delay` (one of its jittered variants).
+    pub fn jittered_retry_queue(&self, delay: Duration) -> String {
+        let factor = RETRY_JITTER[rand::random_range(0..RETRY_JITTER.len())];
+        self.issue_retry_queue(jittered(delay, factor))
     }
 
     /// The delay queue that holds a job for `delay`, then dead-letters it back to
@@ -124,6 +133,13 @@ impl Topology {
         }
         Ok(())
     }
+}
+
+/// Spread of retry delays (see [`Topology::with_retry_delays`]).
+const RETRY_JITTER: [f64; 3] = [0.85, 1.0, 1.15];
+
+fn jittered(delay: Duration, factor: f64) -> Duration {
+    Duration::from_millis((delay.as_millis() as f64 * factor).round() as u64)
 }
 
 /// Routing key of issue jobs on the issue exchanges.
@@ -335,6 +351,14 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_tiers_are_jittered_and_named_by_delay() {
+        let t = Topology::new("p").with_retry_delays(&[Duration::from_secs(1), Duration::from_secs(1)]);
+        assert_eq!(t.queues().len(), 2 + 3);
+        assert!(t.queues().contains(&"p.issue.retry.850ms".to_string()));
+        assert!(t.queues().contains(&t.jittered_retry_queue(Duration::from_secs(1))));
+    }
 
     #[test]
     fn job_wire_format_is_versioned() {
