@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone)]
 pub struct IssueOrder {
     pub order_code: String,
-    pub status: i16,
     pub open_id: String,
     pub app_id: String,
     pub activity_id: String,
@@ -28,37 +27,46 @@ pub struct AttemptRecord {
     pub message: Option<String>,
 }
 
-pub async fn load_order(store: &Store, order_code: &str) -> Result<Option<IssueOrder>, StoreError> {
-    let client = store.client().await?;
-    let stmt = client
-        .prepare_cached(
-            "SELECT o.order_code, o.status, o.open_id, o.app_id, o.activity_id, a.stock_id, a.stock_creator_mchid
-               FROM orders o JOIN activities a USING (activity_id) WHERE o.order_code = $1",
-        )
-        .await?;
-    Ok(client.query_opt(&stmt, &[&order_code]).await?.map(|r| IssueOrder {
-        order_code: r.get(0),
-        status: r.get(1),
-        open_id: r.get(2),
-        app_id: r.get(3),
-        activity_id: r.get(4),
-        stock_id: r.get(5),
-        stock_creator_mchid: r.get(6),
-    }))
+/// What [`begin_attempt`] found.
+#[derive(Debug, Clone)]
+pub enum Begun {
+    /// Marked processing; the attempt number and the attempts since the last replay.
+    Attempt {
+        order: IssueOrder,
+        attempt: i32,
+        since_replay: i32,
+    },
+    /// The order is already final (2, 3 or 4): nothing to do.
+    AlreadyFinal,
+    NotFound,
 }
 
-/// Marks the order processing and counts the attempt. Returns (attempt number,
-/// attempts since the last replay), or None when the order is already final.
-pub async fn begin_attempt(store: &Store, order_code: &str) -> Result<Option<(i32, i32)>, StoreError> {
+/// Marks the order processing and counts the attempt, returning what the call to
+/// WeChat needs — one statement, one round trip.
+pub async fn begin_attempt(store: &Store, order_code: &str) -> Result<Begun, StoreError> {
     let client = store.client().await?;
     let stmt = client
         .prepare_cached(
-            "UPDATE orders SET status = 1, attempts = attempts + 1, updated_at = now()
-              WHERE order_code = $1 AND status IN (0, 1)
-              RETURNING attempts, attempts - attempts_before_replay",
+            "UPDATE orders o SET status = 1, attempts = o.attempts + 1, updated_at = now()
+               FROM activities a
+              WHERE o.order_code = $1 AND o.status IN (0, 1) AND a.activity_id = o.activity_id
+              RETURNING o.open_id, o.app_id, o.activity_id, a.stock_id, a.stock_creator_mchid,
+                        o.attempts, o.attempts - o.attempts_before_replay",
         )
         .await?;
-    Ok(client.query_opt(&stmt, &[&order_code]).await?.map(|r| (r.get(0), r.get(1))))
+    if let Some(r) = client.query_opt(&stmt, &[&order_code]).await? {
+        let order = IssueOrder {
+            order_code: order_code.to_string(),
+            open_id: r.get(0),
+            app_id: r.get(1),
+            activity_id: r.get(2),
+            stock_id: r.get(3),
+            stock_creator_mchid: r.get(4),
+        };
+        return Ok(Begun::Attempt { order, attempt: r.get(5), since_replay: r.get(6) });
+    }
+    let exists = client.query_opt("SELECT 1 FROM orders WHERE order_code = $1", &[&order_code]).await?;
+    Ok(if exists.is_some() { Begun::AlreadyFinal } else { Begun::NotFound })
 }
 
 async fn record_attempt(
@@ -89,28 +97,39 @@ async fn queue_report(
     Ok(())
 }
 
-/// Success: status 2 with the coupon, the attempt, the report — one transaction.
+/// Success: status 2 with the coupon, the attempt and the report, in one
+/// statement (atomic, one round trip, one commit). A second call for an order
+/// already final records the attempt only.
 pub async fn finish_issued(
     store: &Store,
     order_code: &str,
     coupon_id: &str,
     a: &AttemptRecord,
 ) -> Result<(), StoreError> {
-    let mut client = store.client().await?;
-    let tx = client.transaction().await?;
-    let changed = tx
-        .execute(
-            "UPDATE orders SET status = 2, coupon_id = $2, finished_at = now(), updated_at = now(),
-                    last_error = NULL, dead_at = NULL, dead_reason = NULL
-              WHERE order_code = $1 AND status IN (0, 1)",
-            &[&order_code, &coupon_id],
+    let client = store.client().await?;
+    let stmt = client
+        .prepare_cached(
+            "WITH done AS (
+                 UPDATE orders SET status = 2, coupon_id = $2, finished_at = now(), updated_at = now(),
+                        last_error = NULL, dead_at = NULL, dead_reason = NULL
+                  WHERE order_code = $1 AND status IN (0, 1)
+                  RETURNING order_code),
+             attempt AS (
+                 INSERT INTO upstream_attempts (order_code, attempt, started_at, latency_ms, http_status, code, outcome, message)
+                 VALUES ($1, $3, $4, $5, $6, $7, 'issued', $8)),
+             report AS (
+                 INSERT INTO reports (notify_id, order_code, status)
+                 SELECT 'N' || order_code, order_code, 2 FROM done
+                 ON CONFLICT (order_code) DO NOTHING)
+             SELECT count(*) FROM done",
         )
         .await?;
-    record_attempt(&tx, order_code, a, "issued").await?;
-    if changed == 1 {
-        queue_report(&tx, order_code, 2).await?;
-    }
-    tx.commit().await?;
+    client
+        .query_one(
+            &stmt,
+            &[&order_code, &coupon_id, &a.attempt, &a.started_at, &a.latency_ms, &a.http_status, &a.code, &a.message],
+        )
+        .await?;
     Ok(())
 }
 

@@ -77,21 +77,15 @@ impl Worker {
     }
 
     async fn process_order(&self, order_code: &str) -> Disposition {
-        let order = match ledger::load_order(&self.store, order_code).await {
-            Ok(Some(order)) => order,
-            Ok(None) => return Disposition::Park { reason: format!("order {order_code} not found") },
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the order; job handed back");
-                return Disposition::Requeue;
+        let (order, attempt, since_replay) = match ledger::begin_attempt(&self.store, order_code).await {
+            Ok(ledger::Begun::Attempt { order, attempt, since_replay }) => (order, attempt, since_replay),
+            Ok(ledger::Begun::AlreadyFinal) => {
+                self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                return Disposition::Ack;
             }
-        };
-        if order.status >= 2 {
-            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
-            return Disposition::Ack;
-        }
-        let (attempt, since_replay) = match ledger::begin_attempt(&self.store, order_code).await {
-            Ok(Some(counts)) => counts,
-            Ok(None) => return Disposition::Ack,
+            Ok(ledger::Begun::NotFound) => {
+                return Disposition::Park { reason: format!("order {order_code} not found") }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot mark the order processing; job handed back");
                 return Disposition::Requeue;

@@ -1,0 +1,172 @@
+//! `lijian bench consumer`: how fast accepted orders become coupons. Orders are
+//! stored and their jobs published before the clock starts; the clock runs from
+//! consumer start until every order is status 2. The WeChat Pay simulator runs
+//! in the same process (zero latency, no rate limit), so the machine's two cores
+//! do both sides of every RSA signature.
+
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use lijian_core::config::Settings;
+use lijian_core::queue::{connect, IssueJob, Publisher, Topology};
+use lijian_core::signing::RsaPrivateKey;
+use tokio_util::sync::CancellationToken;
+use wxpay_sim::SimConfig;
+
+use super::common::BenchEnv;
+
+pub async fn run(base: &Settings, orders: usize, concurrency: usize) -> anyhow::Result<()> {
+    let merchant_key = RsaPrivateKey::generate()?;
+    let platform_key = RsaPrivateKey::generate()?;
+    let keys = tempfile::tempdir()?;
+    let write = |name: &str, text: String| -> anyhow::Result<String> {
+        let path = keys.path().join(name);
+        std::fs::write(&path, text)?;
+        Ok(path.display().to_string())
+    };
+    let env = BenchEnv::create(base, &merchant_key.public_key_pem()?).await?;
+
+    println!("baselines (same machine, same run):");
+    let sign = rsa_sign_per_sec(&merchant_key)?;
+    println!("  RSA-2048 sign, one core            {sign:>10.0} /s");
+    let consume = consume_ack_per_sec(&env.settings, 20_000).await?;
+    println!("  quorum consume+ack (prefetch 256)  {consume:>10.0} /s");
+
+    let stop = CancellationToken::new();
+    let mut sim = SimConfig::new(
+        "127.0.0.1:0",
+        &merchant_key.public_key_pem()?,
+        &platform_key.to_pkcs8_pem()?,
+        "PUB_KEY_ID_BENCH",
+    );
+    sim.max_per_user = u32::MAX;
+    let sim = wxpay_sim::start(sim, stop.clone()).await?;
+
+    let mut settings = env.settings.clone();
+    settings.wxpay_base_url = format!("http://{}", sim.addr);
+    settings.wxpay_mchid = "1900000001".into();
+    settings.wxpay_serial_no = "BENCH".into();
+    settings.wxpay_private_key = write("merchant.pem", merchant_key.to_pkcs8_pem()?)?;
+    settings.wxpay_public_key = write("platform.pem", platform_key.public_key_pem()?)?;
+    settings.wxpay_public_key_id = "PUB_KEY_ID_BENCH".into();
+    settings.wxpay_rate = 0;
+    settings.consumer_concurrency = concurrency;
+    settings.consumer_prefetch = concurrency * 2;
+
+    store_orders(&env, orders).await?;
+    let publisher = Publisher::new(&settings.amqp_url, "lijian-bench", Topology::from_settings(&settings));
+    let published = stream::iter(0..orders)
+        .map(|i| {
+            let publisher = &publisher;
+            async move { publisher.publish_issue(&IssueJob::V1 { order_code: order_code(i) }).await }
+        })
+        .buffer_unordered(512)
+        .filter(|r| std::future::ready(r.is_ok()))
+        .count()
+        .await;
+    anyhow::ensure!(published == orders, "only {published} of {orders} jobs published");
+
+    let started = Instant::now();
+    let consumer = lijian_consumer::start(&settings, stop.clone())?;
+    // Progress from the worker's own counter: polling count(*) over the orders
+    // table would cost PostgreSQL more CPU than the consumer's writes.
+    while started.elapsed() < Duration::from_secs(600) {
+        if consumer.worker.counters.issued.load(std::sync::atomic::Ordering::Relaxed) as usize >= orders {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let client = env.store.client().await?;
+    let issued = client.query_one("SELECT count(*) FROM orders WHERE status = 2", &[]).await?.get::<_, i64>(0);
+    let rate = issued as f64 / elapsed;
+    println!("consumer, concurrency {concurrency}, simulator in-process (zero latency, no limit):");
+    println!(
+        "  issued {issued}/{orders} in {elapsed:.2}s = {rate:.0} orders/s  (goal ≥ 1500; {:.2}× one core's RSA signs, {:.3}× raw consume+ack)",
+        rate / sign,
+        rate / consume
+    );
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), consumer.task).await;
+    drop(client);
+    env.destroy().await;
+    Ok(())
+}
+
+fn order_code(i: usize) -> String {
+    format!("LJB{i:012}")
+}
+
+/// Orders stored directly (status 0), as the gateway would have accepted them.
+async fn store_orders(env: &BenchEnv, n: usize) -> anyhow::Result<()> {
+    let client = env.store.client().await?;
+    let n = n as i64;
+    client
+        .execute(
+            "INSERT INTO orders (order_code, merchant_id, biz_code, open_id, app_id, product_code, activity_id, settlement_fen, enqueued_at)
+             SELECT 'LJB' || lpad(i::text, 12, '0'), 'bench-m', 'b' || i, 'oBench' || i, 'wx0000000000000000', 'bench-p', 'bench-a', 450, now()
+               FROM generate_series(0::bigint, $1::bigint - 1) AS i",
+            &[&n],
+        )
+        .await?;
+    Ok(())
+}
+
+fn rsa_sign_per_sec(key: &RsaPrivateKey) -> anyhow::Result<f64> {
+    let message = b"POST\n/v3/marketing/favor/users/o/coupons\n1\nn\n{}\n";
+    let started = Instant::now();
+    let mut n = 0u32;
+    while started.elapsed() < Duration::from_secs(1) {
+        key.sign_base64(message)?;
+        n += 1;
+    }
+    Ok(f64::from(n) / started.elapsed().as_secs_f64())
+}
+
+/// Publishes `n` small persistent messages to a scratch quorum queue, then
+/// consumes and acks them one by one: the broker's side of every job.
+async fn consume_ack_per_sec(settings: &Settings, n: usize) -> anyhow::Result<f64> {
+    let connection = connect(&settings.amqp_url, "lijian-bench-raw").await?;
+    let channel = connection.create_channel().await?;
+    let queue = format!("{}.rawbench", settings.queue_prefix);
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), lapin::types::AMQPValue::LongString("quorum".into()));
+    channel.queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), args).await?;
+    channel.confirm_select(Default::default()).await?;
+    let payload = vec![b'x'; 64];
+    stream::iter(0..n)
+        .map(|_| {
+            let (channel, payload, queue) = (channel.clone(), payload.clone(), queue.clone());
+            async move {
+                let props = lapin::BasicProperties::default().with_delivery_mode(2);
+                channel
+                    .basic_publish("".into(), queue.as_str().into(), Default::default(), &payload, props)
+                    .await?
+                    .await
+            }
+        })
+        .buffer_unordered(512)
+        .count()
+        .await;
+    channel.basic_qos(256, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(queue.as_str().into(), "raw".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    let started = Instant::now();
+    let mut seen = 0;
+    while seen < n {
+        match tokio::time::timeout(Duration::from_secs(10), consumer.next()).await {
+            Ok(Some(Ok(delivery))) => {
+                delivery.ack(BasicAckOptions::default()).await?;
+                seen += 1;
+            }
+            _ => break,
+        }
+    }
+    let rate = seen as f64 / started.elapsed().as_secs_f64();
+    channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await?;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(rate)
+}

@@ -1,0 +1,47 @@
+//! `lijian bench …`: throughput and latency goals, measured against raw baselines
+//! in the same run (see docs/benchmarks.md).
+
+mod common;
+mod consumer;
+mod gateway;
+
+use clap::Subcommand;
+use lijian_core::config::Settings;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Gateway throughput and latency (creates and drops its own database and queues).
+    Gateway {
+        /// Orders in the throughput run.
+        #[arg(long, default_value_t = 20_000)]
+        orders: usize,
+        /// Concurrent client connections in the throughput run.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Offered load of the latency run, orders per second.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// Length of the latency run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// Accepted orders → coupons issued per second through the consumer, with the
+    /// WeChat Pay simulator in-process at zero latency and no rate limit.
+    Consumer {
+        /// Orders to issue.
+        #[arg(long, default_value_t = 20_000)]
+        orders: usize,
+        /// Jobs the consumer works on at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+}
+
+pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Gateway { orders, concurrency, rate, seconds } => {
+            gateway::run(settings, orders, concurrency, rate, seconds).await
+        }
+        BenchCommand::Consumer { orders, concurrency } => consumer::run(settings, orders, concurrency).await,
+    }
+}
