@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod client;
 mod sim;
 
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ enum Command {
     Gateway,
     /// Issue coupons: consume issue jobs and call WeChat Pay (LIJIAN_WXPAY_*) until SIGTERM/SIGINT.
     Consumer,
+    /// A merchant-side client of the open API (signs per docs/signing.md).
+    #[command(subcommand)]
+    Client(client::ClientCommand),
     /// Simulators of the systems outside our walls.
     #[command(subcommand)]
     Sim(sim::SimCommand),
@@ -133,6 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             running.task.await?;
             Ok(())
         }
+        Command::Client(cmd) => client::run(cmd).await,
         Command::Sim(cmd) => sim::run(cmd, shutdown_on_signals()).await,
         Command::Bench(cmd) => bench::run(&settings, cmd).await,
     }

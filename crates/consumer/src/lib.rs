@@ -18,6 +18,7 @@
 //! # Layout
 //! - `wxpay.rs` `outcome.rs` `limits.rs` `worker.rs` `ledger.rs` `runner.rs`
 
+mod batch;
 pub mod ledger;
 pub mod limits;
 pub mod outcome;

@@ -9,6 +9,7 @@ use lijian_core::queue::IssueJob;
 use lijian_core::store::Store;
 use tracing::Instrument;
 
+use crate::batch::Batcher;
 use crate::ledger::{self, AttemptRecord};
 use crate::limits::Limits;
 use crate::outcome::{classify, Verdict};
@@ -47,6 +48,51 @@ pub struct Worker {
     /// appid when neither the order nor its activity has one.
     default_appid: String,
     pub counters: Counters,
+    /// Batched "mark processing" writes (see `batch.rs`).
+    begins: Batcher<String, ledger::Begun>,
+    /// Batched "issued" writes.
+    finishes: Batcher<ledger::Issued, ()>,
+}
+
+/// Most jobs one batched write carries.
+const WRITE_BATCH: usize = 64;
+
+fn begin_batcher(store: Store) -> Batcher<String, ledger::Begun> {
+    Batcher::spawn(2, WRITE_BATCH, move |codes: Vec<String>| {
+        let store = store.clone();
+        async move {
+            match ledger::begin_attempts(&store, &codes).await {
+                Ok(begun) => Ok(begun),
+                // A deadlock with another consumer's batch, say: retry one by one.
+                Err(_) if codes.len() > 1 => {
+                    let mut out = Vec::with_capacity(codes.len());
+                    for code in &codes {
+                        out.extend(ledger::begin_attempts(&store, std::slice::from_ref(code)).await?);
+                    }
+                    Ok(out)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    })
+}
+
+fn finish_batcher(store: Store) -> Batcher<ledger::Issued, ()> {
+    Batcher::spawn(2, WRITE_BATCH, move |batch: Vec<ledger::Issued>| {
+        let store = store.clone();
+        async move {
+            match ledger::finish_issued(&store, &batch).await {
+                Ok(()) => Ok(vec![(); batch.len()]),
+                Err(_) if batch.len() > 1 => {
+                    for one in &batch {
+                        ledger::finish_issued(&store, std::slice::from_ref(one)).await?;
+                    }
+                    Ok(vec![(); batch.len()])
+                }
+                Err(e) => Err(e),
+            }
+        }
+    })
 }
 
 impl Worker {
@@ -57,7 +103,9 @@ impl Worker {
         schedule: Vec<Duration>,
         default_appid: String,
     ) -> Worker {
-        Worker { store, client, limits, schedule, default_appid, counters: Counters::default() }
+        let begins = begin_batcher(store.clone());
+        let finishes = finish_batcher(store.clone());
+        Worker { store, client, limits, schedule, default_appid, counters: Counters::default(), begins, finishes }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -77,7 +125,7 @@ impl Worker {
     }
 
     async fn process_order(&self, order_code: &str) -> Disposition {
-        let (order, attempt, since_replay) = match ledger::begin_attempt(&self.store, order_code).await {
+        let (order, attempt, since_replay) = match self.begins.call(order_code.to_string()).await {
             Ok(ledger::Begun::Attempt { order, attempt, since_replay }) => (order, attempt, since_replay),
             Ok(ledger::Begun::AlreadyFinal) => {
                 self.counters.skipped.fetch_add(1, Ordering::Relaxed);
@@ -135,7 +183,12 @@ impl Worker {
         let written = match &verdict {
             Verdict::Issued { coupon_id } => {
                 self.limits.succeeded();
-                ledger::finish_issued(&self.store, order_code, coupon_id, record).await
+                let issued = ledger::Issued {
+                    order_code: order_code.into(),
+                    coupon_id: coupon_id.clone(),
+                    attempt: record.clone(),
+                };
+                self.finishes.call(issued).await
             }
             Verdict::Fail { message, .. } => ledger::finish_failed(&self.store, order_code, message, record).await,
             Verdict::Park { message, .. } => ledger::mark_parked(&self.store, order_code, message, Some(record)).await,
