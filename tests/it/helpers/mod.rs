@@ -385,6 +385,10 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
+        self.remove_queues_and_database().await;
+    }
+
+    async fn remove_queues_and_database(&self) {
         if let Ok(connection) = lijian_core::queue::connect(&self.amqp_url, "lijian-test-cleanup").await {
             if let Ok(channel) = connection.create_channel().await {
                 for q in self.topology.queues() {
@@ -398,11 +402,37 @@ impl TestApp {
         }
         let db_name =
             self.database_url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().to_string();
-        drop(self.store);
         if let Ok(admin) = Store::connect(&with_dbname(&self.database_url, "postgres"), 1) {
             if let Ok(client) = admin.client().await {
                 let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)")).await;
             }
         }
+    }
+}
+
+impl Drop for TestApp {
+    /// A test that panicked before `stop()` still removes its queues and database,
+    /// on a thread of its own (the test's runtime may be gone).
+    fn drop(&mut self) {
+        let Some(task) = self.task.take() else { return };
+        task.abort();
+        self.shutdown.cancel();
+        let leftover = TestApp {
+            addr: self.addr,
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            database_url: self.database_url.clone(),
+            amqp_url: self.amqp_url.clone(),
+            topology: self.topology.clone(),
+            signer: test_signer(),
+            http: self.http.clone(),
+            shutdown: self.shutdown.clone(),
+            task: None,
+        };
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(leftover.remove_queues_and_database());
+        })
+        .join();
     }
 }

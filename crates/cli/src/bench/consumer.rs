@@ -27,6 +27,8 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize) -> anyhow::
         Ok(path.display().to_string())
     };
     let env = BenchEnv::create(base, &merchant_key.public_key_pem()?).await?;
+    // Whatever happens below, the bench database and queues are removed.
+    let outcome = async {
 
     println!("baselines (same machine, same run):");
     let sign = rsa_sign_per_sec(&merchant_key)?;
@@ -90,9 +92,12 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize) -> anyhow::
     );
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), consumer.task).await;
-    drop(client);
+        drop(client);
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
     env.destroy().await;
-    Ok(())
+    outcome
 }
 
 fn order_code(i: usize) -> String {

@@ -23,6 +23,8 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize, rate: u64, 
     let key = RsaPrivateKey::generate()?;
     let public_pem = key.public_key_pem()?;
     let env = BenchEnv::create(base, &public_pem).await?;
+    // Whatever happens below, the bench database and queues are removed.
+    let outcome = async {
     println!("baselines (same machine, same run):");
     let verify = rsa_verify_per_sec(&key, &public_pem)?;
     println!("  RSA-2048 verify, one core        {verify:>10.0} /s");
@@ -86,8 +88,11 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize, rate: u64, 
 
     shutdown.cancel();
     let _ = gateway.task.await;
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
     env.destroy().await;
-    Ok(())
+    outcome
 }
 
 fn sign_all(key: &RsaPrivateKey, offset: usize, n: usize) -> anyhow::Result<Vec<Signed>> {
