@@ -8,33 +8,33 @@
 //! - the worker step ([`worker`]) and its database writes ([`ledger`]): mark
 //!   processing, then finish (success, or failure with refund) together with the
 //!   status report, before the job is acknowledged;
-//! - the broker loop ([`runner`]): prefetch, concurrency, retry tiers, parking,
-//!   reconnects, graceful shutdown.
+//! - its use of the shared broker loop (`lijian_core::queue::runner`): prefetch,
+//!   concurrency, retry tiers, parking, reconnects, graceful shutdown.
 //!
 //! # Must not touch
 //! Order intake and charging (producer), delivering reports (notifier). It never
 //! changes an order that is already final.
 //!
 //! # Layout
-//! - `wxpay.rs` `outcome.rs` `limits.rs` `worker.rs` `ledger.rs` `runner.rs`
+//! - `wxpay.rs` `outcome.rs` `limits.rs` `worker.rs` `ledger.rs` `batch.rs`
 
 mod batch;
 pub mod ledger;
 pub mod limits;
 pub mod outcome;
-pub mod runner;
 pub mod worker;
 pub mod wxpay;
 
 use std::sync::Arc;
 
 use lijian_core::config::Settings;
-use lijian_core::queue::{Publisher, Topology};
+use lijian_core::queue::{runner, Lane, Publisher, Topology};
 use lijian_core::signing::{RsaPrivateKey, RsaPublicKey};
 use lijian_core::store::Store;
 use tokio_util::sync::CancellationToken;
 
-pub use worker::{Disposition, Worker};
+pub use lijian_core::queue::Disposition;
+pub use worker::Worker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -107,6 +107,8 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Running
     let topology = Topology::from_settings(settings);
     let publisher = Publisher::new(&settings.amqp_url, "lijian-consumer-publisher", topology.clone());
     let runner_settings = runner::RunnerSettings {
+        lane: Lane::Issue,
+        connection_name: "lijian-consumer".into(),
         amqp_url: settings.amqp_url.clone(),
         prefetch: u16::try_from(settings.consumer_prefetch).unwrap_or(u16::MAX),
         concurrency: settings.consumer_concurrency,

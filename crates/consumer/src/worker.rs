@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use lijian_core::queue::IssueJob;
+use lijian_core::queue::{Disposition, IssueJob, JobHandler};
 use lijian_core::store::Store;
 use tracing::Instrument;
 
@@ -14,19 +14,6 @@ use crate::ledger::{self, AttemptRecord};
 use crate::limits::Limits;
 use crate::outcome::{classify, Verdict};
 use crate::wxpay::{Reply, SendCoupon, WxPayClient};
-
-/// What the runner must do with the delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disposition {
-    /// Finished (issued, failed, or nothing left to do): acknowledge.
-    Ack,
-    /// Publish to the retry tier for this delay, then acknowledge.
-    RetryAfter(Duration),
-    /// Publish to the dead-letter queue with this reason, then acknowledge.
-    Park { reason: String },
-    /// Could not decide (database unreachable): hand the job back to the broker.
-    Requeue,
-}
 
 /// Counters for progress reports and metrics.
 #[derive(Default, Debug)]
@@ -112,6 +99,7 @@ impl Worker {
         &self.limits
     }
 
+    /// One issue job: parse, begin, call WeChat, record, decide.
     pub async fn process(&self, payload: &[u8]) -> Disposition {
         let job = match IssueJob::from_bytes(payload) {
             Ok(job) => job,
@@ -238,5 +226,11 @@ impl Worker {
         self.counters.parked.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%reason, "job parked in the dead-letter queue");
         Disposition::Park { reason }
+    }
+}
+
+impl JobHandler for Worker {
+    fn process(&self, payload: &[u8]) -> impl std::future::Future<Output = Disposition> + Send {
+        Worker::process(self, payload)
     }
 }

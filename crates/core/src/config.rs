@@ -97,7 +97,35 @@ pub struct Settings {
     /// redelivered. `LIJIAN_SHUTDOWN_GRACE`.
     #[serde(with = "duration_text")]
     pub shutdown_grace: Duration,
+
+    /// PEM file of the platform's private key that signs status reports
+    /// (merchants verify with `lijian platform public-key`). `LIJIAN_PLATFORM_PRIVATE_KEY`.
+    pub platform_private_key: String,
+    /// Waits between report attempts; after the last, the report is parked.
+    /// `LIJIAN_NOTIFY_SCHEDULE`.
+    #[serde(with = "schedule_text")]
+    pub notify_schedule: Vec<Duration>,
+    /// One report POST, connect to answer. `LIJIAN_NOTIFY_TIMEOUT`.
+    #[serde(with = "duration_text")]
+    pub notify_timeout: Duration,
+    /// CIDRs exempt from the SSRF guard (comma-separated). `LIJIAN_NOTIFY_ALLOW_CIDRS`.
+    pub notify_allow_cidrs: String,
+    /// Reports one notifier delivers at once. `LIJIAN_NOTIFY_CONCURRENCY`.
+    pub notify_concurrency: usize,
+    /// Reports in flight to one endpoint (host:port) at once, so a slow merchant
+    /// cannot take every slot. `LIJIAN_NOTIFY_PER_ENDPOINT`.
+    pub notify_per_endpoint: usize,
+    /// How often the notifier looks for reports not yet queued. `LIJIAN_REPORT_RELAY_INTERVAL`.
+    #[serde(with = "duration_text")]
+    pub report_relay_interval: Duration,
 }
+
+/// When an endpoint already has its quota of reports in flight, a report waits
+/// this long in the broker (without counting an attempt) instead of blocking a slot.
+pub const NOTIFY_BUSY_DELAY: Duration = Duration::from_secs(1);
+
+/// The original platform's report schedule: 15s, 30s, 3m, 10m, 20m, 30m, 60m, 3h, 6h.
+const DEFAULT_NOTIFY_SCHEDULE: [u64; 9] = [15, 30, 180, 600, 1200, 1800, 3600, 10800, 21600];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -127,6 +155,13 @@ impl Default for Settings {
             consumer_prefetch: 128,
             consumer_concurrency: 64,
             shutdown_grace: Duration::from_secs(30),
+            platform_private_key: String::new(),
+            notify_schedule: DEFAULT_NOTIFY_SCHEDULE.iter().map(|s| Duration::from_secs(*s)).collect(),
+            notify_timeout: Duration::from_secs(10),
+            notify_allow_cidrs: String::new(),
+            notify_concurrency: 256,
+            notify_per_endpoint: 8,
+            report_relay_interval: Duration::from_millis(200),
         }
     }
 }
@@ -203,6 +238,16 @@ impl Settings {
                 .trim()
                 .parse()
                 .map_err(|_| invalid("LIJIAN_ACTIVITY_RATE", &v, "expected a whole number (0 = off)"))?;
+        }
+        text("LIJIAN_PLATFORM_PRIVATE_KEY", &mut self.platform_private_key);
+        text("LIJIAN_NOTIFY_ALLOW_CIDRS", &mut self.notify_allow_cidrs);
+        duration("LIJIAN_NOTIFY_TIMEOUT", &mut self.notify_timeout)?;
+        duration("LIJIAN_REPORT_RELAY_INTERVAL", &mut self.report_relay_interval)?;
+        number("LIJIAN_NOTIFY_CONCURRENCY", &mut self.notify_concurrency)?;
+        number("LIJIAN_NOTIFY_PER_ENDPOINT", &mut self.notify_per_endpoint)?;
+        if let Some(v) = lookup("LIJIAN_NOTIFY_SCHEDULE") {
+            self.notify_schedule =
+                parse_schedule(&v).map_err(|reason| invalid("LIJIAN_NOTIFY_SCHEDULE", &v, &reason))?;
         }
         if let Some(v) = lookup("LIJIAN_ISSUE_RETRY_SCHEDULE") {
             self.issue_retry_schedule =

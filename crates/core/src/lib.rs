@@ -6,11 +6,13 @@
 //! - the status vocabulary: order states and the open API's status table ([`status`]);
 //! - configuration ([`config`]): defaults, an optional TOML file, `LIJIAN_*` environment;
 //! - the PostgreSQL store ([`store`]): pool, embedded migrations, admin repositories;
-//! - the RabbitMQ topology and the issue job ([`queue`]).
+//! - RabbitMQ ([`queue`]): topology, versioned jobs, the confirming publisher, and
+//!   the consume loop shared by the consumer and the notifier.
 //!
 //! # Must not touch
 //! HTTP, the CLI, or any decision about *whether* an order is accepted: that is
-//! `lijian-producer`. Nothing here spawns long-running tasks.
+//! `lijian-producer`. Long-running tasks start only when a role calls
+//! `queue::runner::run`.
 //!
 //! # Layout
 //! - `money.rs`    parse/format yuan, the `Fen` newtype
@@ -18,7 +20,7 @@
 //! - `status.rs`   order status 0–4, API status codes 0–99
 //! - `config.rs`   layered settings, each field documented
 //! - `store/`      pool, migrations, merchants/products/activities/orders queries
-//! - `queue.rs`    exchange/queue names, declaration, the versioned job, a confirming publisher
+//! - `queue/`      lanes and names, jobs, the confirming publisher, the consume loop
 
 pub mod config;
 pub mod money;

@@ -1,6 +1,6 @@
-//! The broker side: consume issue jobs with manual acks, run each through the
-//! [`Worker`] under a concurrency limit, carry out its [`Disposition`], reconnect
-//! when RabbitMQ goes away, and stop gracefully.
+//! The broker side of every worker role: consume one lane's jobs with manual
+//! acks, run each through a [`JobHandler`] under a concurrency limit, carry out
+//! its [`Disposition`], reconnect when RabbitMQ goes away, and stop gracefully.
 //!
 //! Every (re)connection opens a fresh channel and sets `basic_qos` on it: lapin's
 //! automatic recovery would re-open channels but not restore the prefetch, so we
@@ -14,16 +14,36 @@ use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lijian_core::queue::{connect, Publisher, QueueError, Topology, ISSUE_ROUTING_KEY};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::worker::{Disposition, Worker};
+use super::{connect, Lane, Publisher, QueueError, Topology};
 
-/// Broker settings of a consumer process.
+/// What the runner must do with a delivery once the handler is done with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Finished (done, failed for good, or nothing left to do): acknowledge.
+    Ack,
+    /// Publish to the lane's retry tier for about this delay, then acknowledge.
+    RetryAfter(Duration),
+    /// Publish to the lane's dead-letter queue with this reason, then acknowledge.
+    Park { reason: String },
+    /// Could not decide (database unreachable): hand the job back to the broker.
+    Requeue,
+}
+
+/// A role's work on one job; everything but the broker side effects.
+pub trait JobHandler: Send + Sync + 'static {
+    fn process(&self, payload: &[u8]) -> impl std::future::Future<Output = Disposition> + Send;
+}
+
+/// Broker settings of a worker process.
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
+    pub lane: Lane,
+    /// Shown in RabbitMQ's connection list.
+    pub connection_name: String,
     pub amqp_url: String,
     pub prefetch: u16,
     pub concurrency: usize,
@@ -50,8 +70,8 @@ impl Job {
 }
 
 /// Runs sessions until `shutdown`, reconnecting with a growing pause.
-pub async fn run(
-    worker: Arc<Worker>,
+pub async fn run<W: JobHandler>(
+    worker: Arc<W>,
     publisher: Arc<Publisher>,
     topology: Topology,
     settings: RunnerSettings,
@@ -89,27 +109,27 @@ fn reconnect_pauses() -> impl Iterator<Item = Duration> {
         .build()
 }
 
-async fn session(
-    worker: &Arc<Worker>,
+async fn session<W: JobHandler>(
+    worker: &Arc<W>,
     publisher: &Arc<Publisher>,
     topology: &Topology,
     settings: &RunnerSettings,
     shutdown: &CancellationToken,
 ) -> Result<(), QueueError> {
-    let connection = connect(&settings.amqp_url, "lijian-consumer").await?;
+    let connection = connect(&settings.amqp_url, &settings.connection_name).await?;
     let channel = connection.create_channel().await?;
     topology.declare(&channel).await?;
     channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
-    let tag = format!("lijian-consumer-{}", uuid::Uuid::new_v4().simple());
+    let tag = format!("{}-{}", settings.connection_name, uuid::Uuid::new_v4().simple());
     let mut consumer = channel
         .basic_consume(
-            topology.issue_queue().as_str().into(),
+            topology.queue(settings.lane).as_str().into(),
             tag.as_str().into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await?;
-    tracing::info!(queue = topology.issue_queue(), prefetch = settings.prefetch, "consuming issue jobs");
+    tracing::info!(queue = topology.queue(settings.lane), prefetch = settings.prefetch, "consuming jobs");
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let tasks = TaskTracker::new();
     let outcome = loop {
@@ -129,9 +149,9 @@ async fn session(
             }
             permit = permits.clone().acquire_owned() => permit.map_err(|_| QueueError::Unavailable("closed".into()))?,
         };
-        let (worker, publisher, topology) = (worker.clone(), publisher.clone(), topology.clone());
+        let (worker, publisher, topology, lane) = (worker.clone(), publisher.clone(), topology.clone(), settings.lane);
         tasks.spawn(async move {
-            handle(Job { delivery }, &worker, &publisher, &topology).await;
+            handle(Job { delivery }, &*worker, &publisher, &topology, lane).await;
             drop(permit);
         });
     };
@@ -146,11 +166,11 @@ async fn session(
     outcome
 }
 
-async fn handle(job: Job, worker: &Worker, publisher: &Publisher, topology: &Topology) {
+async fn handle<W: JobHandler>(job: Job, worker: &W, publisher: &Publisher, topology: &Topology, lane: Lane) {
     match worker.process(&job.delivery.data).await {
         Disposition::Ack => job.ack().await,
         Disposition::RetryAfter(delay) => {
-            let tier = topology.jittered_retry_queue(delay);
+            let tier = topology.jittered_retry_queue(lane, delay);
             match publisher.publish("", &tier, &job.delivery.data, None).await {
                 Ok(()) => job.ack().await,
                 Err(e) => {
@@ -162,8 +182,8 @@ async fn handle(job: Job, worker: &Worker, publisher: &Publisher, topology: &Top
         Disposition::Park { reason } => {
             let mut headers = FieldTable::default();
             headers.insert("x-lijian-reason".into(), AMQPValue::LongString(LongString::from(reason.as_str())));
-            let exchange = topology.issue_dead_letter_exchange();
-            match publisher.publish(&exchange, ISSUE_ROUTING_KEY, &job.delivery.data, Some(headers)).await {
+            let exchange = topology.dead_letter_exchange(lane);
+            match publisher.publish(&exchange, lane.routing_key(), &job.delivery.data, Some(headers)).await {
                 Ok(()) => job.ack().await,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot park the job; handed back");

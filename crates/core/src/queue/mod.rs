@@ -1,0 +1,185 @@
+//! RabbitMQ: names and declaration (`topology.rs`), the versioned jobs (`jobs.rs`),
+//! a publisher that waits for broker confirms and reconnects by itself, and the
+//! consume loop every worker role runs ([`runner`]).
+
+mod jobs;
+pub mod runner;
+mod topology;
+
+pub use jobs::{IssueJob, NotifyJob};
+pub use runner::{Disposition, JobHandler, RunnerSettings};
+pub use topology::{Lane, Topology, ISSUE_ROUTING_KEY};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use tokio::sync::Mutex;
+
+/// Why a publish or declaration failed. Every variant means "not durably queued".
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("RabbitMQ unavailable: {0}")]
+    Unavailable(String),
+    #[error("RabbitMQ refused the message (nack)")]
+    Nacked,
+    #[error("RabbitMQ could not route the message to any queue (is the topology declared?)")]
+    Unroutable,
+    #[error("RabbitMQ did not confirm within {0:?}")]
+    Timeout(Duration),
+    #[error("AMQP error: {0}")]
+    Amqp(#[from] lapin::Error),
+}
+
+/// Opens an AMQP connection named after the role, for the broker's management UI.
+pub async fn connect(url: &str, name: &str) -> Result<Connection, QueueError> {
+    let props = ConnectionProperties::default().with_connection_name(LongString::from(name));
+    Connection::connect(url, props).await.map_err(|e| QueueError::Unavailable(e.to_string()))
+}
+
+/// A publisher with confirms on one channel that reconnects on demand. Shared by
+/// all request tasks of a process; lapin pipelines concurrent publishes.
+pub struct Publisher {
+    url: String,
+    name: String,
+    topology: Topology,
+    /// Longest wait for a broker confirm before the publish counts as failed (the
+    /// relay then takes over), so a hung broker cannot hang merchants' requests.
+    confirm_timeout: Duration,
+    link: Mutex<Link>,
+}
+
+#[derive(Default)]
+struct Link {
+    connection: Option<Connection>,
+    channel: Option<Channel>,
+    /// When the last reconnect failed: while the broker is down, callers fail fast
+    /// instead of each waiting on a TCP connect.
+    last_failure: Option<Instant>,
+}
+
+/// How long after a failed connect we fail fast before trying again.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+
+impl Publisher {
+    pub fn new(url: &str, name: &str, topology: Topology) -> Arc<Publisher> {
+        Arc::new(Publisher {
+            url: url.to_string(),
+            name: name.to_string(),
+            topology,
+            confirm_timeout: Duration::from_secs(5),
+            link: Mutex::new(Link::default()),
+        })
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// A live confirm-mode channel, connecting (and declaring the topology) when needed.
+    pub async fn channel(&self) -> Result<Channel, QueueError> {
+        let mut link = self.link.lock().await;
+        if let Some(ch) = &link.channel {
+            if ch.status().connected() {
+                return Ok(ch.clone());
+            }
+        }
+        if let Some(at) = link.last_failure {
+            if at.elapsed() < RECONNECT_PAUSE {
+                return Err(QueueError::Unavailable("reconnect pending".into()));
+            }
+        }
+        link.channel = None;
+        if let Some(old) = link.connection.take() {
+            let _ =
+                tokio::time::timeout(Duration::from_millis(200), old.close(200, ShortString::from("reconnect"))).await;
+        }
+        let opened = async {
+            let connection = connect(&self.url, &self.name).await?;
+            let channel = connection.create_channel().await?;
+            channel.confirm_select(ConfirmSelectOptions::default()).await?;
+            self.topology.declare(&channel).await?;
+            Ok::<_, QueueError>((connection, channel))
+        };
+        match tokio::time::timeout(Duration::from_secs(5), opened).await {
+            Ok(Ok((connection, channel))) => {
+                link.connection = Some(connection);
+                link.channel = Some(channel.clone());
+                link.last_failure = None;
+                Ok(channel)
+            }
+            Ok(Err(e)) => {
+                link.last_failure = Some(Instant::now());
+                Err(e)
+            }
+            Err(_) => {
+                link.last_failure = Some(Instant::now());
+                Err(QueueError::Timeout(Duration::from_secs(5)))
+            }
+        }
+    }
+
+    /// Drops the current channel so the next call reconnects.
+    async fn invalidate(&self) {
+        let mut link = self.link.lock().await;
+        link.channel = None;
+    }
+
+    /// Publishes one persistent, mandatory message and waits for the broker's
+    /// confirm. Ok means the broker has it on disk in a queue.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        headers: Option<FieldTable>,
+    ) -> Result<(), QueueError> {
+        let channel = self.channel().await?;
+        let mut props =
+            BasicProperties::default().with_delivery_mode(2).with_content_type(ShortString::from("application/json"));
+        if let Some(h) = headers {
+            props = props.with_headers(h);
+        }
+        let attempt = async {
+            let confirm = channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    payload,
+                    props,
+                )
+                .await?;
+            Ok::<_, QueueError>(confirm.await?)
+        };
+        let outcome = match tokio::time::timeout(self.confirm_timeout, attempt).await {
+            Ok(Ok(Confirmation::Ack(None))) => return Ok(()),
+            Ok(Ok(Confirmation::Ack(Some(_)))) => return Err(QueueError::Unroutable),
+            Ok(Ok(Confirmation::Nack(_))) => Err(QueueError::Nacked),
+            Ok(Ok(Confirmation::NotRequested)) => Err(QueueError::Unavailable("channel not in confirm mode".into())),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(QueueError::Timeout(self.confirm_timeout)),
+        };
+        self.invalidate().await;
+        outcome
+    }
+
+    /// Publishes an issue job to the work exchange.
+    pub async fn publish_issue(&self, job: &IssueJob) -> Result<(), QueueError> {
+        let exchange = self.topology.issue_exchange();
+        self.publish(&exchange, ISSUE_ROUTING_KEY, &job.to_bytes(), None).await
+    }
+
+    /// Publishes a notify job to the notify exchange.
+    pub async fn publish_notify(&self, job: &NotifyJob) -> Result<(), QueueError> {
+        let exchange = self.topology.exchange(Lane::Notify);
+        self.publish(&exchange, Lane::Notify.routing_key(), &job.to_bytes(), None).await
+    }
+
+    /// Whether a broker channel is usable right now (for readiness).
+    pub async fn ping(&self) -> bool {
+        self.channel().await.is_ok()
+    }
+}

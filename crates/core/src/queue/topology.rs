@@ -1,0 +1,236 @@
+//! Exchange and queue names under `LIJIAN_QUEUE_PREFIX`, and their declaration.
+//!
+//! Two lanes with the same shape (prefix `p`, lane `issue` or `notify`):
+//! - `p.<lane>` direct exchange → `p.<lane>` quorum queue (routing key = lane);
+//! - `p.<lane>.dlx` exchange → `p.<lane>.dlq` quorum queue, where jobs are parked;
+//! - `p.<lane>.retry.<delay>` quorum queues with a queue-level TTL that
+//!   dead-letter back to `p.<lane>`: retries wait in the broker, not in a task.
+//!
+//! Work queues dead-letter with `at-least-once` (which needs
+//! `overflow = reject-publish`): RabbitMQ only confirm-protects dead-lettering with
+//! that strategy, so a job cannot vanish between two queues.
+
+use std::time::Duration;
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, ExchangeKind};
+
+use super::QueueError;
+
+/// The two kinds of work on the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Issue jobs: one order's coupon (consumer).
+    Issue,
+    /// Notify jobs: one status report to a merchant (notifier).
+    Notify,
+}
+
+impl Lane {
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::Issue => "issue",
+            Lane::Notify => "notify",
+        }
+    }
+
+    /// Routing key on the lane's exchanges.
+    pub fn routing_key(self) -> &'static str {
+        self.name()
+    }
+}
+
+/// Routing key of issue jobs on the issue exchanges.
+pub const ISSUE_ROUTING_KEY: &str = "issue";
+
+/// Spread of retry delays (see [`Topology::with_retry_delays`]).
+const RETRY_JITTER: [f64; 3] = [0.85, 1.0, 1.15];
+
+fn jittered(delay: Duration, factor: f64) -> Duration {
+    Duration::from_millis((delay.as_millis() as f64 * factor).round() as u64)
+}
+
+fn spread(delays: &[Duration]) -> Vec<Duration> {
+    let mut all: Vec<Duration> = delays.iter().flat_map(|d| RETRY_JITTER.map(|f| jittered(*d, f))).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// Exchange and queue names of one installation.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    prefix: String,
+    /// Delay queues of the issue lane; one per distinct delay, because per-message
+    /// TTL only expires at the head and a long wait would block short ones.
+    issue_delays: Vec<Duration>,
+    notify_delays: Vec<Duration>,
+}
+
+impl Topology {
+    pub fn new(prefix: &str) -> Topology {
+        Topology { prefix: prefix.to_string(), issue_delays: Vec::new(), notify_delays: Vec::new() }
+    }
+
+    /// The topology for these settings, retry tiers of both lanes included.
+    pub fn from_settings(settings: &crate::config::Settings) -> Topology {
+        let mut notify = settings.notify_schedule.clone();
+        notify.push(crate::config::NOTIFY_BUSY_DELAY);
+        Topology::new(&settings.queue_prefix)
+            .with_retry_delays(&settings.issue_retry_schedule)
+            .with_notify_delays(&notify)
+    }
+
+    /// Declares, for each delay, queues at 85%, 100% and 115% of it: a retry picks
+    /// one at random, so jobs that failed together do not all come back together
+    /// (jitter without sleeping on a delivery).
+    pub fn with_retry_delays(mut self, delays: &[Duration]) -> Topology {
+        self.issue_delays = spread(delays);
+        self
+    }
+
+    /// Like [`Topology::with_retry_delays`], for the notify lane.
+    pub fn with_notify_delays(mut self, delays: &[Duration]) -> Topology {
+        self.notify_delays = spread(delays);
+        self
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn delays(&self, lane: Lane) -> &[Duration] {
+        match lane {
+            Lane::Issue => &self.issue_delays,
+            Lane::Notify => &self.notify_delays,
+        }
+    }
+
+    pub fn exchange(&self, lane: Lane) -> String {
+        format!("{}.{}", self.prefix, lane.name())
+    }
+    pub fn queue(&self, lane: Lane) -> String {
+        format!("{}.{}", self.prefix, lane.name())
+    }
+    pub fn dead_letter_exchange(&self, lane: Lane) -> String {
+        format!("{}.{}.dlx", self.prefix, lane.name())
+    }
+    pub fn dead_letter_queue(&self, lane: Lane) -> String {
+        format!("{}.{}.dlq", self.prefix, lane.name())
+    }
+    /// The delay queue that holds a job for `delay`, then dead-letters it back to
+    /// the lane's exchange. Only declared delays exist.
+    pub fn retry_queue(&self, lane: Lane, delay: Duration) -> String {
+        format!("{}.{}.retry.{}", self.prefix, lane.name(), crate::config::format_duration(delay))
+    }
+    /// A delay queue for a retry after about `delay` (one of its jittered variants).
+    pub fn jittered_retry_queue(&self, lane: Lane, delay: Duration) -> String {
+        let factor = RETRY_JITTER[rand::random_range(0..RETRY_JITTER.len())];
+        self.retry_queue(lane, jittered(delay, factor))
+    }
+
+    pub fn issue_exchange(&self) -> String {
+        self.exchange(Lane::Issue)
+    }
+    pub fn issue_queue(&self) -> String {
+        self.queue(Lane::Issue)
+    }
+    pub fn issue_dead_letter_exchange(&self) -> String {
+        self.dead_letter_exchange(Lane::Issue)
+    }
+    pub fn issue_dead_letter_queue(&self) -> String {
+        self.dead_letter_queue(Lane::Issue)
+    }
+
+    /// Every queue this topology declares, for operators and test cleanup.
+    pub fn queues(&self) -> Vec<String> {
+        let mut queues = Vec::new();
+        for lane in [Lane::Issue, Lane::Notify] {
+            queues.push(self.queue(lane));
+            queues.push(self.dead_letter_queue(lane));
+            queues.extend(self.delays(lane).iter().map(|d| self.retry_queue(lane, *d)));
+        }
+        queues
+    }
+
+    pub fn exchanges(&self) -> Vec<String> {
+        [Lane::Issue, Lane::Notify].into_iter().flat_map(|l| [self.exchange(l), self.dead_letter_exchange(l)]).collect()
+    }
+
+    /// Declares everything; safe to run on every start and from several processes.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), QueueError> {
+        for lane in [Lane::Issue, Lane::Notify] {
+            self.declare_lane(channel, lane).await?;
+        }
+        Ok(())
+    }
+
+    async fn declare_lane(&self, channel: &Channel, lane: Lane) -> Result<(), QueueError> {
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        for exchange in [self.exchange(lane), self.dead_letter_exchange(lane)] {
+            channel
+                .exchange_declare(exchange.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default())
+                .await?;
+        }
+        let key = lane.routing_key();
+        let mut dlq_args = quorum_args();
+        dlq_args.insert("x-overflow".into(), text("reject-publish"));
+        declare_queue(channel, &self.dead_letter_queue(lane), dlq_args).await?;
+        bind(channel, &self.dead_letter_queue(lane), &self.dead_letter_exchange(lane), key).await?;
+
+        let mut work_args = quorum_args();
+        work_args.insert("x-dead-letter-exchange".into(), text(&self.dead_letter_exchange(lane)));
+        work_args.insert("x-dead-letter-strategy".into(), text("at-least-once"));
+        work_args.insert("x-overflow".into(), text("reject-publish"));
+        declare_queue(channel, &self.queue(lane), work_args).await?;
+        bind(channel, &self.queue(lane), &self.exchange(lane), key).await?;
+
+        for delay in self.delays(lane) {
+            let mut args = quorum_args();
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(delay.as_millis() as i64));
+            args.insert("x-dead-letter-exchange".into(), text(&self.exchange(lane)));
+            args.insert("x-dead-letter-routing-key".into(), text(key));
+            args.insert("x-dead-letter-strategy".into(), text("at-least-once"));
+            args.insert("x-overflow".into(), text("reject-publish"));
+            declare_queue(channel, &self.retry_queue(lane, *delay), args).await?;
+        }
+        Ok(())
+    }
+}
+
+fn quorum_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), text("quorum"));
+    args
+}
+
+fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), QueueError> {
+    channel.queue_declare(name.into(), QueueDeclareOptions::durable(), args).await?;
+    Ok(())
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), QueueError> {
+    channel
+        .queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_tiers_are_jittered_and_named_by_delay() {
+        let t = Topology::new("p").with_retry_delays(&[Duration::from_secs(1), Duration::from_secs(1)]);
+        assert_eq!(t.queues().len(), 4 + 3);
+        assert!(t.queues().contains(&"p.issue.retry.850ms".to_string()));
+        assert!(t.queues().contains(&t.jittered_retry_queue(Lane::Issue, Duration::from_secs(1))));
+        assert!(t.queues().contains(&"p.notify.dlq".to_string()));
+    }
+}
