@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod intake;
 mod issuance;
+mod notifier;
 mod outage;
 mod signing;
 mod wxpay_protocol;

@@ -50,6 +50,11 @@ enum Command {
     Gateway,
     /// Issue coupons: consume issue jobs and call WeChat Pay (LIJIAN_WXPAY_*) until SIGTERM/SIGINT.
     Consumer,
+    /// Deliver signed status reports to merchants' callback URLs until SIGTERM/SIGINT.
+    Notifier,
+    /// The platform's own keys.
+    #[command(subcommand)]
+    Platform(PlatformCommand),
     /// A merchant-side client of the open API (signs per docs/signing.md).
     #[command(subcommand)]
     Client(client::ClientCommand),
@@ -59,6 +64,12 @@ enum Command {
     /// Measure throughput and latency against raw baselines (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum PlatformCommand {
+    /// Print the public key merchants verify status reports with (from LIJIAN_PLATFORM_PRIVATE_KEY).
+    PublicKey,
 }
 
 fn init_tracing() {
@@ -135,6 +146,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let shutdown = shutdown_on_signals();
             let running = lijian_consumer::start(&settings, shutdown)?;
             running.task.await?;
+            Ok(())
+        }
+        Command::Notifier => {
+            let shutdown = shutdown_on_signals();
+            let running = lijian_notifier::start(&settings, shutdown)?;
+            running.task.await?;
+            Ok(())
+        }
+        Command::Platform(PlatformCommand::PublicKey) => {
+            print!("{}", lijian_notifier::platform_key(&settings)?.public_key_pem()?);
             Ok(())
         }
         Command::Client(cmd) => client::run(cmd).await,

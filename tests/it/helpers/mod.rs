@@ -4,6 +4,7 @@
 //! directly), not with lijian's signing code, so the two check each other.
 
 pub mod proxy;
+pub mod receiver;
 pub mod wxpay;
 
 use std::net::SocketAddr;
@@ -184,6 +185,11 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.wxpay_public_key_id = wxpay::PUBLIC_KEY_ID.into();
     settings.wxpay_timeout = Duration::from_secs(2);
     settings.shutdown_grace = Duration::from_secs(5);
+    settings.platform_private_key = fixture_path("platform-private.pem");
+    settings.notify_schedule = vec![Duration::from_millis(50), Duration::from_millis(100), Duration::from_millis(200)];
+    settings.notify_timeout = Duration::from_secs(2);
+    settings.notify_allow_cidrs = "127.0.0.0/8".into();
+    settings.report_relay_interval = Duration::from_millis(50);
     prune_stale_databases(&base_db_url).await;
     lijian_core::store::migrate(&settings.database_url).await.expect("migrate test database");
     let database_url = settings.database_url.clone();

@@ -89,12 +89,27 @@ impl TestApp {
     /// Places `n` signed orders (bizCode `{prefix}-{i}`), `concurrency` at a time;
     /// returns the order codes of the accepted ones.
     pub async fn place_orders(self: &Arc<Self>, prefix: &str, n: usize, concurrency: usize) -> Vec<String> {
+        self.place_orders_to(prefix, n, concurrency, None).await
+    }
+
+    /// Like [`TestApp::place_orders`], each order naming `callback` as its callbackUrl.
+    pub async fn place_orders_to(
+        self: &Arc<Self>,
+        prefix: &str,
+        n: usize,
+        concurrency: usize,
+        callback: Option<&str>,
+    ) -> Vec<String> {
         stream::iter(0..n)
             .map(|i| {
                 let app = self.clone();
                 let biz = format!("{prefix}-{i}");
+                let mut body = order_body(&biz);
+                if let Some(url) = callback {
+                    body = body.replace(r#""bizCode""#, &format!(r#""callbackUrl":"{url}","bizCode""#));
+                }
                 async move {
-                    let req = Req::new(&order_body(&biz)).signed_rsa(&app.signer);
+                    let req = Req::new(&body).signed_rsa(&app.signer);
                     app.send("/v1/openapi/order/wechat/coupons", &req).await
                 }
             })
@@ -116,5 +131,34 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+pub struct NotifierHandle {
+    pub running: lijian_notifier::RunningNotifier,
+    stop: CancellationToken,
+}
+
+impl NotifierHandle {
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.running.task).await;
+    }
+}
+
+impl TestApp {
+    pub fn start_notifier(&self, settings: &Settings) -> NotifierHandle {
+        let stop = CancellationToken::new();
+        let running = lijian_notifier::start(settings, stop.clone()).expect("start notifier");
+        NotifierHandle { running, stop }
+    }
+
+    /// Sets a merchant's default callbackUrl.
+    pub async fn set_callback(&self, merchant: &str, url: &str) {
+        let client = self.store.client().await.expect("client");
+        client
+            .execute("UPDATE merchants SET callback_url = $2 WHERE merchant_id = $1", &[&merchant, &url])
+            .await
+            .expect("update");
     }
 }

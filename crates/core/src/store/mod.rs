@@ -62,6 +62,7 @@ impl StoreError {
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "issuance", include_str!("../../migrations/0002_issuance.sql")),
+    (3, "reports", include_str!("../../migrations/0003_reports.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.

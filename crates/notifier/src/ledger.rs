@@ -1,0 +1,160 @@
+//! The notifier's reads and writes: the report with what it needs to be sent,
+//! each attempt, and how the report ended. Also the relay that queues reports
+//! written by other roles (the outbox rows).
+
+use lijian_core::money::Fen;
+use lijian_core::queue::{NotifyJob, Publisher};
+use lijian_core::store::{Store, StoreError};
+
+use crate::report::Report;
+
+/// A pending report and how to deliver it.
+pub struct Pending {
+    pub report: Report,
+    /// The order's callbackUrl, else the merchant's; None when both are empty.
+    pub url: Option<String>,
+    pub business_id: String,
+    /// Some when the merchant signs with MD5 only: its reports are MD5-signed too.
+    pub md5_key: Option<String>,
+}
+
+/// What [`load`] found.
+pub enum Loaded {
+    Pending(Box<Pending>),
+    /// Already delivered, recorded as having no callback, or parked.
+    Closed,
+    NotFound,
+}
+
+pub async fn load(store: &Store, notify_id: &str) -> Result<Loaded, StoreError> {
+    let client = store.client().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT r.outcome, r.status, o.order_code, o.biz_code, o.merchant_id, o.product_code, o.activity_id, o.open_id,
+                    o.coupon_id, o.settlement_fen, coalesce(o.last_error, ''),
+                    (extract(epoch FROM coalesce(o.finished_at, r.created_at)) * 1000)::bigint,
+                    coalesce(nullif(o.callback_url, ''), nullif(m.callback_url, '')),
+                    m.business_id, m.md5_key, m.rsa_public_key IS NOT NULL
+               FROM reports r JOIN orders o USING (order_code) JOIN merchants m ON m.merchant_id = o.merchant_id
+              WHERE r.notify_id = $1",
+        )
+        .await?;
+    let Some(r) = client.query_opt(&stmt, &[&notify_id]).await? else { return Ok(Loaded::NotFound) };
+    if r.get::<_, Option<String>>(0).is_some() {
+        return Ok(Loaded::Closed);
+    }
+    let status: i16 = r.get(1);
+    let last_error: String = r.get(10);
+    let message = match status {
+        2 => "success".to_string(),
+        4 => "cancelled".to_string(),
+        _ if last_error.is_empty() => "failed".to_string(),
+        _ => last_error,
+    };
+    let has_rsa: bool = r.get(15);
+    let md5_key: Option<String> = r.get(14);
+    Ok(Loaded::Pending(Box::new(Pending {
+        report: Report {
+            notify_id: notify_id.to_string(),
+            order_code: r.get(2),
+            biz_code: r.get(3),
+            merchant_id: r.get(4),
+            product_code: r.get(5),
+            activity_id: r.get(6),
+            open_id: r.get(7),
+            status,
+            coupon_id: r.get(8),
+            settlement: Fen(r.get(9)),
+            message,
+            finish_time_ms: r.get(11),
+        },
+        url: r.get(12),
+        business_id: r.get(13),
+        md5_key: if has_rsa { None } else { md5_key },
+    })))
+}
+
+/// Counts an attempt; returns (attempt number, attempts since the last replay).
+pub async fn begin(store: &Store, notify_id: &str) -> Result<(i32, i32), StoreError> {
+    let client = store.client().await?;
+    let stmt = client
+        .prepare_cached(
+            "UPDATE reports SET attempts = attempts + 1 WHERE notify_id = $1
+             RETURNING attempts, attempts - attempts_before_replay",
+        )
+        .await?;
+    let row = client.query_one(&stmt, &[&notify_id]).await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// One POST, as it went.
+pub struct AttemptLog<'a> {
+    pub notify_id: &'a str,
+    pub attempt: i32,
+    pub url: &'a str,
+    pub http_status: Option<i32>,
+    pub latency_ms: i32,
+    pub answer: Option<String>,
+    pub error: Option<String>,
+    pub delivered: bool,
+}
+
+/// Records the attempt and, when delivered, closes the report — one statement.
+pub async fn record(store: &Store, a: &AttemptLog<'_>) -> Result<(), StoreError> {
+    let client = store.client().await?;
+    let stmt = client
+        .prepare_cached(
+            "WITH attempt AS (
+                 INSERT INTO report_attempts (notify_id, attempt, url, http_status, latency_ms, answer, error, delivered)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8))
+             UPDATE reports SET delivered_at = CASE WHEN $8 THEN now() END,
+                               outcome = CASE WHEN $8 THEN 'delivered' END,
+                               last_error = CASE WHEN $8 THEN NULL ELSE coalesce($7, 'HTTP ' || $4::text) END
+              WHERE notify_id = $1 AND outcome IS NULL",
+        )
+        .await?;
+    client
+        .execute(
+            &stmt,
+            &[&a.notify_id, &a.attempt, &a.url, &a.http_status, &a.latency_ms, &a.answer, &a.error, &a.delivered],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Closes a report that will not be sent: `no_callback` or `parked`, with why.
+pub async fn close(store: &Store, notify_id: &str, outcome: &str, reason: &str) -> Result<(), StoreError> {
+    let client = store.client().await?;
+    client
+        .execute(
+            "UPDATE reports SET outcome = $2, last_error = $3, dead_at = CASE WHEN $2 = 'parked' THEN now() END
+              WHERE notify_id = $1 AND outcome IS NULL",
+            &[&notify_id, &outcome, &reason],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Queues reports that are not on the broker yet (written by the consumer or by
+/// cancellations in the same transaction as the order's final status).
+pub async fn relay_once(store: &Store, publisher: &Publisher) -> Result<usize, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            "SELECT notify_id FROM reports WHERE enqueued_at IS NULL ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED",
+            &[],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let publishes = ids.iter().map(|id| async move {
+        publisher.publish_notify(&NotifyJob::V1 { notify_id: id.clone() }).await.map(|_| id.clone())
+    });
+    let queued: Vec<String> = futures::future::join_all(publishes).await.into_iter().filter_map(Result::ok).collect();
+    tx.execute("UPDATE reports SET enqueued_at = now() WHERE notify_id = ANY($1)", &[&queued]).await?;
+    tx.commit().await?;
+    Ok(queued.len())
+}

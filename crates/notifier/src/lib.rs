@@ -1,0 +1,118 @@
+//! lijian-notifier: tells merchants how their orders ended.
+//!
+//! # Owns
+//! - the status report's body and signed headers ([`report`]);
+//! - where a report may go: the SSRF guard and the guarded resolver ([`ssrf`]);
+//! - delivering one report ([`worker`]): endpoint slots, timeout, `SUCCESS`,
+//!   the attempt log, retry on the schedule through the broker, parking;
+//! - queuing report rows that other roles wrote (the outbox relay, [`ledger`]).
+//!
+//! # Must not touch
+//! Orders' status or money: a report only describes what is already final.
+//!
+//! # Layout
+//! - `report.rs` `ssrf.rs` `ledger.rs` `worker.rs`
+
+pub mod ledger;
+pub mod report;
+pub mod ssrf;
+pub mod worker;
+
+use std::sync::Arc;
+
+use lijian_core::config::Settings;
+use lijian_core::queue::{runner, Lane, Publisher, Topology};
+use lijian_core::signing::RsaPrivateKey;
+use lijian_core::store::Store;
+use tokio_util::sync::CancellationToken;
+
+pub use worker::Notifier;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    #[error(
+        "LIJIAN_PLATFORM_PRIVATE_KEY is required: the PEM file of the key that signs reports (lijian keygen makes one)"
+    )]
+    MissingKey,
+    #[error("cannot read LIJIAN_PLATFORM_PRIVATE_KEY {0}")]
+    ReadKey(String, #[source] std::io::Error),
+    #[error("LIJIAN_PLATFORM_PRIVATE_KEY {0}: {1}")]
+    BadKey(String, String),
+    #[error("LIJIAN_NOTIFY_ALLOW_CIDRS: {0}")]
+    BadAllowList(String),
+    #[error(transparent)]
+    Store(#[from] lijian_core::store::StoreError),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// The platform's report-signing key, from `LIJIAN_PLATFORM_PRIVATE_KEY`.
+pub fn platform_key(settings: &Settings) -> Result<RsaPrivateKey, NotifierError> {
+    let path = &settings.platform_private_key;
+    if path.is_empty() {
+        return Err(NotifierError::MissingKey);
+    }
+    let pem = std::fs::read_to_string(path).map_err(|e| NotifierError::ReadKey(path.clone(), e))?;
+    RsaPrivateKey::from_pem(&pem).map_err(|e| NotifierError::BadKey(path.clone(), e.to_string()))
+}
+
+pub fn build(settings: &Settings) -> Result<Notifier, NotifierError> {
+    let guard = ssrf::Guard::from_list(&settings.notify_allow_cidrs).map_err(NotifierError::BadAllowList)?;
+    let store = Store::connect(&settings.database_url, settings.db_pool_size)?;
+    Ok(Notifier::new(
+        store,
+        guard,
+        platform_key(settings)?,
+        settings.notify_schedule.clone(),
+        settings.notify_timeout,
+        settings.notify_per_endpoint,
+    )?)
+}
+
+pub struct RunningNotifier {
+    pub notifier: Arc<Notifier>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the relay and the delivery loop; both stop on `shutdown`.
+pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<RunningNotifier, NotifierError> {
+    let notifier = Arc::new(build(settings)?);
+    let topology = Topology::from_settings(settings);
+    let publisher = Publisher::new(&settings.amqp_url, "lijian-notifier-publisher", topology.clone());
+    let relay_store = Store::connect(&settings.database_url, 2)?;
+    let relay =
+        tokio::spawn(run_relay(relay_store, publisher.clone(), settings.report_relay_interval, shutdown.clone()));
+    let runner_settings = runner::RunnerSettings {
+        lane: Lane::Notify,
+        connection_name: "lijian-notifier".into(),
+        amqp_url: settings.amqp_url.clone(),
+        prefetch: u16::try_from(settings.notify_concurrency * 2).unwrap_or(u16::MAX),
+        concurrency: settings.notify_concurrency,
+        shutdown_grace: settings.shutdown_grace,
+    };
+    let worker = notifier.clone();
+    let task = tokio::spawn(async move {
+        runner::run(worker, publisher, topology, runner_settings, shutdown).await;
+        let _ = relay.await;
+    });
+    Ok(RunningNotifier { notifier, task })
+}
+
+async fn run_relay(
+    store: Store,
+    publisher: Arc<Publisher>,
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match ledger::relay_once(&store, &publisher).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(reports = n, "reports queued"),
+            Err(e) => tracing::warn!(error = %e, "report relay pass failed; will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}

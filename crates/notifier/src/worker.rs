@@ -1,0 +1,307 @@
+//! One notify job, start to finish: `Notifier::process(payload) -> Disposition`.
+//! A report is delivered when the merchant answers HTTP 2xx with the body
+//! `SUCCESS` (trimmed, any case); anything else is a failed attempt, retried on
+//! the schedule from the broker. A refused target (SSRF) parks at once.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lijian_core::config::NOTIFY_BUSY_DELAY;
+use lijian_core::queue::{Disposition, JobHandler, NotifyJob};
+use lijian_core::signing::RsaPrivateKey;
+use lijian_core::store::Store;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+
+use crate::ledger::{self, AttemptLog, Loaded, Pending};
+use crate::report::{signed_headers, Signer};
+use crate::ssrf::{Guard, GuardedResolver};
+
+/// Most of a merchant's answer kept for the timeline.
+const ANSWER_KEEP: usize = 1024;
+
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub delivered: AtomicU64,
+    pub failed_attempts: AtomicU64,
+    pub parked: AtomicU64,
+    pub no_callback: AtomicU64,
+    pub busy: AtomicU64,
+}
+
+pub struct Notifier {
+    store: Store,
+    http: reqwest::Client,
+    guard: Arc<Guard>,
+    platform_key: Arc<RsaPrivateKey>,
+    /// Delays after failed attempts; after the last, the report is parked.
+    schedule: Vec<Duration>,
+    per_endpoint: usize,
+    /// In-flight slots per host:port, so one slow merchant cannot hold them all.
+    endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
+    pub counters: Counters,
+}
+
+impl Notifier {
+    pub fn new(
+        store: Store,
+        guard: Guard,
+        platform_key: RsaPrivateKey,
+        schedule: Vec<Duration>,
+        timeout: Duration,
+        per_endpoint: usize,
+    ) -> Result<Notifier, reqwest::Error> {
+        let guard = Arc::new(guard);
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver { guard: guard.clone() }))
+            .user_agent(concat!("lijian-notifier/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Notifier {
+            store,
+            http,
+            guard,
+            platform_key: Arc::new(platform_key),
+            schedule,
+            per_endpoint: per_endpoint.max(1),
+            endpoints: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        })
+    }
+
+    pub async fn process(&self, payload: &[u8]) -> Disposition {
+        let job = match NotifyJob::from_bytes(payload) {
+            Ok(job) => job,
+            Err(reason) => return Disposition::Park { reason },
+        };
+        let span = tracing::info_span!("notify", notify_id = job.notify_id());
+        self.deliver(job.notify_id()).instrument(span).await
+    }
+
+    async fn deliver(&self, notify_id: &str) -> Disposition {
+        let pending = match ledger::load(&self.store, notify_id).await {
+            Ok(Loaded::Pending(p)) => p,
+            Ok(Loaded::Closed) => return Disposition::Ack,
+            Ok(Loaded::NotFound) => return Disposition::Park { reason: format!("report {notify_id} not found") },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the report; job handed back");
+                return Disposition::Requeue;
+            }
+        };
+        let order_code = pending.report.order_code.clone();
+        let Some(url) = pending.url.clone() else {
+            self.counters.no_callback.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(order_code, "no callbackUrl on the order or the merchant; nothing sent");
+            return self.close(notify_id, "no_callback", "no callbackUrl on the order or the merchant").await;
+        };
+        let target = match self.vet(&url).await {
+            Ok(target) => target,
+            Err(Vetting::Refused(reason)) => {
+                tracing::warn!(order_code, %reason, "callback target refused");
+                return self.park(notify_id, &format!("refused target: {reason}")).await;
+            }
+            Err(Vetting::Unresolved(reason)) => {
+                // DNS may come back: an ordinary failed attempt.
+                return self.failed(notify_id, &url, None, 0, None, Some(reason)).await;
+            }
+        };
+        let Some(_slot) = self.endpoint_slot(&target) else {
+            // Not an attempt: the endpoint already has its share in flight.
+            self.counters.busy.fetch_add(1, Ordering::Relaxed);
+            return Disposition::RetryAfter(NOTIFY_BUSY_DELAY);
+        };
+        self.post(notify_id, &url, &pending).await
+    }
+
+    async fn post(&self, notify_id: &str, url: &str, pending: &Pending) -> Disposition {
+        let (attempt, since_replay) = match ledger::begin(&self.store, notify_id).await {
+            Ok(counts) => counts,
+            Err(_) => return Disposition::Requeue,
+        };
+        let body = pending.report.body();
+        let signer = match &pending.md5_key {
+            Some(key) => Signer::Md5(key),
+            None => Signer::Platform(&self.platform_key),
+        };
+        let headers = match signed_headers(&pending.business_id, &signer, &body) {
+            Ok(h) => h,
+            Err(e) => return self.park(notify_id, &format!("cannot sign the report: {e}")).await,
+        };
+        let mut request = self.http.post(url).header("Content-Type", "application/json; charset=utf-8").body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let started = Instant::now();
+        let outcome = match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let answer = read_prefix(response).await;
+                Ok((status, answer))
+            }
+            Err(e) => Err(error_text(&e)),
+        };
+        let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+        let (status, answer, error) = match outcome {
+            Ok((status, answer)) => (Some(status), Some(answer), None),
+            Err(e) => (None, None, Some(e)),
+        };
+        let delivered = status.is_some_and(|s| s.is_success())
+            && answer.as_deref().is_some_and(|a| a.trim().eq_ignore_ascii_case("SUCCESS"));
+        let log = AttemptLog {
+            notify_id,
+            attempt,
+            url,
+            http_status: status.map(|s| i32::from(s.as_u16())),
+            latency_ms,
+            answer: answer.clone(),
+            error: error.clone(),
+            delivered,
+        };
+        if ledger::record(&self.store, &log).await.is_err() {
+            return Disposition::Requeue;
+        }
+        if delivered {
+            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(order_code = pending.report.order_code, attempt, "report delivered");
+            return Disposition::Ack;
+        }
+        self.counters.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        self.retry_or_park(
+            notify_id,
+            since_replay,
+            error.unwrap_or_else(|| format!("HTTP {}", status.map(|s| s.as_u16()).unwrap_or(0))),
+        )
+        .await
+    }
+
+    /// A failed attempt that never reached the POST (e.g. DNS): counted, then retried.
+    async fn failed(
+        &self,
+        notify_id: &str,
+        url: &str,
+        status: Option<i32>,
+        latency_ms: i32,
+        answer: Option<String>,
+        error: Option<String>,
+    ) -> Disposition {
+        let Ok((attempt, since_replay)) = ledger::begin(&self.store, notify_id).await else {
+            return Disposition::Requeue;
+        };
+        let log = AttemptLog {
+            notify_id,
+            attempt,
+            url,
+            http_status: status,
+            latency_ms,
+            answer,
+            error: error.clone(),
+            delivered: false,
+        };
+        if ledger::record(&self.store, &log).await.is_err() {
+            return Disposition::Requeue;
+        }
+        self.counters.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        self.retry_or_park(notify_id, since_replay, error.unwrap_or_default()).await
+    }
+
+    async fn retry_or_park(&self, notify_id: &str, since_replay: i32, reason: String) -> Disposition {
+        match self.schedule.get((since_replay.max(1) - 1) as usize) {
+            Some(delay) => Disposition::RetryAfter(*delay),
+            None => {
+                self.park(notify_id, &format!("retries exhausted after {since_replay} attempts; last: {reason}")).await
+            }
+        }
+    }
+
+    async fn park(&self, notify_id: &str, reason: &str) -> Disposition {
+        if ledger::close(&self.store, notify_id, "parked", reason).await.is_err() {
+            return Disposition::Requeue;
+        }
+        self.counters.parked.fetch_add(1, Ordering::Relaxed);
+        Disposition::Park { reason: reason.to_string() }
+    }
+
+    async fn close(&self, notify_id: &str, outcome: &str, reason: &str) -> Disposition {
+        match ledger::close(&self.store, notify_id, outcome, reason).await {
+            Ok(()) => Disposition::Ack,
+            Err(_) => Disposition::Requeue,
+        }
+    }
+
+    /// Checks the URL and where its host resolves now; the resolver checks again
+    /// at connect time. Returns the endpoint key (host:port).
+    async fn vet(&self, url: &str) -> Result<String, Vetting> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| Vetting::Refused(format!("invalid callbackUrl: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Vetting::Refused(format!("scheme {} is not http or https", parsed.scheme())));
+        }
+        let host = parsed.host_str().ok_or_else(|| Vetting::Refused("callbackUrl has no host".into()))?;
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addresses: Vec<IpAddr> = match bare.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::net::lookup_host((bare, port))
+                .await
+                .map_err(|e| Vetting::Unresolved(format!("cannot resolve {host}: {e}")))?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        if addresses.is_empty() {
+            return Err(Vetting::Unresolved(format!("{host} has no address")));
+        }
+        if let Some(reason) = addresses.iter().find_map(|ip| self.guard.check(*ip).err()) {
+            return Err(Vetting::Refused(format!("{host} resolves to {reason}")));
+        }
+        Ok(format!("{host}:{port}"))
+    }
+
+    fn endpoint_slot(&self, endpoint: &str) -> Option<OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(endpoint.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.per_endpoint))).clone()
+        };
+        semaphore.try_acquire_owned().ok()
+    }
+}
+
+enum Vetting {
+    /// Never send there: final for this report.
+    Refused(String),
+    /// Could not tell (DNS): a failed attempt, retried.
+    Unresolved(String),
+}
+
+/// Up to 1 KiB of the answer, as text.
+async fn read_prefix(mut response: reqwest::Response) -> String {
+    let mut kept = Vec::new();
+    while kept.len() < ANSWER_KEEP {
+        match response.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    kept.truncate(ANSWER_KEEP);
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+fn error_text(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() { format!("timeout: {e}") } else { e.to_string() };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl JobHandler for Notifier {
+    fn process(&self, payload: &[u8]) -> impl std::future::Future<Output = Disposition> + Send {
+        Notifier::process(self, payload)
+    }
+}
