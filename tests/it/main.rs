@@ -11,6 +11,7 @@ mod crash;
 mod intake;
 mod issuance;
 mod notifier;
+mod notifier_docs;
 mod outage;
 mod signing;
 mod wxpay_protocol;

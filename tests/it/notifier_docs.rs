@@ -1,0 +1,71 @@
+//! docs/callbacks.md's shell example verifies a real report, and only a real one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::helpers::receiver::Receiver;
+use crate::helpers::wxpay::spawn_sim;
+use crate::helpers::*;
+
+fn docs_script() -> String {
+    let docs = std::fs::read_to_string(format!("{}/../../docs/callbacks.md", env!("CARGO_MANIFEST_DIR"))).expect("docs");
+    let block = docs
+        .split("<!-- verify-example:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- verify-example:end -->").next())
+        .expect("example markers");
+    let script = block.trim().trim_start_matches("```sh").trim_end_matches("```").trim().to_string();
+    let file = std::fs::read_to_string(format!("{}/../../docs/examples/verify-report.sh", env!("CARGO_MANIFEST_DIR"))).expect("example");
+    assert_eq!(script, file.trim(), "docs/examples/verify-report.sh must be the script shown in docs/callbacks.md");
+    script
+}
+
+fn run(script: &str, report: &crate::helpers::receiver::Received, body: &[u8]) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body_file = dir.path().join("body.json");
+    std::fs::write(&body_file, body).expect("write");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg("verify-report.sh")
+        .arg(&body_file)
+        .env("BUSINESS_ID", report.header("businessId"))
+        .env("NONCE", report.header("nonce"))
+        .env("TIMESTAMP", report.header("timestamp"))
+        .env("SIGN_TYPE", report.header("signType"))
+        .env("SIGN", report.header("sign"))
+        .env("PLATFORM_PUBLIC_KEY", fixture_path("platform-public.pem"))
+        .output()
+        .expect("bash");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test]
+async fn shell_example_verifies_a_real_report() {
+    let script = docs_script();
+    let app = Arc::new(spawn_app().await);
+    let sim = spawn_sim(|_| {}).await;
+    let receiver = Receiver::healthy().await;
+    app.set_callback(MERCHANT, &receiver.url()).await;
+    let consumer = app.start_consumer(&app.consumer_settings(&sim));
+    let notifier = app.start_notifier(&app.settings);
+    app.place_orders("docs", 1, 1).await;
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(20)).await, 1);
+    let report = receiver.received().remove(0);
+    let (ok, stdout) = run(&script, &report, &report.body);
+    assert!(ok && stdout.contains("Verified OK"), "{stdout}");
+    let tampered = String::from_utf8_lossy(&report.body).replace("\"status\":2", "\"status\":3");
+    let (ok, _) = run(&script, &report, tampered.as_bytes());
+    assert!(!ok, "a tampered body must not verify");
+    // The same key the CLI prints is the one that verifies.
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_lijian"))
+        .args(["platform", "public-key"])
+        .env("LIJIAN_PLATFORM_PRIVATE_KEY", fixture_path("platform-private.pem"))
+        .output()
+        .expect("lijian platform public-key");
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), fixture("platform-public.pem"));
+    consumer.stop().await;
+    notifier.stop().await;
+    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
+    app.stop().await;
+}
