@@ -8,14 +8,16 @@ use crate::helpers::wxpay::spawn_sim;
 use crate::helpers::*;
 
 fn docs_script() -> String {
-    let docs = std::fs::read_to_string(format!("{}/../../docs/callbacks.md", env!("CARGO_MANIFEST_DIR"))).expect("docs");
+    let docs =
+        std::fs::read_to_string(format!("{}/../../docs/callbacks.md", env!("CARGO_MANIFEST_DIR"))).expect("docs");
     let block = docs
         .split("<!-- verify-example:start -->")
         .nth(1)
         .and_then(|rest| rest.split("<!-- verify-example:end -->").next())
         .expect("example markers");
     let script = block.trim().trim_start_matches("```sh").trim_end_matches("```").trim().to_string();
-    let file = std::fs::read_to_string(format!("{}/../../docs/examples/verify-report.sh", env!("CARGO_MANIFEST_DIR"))).expect("example");
+    let file = std::fs::read_to_string(format!("{}/../../docs/examples/verify-report.sh", env!("CARGO_MANIFEST_DIR")))
+        .expect("example");
     assert_eq!(script, file.trim(), "docs/examples/verify-report.sh must be the script shown in docs/callbacks.md");
     script
 }

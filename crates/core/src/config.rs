@@ -122,7 +122,7 @@ pub struct Settings {
 
 /// When an endpoint already has its quota of reports in flight, a report waits
 /// this long in the broker (without counting an attempt) instead of blocking a slot.
-pub const NOTIFY_BUSY_DELAY: Duration = Duration::from_secs(1);
+pub const NOTIFY_BUSY_DELAY: Duration = Duration::from_secs(2);
 
 /// The original platform's report schedule: 15s, 30s, 3m, 10m, 20m, 30m, 60m, 3h, 6h.
 const DEFAULT_NOTIFY_SCHEDULE: [u64; 9] = [15, 30, 180, 600, 1200, 1800, 3600, 10800, 21600];
@@ -160,7 +160,7 @@ impl Default for Settings {
             notify_timeout: Duration::from_secs(10),
             notify_allow_cidrs: String::new(),
             notify_concurrency: 256,
-            notify_per_endpoint: 8,
+            notify_per_endpoint: 16,
             report_relay_interval: Duration::from_millis(200),
         }
     }

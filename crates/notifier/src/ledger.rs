@@ -74,23 +74,9 @@ pub async fn load(store: &Store, notify_id: &str) -> Result<Loaded, StoreError> 
     })))
 }
 
-/// Counts an attempt; returns (attempt number, attempts since the last replay).
-pub async fn begin(store: &Store, notify_id: &str) -> Result<(i32, i32), StoreError> {
-    let client = store.client().await?;
-    let stmt = client
-        .prepare_cached(
-            "UPDATE reports SET attempts = attempts + 1 WHERE notify_id = $1
-             RETURNING attempts, attempts - attempts_before_replay",
-        )
-        .await?;
-    let row = client.query_one(&stmt, &[&notify_id]).await?;
-    Ok((row.get(0), row.get(1)))
-}
-
 /// One POST, as it went.
 pub struct AttemptLog<'a> {
     pub notify_id: &'a str,
-    pub attempt: i32,
     pub url: &'a str,
     pub http_status: Option<i32>,
     pub latency_ms: i32,
@@ -99,27 +85,29 @@ pub struct AttemptLog<'a> {
     pub delivered: bool,
 }
 
-/// Records the attempt and, when delivered, closes the report — one statement.
-pub async fn record(store: &Store, a: &AttemptLog<'_>) -> Result<(), StoreError> {
+/// Counts the attempt, logs it and, when delivered, closes the report — one
+/// statement. Returns the attempts since the last replay (for the schedule), or
+/// None when the report was closed meanwhile (another notifier delivered it).
+pub async fn record(store: &Store, a: &AttemptLog<'_>) -> Result<Option<i32>, StoreError> {
     let client = store.client().await?;
     let stmt = client
         .prepare_cached(
-            "WITH attempt AS (
-                 INSERT INTO report_attempts (notify_id, attempt, url, http_status, latency_ms, answer, error, delivered)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8))
-             UPDATE reports SET delivered_at = CASE WHEN $8 THEN now() END,
-                               outcome = CASE WHEN $8 THEN 'delivered' END,
-                               last_error = CASE WHEN $8 THEN NULL ELSE coalesce($7, 'HTTP ' || $4::text) END
-              WHERE notify_id = $1 AND outcome IS NULL",
+            "WITH counted AS (
+                 UPDATE reports SET attempts = attempts + 1,
+                        delivered_at = CASE WHEN $7 THEN now() END,
+                        outcome = CASE WHEN $7 THEN 'delivered' END,
+                        last_error = CASE WHEN $7::bool THEN NULL ELSE coalesce($6::text, 'HTTP ' || ($3::int4)::text) END
+                  WHERE notify_id = $1 AND outcome IS NULL
+                  RETURNING attempts, attempts - attempts_before_replay AS since_replay)
+             INSERT INTO report_attempts (notify_id, attempt, url, http_status, latency_ms, answer, error, delivered)
+             SELECT $1, attempts, $2, $3, $4, $5, $6, $7 FROM counted
+             RETURNING (SELECT since_replay FROM counted)",
         )
         .await?;
-    client
-        .execute(
-            &stmt,
-            &[&a.notify_id, &a.attempt, &a.url, &a.http_status, &a.latency_ms, &a.answer, &a.error, &a.delivered],
-        )
+    let row = client
+        .query_opt(&stmt, &[&a.notify_id, &a.url, &a.http_status, &a.latency_ms, &a.answer, &a.error, &a.delivered])
         .await?;
-    Ok(())
+    Ok(row.map(|r| r.get::<_, i32>(0)))
 }
 
 /// Closes a report that will not be sent: `no_callback` or `parked`, with why.
@@ -142,19 +130,32 @@ pub async fn relay_once(store: &Store, publisher: &Publisher) -> Result<usize, S
     let tx = client.transaction().await?;
     let rows = tx
         .query(
-            "SELECT notify_id FROM reports WHERE enqueued_at IS NULL ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED",
+            "SELECT r.notify_id, coalesce(nullif(o.callback_url, ''), m.callback_url)
+               FROM reports r JOIN orders o USING (order_code) JOIN merchants m ON m.merchant_id = o.merchant_id
+              WHERE r.enqueued_at IS NULL ORDER BY r.id LIMIT 1000 FOR UPDATE OF r SKIP LOCKED",
             &[],
         )
         .await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    let publishes = ids.iter().map(|id| async move {
-        publisher.publish_notify(&NotifyJob::V1 { notify_id: id.clone() }).await.map(|_| id.clone())
-    });
+    let jobs: Vec<NotifyJob> = rows
+        .iter()
+        .map(|r| {
+            let url: Option<String> = r.get(1);
+            NotifyJob::V1 { notify_id: r.get(0), endpoint: url.as_deref().and_then(endpoint_of) }
+        })
+        .collect();
+    let publishes =
+        jobs.iter().map(|job| async move { publisher.publish_notify(job).await.map(|_| job.notify_id().to_string()) });
     let queued: Vec<String> = futures::future::join_all(publishes).await.into_iter().filter_map(Result::ok).collect();
     tx.execute("UPDATE reports SET enqueued_at = now() WHERE notify_id = ANY($1)", &[&queued]).await?;
     tx.commit().await?;
     Ok(queued.len())
+}
+
+/// `host:port` of a callback URL: the unit of the per-endpoint limit.
+pub fn endpoint_of(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    Some(format!("{}:{}", parsed.host_str()?, parsed.port_or_known_default()?))
 }

@@ -20,6 +20,10 @@ use crate::ledger::{self, AttemptLog, Loaded, Pending};
 use crate::report::{signed_headers, Signer};
 use crate::ssrf::{Guard, GuardedResolver};
 
+/// Longest wait for a free slot at an endpoint before the report goes back to the
+/// broker for [`NOTIFY_BUSY_DELAY`].
+const SLOT_WAIT: Duration = Duration::from_millis(250);
+
 /// Most of a merchant's answer kept for the timeline.
 const ANSWER_KEEP: usize = 1024;
 
@@ -80,10 +84,20 @@ impl Notifier {
             Err(reason) => return Disposition::Park { reason },
         };
         let span = tracing::info_span!("notify", notify_id = job.notify_id());
-        self.deliver(job.notify_id()).instrument(span).await
+        self.deliver(&job).instrument(span).await
     }
 
-    async fn deliver(&self, notify_id: &str) -> Disposition {
+    async fn deliver(&self, job: &NotifyJob) -> Disposition {
+        let notify_id = job.notify_id();
+        // Saturated endpoint: back to the broker before touching the database, so a
+        // dead endpoint's backlog costs other merchants as little as possible.
+        let mut slot = None;
+        if let Some(endpoint) = job.endpoint() {
+            match self.endpoint_slot(endpoint).await {
+                Some(permit) => slot = Some((endpoint.to_string(), permit)),
+                None => return self.busy(),
+            }
+        }
         let pending = match ledger::load(&self.store, notify_id).await {
             Ok(Loaded::Pending(p)) => p,
             Ok(Loaded::Closed) => return Disposition::Ack,
@@ -107,22 +121,29 @@ impl Notifier {
             }
             Err(Vetting::Unresolved(reason)) => {
                 // DNS may come back: an ordinary failed attempt.
-                return self.failed(notify_id, &url, None, 0, None, Some(reason)).await;
+                return self.failed(notify_id, &url, reason).await;
             }
         };
-        let Some(_slot) = self.endpoint_slot(&target) else {
-            // Not an attempt: the endpoint already has its share in flight.
-            self.counters.busy.fetch_add(1, Ordering::Relaxed);
-            return Disposition::RetryAfter(NOTIFY_BUSY_DELAY);
-        };
-        self.post(notify_id, &url, &pending).await
+        if slot.as_ref().is_none_or(|(endpoint, _)| *endpoint != target) {
+            // The job named no endpoint, or the callback changed since it was queued.
+            drop(slot.take());
+            match self.endpoint_slot(&target).await {
+                Some(permit) => slot = Some((target, permit)),
+                None => return self.busy(),
+            }
+        }
+        let outcome = self.post(notify_id, &url, &pending).await;
+        drop(slot);
+        outcome
+    }
+
+    /// Not an attempt: the endpoint already has its share in flight.
+    fn busy(&self) -> Disposition {
+        self.counters.busy.fetch_add(1, Ordering::Relaxed);
+        Disposition::RetryAfter(NOTIFY_BUSY_DELAY)
     }
 
     async fn post(&self, notify_id: &str, url: &str, pending: &Pending) -> Disposition {
-        let (attempt, since_replay) = match ledger::begin(&self.store, notify_id).await {
-            Ok(counts) => counts,
-            Err(_) => return Disposition::Requeue,
-        };
         let body = pending.report.body();
         let signer = match &pending.md5_key {
             Some(key) => Signer::Md5(key),
@@ -154,7 +175,6 @@ impl Notifier {
             && answer.as_deref().is_some_and(|a| a.trim().eq_ignore_ascii_case("SUCCESS"));
         let log = AttemptLog {
             notify_id,
-            attempt,
             url,
             http_status: status.map(|s| i32::from(s.as_u16())),
             latency_ms,
@@ -162,12 +182,14 @@ impl Notifier {
             error: error.clone(),
             delivered,
         };
-        if ledger::record(&self.store, &log).await.is_err() {
-            return Disposition::Requeue;
-        }
+        let since_replay = match ledger::record(&self.store, &log).await {
+            Ok(Some(n)) => n,
+            Ok(None) => return Disposition::Ack,
+            Err(_) => return Disposition::Requeue,
+        };
         if delivered {
             self.counters.delivered.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(order_code = pending.report.order_code, attempt, "report delivered");
+            tracing::info!(order_code = pending.report.order_code, attempt = since_replay, "report delivered");
             return Disposition::Ack;
         }
         self.counters.failed_attempts.fetch_add(1, Ordering::Relaxed);
@@ -180,33 +202,23 @@ impl Notifier {
     }
 
     /// A failed attempt that never reached the POST (e.g. DNS): counted, then retried.
-    async fn failed(
-        &self,
-        notify_id: &str,
-        url: &str,
-        status: Option<i32>,
-        latency_ms: i32,
-        answer: Option<String>,
-        error: Option<String>,
-    ) -> Disposition {
-        let Ok((attempt, since_replay)) = ledger::begin(&self.store, notify_id).await else {
-            return Disposition::Requeue;
-        };
+    async fn failed(&self, notify_id: &str, url: &str, error: String) -> Disposition {
         let log = AttemptLog {
             notify_id,
-            attempt,
             url,
-            http_status: status,
-            latency_ms,
-            answer,
-            error: error.clone(),
+            http_status: None,
+            latency_ms: 0,
+            answer: None,
+            error: Some(error.clone()),
             delivered: false,
         };
-        if ledger::record(&self.store, &log).await.is_err() {
-            return Disposition::Requeue;
-        }
+        let since_replay = match ledger::record(&self.store, &log).await {
+            Ok(Some(n)) => n,
+            Ok(None) => return Disposition::Ack,
+            Err(_) => return Disposition::Requeue,
+        };
         self.counters.failed_attempts.fetch_add(1, Ordering::Relaxed);
-        self.retry_or_park(notify_id, since_replay, error.unwrap_or_default()).await
+        self.retry_or_park(notify_id, since_replay, error).await
     }
 
     async fn retry_or_park(&self, notify_id: &str, since_replay: i32, reason: String) -> Disposition {
@@ -260,12 +272,15 @@ impl Notifier {
         Ok(format!("{host}:{port}"))
     }
 
-    fn endpoint_slot(&self, endpoint: &str) -> Option<OwnedSemaphorePermit> {
+    /// A slot for the endpoint, waiting at most [`SLOT_WAIT`]: long enough for a
+    /// healthy endpoint's slots to turn over, short enough that reports for a dead
+    /// one go back to the broker instead of holding delivery capacity.
+    async fn endpoint_slot(&self, endpoint: &str) -> Option<OwnedSemaphorePermit> {
         let semaphore = {
             let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(endpoint.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.per_endpoint))).clone()
         };
-        semaphore.try_acquire_owned().ok()
+        tokio::time::timeout(SLOT_WAIT, semaphore.acquire_owned()).await.ok()?.ok()
     }
 }
 

@@ -4,6 +4,7 @@
 mod common;
 mod consumer;
 mod gateway;
+mod notifier;
 
 use clap::Subcommand;
 use lijian_core::config::Settings;
@@ -35,6 +36,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Status reports delivered per second to 20 local receivers, alone and beside a black-holed one.
+    Notifier {
+        /// Reports per run.
+        #[arg(long, default_value_t = 20_000)]
+        reports: usize,
+    },
 }
 
 pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
@@ -43,5 +50,6 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
             gateway::run(settings, orders, concurrency, rate, seconds).await
         }
         BenchCommand::Consumer { orders, concurrency } => consumer::run(settings, orders, concurrency).await,
+        BenchCommand::Notifier { reports } => notifier::run(settings, reports).await,
     }
 }

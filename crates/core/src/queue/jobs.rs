@@ -39,10 +39,12 @@ impl IssueJob {
     }
 }
 
-/// A notify job: deliver one status report. `{"v":1,"notifyId":"…"}`.
+/// A notify job: deliver one status report. `{"v":1,"notifyId":"…"}`, plus the
+/// target's `endpoint` (host:port) when known, so a notifier can tell that an
+/// endpoint is already saturated without reading the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotifyJob {
-    V1 { notify_id: String },
+    V1 { notify_id: String, endpoint: Option<String> },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -50,25 +52,33 @@ struct NotifyJobWire {
     v: u32,
     #[serde(rename = "notifyId")]
     notify_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
 }
 
 impl NotifyJob {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let NotifyJob::V1 { notify_id } = self;
-        serde_json::to_vec(&NotifyJobWire { v: 1, notify_id: notify_id.clone() }).unwrap_or_default()
+        let NotifyJob::V1 { notify_id, endpoint } = self;
+        let wire = NotifyJobWire { v: 1, notify_id: notify_id.clone(), endpoint: endpoint.clone() };
+        serde_json::to_vec(&wire).unwrap_or_default()
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<NotifyJob, String> {
         let wire: NotifyJobWire = serde_json::from_slice(bytes).map_err(|e| format!("not a notify job: {e}"))?;
         match wire.v {
-            1 => Ok(NotifyJob::V1 { notify_id: wire.notify_id }),
+            1 => Ok(NotifyJob::V1 { notify_id: wire.notify_id, endpoint: wire.endpoint }),
             other => Err(format!("unknown notify job version {other}")),
         }
     }
 
     pub fn notify_id(&self) -> &str {
-        let NotifyJob::V1 { notify_id } = self;
+        let NotifyJob::V1 { notify_id, .. } = self;
         notify_id
+    }
+
+    pub fn endpoint(&self) -> Option<&str> {
+        let NotifyJob::V1 { endpoint, .. } = self;
+        endpoint.as_deref()
     }
 }
 
