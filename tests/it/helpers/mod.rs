@@ -151,15 +151,42 @@ pub struct TestApp {
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<Result<(), lijian_gateway::GatewayError>>>,
+    machine: Option<Machine>,
 }
+
+/// Tests share the machine; a timing-sensitive test (the rate limit) takes this
+/// for writing and runs alone, every other app holds it for reading.
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Like [`spawn_app`], but waits until no other test app runs and keeps the
+/// machine to itself: for measurements that CPU contention would distort.
+pub async fn spawn_app_alone() -> TestApp {
+    let guard = MACHINE.write().await;
+    let mut app = spawn_app_inner(|_| {}).await;
+    app.machine = Some(Machine::Alone(guard));
+    app
+}
+
 /// Like [`spawn_app`], letting the test adjust settings (e.g. route through a proxy)
 /// after the database exists and before the gateway starts.
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let guard = MACHINE.read().await;
+    let mut app = spawn_app_inner(customise).await;
+    app.machine = Some(Machine::Shared(guard));
+    app
+}
+
+/// How a test app holds the machine (see [`MACHINE`]); released when dropped.
+pub enum Machine {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
+}
+
+async fn spawn_app_inner(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
     let mut settings = Settings::default();
     settings.apply_env(|k| std::env::var(k).ok()).expect("LIJIAN_* settings");
@@ -186,7 +213,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.wxpay_timeout = Duration::from_secs(2);
     settings.shutdown_grace = Duration::from_secs(5);
     settings.platform_private_key = fixture_path("platform-private.pem");
-    settings.notify_schedule = vec![Duration::from_millis(50), Duration::from_millis(100), Duration::from_millis(200)];
+    settings.notify_schedule = vec![Duration::from_millis(100); 3];
     settings.notify_timeout = Duration::from_secs(2);
     settings.notify_allow_cidrs = "127.0.0.0/8".into();
     settings.report_relay_interval = Duration::from_millis(50);
@@ -210,6 +237,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         http: reqwest::Client::new(),
         shutdown,
         task: Some(running.task),
+        machine: None,
     }
 }
 
@@ -434,6 +462,7 @@ impl Drop for TestApp {
             http: self.http.clone(),
             shutdown: self.shutdown.clone(),
             task: None,
+            machine: None,
         };
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
