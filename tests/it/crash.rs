@@ -70,8 +70,7 @@ async fn sigkilled_consumer_processes_lose_nothing_and_double_nothing() {
     assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
     assert_eq!(done, 1000);
     issued_once_each(&sim.ledger().await, &orders);
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 fn through(url: &str, proxy: SocketAddr) -> String {
@@ -117,6 +116,5 @@ async fn consumer_rides_out_broker_and_database_outages() {
     assert_eq!(done, 600, "the consumer reconnected to both and finished");
     issued_once_each(&sim.ledger().await, &orders);
     consumer.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }

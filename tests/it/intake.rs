@@ -26,8 +26,7 @@ async fn fifty_concurrent_requests_with_one_biz_code_make_one_order() {
     assert_eq!(app.balance(MERCHANT).await, 1_000_000 - PRICE_FEN);
     assert_eq!(app.count("SELECT issued FROM activities WHERE activity_id = 'a-test'").await, 1);
     assert_eq!(app.take_issue_jobs().await.len(), 1);
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("app still shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -58,8 +57,7 @@ async fn hundred_concurrent_orders_against_a_balance_for_sixty() {
     let mut expected = accepted.clone();
     expected.sort();
     assert_eq!(jobs, expected, "exactly one job per accepted order");
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("app still shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]

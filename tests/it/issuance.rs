@@ -49,8 +49,7 @@ async fn a_thousand_orders_become_a_thousand_coupons() {
     assert_eq!(app.count("SELECT count(*) FROM reports WHERE status = 2").await, 1000, "a report is owed for each");
     assert_eq!(app.count("SELECT count(*) FROM upstream_attempts WHERE outcome = 'issued'").await, 1000);
     consumer.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -77,8 +76,7 @@ async fn errors_timeouts_and_dropped_answers_still_give_one_coupon_per_order() {
     let drops = sim.requests().await.iter().filter(|r| r.status == 0).count();
     assert!(drops > 0, "some answers were dropped or timed out");
     consumer.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -110,8 +108,7 @@ async fn the_rate_limit_holds_in_every_second_and_is_used() {
     let achieved = (times.len() - 1) as f64 / span;
     assert!(achieved >= 190.0, "achieved {achieved:.1}/s, expected ≥ 190/s");
     consumer.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -154,8 +151,7 @@ async fn final_business_errors_fail_the_order_with_exactly_one_refund() {
     assert_eq!(consumer.running.worker.process(&job.to_bytes()).await, lijian_consumer::Disposition::Ack);
     assert_eq!(app.count("SELECT count(*) FROM balance_ledger WHERE kind = 'refund'").await, 5);
     consumer.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -221,8 +217,7 @@ async fn configuration_faults_park_without_failing_the_order() {
     assert!(reasons.iter().all(|r| r.contains("SIGN_ERROR")), "{reasons:?}");
     assert!(sim.ledger().await.is_empty());
     consumer.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -259,6 +254,5 @@ async fn wrong_mchid_parks_and_exhausted_retries_park_with_the_reason() {
     assert_eq!(reasons.iter().filter(|r| r.contains("retries exhausted")).count(), 2, "{reasons:?}");
     assert_eq!(reasons.iter().filter(|r| r.contains("MCH_NOT_EXISTS")).count(), 2, "{reasons:?}");
     consumer.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }

@@ -36,8 +36,7 @@ async fn final_orders_are_reported_signed_and_verifiable() {
     assert_eq!(app.count("SELECT count(*) FROM report_attempts WHERE delivered").await, 20);
     consumer.stop().await;
     notifier.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -74,8 +73,7 @@ async fn failed_attempts_are_retried_until_success_and_each_is_logged() {
     );
     consumer.stop().await;
     notifier.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -102,8 +100,7 @@ async fn exhausted_reports_park_and_missing_callbacks_are_recorded() {
     assert_eq!(down.received().len(), 4);
     consumer.stop().await;
     notifier.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -142,8 +139,7 @@ async fn targets_inside_our_network_are_refused_once_not_retried() {
     assert!(receiver.received().is_empty());
     consumer.stop().await;
     notifier.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -164,8 +160,7 @@ async fn redirects_are_not_followed() {
     assert_eq!(app.count("SELECT count(*) FROM report_attempts WHERE http_status = 302").await, 4);
     consumer.stop().await;
     notifier.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -195,8 +190,7 @@ async fn a_black_holed_endpoint_does_not_hold_up_other_merchants() {
     assert!(dead.received().len() <= 2 + 2, "the dead endpoint never gets more than its slots at once");
     consumer.stop().await;
     notifier.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -221,6 +215,5 @@ async fn md5_merchants_get_md5_signed_reports() {
     assert!(!report.verifies(Some("another-key-0000000")));
     consumer.stop().await;
     notifier.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }

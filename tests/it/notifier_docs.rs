@@ -68,6 +68,5 @@ async fn shell_example_verifies_a_real_report() {
     assert_eq!(String::from_utf8_lossy(&printed.stdout), fixture("platform-public.pem"));
     consumer.stop().await;
     notifier.stop().await;
-    let Ok(app) = Arc::try_unwrap(app) else { panic!("shared") };
-    app.stop().await;
+    stop_shared(app).await;
 }

@@ -154,6 +154,12 @@ pub struct TestApp {
     machine: Option<Machine>,
 }
 
+/// Stops an app the test shared through an `Arc` (every clone must be gone).
+pub async fn stop_shared(app: std::sync::Arc<TestApp>) {
+    let Ok(app) = std::sync::Arc::try_unwrap(app) else { panic!("the test app is still shared") };
+    app.stop().await;
+}
+
 /// Tests share the machine; a timing-sensitive test (the rate limit) takes this
 /// for writing and runs alone, every other app holds it for reading.
 static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
