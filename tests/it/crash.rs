@@ -15,6 +15,9 @@ use crate::helpers::*;
 
 fn spawn_consumer_process(settings: &Settings) -> Child {
     let schedule: Vec<String> = settings.issue_retry_schedule.iter().map(|d| format_duration(*d)).collect();
+    // The same schedules as the test's own topology, so the child declares (and
+    // the test removes) the same queues.
+    let notify: Vec<String> = settings.notify_schedule.iter().map(|d| format_duration(*d)).collect();
     Command::new(env!("CARGO_BIN_EXE_lijian"))
         .arg("consumer")
         .env("LIJIAN_DATABASE_URL", &settings.database_url)
@@ -27,6 +30,7 @@ fn spawn_consumer_process(settings: &Settings) -> Child {
         .env("LIJIAN_WXPAY_PUBLIC_KEY", &settings.wxpay_public_key)
         .env("LIJIAN_WXPAY_PUBLIC_KEY_ID", &settings.wxpay_public_key_id)
         .env("LIJIAN_ISSUE_RETRY_SCHEDULE", schedule.join(","))
+        .env("LIJIAN_NOTIFY_SCHEDULE", notify.join(","))
         .env("LIJIAN_CONSUMER_CONCURRENCY", "16")
         .env("LIJIAN_SHUTDOWN_GRACE", "5s")
         .env("RUST_LOG", "warn")
