@@ -48,13 +48,7 @@ impl Cli {
     }
 
     async fn drop_database(self) {
-        let name = self.database_url.rsplit('/').next().unwrap_or_default().to_string();
-        let admin = Store::connect(&with_dbname(&self.database_url, "postgres"), 1).expect("store");
-        let client = admin.client().await.expect("client");
-        client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await
-            .expect("drop test database");
+        lijian_core::store::drop_database(&self.database_url).await.expect("drop test database");
     }
 }
 

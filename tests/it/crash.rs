@@ -2,7 +2,6 @@
 //! lost, nothing issued twice.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,29 +76,15 @@ async fn sigkilled_consumer_processes_lose_nothing_and_double_nothing() {
     stop_shared(app).await;
 }
 
-fn through(url: &str, proxy: SocketAddr) -> String {
-    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
-    let authority = after_scheme.split('/').next().unwrap_or_default();
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    url.replacen(&format!("@{host_port}"), &format!("@{proxy}"), 1)
-}
-
-fn target(url: &str) -> SocketAddr {
-    use std::net::ToSocketAddrs;
-    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
-    let authority = after_scheme.split('/').next().unwrap_or_default();
-    authority.rsplit('@').next().unwrap_or(authority).to_socket_addrs().ok().and_then(|mut a| a.next()).expect("addr")
-}
-
 #[tokio::test]
 async fn consumer_rides_out_broker_and_database_outages() {
     let app = Arc::new(spawn_app().await);
     let sim = spawn_sim(|c| c.latency_ms = 20).await;
     let mut settings = app.consumer_settings(&sim);
-    let broker = TcpProxy::start(target(&settings.amqp_url)).await;
-    let database = TcpProxy::start(target(&settings.database_url)).await;
-    settings.amqp_url = through(&settings.amqp_url, broker.addr);
-    settings.database_url = through(&settings.database_url, database.addr);
+    let broker = TcpProxy::in_front_of(&settings.amqp_url).await;
+    let database = TcpProxy::in_front_of(&settings.database_url).await;
+    settings.amqp_url = broker.route(&settings.amqp_url);
+    settings.database_url = database.route(&settings.database_url);
     settings.consumer_concurrency = 4;
     let orders = app.place_orders("cut", 600, 32).await;
     let consumer = app.start_consumer(&settings);

@@ -1,27 +1,9 @@
 //! Faults, injected through in-test TCP proxies so the shared servers keep running.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::helpers::proxy::TcpProxy;
 use crate::helpers::*;
-
-/// The broker's or database's address, from a connection URL.
-fn host_port(url: &str) -> SocketAddr {
-    use std::net::ToSocketAddrs;
-    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
-    let authority = after_scheme.split('/').next().unwrap_or_default();
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    host_port.to_socket_addrs().ok().and_then(|mut a| a.next()).expect("resolvable host:port")
-}
-
-/// The same URL, pointed at the proxy.
-fn through(url: &str, proxy: SocketAddr) -> String {
-    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
-    let authority = after_scheme.split('/').next().unwrap_or_default();
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    url.replacen(&format!("@{host_port}"), &format!("@{proxy}"), 1)
-}
 
 #[tokio::test]
 async fn broker_down_after_commit_then_back_the_job_arrives() {
@@ -30,8 +12,8 @@ async fn broker_down_after_commit_then_back_the_job_arrives() {
     if let Ok(v) = std::env::var("LIJIAN_AMQP_URL") {
         amqp = v;
     }
-    let proxy = TcpProxy::start(host_port(&amqp)).await;
-    let proxied = through(&amqp, proxy.addr);
+    let proxy = TcpProxy::in_front_of(&amqp).await;
+    let proxied = proxy.route(&amqp);
     let app = spawn_app_with(|s| s.amqp_url = proxied).await;
 
     assert_eq!(app.order("before").await["status"], 0);
@@ -61,8 +43,8 @@ async fn broker_down_after_commit_then_back_the_job_arrives() {
 async fn status_99_when_postgres_is_unreachable_and_recovers_after() {
     let settings = lijian_core::config::Settings::default();
     let db = std::env::var("LIJIAN_DATABASE_URL").unwrap_or(settings.database_url);
-    let proxy = TcpProxy::start(host_port(&db)).await;
-    let app = spawn_app_with(|s| s.database_url = through(&s.database_url, proxy.addr)).await;
+    let proxy = TcpProxy::in_front_of(&db).await;
+    let app = spawn_app_with(|s| s.database_url = proxy.route(&s.database_url)).await;
     assert_eq!(app.order("pg-1").await["status"], 0);
 
     proxy.cut();

@@ -106,14 +106,13 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Running
     let worker = Arc::new(build_worker(settings)?);
     let topology = Topology::from_settings(settings);
     let publisher = Publisher::new(&settings.amqp_url, "lijian-consumer-publisher", topology.clone());
-    let runner_settings = runner::RunnerSettings {
-        lane: Lane::Issue,
-        connection_name: "lijian-consumer".into(),
-        amqp_url: settings.amqp_url.clone(),
-        prefetch: u16::try_from(settings.consumer_prefetch).unwrap_or(u16::MAX),
-        concurrency: settings.consumer_concurrency,
-        shutdown_grace: settings.shutdown_grace,
-    };
+    let runner_settings = runner::RunnerSettings::for_role(
+        settings,
+        Lane::Issue,
+        "lijian-consumer",
+        settings.consumer_concurrency,
+        settings.consumer_prefetch,
+    );
     let task = tokio::spawn(runner::run(worker.clone(), publisher, topology, runner_settings, shutdown));
     Ok(RunningConsumer { worker, task })
 }

@@ -82,14 +82,13 @@ pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<Running
     let relay_store = Store::connect(&settings.database_url, 2)?;
     let relay =
         tokio::spawn(run_relay(relay_store, publisher.clone(), settings.report_relay_interval, shutdown.clone()));
-    let runner_settings = runner::RunnerSettings {
-        lane: Lane::Notify,
-        connection_name: "lijian-notifier".into(),
-        amqp_url: settings.amqp_url.clone(),
-        prefetch: u16::try_from(settings.notify_concurrency * 2).unwrap_or(u16::MAX),
-        concurrency: settings.notify_concurrency,
-        shutdown_grace: settings.shutdown_grace,
-    };
+    let runner_settings = runner::RunnerSettings::for_role(
+        settings,
+        Lane::Notify,
+        "lijian-notifier",
+        settings.notify_concurrency,
+        settings.notify_concurrency * 2,
+    );
     let worker = notifier.clone();
     let task = tokio::spawn(async move {
         runner::run(worker, publisher, topology, runner_settings, shutdown).await;

@@ -64,11 +64,7 @@ pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-pub fn with_dbname(url: &str, dbname: &str) -> String {
-    let (base, query) = url.split_once('?').map(|(b, q)| (b, format!("?{q}"))).unwrap_or((url, String::new()));
-    let cut = base.rfind('/').filter(|i| *i > base.find("://").map(|s| s + 2).unwrap_or(0)).unwrap_or(base.len());
-    format!("{}/{dbname}{query}", &base[..cut])
-}
+pub use lijian_core::store::with_database as with_dbname;
 
 fn random_hex(bytes: usize) -> String {
     (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
@@ -310,7 +306,7 @@ async fn prune_stale_databases(base_url: &str) {
         let name: String = row.get(0);
         let stamp: i64 = name.split('_').nth(2).and_then(|s| s.parse().ok()).unwrap_or(i64::MAX);
         if stamp < cutoff {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+            let _ = lijian_core::store::drop_database(&with_dbname(base_url, &name)).await;
         }
     }
 }
@@ -440,13 +436,7 @@ impl TestApp {
             }
             let _ = connection.close(200, "done".into()).await;
         }
-        let db_name =
-            self.database_url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().to_string();
-        if let Ok(admin) = Store::connect(&with_dbname(&self.database_url, "postgres"), 1) {
-            if let Ok(client) = admin.client().await {
-                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)")).await;
-            }
-        }
+        let _ = lijian_core::store::drop_database(&self.database_url).await;
     }
 }
 

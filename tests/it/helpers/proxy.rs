@@ -16,7 +16,26 @@ pub struct TcpProxy {
     stop: CancellationToken,
 }
 
+/// `host:port` in a `postgres://` or `amqp://` URL.
+fn authority(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
+    let authority = after_scheme.split('/').next().unwrap_or_default();
+    authority.rsplit('@').next().unwrap_or(authority)
+}
+
 impl TcpProxy {
+    /// A proxy in front of the server `url` points at.
+    pub async fn in_front_of(url: &str) -> TcpProxy {
+        use std::net::ToSocketAddrs;
+        let target = authority(url).to_socket_addrs().ok().and_then(|mut a| a.next()).expect("resolvable host:port");
+        TcpProxy::start(target).await
+    }
+
+    /// The same URL, pointed at this proxy.
+    pub fn route(&self, url: &str) -> String {
+        url.replacen(&format!("@{}", authority(url)), &format!("@{}", self.addr), 1)
+    }
+
     pub async fn start(target: SocketAddr) -> TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");

@@ -14,7 +14,6 @@ use lijian_core::store::{migrate, NewActivity, NewMerchant, NewProduct, Store};
 
 /// A benchmark's private installation.
 pub struct BenchEnv {
-    pub base: Settings,
     pub settings: Settings,
     pub store: Store,
 }
@@ -58,26 +57,18 @@ impl BenchEnv {
                 ends: now + time::Duration::days(30),
             })
             .await?;
-        Ok(BenchEnv { base: base.clone(), settings, store })
+        Ok(BenchEnv { settings, store })
     }
 
     /// Deletes the queues and drops the database.
     pub async fn destroy(self) {
-        let BenchEnv { base, settings, store } = self;
+        let BenchEnv { settings, store } = self;
         drop(store);
-        cleanup(&settings, &base).await;
+        cleanup(&settings).await;
     }
 }
 
-pub fn with_dbname(url: &str, dbname: &str) -> String {
-    match url.rfind('/') {
-        Some(i) if url[..i].contains("://") && i > url.find("://").unwrap_or(0) + 2 => {
-            let query = url[i..].find('?').map(|q| &url[i + q..]).unwrap_or("");
-            format!("{}/{dbname}{query}", &url[..i])
-        }
-        _ => format!("{url}/{dbname}"),
-    }
-}
+pub use lijian_core::store::with_database as with_dbname;
 
 pub fn rsa_verify_per_sec(key: &RsaPrivateKey, public_pem: &str) -> anyhow::Result<f64> {
     let public = RsaPublicKey::parse(public_pem)?;
@@ -144,7 +135,7 @@ pub async fn insert_tx_per_sec(store: &Store, concurrency: usize, n: usize) -> a
     Ok(done as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn cleanup(settings: &Settings, base: &Settings) {
+async fn cleanup(settings: &Settings) {
     if let Ok(connection) = connect(&settings.amqp_url, "lijian-bench-cleanup").await {
         if let Ok(channel) = connection.create_channel().await {
             let topology = Topology::from_settings(settings);
@@ -156,12 +147,17 @@ async fn cleanup(settings: &Settings, base: &Settings) {
             }
         }
     }
-    let admin = with_dbname(&base.database_url, "postgres");
-    if let Ok(store) = Store::connect(&admin, 1) {
-        if let Ok(client) = store.client().await {
-            let name =
-                settings.database_url.rsplit('/').next().unwrap_or("").split('?').next().unwrap_or("").to_string();
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
-        }
+    let _ = lijian_core::store::drop_database(&settings.database_url).await;
+}
+
+/// RSA-2048 signatures per second on one core, for one second.
+pub fn rsa_sign_per_sec(key: &RsaPrivateKey) -> anyhow::Result<f64> {
+    let message = b"businessId=b&nonce=n&signType=SHA256-RSA&timestamp=1{\"status\":2}";
+    let started = Instant::now();
+    let mut n = 0u32;
+    while started.elapsed() < Duration::from_secs(1) {
+        key.sign_base64(message)?;
+        n += 1;
     }
+    Ok(f64::from(n) / started.elapsed().as_secs_f64())
 }

@@ -15,7 +15,7 @@ use lijian_core::signing::RsaPrivateKey;
 use tokio_util::sync::CancellationToken;
 use wxpay_sim::SimConfig;
 
-use super::common::BenchEnv;
+use super::common::{rsa_sign_per_sec, BenchEnv};
 
 pub async fn run(base: &Settings, orders: usize, concurrency: usize) -> anyhow::Result<()> {
     let merchant_key = RsaPrivateKey::generate()?;
@@ -117,17 +117,6 @@ async fn store_orders(env: &BenchEnv, n: usize) -> anyhow::Result<()> {
         )
         .await?;
     Ok(())
-}
-
-fn rsa_sign_per_sec(key: &RsaPrivateKey) -> anyhow::Result<f64> {
-    let message = b"POST\n/v3/marketing/favor/users/o/coupons\n1\nn\n{}\n";
-    let started = Instant::now();
-    let mut n = 0u32;
-    while started.elapsed() < Duration::from_secs(1) {
-        key.sign_base64(message)?;
-        n += 1;
-    }
-    Ok(f64::from(n) / started.elapsed().as_secs_f64())
 }
 
 /// Publishes `n` small persistent messages to a scratch quorum queue, then

@@ -12,7 +12,7 @@ use lijian_core::config::Settings;
 use lijian_core::signing::RsaPrivateKey;
 use tokio_util::sync::CancellationToken;
 
-use super::common::BenchEnv;
+use super::common::{rsa_sign_per_sec, BenchEnv};
 
 const HEALTHY: usize = 20;
 
@@ -146,16 +146,6 @@ async fn receiver(black_hole: bool, stop: CancellationToken) -> anyhow::Result<(
         let _ = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
     });
     Ok((url, answered))
-}
-
-fn rsa_sign_per_sec(key: &RsaPrivateKey) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    let mut n = 0u32;
-    while started.elapsed() < Duration::from_secs(1) {
-        key.sign_base64(b"businessId=b&nonce=n&signType=SHA256-RSA&timestamp=1{\"status\":2}")?;
-        n += 1;
-    }
-    Ok(f64::from(n) / started.elapsed().as_secs_f64())
 }
 
 async fn raw_posts_per_sec(receivers: &[(String, Arc<AtomicU64>)], n: usize) -> anyhow::Result<f64> {

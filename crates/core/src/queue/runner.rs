@@ -50,6 +50,26 @@ pub struct RunnerSettings {
     pub shutdown_grace: Duration,
 }
 
+impl RunnerSettings {
+    /// A role's loop on `lane`, with the broker address and grace from `settings`.
+    pub fn for_role(
+        settings: &crate::config::Settings,
+        lane: Lane,
+        name: &str,
+        concurrency: usize,
+        prefetch: usize,
+    ) -> Self {
+        RunnerSettings {
+            lane,
+            connection_name: name.to_string(),
+            amqp_url: settings.amqp_url.clone(),
+            prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX),
+            concurrency,
+            shutdown_grace: settings.shutdown_grace,
+        }
+    }
+}
+
 /// A delivery whose fate is decided exactly once: each method consumes it.
 struct Job {
     delivery: Delivery,

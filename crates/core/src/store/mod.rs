@@ -141,6 +141,23 @@ pub async fn migrate(database_url: &str) -> Result<Vec<i32>, StoreError> {
     Ok(applied)
 }
 
+/// The same connection URL naming another database (query string kept).
+pub fn with_database(url: &str, dbname: &str) -> String {
+    let (base, query) = url.split_once('?').map(|(b, q)| (b, format!("?{q}"))).unwrap_or((url, String::new()));
+    let cut = base.rfind('/').filter(|i| *i > base.find("://").map(|s| s + 2).unwrap_or(0)).unwrap_or(base.len());
+    format!("{}/{dbname}{query}", &base[..cut])
+}
+
+/// Drops the database `database_url` names, closing its connections (for tests
+/// and benchmarks that create their own).
+pub async fn drop_database(database_url: &str) -> Result<(), StoreError> {
+    let config = tokio_postgres::Config::from_str(database_url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+    let dbname = config.get_dbname().ok_or_else(|| StoreError::BadUrl("no database name".into()))?.replace('"', "\"\"");
+    let admin = Store::connect(&with_database(database_url, "postgres"), 1)?;
+    admin.client().await?.batch_execute(&format!("DROP DATABASE IF EXISTS \"{dbname}\" WITH (FORCE)")).await?;
+    Ok(())
+}
+
 async fn create_database_if_missing(config: &tokio_postgres::Config, dbname: &str) -> Result<(), StoreError> {
     let mut admin = config.clone();
     admin.dbname("postgres");
