@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod campaigns;
 mod client;
 mod sim;
 
@@ -52,6 +53,13 @@ enum Command {
     Consumer,
     /// Deliver signed status reports to merchants' callback URLs until SIGTERM/SIGINT.
     Notifier,
+    /// Release scheduled campaigns at their time and pace until SIGTERM/SIGINT.
+    Scheduler,
+    /// Load a campaign from a CSV file (idempotent: loading it again adds nothing).
+    Load(campaigns::LoadArgs),
+    /// List, inspect, pause, resume or cancel campaigns.
+    #[command(subcommand)]
+    Campaign(campaigns::CampaignCommand),
     /// The platform's own keys.
     #[command(subcommand)]
     Platform(PlatformCommand),
@@ -154,6 +162,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             running.task.await?;
             Ok(())
         }
+        Command::Scheduler => campaigns::scheduler(&settings, shutdown_on_signals()).await,
+        Command::Load(args) => campaigns::load(&settings, args).await,
+        Command::Campaign(cmd) => campaigns::campaign(&settings, cmd).await,
         Command::Platform(PlatformCommand::PublicKey) => {
             print!("{}", lijian_notifier::platform_key(&settings)?.public_key_pem()?);
             Ok(())

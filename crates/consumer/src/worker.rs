@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use lijian_core::queue::{Disposition, IssueJob, JobHandler};
 use lijian_core::store::Store;
 use tracing::Instrument;
@@ -43,6 +45,10 @@ pub struct Worker {
 
 /// Most jobs one batched write carries.
 const WRITE_BATCH: usize = 64;
+/// Orders of one batch job in flight at once: enough to keep the batched writes
+/// full, few enough that a batch does not mark hundreds of orders "processing"
+/// while they wait for the rate limiter.
+const BATCH_JOB_CONCURRENCY: usize = 32;
 
 fn begin_batcher(store: Store) -> Batcher<String, ledger::Begun> {
     Batcher::spawn(2, WRITE_BATCH, move |codes: Vec<String>| {
@@ -108,8 +114,28 @@ impl Worker {
                 return Disposition::Park { reason };
             }
         };
-        let span = tracing::info_span!("issue", order_code = job.order_code());
-        self.process_order(job.order_code()).instrument(span).await
+        match job {
+            IssueJob::V1 { order_code } => self.process_one(&order_code).await,
+            IssueJob::V2 { order_codes } => {
+                // Each order as if it had come alone, a bounded number at a time (the
+                // rate limiter paces the calls anyway); retries and parkings travel on
+                // as single-order jobs so a batch is never retried as a whole.
+                let parts = futures::stream::iter(order_codes)
+                    .map(|code| async move {
+                        let disposition = self.process_one(&code).await;
+                        (IssueJob::V1 { order_code: code }.to_bytes(), disposition)
+                    })
+                    .buffer_unordered(BATCH_JOB_CONCURRENCY)
+                    .collect::<Vec<_>>()
+                    .await;
+                Disposition::Split(parts)
+            }
+        }
+    }
+
+    async fn process_one(&self, order_code: &str) -> Disposition {
+        let span = tracing::info_span!("issue", order_code);
+        self.process_order(order_code).instrument(span).await
     }
 
     async fn process_order(&self, order_code: &str) -> Disposition {

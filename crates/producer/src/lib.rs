@@ -7,7 +7,12 @@
 //! - the accepting transaction ([`intake`]): micro-batched calls of the SQL function
 //!   `lijian_accept_order`, so one commit covers many orders on a hot merchant row;
 //! - publishing the job after commit with confirms, and the relay that re-publishes
-//!   anything a crash or a broker outage left behind ([`relay`]).
+//!   anything a crash or a broker outage left behind ([`relay`]);
+//! - the CSV door ([`bulk`]): set-based accepting of whole batches
+//!   (`lijian_accept_batch`) and the batch outbox ([`outbox`]) whose jobs carry
+//!   up to 100 orders each;
+//! - campaigns ([`campaign`]) and the scheduler role that releases scheduled
+//!   campaigns at their time and pace ([`scheduler`]).
 //!
 //! # Must not touch
 //! HTTP or signatures (the gateway), issuing coupons (the consumer). It never
@@ -18,11 +23,19 @@
 //! - `intake.rs`  batching writers around `lijian_accept_order`
 //! - `relay.rs`   publish-after-commit, the enqueued marker, the relay loop
 //! - `producer.rs` the handle doors use: place an order, start and stop the tasks
+//! - `bulk/`      the CSV loader: reader thread, COPY + `lijian_accept_batch`, flusher
+//! - `outbox.rs`  bulk issue jobs owed, published by whoever flushes first
+//! - `campaign.rs` campaign rows: create/check, list, status, pause, resume, cancel
+//! - `scheduler.rs` the scheduler role's release loop
 
+pub mod bulk;
+pub mod campaign;
 mod intake;
+pub mod outbox;
 mod producer;
 mod relay;
 mod request;
+pub mod scheduler;
 
 pub use intake::{IntakeError, IntakeOutcome};
 pub use producer::{Placed, Producer, ProducerSettings};

@@ -42,7 +42,8 @@ async fn mark_enqueued(store: &Store, codes: &[String]) -> Result<(), StoreError
     Ok(())
 }
 
-/// Periodically publishes orders the fast path left behind. Several relays (one per
+/// Periodically publishes orders the fast path left behind (and bulk jobs left in
+/// the outbox; scheduled campaign orders are the scheduler's, not ours). Several relays (one per
 /// gateway) can run: `FOR UPDATE SKIP LOCKED` hands each row to one of them.
 pub(crate) async fn run_relay(
     store: Store,
@@ -61,6 +62,11 @@ pub(crate) async fn run_relay(
             Ok(n) => tracing::info!(orders = n, "relay published orders left behind"),
             Err(e) => tracing::warn!(error = %e, "relay pass failed; will retry"),
         }
+        match crate::outbox::flush(&store, &publisher).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(orders = n, "relay published bulk jobs left in the outbox"),
+            Err(e) => tracing::warn!(error = %e, "outbox pass failed; will retry"),
+        }
     }
 }
 
@@ -72,7 +78,7 @@ pub async fn relay_once(store: &Store, publisher: &Publisher, grace: Duration) -
     let rows = tx
         .query(
             "SELECT order_code FROM orders
-              WHERE enqueued_at IS NULL AND status = 0 AND created_at < now() - make_interval(secs => $1)
+              WHERE enqueued_at IS NULL AND status = 0 AND campaign IS NULL AND created_at < now() - make_interval(secs => $1)
               ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
             &[&grace_secs, &RELAY_BATCH],
         )

@@ -4,6 +4,7 @@
 mod common;
 mod consumer;
 mod gateway;
+mod load;
 mod notifier;
 
 use clap::Subcommand;
@@ -42,6 +43,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         reports: usize,
     },
+    /// A generated campaign CSV through `lijian load` (child process): rows/s and
+    /// peak RSS beside raw COPY and raw publish+confirm, then a re-load.
+    Load {
+        /// Data rows in the generated file.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Bad rows per thousand (they must all land in the rejects file).
+        #[arg(long, default_value_t = 10)]
+        bad_per_mille: usize,
+    },
 }
 
 pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
@@ -51,5 +62,6 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Consumer { orders, concurrency } => consumer::run(settings, orders, concurrency).await,
         BenchCommand::Notifier { reports } => notifier::run(settings, reports).await,
+        BenchCommand::Load { rows, bad_per_mille } => load::run(settings, rows, bad_per_mille).await,
     }
 }

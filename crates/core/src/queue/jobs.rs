@@ -9,33 +9,61 @@ use serde::{Deserialize, Serialize};
 pub enum IssueJob {
     /// `{"v":1,"orderCode":"…"}`: issue the coupon of one order.
     V1 { order_code: String },
+    /// `{"v":2,"orderCodes":["…",…]}`: issue the coupons of many orders. Bulk doors
+    /// (CSV loads, scheduled releases) use it so a million orders are thousands of
+    /// messages, not a million; the consumer handles each order as if it had come
+    /// alone and sends any retry or parking on as a V1 job.
+    V2 { order_codes: Vec<String> },
 }
 
 #[derive(Serialize, Deserialize)]
 struct IssueJobWire {
     v: u32,
-    #[serde(rename = "orderCode")]
-    order_code: String,
+    #[serde(rename = "orderCode", default, skip_serializing_if = "Option::is_none")]
+    order_code: Option<String>,
+    #[serde(rename = "orderCodes", default, skip_serializing_if = "Option::is_none")]
+    order_codes: Option<Vec<String>>,
 }
 
 impl IssueJob {
+    /// The job for these orders: V1 for one, V2 for several.
+    pub fn for_orders(mut order_codes: Vec<String>) -> IssueJob {
+        if order_codes.len() == 1 {
+            if let Some(order_code) = order_codes.pop() {
+                return IssueJob::V1 { order_code };
+            }
+        }
+        IssueJob::V2 { order_codes }
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
-        let IssueJob::V1 { order_code } = self;
-        let wire = IssueJobWire { v: 1, order_code: order_code.clone() };
+        let wire = match self {
+            IssueJob::V1 { order_code } => {
+                IssueJobWire { v: 1, order_code: Some(order_code.clone()), order_codes: None }
+            }
+            IssueJob::V2 { order_codes } => {
+                IssueJobWire { v: 2, order_code: None, order_codes: Some(order_codes.clone()) }
+            }
+        };
         serde_json::to_vec(&wire).unwrap_or_default()
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<IssueJob, String> {
         let wire: IssueJobWire = serde_json::from_slice(bytes).map_err(|e| format!("not an issue job: {e}"))?;
-        match wire.v {
-            1 => Ok(IssueJob::V1 { order_code: wire.order_code }),
-            other => Err(format!("unknown issue job version {other}")),
+        match (wire.v, wire.order_code, wire.order_codes) {
+            (1, Some(order_code), _) => Ok(IssueJob::V1 { order_code }),
+            (2, _, Some(order_codes)) if !order_codes.is_empty() => Ok(IssueJob::V2 { order_codes }),
+            (1 | 2, _, _) => Err(format!("issue job v{} without its order codes", wire.v)),
+            (other, _, _) => Err(format!("unknown issue job version {other}")),
         }
     }
 
-    pub fn order_code(&self) -> &str {
-        let IssueJob::V1 { order_code } = self;
-        order_code
+    /// The orders this job covers.
+    pub fn order_codes(&self) -> &[String] {
+        match self {
+            IssueJob::V1 { order_code } => std::slice::from_ref(order_code),
+            IssueJob::V2 { order_codes } => order_codes,
+        }
     }
 }
 
@@ -92,6 +120,12 @@ mod tests {
         assert_eq!(job.to_bytes(), br#"{"v":1,"orderCode":"LJ1"}"#.to_vec());
         assert_eq!(IssueJob::from_bytes(br#"{"v":1,"orderCode":"LJ1"}"#), Ok(job));
         assert!(IssueJob::from_bytes(br#"{"v":2,"orderCode":"LJ1"}"#).is_err());
+        assert!(IssueJob::from_bytes(br#"{"v":3,"orderCode":"LJ1"}"#).is_err());
+        let batch = IssueJob::for_orders(vec!["LJ1".into(), "LJ2".into()]);
+        assert_eq!(batch.to_bytes(), br#"{"v":2,"orderCodes":["LJ1","LJ2"]}"#.to_vec());
+        assert_eq!(IssueJob::from_bytes(&batch.to_bytes()), Ok(batch));
+        assert!(IssueJob::from_bytes(br#"{"v":2,"orderCodes":[]}"#).is_err());
+        assert_eq!(IssueJob::for_orders(vec!["LJ1".into()]), IssueJob::V1 { order_code: "LJ1".into() });
         assert!(IssueJob::from_bytes(b"nope").is_err());
     }
 }

@@ -31,6 +31,11 @@ pub enum Disposition {
     Park { reason: String },
     /// Could not decide (database unreachable): hand the job back to the broker.
     Requeue,
+    /// A batch job was taken apart: each part (a job of its own, with its payload)
+    /// gets its disposition, then the batch is acknowledged. If any part says
+    /// `Requeue`, or a part cannot be published, the whole batch goes back instead;
+    /// its finished parts are skipped when it returns.
+    Split(Vec<(Vec<u8>, Disposition)>),
 }
 
 /// A role's work on one job; everything but the broker side effects.
@@ -189,33 +194,56 @@ async fn session<W: JobHandler>(
 async fn handle<W: JobHandler>(job: Job, worker: &W, publisher: &Publisher, topology: &Topology, lane: Lane) {
     match worker.process(&job.delivery.data).await {
         Disposition::Ack => job.ack().await,
-        Disposition::RetryAfter(delay) => {
-            let tier = topology.jittered_retry_queue(lane, delay);
-            match publisher.publish("", &tier, &job.delivery.data, None).await {
-                Ok(()) => job.ack().await,
+        Disposition::Requeue => requeue_later(job).await,
+        Disposition::Split(parts) => {
+            if parts.iter().any(|(_, d)| matches!(d, Disposition::Requeue | Disposition::Split(_))) {
+                return requeue_later(job).await;
+            }
+            let sends = parts.iter().map(|(payload, d)| hand_on(publisher, topology, lane, payload, d));
+            match futures::future::try_join_all(sends).await {
+                Ok(_) => job.ack().await,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot schedule the retry; job handed back");
+                    tracing::warn!(error = %e, "cannot hand on part of a batch job; the batch goes back");
                     job.requeue().await;
                 }
             }
+        }
+        other => match hand_on(publisher, topology, lane, &job.delivery.data, &other).await {
+            Ok(()) => job.ack().await,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot schedule the retry or park the job; handed back");
+                job.requeue().await;
+            }
+        },
+    }
+}
+
+/// Not straight back: the database is likely down, and an instant redelivery
+/// would spin.
+async fn requeue_later(job: Job) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    job.requeue().await;
+}
+
+/// Publishes what a retry or a parking needs; nothing for an acknowledgement.
+async fn hand_on(
+    publisher: &Publisher,
+    topology: &Topology,
+    lane: Lane,
+    payload: &[u8],
+    disposition: &Disposition,
+) -> Result<(), QueueError> {
+    match disposition {
+        Disposition::RetryAfter(delay) => {
+            let tier = topology.jittered_retry_queue(lane, *delay);
+            publisher.publish("", &tier, payload, None).await
         }
         Disposition::Park { reason } => {
             let mut headers = FieldTable::default();
             headers.insert("x-lijian-reason".into(), AMQPValue::LongString(LongString::from(reason.as_str())));
             let exchange = topology.dead_letter_exchange(lane);
-            match publisher.publish(&exchange, lane.routing_key(), &job.delivery.data, Some(headers)).await {
-                Ok(()) => job.ack().await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot park the job; handed back");
-                    job.requeue().await;
-                }
-            }
+            publisher.publish(&exchange, lane.routing_key(), payload, Some(headers)).await
         }
-        Disposition::Requeue => {
-            // Not straight back: the database is likely down, and an instant
-            // redelivery would spin.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            job.requeue().await;
-        }
+        Disposition::Ack | Disposition::Requeue | Disposition::Split(_) => Ok(()),
     }
 }

@@ -63,6 +63,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "issuance", include_str!("../../migrations/0002_issuance.sql")),
     (3, "reports", include_str!("../../migrations/0003_reports.sql")),
+    (4, "campaigns", include_str!("../../migrations/0004_campaigns.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.

@@ -1,0 +1,244 @@
+//! `lijian load`, `lijian campaign …` and `lijian scheduler`: the CSV door and
+//! the campaign operator commands. Wiring and display only.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use lijian_core::config::Settings;
+use lijian_core::queue::{Publisher, Topology};
+use lijian_core::store::Store;
+use lijian_producer::bulk::{self, LoadSpec, LoadSummary, Progress};
+use lijian_producer::campaign::{self, CampaignSpec};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The CSV file (header row; columns openId, bizCode, activityId, productCode, appId, callbackUrl).
+    pub file: PathBuf,
+    #[arg(long)]
+    pub merchant_id: String,
+    /// Campaign name (default: the file name without extension). Generated bizCodes are <campaign>-<line>.
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// For rows without an activityId column value.
+    #[arg(long)]
+    pub activity_id: Option<String>,
+    /// For rows without a productCode column value.
+    #[arg(long)]
+    pub product_code: Option<String>,
+    /// For rows without a callbackUrl column value (else the merchant's default).
+    #[arg(long)]
+    pub callback_url: Option<String>,
+    /// Hold the orders and release them at this time (RFC 3339, e.g. 2026-12-01T10:00:00+08:00).
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    /// Release at most N orders per second, spread evenly (implies a scheduled campaign).
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u32>,
+    /// Where refused rows go (default: FILE.rejects.csv).
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum CampaignCommand {
+    /// Every campaign with its state, schedule and progress.
+    List,
+    /// Orders per status, release progress, current rate, ETA and failures by reason.
+    Status { name: String },
+    /// Stop releasing a scheduled campaign (released orders still complete).
+    Pause { name: String },
+    /// Release again, pacing from now.
+    Resume { name: String },
+    /// Finish every unreleased order as cancelled (status 4), refund it and queue its report.
+    Cancel { name: String },
+}
+
+fn default_campaign(file: &Path) -> String {
+    file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "campaign".into())
+}
+
+fn rejects_path(file: &Path) -> PathBuf {
+    let mut name = file.file_stem().map(|s| s.to_os_string()).unwrap_or_default();
+    name.push(".rejects.csv");
+    file.with_file_name(name)
+}
+
+pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
+    if args.rate == Some(0) {
+        bail!("--rate must be at least 1 order per second");
+    }
+    let release_at = args
+        .at
+        .as_deref()
+        .map(|t| OffsetDateTime::parse(t, &Rfc3339).with_context(|| format!("--at {t:?} is not an RFC 3339 time")))
+        .transpose()?;
+    let name = args.campaign.clone().unwrap_or_else(|| default_campaign(&args.file));
+    campaign::check_campaign_name(&name).map_err(|e| anyhow::anyhow!("{e} (use --campaign)"))?;
+    for (flag, value) in [("--callback-url", &args.callback_url)] {
+        if let Some(url) = value {
+            lijian_producer::check_callback_url(url).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+        }
+    }
+    let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let rejects_file = args.rejects.clone().unwrap_or_else(|| rejects_path(&args.file));
+    let rejects = std::io::BufWriter::new(
+        std::fs::File::create(&rejects_file).with_context(|| format!("creating {}", rejects_file.display()))?,
+    );
+    let store = Store::connect(&settings.database_url, 4)?;
+    let publisher = Publisher::new(&settings.amqp_url, "lijian-load", Topology::from_settings(settings));
+    let spec = LoadSpec {
+        campaign: CampaignSpec { name, merchant_id: args.merchant_id.clone(), release_at, rate: args.rate },
+        activity_id: args.activity_id.clone(),
+        product_code: args.product_code.clone(),
+        callback_url: args.callback_url.clone(),
+    };
+    let progress = Arc::new(Progress::default());
+    let display = tokio::spawn(show_progress(progress.clone(), size));
+    let outcome = bulk::load_csv(&store, &publisher, &spec, std::io::BufReader::new(file), rejects, progress).await;
+    display.abort();
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    let summary = outcome?;
+    print_summary(&spec, &summary, &rejects_file);
+    Ok(())
+}
+
+/// A bar with rate and ETA on a terminal; a plain line every few seconds otherwise.
+async fn show_progress(progress: Arc<Progress>, size: u64) {
+    let started = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let every = if tty { Duration::from_millis(200) } else { Duration::from_secs(5) };
+    loop {
+        tokio::time::sleep(every).await;
+        let read = progress.bytes_read.load(Ordering::Relaxed);
+        let rows = progress.rows.load(Ordering::Relaxed);
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let fraction = if size > 0 { (read as f64 / size as f64).min(1.0) } else { 0.0 };
+        let eta = if fraction > 0.0 { secs / fraction - secs } else { 0.0 };
+        let line = format!(
+            "{rows} rows, {} accepted, {} duplicates, {} rejected — {:.0} rows/s, ETA {:.0}s",
+            progress.accepted.load(Ordering::Relaxed),
+            progress.duplicates.load(Ordering::Relaxed),
+            progress.rejected.load(Ordering::Relaxed),
+            rows as f64 / secs,
+            eta,
+        );
+        if tty {
+            let filled = (fraction * 30.0) as usize;
+            eprint!("\r[{}{}] {:>3.0}% {line}\x1b[K", "#".repeat(filled), " ".repeat(30 - filled), fraction * 100.0);
+        } else {
+            eprintln!("load: {:.0}% {line}", fraction * 100.0);
+        }
+    }
+}
+
+fn print_summary(spec: &LoadSpec, s: &LoadSummary, rejects_file: &Path) {
+    println!("campaign {}: {} rows in {:.1}s", spec.campaign.name, s.rows, s.elapsed.as_secs_f64());
+    println!("  accepted:   {}", s.accepted);
+    println!("  duplicates: {} (already stored; nothing charged again)", s.duplicates);
+    println!("  rejected:   {} (see {})", s.rejected_total(), rejects_file.display());
+    for (reason, n) in &s.rejected {
+        println!("    {n:>9}  {reason}");
+    }
+    println!("  charged:    {} yuan", s.charged);
+    if s.scheduled {
+        println!(
+            "  scheduled:  orders wait for `lijian scheduler` (see `lijian campaign status {}`)",
+            spec.campaign.name
+        );
+    } else {
+        println!("  enqueued:   {} orders handed to the issue queue", s.enqueued);
+    }
+}
+
+pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Result<()> {
+    let store = Store::connect(&settings.database_url, 2)?;
+    match cmd {
+        CampaignCommand::List => {
+            let all = campaign::list(&store).await?;
+            if all.is_empty() {
+                println!("no campaigns yet (create one with `lijian load`)");
+            }
+            println!(
+                "{:<24} {:<14} {:<10} {:<27} {:>8} {:>10} {:>10}",
+                "NAME", "MERCHANT", "STATE", "RELEASE", "RATE", "ORDERS", "FINAL"
+            );
+            for (c, total, done) in all {
+                println!(
+                    "{:<24} {:<14} {:<10} {:<27} {:>8} {:>10} {:>10}",
+                    c.name,
+                    c.merchant_id,
+                    c.state,
+                    c.release_at.map(|t| t.format(&Rfc3339).unwrap_or_default()).unwrap_or_else(|| "as loaded".into()),
+                    c.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "-".into()),
+                    total,
+                    done
+                );
+            }
+        }
+        CampaignCommand::Status { name } => {
+            let s = campaign::status(&store, &name).await?;
+            let c = &s.campaign;
+            println!("campaign {} (merchant {}): {}", c.name, c.merchant_id, c.state);
+            match (c.release_at, c.rate) {
+                (Some(at), rate) => println!(
+                    "  release:   from {}{}; {} released, {} waiting",
+                    at.format(&Rfc3339).unwrap_or_default(),
+                    rate.map(|r| format!(" at {r}/s")).unwrap_or_default(),
+                    c.released,
+                    s.unreleased
+                ),
+                (None, _) => println!("  release:   as loaded ({} released)", c.released),
+            }
+            println!("  orders:    {}", s.total());
+            for (code, label) in [(0, "accepted"), (1, "processing"), (2, "issued"), (3, "failed"), (4, "cancelled")] {
+                println!("    {code} {label:<11} {}", s.by_status.get(&code).unwrap_or(&0));
+            }
+            println!("  parked:    {} (see `lijian dlq list --campaign {}`)", s.parked, c.name);
+            println!("  rate:      {:.1} orders/s finishing (last 10 s)", s.finishing_per_sec);
+            match s.eta_secs() {
+                Some(eta) => println!("  ETA:       {:.0}s", eta),
+                None => println!("  ETA:       unknown (nothing finishing now)"),
+            }
+            println!("  charged:   {} yuan (not refunded)", s.charged);
+            if !s.failures.is_empty() {
+                println!("  failures by reason:");
+                for (reason, n) in &s.failures {
+                    println!("    {n:>9}  {reason}");
+                }
+            }
+        }
+        CampaignCommand::Pause { name } => {
+            campaign::pause(&store, &name).await?;
+            println!("campaign {name} paused; resume with `lijian campaign resume {name}`");
+        }
+        CampaignCommand::Resume { name } => {
+            campaign::resume(&store, &name).await?;
+            println!("campaign {name} resumed");
+        }
+        CampaignCommand::Cancel { name } => {
+            let (n, refunded) = campaign::cancel(&store, &name).await?;
+            println!("campaign {name} cancelled: {n} unreleased orders finished as status 4, {refunded} yuan refunded, reports queued");
+        }
+    }
+    Ok(())
+}
+
+/// The scheduler role until `shutdown`.
+pub async fn scheduler(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = Store::connect(&settings.database_url, 4)?;
+    let publisher = Publisher::new(&settings.amqp_url, "lijian-scheduler", Topology::from_settings(settings));
+    tracing::info!("scheduler running");
+    lijian_producer::scheduler::run(store, publisher, shutdown).await;
+    Ok(())
+}

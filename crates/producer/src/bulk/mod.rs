@@ -1,0 +1,362 @@
+//! The CSV door: a campaign file streamed into orders, a batch at a time.
+//!
+//! Three stages run at once so PostgreSQL, the only real bottleneck, never
+//! waits: a reader thread parses and validates rows into batches (bounded
+//! channel, so memory stays flat whatever the file size); the writer stages each
+//! batch with `COPY` and judges, charges and stores it with one call of
+//! `lijian_accept_batch` (one transaction, orders plus their outbox rows); a
+//! flusher publishes the outbox under confirms. Re-running a load is the resume
+//! and the retry: stored rows come back as duplicates, nothing is charged twice,
+//! and the outbox left by a killed run is flushed.
+
+mod rows;
+
+pub use rows::{generated_biz_code, judge, Layout, Rejected, RowDefaults, ValidRow};
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use csv::ByteRecord;
+use futures::SinkExt;
+use lijian_core::money::Fen;
+use lijian_core::queue::Publisher;
+use lijian_core::store::{Store, StoreError};
+use tokio::sync::{mpsc, Notify};
+
+use crate::campaign::{self, CampaignError, CampaignSpec};
+use crate::outbox::{self, JOB_SIZE};
+
+/// Rows per transaction: large enough that the per-batch costs (commit, the
+/// merchant row, the plan) vanish, small enough that a killed load redoes little.
+pub const BATCH_ROWS: usize = 20_000;
+
+/// Why a load stopped. Bad rows never stop it; these do.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read the CSV: {0}")]
+    Csv(String),
+    #[error(transparent)]
+    Campaign(#[from] CampaignError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the rejects file: {0}")]
+    Rejects(String),
+}
+
+impl From<tokio_postgres::Error> for LoadError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        LoadError::Store(StoreError::Db(e))
+    }
+}
+
+/// What to load and how.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub campaign: CampaignSpec,
+    pub activity_id: Option<String>,
+    pub product_code: Option<String>,
+    pub callback_url: Option<String>,
+}
+
+/// Where a running load stands, for progress displays.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes_read: AtomicU64,
+    pub rows: AtomicU64,
+    pub accepted: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+/// The end-of-load summary.
+#[derive(Debug, Clone, Default)]
+pub struct LoadSummary {
+    pub rows: u64,
+    pub accepted: u64,
+    /// Rows whose order already existed (a re-load, or a resumed one).
+    pub duplicates: u64,
+    /// Refused rows per reason (the rejects file has each line).
+    pub rejected: BTreeMap<String, u64>,
+    pub charged: Fen,
+    /// Orders whose jobs this run published (bulk jobs of up to 100 orders).
+    pub enqueued: u64,
+    /// True when the campaign is scheduled: orders wait for the scheduler.
+    pub scheduled: bool,
+    pub elapsed: Duration,
+}
+
+impl LoadSummary {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+/// One parsed batch: valid rows to stage, and rows refused while reading.
+struct Batch {
+    rows: Vec<ValidRow>,
+    rejected: Vec<Rejected>,
+}
+
+/// Loads a campaign file. `rejects` receives the header `line,reason,<file's
+/// columns>` and one record per refused row, in line order.
+pub async fn load_csv<R, W>(
+    store: &Store,
+    publisher: &Arc<Publisher>,
+    spec: &LoadSpec,
+    input: R,
+    rejects: W,
+    progress: Arc<Progress>,
+) -> Result<LoadSummary, LoadError>
+where
+    R: Read + Send + 'static,
+    W: std::io::Write + Send + 'static,
+{
+    let started = Instant::now();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(Counting { inner: input, progress: progress.clone() });
+    let mut header = ByteRecord::new();
+    if !reader.read_byte_record(&mut header).map_err(|e| LoadError::Csv(e.to_string()))? {
+        return Err(LoadError::Csv("the file is empty (a header row is required)".into()));
+    }
+    let layout = Layout::from_header(&header).map_err(LoadError::Csv)?;
+    if !layout.ignored.is_empty() {
+        tracing::warn!(columns = ?layout.ignored, "ignoring columns lijian does not know");
+    }
+    let campaign = campaign::ensure(store, &spec.campaign).await?;
+    let defaults = RowDefaults {
+        merchant_id: spec.campaign.merchant_id.clone(),
+        campaign: campaign.name.clone(),
+        activity_id: spec.activity_id.clone(),
+        product_code: spec.product_code.clone(),
+        callback_url: spec.callback_url.clone(),
+    };
+
+    let mut rejects = csv::WriterBuilder::new().flexible(true).from_writer(rejects);
+    let mut rejects_header = ByteRecord::from(vec!["line", "reason"]);
+    rejects_header.extend(header.iter());
+    rejects.write_byte_record(&rejects_header).map_err(|e| LoadError::Rejects(e.to_string()))?;
+
+    let (batches_tx, mut batches) = mpsc::channel::<Result<Batch, String>>(2);
+    let reading = std::thread::spawn(move || read_batches(reader, layout, defaults, batches_tx));
+
+    let flush_wanted = Arc::new(Notify::new());
+    let flushed = Arc::new(AtomicU64::new(0));
+    let flusher = tokio::spawn(run_flusher(store.clone(), publisher.clone(), flush_wanted.clone(), flushed.clone()));
+
+    let mut summary = LoadSummary { scheduled: campaign.is_scheduled(), ..Default::default() };
+    let mut client = store.client().await?;
+    client
+        .batch_execute(
+            "CREATE TEMP TABLE IF NOT EXISTS load_rows (
+                 line bigint, biz_code text, open_id text, app_id text, product_code text,
+                 activity_id text, callback_url text) ON COMMIT DELETE ROWS",
+        )
+        .await?;
+    let mut copy_buf = Vec::with_capacity(BATCH_ROWS * 96);
+    let outcome: Result<(), LoadError> = async {
+        while let Some(batch) = batches.recv().await {
+            let batch = batch.map_err(LoadError::Csv)?;
+            summary.rows += (batch.rows.len() + batch.rejected.len()) as u64;
+            let mut refused = batch.rejected;
+            if !batch.rows.is_empty() {
+                let judged =
+                    store_batch(&mut client, &spec.campaign, summary.scheduled, &batch.rows, &mut copy_buf).await?;
+                summary.accepted += judged.accepted;
+                summary.charged = Fen(summary.charged.0 + judged.charged);
+                summary.duplicates += judged.duplicates;
+                progress.accepted.fetch_add(judged.accepted, Ordering::Relaxed);
+                progress.duplicates.fetch_add(judged.duplicates, Ordering::Relaxed);
+                let by_line: BTreeMap<u64, &ValidRow> = batch.rows.iter().map(|r| (r.line, r)).collect();
+                for (line, reason) in judged.refused {
+                    let record = by_line.get(&line).map(|r| original_record(&header, r)).unwrap_or_default();
+                    refused.push(Rejected { line, reason, record });
+                }
+                if !summary.scheduled && judged.accepted > 0 {
+                    flush_wanted.notify_one();
+                }
+            }
+            refused.sort_by_key(|r| r.line);
+            progress.rejected.fetch_add(refused.len() as u64, Ordering::Relaxed);
+            progress.rows.store(summary.rows, Ordering::Relaxed);
+            for r in refused {
+                *summary.rejected.entry(reason_kind(&r.reason)).or_default() += 1;
+                let mut out = ByteRecord::from(vec![r.line.to_string(), r.reason]);
+                out.extend(r.record.iter());
+                rejects.write_byte_record(&out).map_err(|e| LoadError::Rejects(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(batches);
+    let _ = reading.join();
+    rejects.flush().map_err(|e| LoadError::Rejects(e.to_string()))?;
+    flusher.abort();
+    outcome?;
+    // Whatever is still owed (this run's last batches, or a killed run's), now.
+    summary.enqueued = outbox::flush(store, publisher).await? as u64;
+    summary.enqueued += flushed.load(Ordering::Relaxed);
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Publishes the outbox whenever a batch commits; `flushed` counts the orders.
+async fn run_flusher(store: Store, publisher: Arc<Publisher>, wanted: Arc<Notify>, flushed: Arc<AtomicU64>) {
+    loop {
+        wanted.notified().await;
+        match outbox::flush(&store, &publisher).await {
+            Ok(n) => {
+                flushed.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "outbox flush failed; the load retries at the end"),
+        }
+    }
+}
+
+/// Rejects are counted per kind; the rejects file keeps the exact reason.
+fn reason_kind(reason: &str) -> String {
+    if reason.starts_with("bizCode repeats line") {
+        return "bizCode repeats an earlier line".into();
+    }
+    if reason.starts_with("field ") && reason.contains("UTF-8") {
+        return "not valid UTF-8".into();
+    }
+    reason.to_string()
+}
+
+/// A validated row, written back in the file's own column order for the rejects
+/// file (rows refused by the database were valid CSV).
+fn original_record(header: &ByteRecord, row: &ValidRow) -> ByteRecord {
+    header
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let name = if i == 0 { name.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(name) } else { name };
+            let name = String::from_utf8_lossy(name).trim().to_ascii_lowercase();
+            match name.as_str() {
+                "openid" => row.open_id.clone(),
+                "bizcode" => row.biz_code.clone(),
+                "activityid" => row.activity_id.clone(),
+                "productcode" => row.product_code.clone(),
+                "appid" => row.app_id.clone(),
+                "callbackurl" => row.callback_url.clone(),
+                _ => String::new(),
+            }
+        })
+        .collect::<Vec<String>>()
+        .into()
+}
+
+/// What the database said about one batch.
+struct Judged {
+    accepted: u64,
+    charged: i64,
+    duplicates: u64,
+    refused: Vec<(u64, String)>,
+}
+
+async fn store_batch(
+    client: &mut deadpool_postgres::Object,
+    campaign: &CampaignSpec,
+    scheduled: bool,
+    rows: &[ValidRow],
+    buf: &mut Vec<u8>,
+) -> Result<Judged, LoadError> {
+    buf.clear();
+    for row in rows {
+        rows::copy_line(buf, row);
+    }
+    let tx = client.transaction().await?;
+    let sink = tx.copy_in("COPY load_rows FROM STDIN").await?;
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::copy_from_slice(buf)).await?;
+    sink.finish().await?;
+    let judged = tx
+        .query(
+            "SELECT line, status, detail, accepted, charged FROM lijian_accept_batch($1, $2, $3, $4)",
+            &[&campaign.merchant_id, &campaign.name, &scheduled, &JOB_SIZE],
+        )
+        .await
+        .map_err(|e| match e.as_db_error().map(|d| d.message().to_string()) {
+            Some(m) if m.contains("cancelled") => LoadError::Campaign(CampaignError::Refused(m)),
+            _ => LoadError::from(e),
+        })?;
+    tx.commit().await?;
+    let mut out = Judged { accepted: 0, charged: 0, duplicates: 0, refused: Vec::new() };
+    for r in judged {
+        let line: Option<i64> = r.get(0);
+        match line {
+            None => {
+                out.accepted = r.get::<_, Option<i64>>(3).unwrap_or(0) as u64;
+                out.charged = r.get::<_, Option<i64>>(4).unwrap_or(0);
+            }
+            Some(line) => {
+                let status: i32 = r.get(1);
+                if status == 8 {
+                    out.duplicates += 1;
+                } else {
+                    out.refused.push((line as u64, r.get::<_, Option<String>>(2).unwrap_or_default()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The reader thread: records into batches until the file ends.
+fn read_batches<R: Read>(
+    mut reader: csv::Reader<Counting<R>>,
+    layout: Layout,
+    defaults: RowDefaults,
+    out: mpsc::Sender<Result<Batch, String>>,
+) {
+    let mut batch = Batch { rows: Vec::with_capacity(BATCH_ROWS), rejected: Vec::new() };
+    let mut record = ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let _ = out.blocking_send(Err(format!("{e}; rows before it were loaded, fix the file and load again")));
+                return;
+            }
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            continue; // a blank line
+        }
+        match judge(&layout, &defaults, line, &record) {
+            Ok(row) => batch.rows.push(row),
+            Err(reason) => batch.rejected.push(Rejected { line, reason, record: record.clone() }),
+        }
+        if batch.rows.len() + batch.rejected.len() >= BATCH_ROWS {
+            let full =
+                std::mem::replace(&mut batch, Batch { rows: Vec::with_capacity(BATCH_ROWS), rejected: Vec::new() });
+            if out.blocking_send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if !batch.rows.is_empty() || !batch.rejected.is_empty() {
+        let _ = out.blocking_send(Ok(batch));
+    }
+}
+
+/// Counts bytes read, for the progress bar's percentage and ETA.
+struct Counting<R> {
+    inner: R,
+    progress: Arc<Progress>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}

@@ -1,0 +1,290 @@
+//! Campaigns: the named sets of orders a CSV load creates, and what operators do
+//! with them (list, status, pause, resume, cancel).
+
+use std::collections::BTreeMap;
+
+use lijian_core::money::Fen;
+use lijian_core::store::{Store, StoreError};
+use time::OffsetDateTime;
+
+/// Longest campaign name: it prefixes generated bizCodes (`<name>-<line>`), which
+/// must stay within the open API's 64 characters.
+pub const MAX_CAMPAIGN_NAME: usize = 40;
+
+/// Why a campaign operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    #[error("campaign {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<tokio_postgres::Error> for CampaignError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        CampaignError::Store(StoreError::Db(e))
+    }
+}
+
+/// A campaign name: letters, digits, '_', '-', '.', at most 40.
+pub fn check_campaign_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_CAMPAIGN_NAME {
+        return Err(format!("campaign name must be 1 to {MAX_CAMPAIGN_NAME} characters"));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return Err("campaign name may contain only letters, digits, '_', '-' and '.'".into());
+    }
+    Ok(())
+}
+
+/// How a load wants its campaign: released as loaded, or held for the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignSpec {
+    pub name: String,
+    pub merchant_id: String,
+    /// Scheduled release time; `None` with `rate` set means "now".
+    pub release_at: Option<OffsetDateTime>,
+    /// Orders per second for a scheduled release.
+    pub rate: Option<u32>,
+}
+
+impl CampaignSpec {
+    pub fn is_scheduled(&self) -> bool {
+        self.release_at.is_some() || self.rate.is_some()
+    }
+}
+
+/// A campaign row.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub name: String,
+    pub merchant_id: String,
+    pub state: String,
+    pub release_at: Option<OffsetDateTime>,
+    pub rate: Option<i32>,
+    pub released: i64,
+    pub created_at: OffsetDateTime,
+}
+
+impl Campaign {
+    pub fn is_scheduled(&self) -> bool {
+        self.release_at.is_some()
+    }
+}
+
+const CAMPAIGN_COLUMNS: &str = "name, merchant_id, state, release_at, rate, released, created_at";
+
+fn campaign_from_row(r: &tokio_postgres::Row) -> Campaign {
+    Campaign {
+        name: r.get(0),
+        merchant_id: r.get(1),
+        state: r.get(2),
+        release_at: r.get(3),
+        rate: r.get(4),
+        released: r.get(5),
+        created_at: r.get(6),
+    }
+}
+
+/// Creates the campaign, or checks that an existing one matches the load: same
+/// merchant, not cancelled, and the same schedule when the load names one (a
+/// re-load may leave the schedule out).
+pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, CampaignError> {
+    check_campaign_name(&spec.name).map_err(CampaignError::Refused)?;
+    let client = store.client().await?;
+    let release_at = match (spec.release_at, spec.rate) {
+        (Some(at), _) => Some(at),
+        (None, Some(_)) => Some(OffsetDateTime::now_utc()),
+        (None, None) => None,
+    };
+    let rate = spec.rate.map(|r| i32::try_from(r).unwrap_or(i32::MAX));
+    client
+        .execute(
+            "INSERT INTO campaigns (name, merchant_id, release_at, rate, pace_from)
+             SELECT $1, $2, $3, $4, $3 WHERE EXISTS (SELECT 1 FROM merchants WHERE merchant_id = $2)
+             ON CONFLICT (name) DO NOTHING",
+            &[&spec.name, &spec.merchant_id, &release_at, &rate],
+        )
+        .await?;
+    let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE name = $1");
+    let Some(row) = client.query_opt(&sql, &[&spec.name]).await? else {
+        return Err(CampaignError::Refused(format!("merchant {} not found", spec.merchant_id)));
+    };
+    let campaign = campaign_from_row(&row);
+    if campaign.merchant_id != spec.merchant_id {
+        return Err(CampaignError::Refused(format!(
+            "campaign {} belongs to merchant {}; choose another --campaign name",
+            campaign.name, campaign.merchant_id
+        )));
+    }
+    if campaign.state == "cancelled" {
+        return Err(CampaignError::Refused(format!("campaign {} is cancelled; load into a new campaign", spec.name)));
+    }
+    let same_time = match (spec.release_at, campaign.release_at) {
+        (Some(asked), Some(stored)) => (asked - stored).abs() < time::Duration::seconds(1),
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    let same_rate = spec.rate.is_none() || rate == campaign.rate;
+    if !same_time || !same_rate || (spec.is_scheduled() && !campaign.is_scheduled()) {
+        return Err(CampaignError::Refused(format!(
+            "campaign {} already exists with another schedule (release at {}, rate {}); load with the same --at/--rate or into a new campaign",
+            campaign.name,
+            campaign.release_at.map(|t| t.to_string()).unwrap_or_else(|| "as loaded".into()),
+            campaign.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "unpaced".into()),
+        )));
+    }
+    Ok(campaign)
+}
+
+/// Every campaign, newest first, with order counts.
+pub async fn list(store: &Store) -> Result<Vec<(Campaign, i64, i64)>, CampaignError> {
+    let client = store.client().await?;
+    let sql = format!(
+        "SELECT {CAMPAIGN_COLUMNS},
+                (SELECT count(*) FROM orders o WHERE o.campaign = c.name),
+                (SELECT count(*) FROM orders o WHERE o.campaign = c.name AND o.status >= 2)
+           FROM campaigns c ORDER BY created_at DESC"
+    );
+    let rows = client.query(&sql, &[]).await?;
+    Ok(rows.iter().map(|r| (campaign_from_row(r), r.get(7), r.get(8))).collect())
+}
+
+/// Where a campaign stands.
+#[derive(Debug, Clone)]
+pub struct CampaignStatus {
+    pub campaign: Campaign,
+    /// Orders per status code (0 to 4).
+    pub by_status: BTreeMap<i16, i64>,
+    /// Status 0 orders still held by the scheduler.
+    pub unreleased: i64,
+    /// Orders parked in the dead-letter queue.
+    pub parked: i64,
+    /// Failed orders (status 3) per reason.
+    pub failures: Vec<(String, i64)>,
+    /// Orders that became final in the last 10 seconds, per second.
+    pub finishing_per_sec: f64,
+    /// Money charged for orders not refunded.
+    pub charged: Fen,
+}
+
+impl CampaignStatus {
+    pub fn total(&self) -> i64 {
+        self.by_status.values().sum()
+    }
+
+    /// Orders not final yet.
+    pub fn open(&self) -> i64 {
+        self.by_status.get(&0).unwrap_or(&0) + self.by_status.get(&1).unwrap_or(&0)
+    }
+
+    /// Seconds until every order is final at the current pace (release rate for
+    /// held orders, the observed finishing rate otherwise); `None` if stalled.
+    pub fn eta_secs(&self) -> Option<f64> {
+        if self.open() == 0 {
+            return Some(0.0);
+        }
+        let rate = match (self.campaign.state.as_str(), self.campaign.rate) {
+            ("active", Some(r)) if self.unreleased > 0 => f64::from(r),
+            _ => self.finishing_per_sec,
+        };
+        (rate > 0.0).then(|| self.open() as f64 / rate)
+    }
+}
+
+pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, CampaignError> {
+    let client = store.client().await?;
+    let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE name = $1");
+    let row = client.query_opt(&sql, &[&name]).await?.ok_or_else(|| CampaignError::NotFound(name.into()))?;
+    let campaign = campaign_from_row(&row);
+    let counts = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 0), count(*) FILTER (WHERE status = 1),
+                    count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status = 3),
+                    count(*) FILTER (WHERE status = 4),
+                    count(*) FILTER (WHERE status = 0 AND enqueued_at IS NULL),
+                    count(*) FILTER (WHERE dead_at IS NOT NULL AND status IN (0, 1)),
+                    count(*) FILTER (WHERE finished_at > now() - interval '10 seconds'),
+                    coalesce(sum(settlement_fen) FILTER (WHERE status IN (0, 1, 2)), 0)::bigint
+               FROM orders WHERE campaign = $1",
+            &[&name],
+        )
+        .await?;
+    let by_status = (0..5).map(|s| (s as i16, counts.get::<_, i64>(s))).collect();
+    let failures = client
+        .query(
+            "SELECT coalesce(last_error, 'unknown'), count(*) FROM orders
+              WHERE campaign = $1 AND status = 3 GROUP BY 1 ORDER BY 2 DESC LIMIT 20",
+            &[&name],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(CampaignStatus {
+        campaign,
+        by_status,
+        unreleased: counts.get(5),
+        parked: counts.get(6),
+        finishing_per_sec: counts.get::<_, i64>(7) as f64 / 10.0,
+        failures,
+        charged: Fen(counts.get(8)),
+    })
+}
+
+/// Stops releasing (orders already released are issued as usual).
+pub async fn pause(store: &Store, name: &str) -> Result<(), CampaignError> {
+    set_state(
+        store,
+        name,
+        "UPDATE campaigns SET state = 'paused', updated_at = now() WHERE name = $1 AND state = 'active'",
+        "active",
+    )
+    .await
+}
+
+/// Releases again, pacing from now: the paused time is not made up in a burst.
+pub async fn resume(store: &Store, name: &str) -> Result<(), CampaignError> {
+    set_state(
+        store,
+        name,
+        "UPDATE campaigns SET state = 'active', pace_from = greatest(clock_timestamp(), release_at),
+                pace_base = released, updated_at = now()
+          WHERE name = $1 AND state = 'paused'",
+        "paused",
+    )
+    .await
+}
+
+async fn set_state(store: &Store, name: &str, sql: &str, expected: &str) -> Result<(), CampaignError> {
+    let client = store.client().await?;
+    if client.execute(sql, &[&name]).await? == 1 {
+        return Ok(());
+    }
+    match client.query_opt("SELECT state FROM campaigns WHERE name = $1", &[&name]).await? {
+        None => Err(CampaignError::NotFound(name.into())),
+        Some(r) => {
+            let state: String = r.get(0);
+            Err(CampaignError::Refused(format!("campaign {name} is {state}, not {expected}")))
+        }
+    }
+}
+
+/// Cancels: every unreleased order becomes status 4, refunded, with its report
+/// queued — one transaction. Returns (orders cancelled, money refunded).
+pub async fn cancel(store: &Store, name: &str) -> Result<(i64, Fen), CampaignError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let state: Option<String> =
+        tx.query_opt("SELECT state FROM campaigns WHERE name = $1", &[&name]).await?.map(|r| r.get(0));
+    match state.as_deref() {
+        None => return Err(CampaignError::NotFound(name.into())),
+        Some("cancelled") => return Err(CampaignError::Refused(format!("campaign {name} is already cancelled"))),
+        Some(_) => {}
+    }
+    let row = tx.query_one("SELECT cancelled, refunded FROM lijian_cancel_unreleased($1)", &[&name]).await?;
+    tx.commit().await?;
+    Ok((row.get(0), Fen(row.get(1))))
+}

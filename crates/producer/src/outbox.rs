@@ -1,0 +1,61 @@
+//! The batch outbox: issue jobs owed for orders stored in bulk.
+//!
+//! A CSV batch writes its orders and one `issue_outbox` row per job (up to
+//! [`JOB_SIZE`] order codes) in one transaction. Whoever flushes the outbox — the
+//! loader right after its commit, the gateway's relay, the scheduler — takes rows
+//! with `FOR UPDATE SKIP LOCKED`, publishes them under confirms and deletes them
+//! in the same transaction. A crash between confirm and commit publishes a job
+//! twice, which the consumer shrugs off (a finished order is skipped).
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use lijian_core::queue::{IssueJob, Publisher};
+use lijian_core::store::{Store, StoreError};
+
+/// Orders per bulk issue job: 1,000,000 orders are 10,000 messages, and a
+/// redelivered job repeats at most this many (cheap, idempotent) order lookups.
+pub const JOB_SIZE: i32 = 100;
+/// Outbox rows one flush pass takes.
+const FLUSH_ROWS: i64 = 200;
+
+/// One pass: publishes up to [`FLUSH_ROWS`] owed jobs and forgets those the
+/// broker confirmed. Returns how many orders they carried.
+pub async fn flush_once(store: &Store, publisher: &Arc<Publisher>) -> Result<usize, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query("SELECT id, order_codes FROM issue_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", &[&FLUSH_ROWS])
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let publishes = rows.into_iter().map(|row| async move {
+        let (id, codes): (i64, Vec<String>) = (row.get(0), row.get(1));
+        let orders = codes.len();
+        match publisher.publish_issue(&IssueJob::for_orders(codes)).await {
+            Ok(()) => Some((id, orders)),
+            Err(e) => {
+                tracing::warn!(error = %e, "bulk issue job not published; it stays in the outbox");
+                None
+            }
+        }
+    });
+    let confirmed: Vec<(i64, usize)> = join_all(publishes).await.into_iter().flatten().collect();
+    let ids: Vec<i64> = confirmed.iter().map(|(id, _)| *id).collect();
+    tx.execute("DELETE FROM issue_outbox WHERE id = ANY($1)", &[&ids]).await?;
+    tx.commit().await?;
+    Ok(confirmed.iter().map(|(_, n)| n).sum())
+}
+
+/// Flushes until the outbox is empty or a pass makes no progress (broker down:
+/// the rows wait for the next relay pass). Returns the orders published.
+pub async fn flush(store: &Store, publisher: &Arc<Publisher>) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        match flush_once(store, publisher).await? {
+            0 => return Ok(total),
+            n => total += n,
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The scheduler role: releases scheduled campaigns' orders to the issue queue at
+//! their time and pace.
+//!
+//! Pacing is computed from the database clock, not counted per process: a
+//! campaign paced at `rate` may have released `pace_base + rate × (now −
+//! pace_from)` orders by now. Each step locks the campaign row (`FOR UPDATE SKIP
+//! LOCKED`), releases what is due, and stamps the orders in the same transaction,
+//! so any number of schedulers together release each order once and keep the
+//! pace of one. Small, frequent steps spread the release evenly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use lijian_core::queue::{IssueJob, Publisher};
+use lijian_core::store::{Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+use crate::outbox::JOB_SIZE;
+
+/// How often the scheduler looks for due orders: 50 steps a second keeps a
+/// 100/s campaign at two orders a step.
+pub const STEP: Duration = Duration::from_millis(20);
+/// Most orders one step releases per campaign (an unpaced campaign drains at
+/// about this many per step).
+const MAX_PER_STEP: i64 = 5_000;
+
+/// Runs until `shutdown`: each step releases what is due in every campaign, and
+/// flushes the bulk outbox now and then (a crashed loader's leftovers).
+pub async fn run(store: Store, publisher: Arc<Publisher>, shutdown: CancellationToken) {
+    let mut steps: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(STEP) => {}
+        }
+        steps += 1;
+        if let Err(e) = step(&store, &publisher).await {
+            tracing::warn!(error = %e, "scheduler step failed; will retry");
+        }
+        if steps.is_multiple_of(50) {
+            if let Err(e) = crate::outbox::flush(&store, &publisher).await {
+                tracing::warn!(error = %e, "outbox pass failed; will retry");
+            }
+        }
+    }
+}
+
+/// One pass over the due campaigns; returns the orders released.
+pub async fn step(store: &Store, publisher: &Arc<Publisher>) -> Result<usize, StoreError> {
+    let names: Vec<String> = store
+        .client()
+        .await?
+        .query(
+            "SELECT name FROM campaigns WHERE state = 'active' AND NOT drained AND release_at <= clock_timestamp()",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut released = 0;
+    for name in names {
+        released += release_due(store, publisher, &name).await?;
+    }
+    Ok(released)
+}
+
+/// Releases the orders of `campaign` that are due now. Another scheduler holding
+/// the campaign makes this a no-op.
+pub async fn release_due(store: &Store, publisher: &Arc<Publisher>, campaign: &str) -> Result<usize, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let due: Option<i64> = tx
+        .query_opt(
+            "SELECT CASE WHEN rate IS NULL THEN $2
+                         ELSE least($2, pace_base + floor(extract(epoch FROM clock_timestamp() - pace_from) * rate)::bigint - released)
+                    END
+               FROM campaigns
+              WHERE name = $1 AND state = 'active' AND NOT drained AND release_at <= clock_timestamp()
+              FOR UPDATE SKIP LOCKED",
+            &[&campaign, &MAX_PER_STEP],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let due = match due {
+        Some(n) if n > 0 => n,
+        _ => return Ok(0),
+    };
+    let codes: Vec<String> = tx
+        .query(
+            "SELECT order_code FROM orders
+              WHERE campaign = $1 AND enqueued_at IS NULL AND status = 0 ORDER BY id LIMIT $2",
+            &[&campaign, &due],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if codes.is_empty() {
+        tx.execute("UPDATE campaigns SET drained = true, updated_at = now() WHERE name = $1", &[&campaign]).await?;
+        tx.commit().await?;
+        tracing::info!(campaign, "campaign fully released");
+        return Ok(0);
+    }
+    let publishes = codes.chunks(JOB_SIZE as usize).map(|chunk| async move {
+        publisher.publish_issue(&IssueJob::for_orders(chunk.to_vec())).await.map(|_| chunk)
+    });
+    let mut confirmed: Vec<String> = Vec::with_capacity(codes.len());
+    for outcome in join_all(publishes).await {
+        match outcome {
+            Ok(chunk) => confirmed.extend_from_slice(chunk),
+            // Those orders stay unreleased and are taken by a later step; a job
+            // that was confirmed after all is a harmless duplicate.
+            Err(e) => tracing::warn!(campaign, error = %e, "release not confirmed; will retry"),
+        }
+    }
+    let n = confirmed.len();
+    tx.execute("UPDATE orders SET enqueued_at = clock_timestamp() WHERE order_code = ANY($1)", &[&confirmed]).await?;
+    tx.execute(
+        "UPDATE campaigns SET released = released + $2, updated_at = now() WHERE name = $1",
+        &[&campaign, &(n as i64)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(n)
+}
