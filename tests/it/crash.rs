@@ -6,33 +6,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lijian_core::config::{format_duration, Settings};
+use lijian_core::config::Settings;
 
 use crate::helpers::proxy::TcpProxy;
 use crate::helpers::wxpay::spawn_sim;
 use crate::helpers::*;
 
 fn spawn_consumer_process(settings: &Settings) -> Child {
-    let schedule: Vec<String> = settings.issue_retry_schedule.iter().map(|d| format_duration(*d)).collect();
-    // The same schedules as the test's own topology, so the child declares (and
-    // the test removes) the same queues.
-    let notify: Vec<String> = settings.notify_schedule.iter().map(|d| format_duration(*d)).collect();
-    Command::new(env!("CARGO_BIN_EXE_lijian"))
+    lijian_command(settings)
         .arg("consumer")
-        .env("LIJIAN_DATABASE_URL", &settings.database_url)
-        .env("LIJIAN_AMQP_URL", &settings.amqp_url)
-        .env("LIJIAN_QUEUE_PREFIX", &settings.queue_prefix)
-        .env("LIJIAN_WXPAY_BASE_URL", &settings.wxpay_base_url)
-        .env("LIJIAN_WXPAY_MCHID", &settings.wxpay_mchid)
-        .env("LIJIAN_WXPAY_SERIAL_NO", &settings.wxpay_serial_no)
-        .env("LIJIAN_WXPAY_PRIVATE_KEY", &settings.wxpay_private_key)
-        .env("LIJIAN_WXPAY_PUBLIC_KEY", &settings.wxpay_public_key)
-        .env("LIJIAN_WXPAY_PUBLIC_KEY_ID", &settings.wxpay_public_key_id)
-        .env("LIJIAN_ISSUE_RETRY_SCHEDULE", schedule.join(","))
-        .env("LIJIAN_NOTIFY_SCHEDULE", notify.join(","))
         .env("LIJIAN_CONSUMER_CONCURRENCY", "16")
-        .env("LIJIAN_SHUTDOWN_GRACE", "5s")
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

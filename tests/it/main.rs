@@ -6,6 +6,7 @@
 mod helpers;
 
 mod api_status;
+mod campaigns;
 mod cli;
 mod crash;
 mod intake;

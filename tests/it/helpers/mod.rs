@@ -150,6 +150,30 @@ pub struct TestApp {
     machine: Option<Machine>,
 }
 
+/// The real `lijian` binary pointed at these settings: database, broker prefix,
+/// WeChat Pay, and the test's schedules (so a child declares exactly the queues
+/// the test removes). Quiet unless a test asks otherwise.
+pub fn lijian_command(settings: &Settings) -> std::process::Command {
+    use lijian_core::config::format_duration;
+    let list = |d: &[Duration]| d.iter().map(|d| format_duration(*d)).collect::<Vec<_>>().join(",");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lijian"));
+    command
+        .env("LIJIAN_DATABASE_URL", &settings.database_url)
+        .env("LIJIAN_AMQP_URL", &settings.amqp_url)
+        .env("LIJIAN_QUEUE_PREFIX", &settings.queue_prefix)
+        .env("LIJIAN_WXPAY_BASE_URL", &settings.wxpay_base_url)
+        .env("LIJIAN_WXPAY_MCHID", &settings.wxpay_mchid)
+        .env("LIJIAN_WXPAY_SERIAL_NO", &settings.wxpay_serial_no)
+        .env("LIJIAN_WXPAY_PRIVATE_KEY", &settings.wxpay_private_key)
+        .env("LIJIAN_WXPAY_PUBLIC_KEY", &settings.wxpay_public_key)
+        .env("LIJIAN_WXPAY_PUBLIC_KEY_ID", &settings.wxpay_public_key_id)
+        .env("LIJIAN_ISSUE_RETRY_SCHEDULE", list(&settings.issue_retry_schedule))
+        .env("LIJIAN_NOTIFY_SCHEDULE", list(&settings.notify_schedule))
+        .env("LIJIAN_SHUTDOWN_GRACE", "5s")
+        .env("RUST_LOG", "warn");
+    command
+}
+
 /// Stops an app the test shared through an `Arc` (every clone must be gone).
 pub async fn stop_shared(app: std::sync::Arc<TestApp>) {
     let Ok(app) = std::sync::Arc::try_unwrap(app) else { panic!("the test app is still shared") };
@@ -344,7 +368,8 @@ impl TestApp {
         self.send(path, &Req::new(body).signed_rsa(&self.signer)).await
     }
 
-    /// Takes every job currently in the issue queue (acking them); order codes.
+    /// Takes every job currently in the issue queue (acking them); the order codes
+    /// of single (v1) and bulk (v2) jobs.
     pub async fn take_issue_jobs(&self) -> Vec<String> {
         let connection = lijian_core::queue::connect(&self.amqp_url, "lijian-test").await.expect("broker");
         let channel = connection.create_channel().await.expect("channel");
@@ -355,8 +380,17 @@ impl TestApp {
             .expect("basic_get")
         {
             let job: Value = serde_json::from_slice(&message.delivery.data).expect("job JSON");
-            assert_eq!(job["v"], 1, "job is versioned: {job}");
-            codes.push(job["orderCode"].as_str().expect("orderCode").to_string());
+            match job["v"].as_u64() {
+                Some(1) => codes.push(job["orderCode"].as_str().expect("orderCode").to_string()),
+                Some(2) => codes.extend(
+                    job["orderCodes"]
+                        .as_array()
+                        .expect("orderCodes")
+                        .iter()
+                        .map(|c| c.as_str().expect("code").to_string()),
+                ),
+                _ => panic!("job is versioned: {job}"),
+            }
             message.delivery.ack(BasicAckOptions::default()).await.expect("ack");
         }
         let _ = connection.close(200, "done".into()).await;

@@ -115,10 +115,13 @@ where
     W: std::io::Write + Send + 'static,
 {
     let started = Instant::now();
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(Counting { inner: input, progress: progress.clone() });
+    let newlines = Arc::new(std::sync::Mutex::new(LineIndex::default()));
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(Counting {
+        inner: input,
+        progress: progress.clone(),
+        newlines: newlines.clone(),
+        offset: 0,
+    });
     let mut header = ByteRecord::new();
     if !reader.read_byte_record(&mut header).map_err(|e| LoadError::Csv(e.to_string()))? {
         return Err(LoadError::Csv("the file is empty (a header row is required)".into()));
@@ -142,7 +145,7 @@ where
     rejects.write_byte_record(&rejects_header).map_err(|e| LoadError::Rejects(e.to_string()))?;
 
     let (batches_tx, mut batches) = mpsc::channel::<Result<Batch, String>>(2);
-    let reading = std::thread::spawn(move || read_batches(reader, layout, defaults, batches_tx));
+    let reading = std::thread::spawn(move || read_batches(reader, newlines, layout, defaults, batches_tx));
 
     let flush_wanted = Arc::new(Notify::new());
     let flushed = Arc::new(AtomicU64::new(0));
@@ -311,6 +314,7 @@ async fn store_batch(
 /// The reader thread: records into batches until the file ends.
 fn read_batches<R: Read>(
     mut reader: csv::Reader<Counting<R>>,
+    newlines: Arc<std::sync::Mutex<LineIndex>>,
     layout: Layout,
     defaults: RowDefaults,
     out: mpsc::Sender<Result<Batch, String>>,
@@ -326,7 +330,8 @@ fn read_batches<R: Read>(
                 return;
             }
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let start = record.position().map(|p| p.byte()).unwrap_or(0);
+        let line = newlines.lock().map(|mut index| index.line_at(start)).unwrap_or(0);
         if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue; // a blank line
         }
@@ -347,16 +352,92 @@ fn read_batches<R: Read>(
     }
 }
 
-/// Counts bytes read, for the progress bar's percentage and ETA.
+/// Counts bytes read (for the progress bar) and where lines end, because the csv
+/// crate's own line numbers drift on CRLF files and rejects must name the line a
+/// person sees in an editor.
 struct Counting<R> {
     inner: R,
     progress: Arc<Progress>,
+    newlines: Arc<std::sync::Mutex<LineIndex>>,
+    offset: u64,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.progress.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        if let Ok(mut index) = self.newlines.lock() {
+            for (i, byte) in buf[..n].iter().enumerate() {
+                index.saw(self.offset + i as u64, *byte);
+            }
+        }
+        self.offset += n as u64;
         Ok(n)
+    }
+}
+
+/// Line ends read but not yet passed by a record; bounded by the csv reader's
+/// buffer, whatever the file size.
+#[derive(Default)]
+struct LineIndex {
+    /// (offset of the `\n`, whether the line it ends was blank).
+    pending: std::collections::VecDeque<(u64, bool)>,
+    /// Whether the line being read has anything but `\r` so far.
+    line_has_content: bool,
+    /// Line ends before the last record asked about.
+    passed: u64,
+}
+
+impl LineIndex {
+    fn saw(&mut self, offset: u64, byte: u8) {
+        match byte {
+            b'\n' => {
+                self.pending.push_back((offset, !self.line_has_content));
+                self.line_has_content = false;
+            }
+            b'\r' => {}
+            _ => self.line_has_content = true,
+        }
+    }
+
+    /// The 1-based line on which the record the csv crate says starts at byte
+    /// `start` begins. Its `start` can sit before the record: on the previous
+    /// line's `\n` for CRLF files, and before any blank lines it skipped.
+    fn line_at(&mut self, start: u64) -> u64 {
+        while let Some(&(offset, blank)) = self.pending.front() {
+            if offset <= start || blank {
+                self.pending.pop_front();
+                self.passed += 1;
+            } else {
+                break;
+            }
+        }
+        self.passed + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_lines(data: &'static [u8]) -> Vec<u64> {
+        let newlines = Arc::new(std::sync::Mutex::new(LineIndex::default()));
+        let input = Counting { inner: data, progress: Arc::default(), newlines: newlines.clone(), offset: 0 };
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+        let mut record = ByteRecord::new();
+        let mut lines = Vec::new();
+        while reader.read_byte_record(&mut record).expect("csv") {
+            let start = record.position().map(|p| p.byte()).unwrap_or(0);
+            lines.push(newlines.lock().expect("lock").line_at(start));
+        }
+        lines
+    }
+
+    #[test]
+    fn lines_are_the_ones_an_editor_shows() {
+        assert_eq!(record_lines(b"h\na\nb\n"), vec![1, 2, 3]);
+        // The csv crate alone says [1, 1, 2] here.
+        assert_eq!(record_lines(b"h\r\na\r\nb\r\n"), vec![1, 2, 3]);
+        assert_eq!(record_lines(b"\xEF\xBB\xBFh\r\n\r\n\"x\r\ny\",a\r\nb"), vec![1, 3, 5]);
     }
 }
