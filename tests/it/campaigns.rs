@@ -38,10 +38,6 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn lijian(app: &TestApp, args: &[&str]) -> String {
-    ok(&lijian_command(&app.settings).args(args).output().expect("run lijian"))
-}
-
 /// The rejects file as (line, reason) pairs, checking each keeps the original row.
 fn rejects(path: &Path) -> Vec<(u64, String)> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).expect("rejects file");
@@ -145,7 +141,7 @@ async fn balance_running_out_rejects_the_rest_and_a_top_up_reload_finishes() {
     assert_eq!(app.balance("m-poor").await, 0);
     assert_eq!(app.count(ledger_ok).await, 1, "ledger sums to the balance");
 
-    lijian(&app, &["merchant", "topup", "--merchant-id", "m-poor", "--amount", "47.50"]);
+    lijian_ok(&app, &["merchant", "topup", "--merchant-id", "m-poor", "--amount", "47.50"]);
     let second = ok(&load(&app, &file, "m-poor", &[]));
     assert_eq!(summary_count(&second, "accepted:"), 5, "{second}");
     assert_eq!(summary_count(&second, "duplicates:"), 10, "{second}");
@@ -267,17 +263,17 @@ async fn pause_resume_and_cancel_with_refunds_and_reports() {
     let released = "SELECT count(*) FROM orders WHERE enqueued_at IS NOT NULL";
 
     app.wait_for_count(released, 10, Duration::from_secs(10)).await;
-    assert!(lijian(&app, &["campaign", "pause", "promo"]).contains("paused"));
+    assert!(lijian_ok(&app, &["campaign", "pause", "promo"]).contains("paused"));
     let at_pause = app.count(released).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(app.count(released).await, at_pause, "nothing released while paused");
 
-    lijian(&app, &["campaign", "resume", "promo"]);
+    lijian_ok(&app, &["campaign", "resume", "promo"]);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let after_resume = app.count(released).await - at_pause;
     assert!((10..=30).contains(&after_resume), "resumed at the pace, no catch-up burst: {after_resume} in 1 s");
 
-    let cancelled = lijian(&app, &["campaign", "cancel", "promo"]);
+    let cancelled = lijian_ok(&app, &["campaign", "cancel", "promo"]);
     sigterm(scheduler);
     let released_total = app.count(released).await;
     let unreleased = 100 - released_total;
@@ -286,7 +282,7 @@ async fn pause_resume_and_cancel_with_refunds_and_reports() {
     assert_eq!(app.count("SELECT count(*) FROM reports WHERE status = 4").await, unreleased);
     assert_eq!(app.count("SELECT count(*) FROM balance_ledger WHERE kind = 'refund'").await, unreleased);
     assert_eq!(app.balance(MERCHANT).await, balance - released_total * PRICE_FEN);
-    let status = lijian(&app, &["campaign", "status", "promo"]);
+    let status = lijian_ok(&app, &["campaign", "status", "promo"]);
     assert!(status.contains("cancelled") && status.contains(&format!("4 cancelled   {unreleased}")), "{status}");
     // A cancelled campaign takes no more rows; a second cancel is refused.
     assert!(!load(&app, &file, MERCHANT, &[]).status.success());

@@ -16,7 +16,6 @@ use lijian_producer::bulk::{self, LoadSpec, LoadSummary, Progress};
 use lijian_producer::campaign::{self, CampaignSpec};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Args)]
 pub struct LoadArgs {
@@ -231,14 +230,5 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
             println!("campaign {name} cancelled: {n} unreleased orders finished as status 4, {refunded} yuan refunded, reports queued");
         }
     }
-    Ok(())
-}
-
-/// The scheduler role until `shutdown`.
-pub async fn scheduler(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.database_url, 4)?;
-    let publisher = Publisher::new(&settings.amqp_url, "lijian-scheduler", Topology::from_settings(settings));
-    tracing::info!("scheduler running");
-    lijian_producer::scheduler::run(store, publisher, shutdown).await;
     Ok(())
 }

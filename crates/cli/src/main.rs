@@ -5,6 +5,8 @@ mod admin;
 mod bench;
 mod campaigns;
 mod client;
+mod operators;
+mod roles;
 mod sim;
 
 use std::path::PathBuf;
@@ -47,6 +49,8 @@ enum Command {
     /// Register activities (WeChat coupon stocks created for a merchant).
     #[command(subcommand)]
     Activity(admin::ActivityCommand),
+    /// Run every role in one process (small installs): gateway, consumer, notifier, scheduler.
+    Serve(roles::ServeArgs),
     /// Run the open API gateway on LIJIAN_HTTP_ADDR until SIGTERM/SIGINT.
     Gateway,
     /// Issue coupons: consume issue jobs and call WeChat Pay (LIJIAN_WXPAY_*) until SIGTERM/SIGINT.
@@ -60,6 +64,12 @@ enum Command {
     /// List, inspect, pause, resume or cancel campaigns.
     #[command(subcommand)]
     Campaign(campaigns::CampaignCommand),
+    /// Parked jobs: list, replay, fail.
+    #[command(subcommand)]
+    Dlq(operators::DlqCommand),
+    /// Orders, for operators.
+    #[command(subcommand)]
+    Order(OrderCommand),
     /// The platform's own keys.
     #[command(subcommand)]
     Platform(PlatformCommand),
@@ -72,6 +82,12 @@ enum Command {
     /// Measure throughput and latency against raw baselines (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum OrderCommand {
+    /// An order's timeline: accepted, each WeChat Pay attempt, coupon, each report attempt.
+    Show(operators::OrderShowArgs),
 }
 
 #[derive(Subcommand)]
@@ -143,26 +159,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merchant(cmd) => admin::merchant(&settings, cmd).await,
         Command::Product(cmd) => admin::product(&settings, cmd).await,
         Command::Activity(cmd) => admin::activity(&settings, cmd).await,
-        Command::Gateway => {
-            let shutdown = shutdown_on_signals();
-            let running = lijian_gateway::start(&settings, shutdown).await?;
-            println!("gateway listening on http://{}", running.addr);
-            running.task.await??;
-            Ok(())
-        }
-        Command::Consumer => {
-            let shutdown = shutdown_on_signals();
-            let running = lijian_consumer::start(&settings, shutdown)?;
-            running.task.await?;
-            Ok(())
-        }
-        Command::Notifier => {
-            let shutdown = shutdown_on_signals();
-            let running = lijian_notifier::start(&settings, shutdown)?;
-            running.task.await?;
-            Ok(())
-        }
-        Command::Scheduler => campaigns::scheduler(&settings, shutdown_on_signals()).await,
+        Command::Serve(args) => roles::run(&settings, &args.roles, shutdown_on_signals()).await,
+        Command::Gateway => roles::run(&settings, &[roles::Role::Gateway], shutdown_on_signals()).await,
+        Command::Consumer => roles::run(&settings, &[roles::Role::Consumer], shutdown_on_signals()).await,
+        Command::Notifier => roles::run(&settings, &[roles::Role::Notifier], shutdown_on_signals()).await,
+        Command::Scheduler => roles::run(&settings, &[roles::Role::Scheduler], shutdown_on_signals()).await,
+        Command::Dlq(cmd) => operators::dlq(&settings, cmd).await,
+        Command::Order(OrderCommand::Show(args)) => operators::order_show(&settings, args).await,
         Command::Load(args) => campaigns::load(&settings, args).await,
         Command::Campaign(cmd) => campaigns::campaign(&settings, cmd).await,
         Command::Platform(PlatformCommand::PublicKey) => {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use lijian_core::store::dlq::{queue_report, refund};
 use lijian_core::store::{Store, StoreError};
 use time::OffsetDateTime;
 
@@ -95,19 +96,6 @@ async fn record_attempt(
     Ok(())
 }
 
-async fn queue_report(
-    tx: &impl deadpool_postgres::GenericClient,
-    order_code: &str,
-    status: i16,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO reports (notify_id, order_code, status) VALUES ('N' || $1, $1, $2) ON CONFLICT (order_code) DO NOTHING",
-        &[&order_code, &status],
-    )
-    .await?;
-    Ok(())
-}
-
 /// One success to record.
 #[derive(Debug, Clone)]
 pub struct Issued {
@@ -177,32 +165,6 @@ pub async fn finish_failed(store: &Store, order_code: &str, reason: &str, a: &At
         queue_report(&tx, order_code, 3).await?;
     }
     tx.commit().await?;
-    Ok(())
-}
-
-/// Gives the money and the budget slot back. The ledger's unique (order, kind)
-/// index makes a second refund of one order impossible.
-pub async fn refund(
-    tx: &impl deadpool_postgres::GenericClient,
-    order_code: &str,
-    merchant_id: &str,
-    settlement: i64,
-    activity_id: &str,
-) -> Result<(), StoreError> {
-    let balance: i64 = tx
-        .query_one(
-            "UPDATE merchants SET balance_fen = balance_fen + $2, updated_at = now() WHERE merchant_id = $1 RETURNING balance_fen",
-            &[&merchant_id, &settlement],
-        )
-        .await?
-        .get(0);
-    tx.execute(
-        "INSERT INTO balance_ledger (merchant_id, order_code, kind, amount_fen, balance_after_fen) VALUES ($1, $2, 'refund', $3, $4)",
-        &[&merchant_id, &order_code, &settlement, &balance],
-    )
-    .await?;
-    tx.execute("UPDATE activities SET issued = issued - 1 WHERE activity_id = $1 AND issued > 0", &[&activity_id])
-        .await?;
     Ok(())
 }
 

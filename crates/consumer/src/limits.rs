@@ -46,6 +46,8 @@ pub struct Limits {
     openids: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Total time requests waited on limits, in microseconds (for metrics).
     pub waited_micros: AtomicU64,
+    /// Sends that had to wait at least a millisecond (for metrics).
+    pub waits: AtomicU64,
 }
 
 /// Held while a send to one openid is in flight.
@@ -79,6 +81,7 @@ impl Limits {
             consecutive_throttles: AtomicU32::new(0),
             openids: Mutex::new(HashMap::new()),
             waited_micros: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
         }
     }
 
@@ -108,7 +111,11 @@ impl Limits {
         if let Some(limiter) = &self.sender {
             limiter.until_ready().await;
         }
-        self.waited_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let waited = started.elapsed();
+        self.waited_micros.fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+        if waited >= Duration::from_millis(1) {
+            self.waits.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// WeChat said 429: pause every send for a while, longer each time in a row.

@@ -9,6 +9,7 @@ use futures::StreamExt;
 
 use lijian_core::queue::{Disposition, IssueJob, JobHandler};
 use lijian_core::store::Store;
+use lijian_core::telemetry::{render_reasons, Exposition, Histogram, MetricsSource, ReasonCounts, LATENCY_BUCKETS};
 use tracing::Instrument;
 
 use crate::batch::Batcher;
@@ -18,13 +19,30 @@ use crate::outcome::{classify, Verdict};
 use crate::wxpay::{Reply, SendCoupon, WxPayClient};
 
 /// Counters for progress reports and metrics.
-#[derive(Default, Debug)]
 pub struct Counters {
     pub issued: AtomicU64,
     pub failed: AtomicU64,
     pub retried: AtomicU64,
     pub parked: AtomicU64,
     pub skipped: AtomicU64,
+    /// Final failures per WeChat Pay error code.
+    pub failures: ReasonCounts,
+    /// Every call to WeChat Pay, answered or not.
+    pub upstream_latency: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            issued: AtomicU64::default(),
+            failed: AtomicU64::default(),
+            retried: AtomicU64::default(),
+            parked: AtomicU64::default(),
+            skipped: AtomicU64::default(),
+            failures: ReasonCounts::default(),
+            upstream_latency: Histogram::new(LATENCY_BUCKETS),
+        }
+    }
 }
 
 pub struct Worker {
@@ -167,6 +185,7 @@ impl Worker {
             self.limits.wait_to_send(&order.activity_id).await;
             self.client.send_coupon(&order.open_id, &request).await
         };
+        self.counters.upstream_latency.observe(call.latency);
         let started_at = time::OffsetDateTime::now_utc() - call.latency;
         let (http_status, code, message) = match &call.reply {
             Reply::Issued { .. } => (Some(200), None, None),
@@ -235,6 +254,7 @@ impl Worker {
             }
             Verdict::Fail { code, .. } => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.counters.failures.add(&code);
                 tracing::info!(code, "order failed; refunded");
                 Disposition::Ack
             }
@@ -252,6 +272,32 @@ impl Worker {
         self.counters.parked.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%reason, "job parked in the dead-letter queue");
         Disposition::Park { reason }
+    }
+}
+
+impl MetricsSource for Worker {
+    fn render(&self, out: &mut Exposition) {
+        let c = &self.counters;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.counter("lijian_coupons_issued_total", "Coupons issued by WeChat Pay", n(&c.issued));
+        out.counter("lijian_orders_failed_total", "Orders failed for good (refunded)", n(&c.failed));
+        render_reasons(
+            out,
+            "lijian_orders_failed_by_code_total",
+            "Failed orders per WeChat Pay code",
+            "code",
+            &c.failures,
+        );
+        out.counter("lijian_issue_retries_total", "Issue attempts that will be retried", n(&c.retried));
+        out.counter("lijian_issue_parked_total", "Issue jobs parked in the dead-letter queue", n(&c.parked));
+        out.counter("lijian_issue_skipped_total", "Jobs for orders already final (redeliveries)", n(&c.skipped));
+        out.counter("lijian_rate_limit_waits_total", "Sends that waited for the rate limiter", n(&self.limits.waits));
+        out.gauge(
+            "lijian_rate_limit_wait_seconds_total",
+            "Time sends spent waiting for the rate limiter",
+            n(&self.limits.waited_micros) as f64 / 1e6,
+        );
+        out.histogram("lijian_upstream_latency_seconds", "WeChat Pay send-coupon call latency", &c.upstream_latency);
     }
 }
 

@@ -27,6 +27,11 @@ pub struct Settings {
     pub amqp_url: String,
     /// Where the gateway listens. `LIJIAN_HTTP_ADDR`.
     pub http_addr: String,
+    /// Where a role other than the gateway serves `/metrics`, `/healthz` and
+    /// `/readyz`. Empty: a fixed port per role (consumer 9101, notifier 9102,
+    /// scheduler 9103, serve 9100) on 127.0.0.1, so several roles on one host do
+    /// not collide. `LIJIAN_OPS_ADDR`.
+    pub ops_addr: String,
     /// Prefix of every exchange and queue, so installations and tests can share a
     /// broker without seeing each other's jobs. `LIJIAN_QUEUE_PREFIX`.
     pub queue_prefix: String,
@@ -133,6 +138,7 @@ impl Default for Settings {
             database_url: "postgres://postgres@127.0.0.1:5432/lijian".into(),
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             http_addr: "127.0.0.1:8080".into(),
+            ops_addr: String::new(),
             queue_prefix: "lijian".into(),
             db_pool_size: 16,
             intake_writers: 2,
@@ -193,6 +199,7 @@ impl Settings {
         text("LIJIAN_DATABASE_URL", &mut self.database_url);
         text("LIJIAN_AMQP_URL", &mut self.amqp_url);
         text("LIJIAN_HTTP_ADDR", &mut self.http_addr);
+        text("LIJIAN_OPS_ADDR", &mut self.ops_addr);
         text("LIJIAN_QUEUE_PREFIX", &mut self.queue_prefix);
         let number = |key: &str, field: &mut usize| -> Result<(), ConfigError> {
             if let Some(v) = lookup(key) {

@@ -7,7 +7,9 @@
 //! - configuration ([`config`]): defaults, an optional TOML file, `LIJIAN_*` environment;
 //! - the PostgreSQL store ([`store`]): pool, embedded migrations, admin repositories;
 //! - RabbitMQ ([`queue`]): topology, versioned jobs, the confirming publisher, and
-//!   the consume loop shared by the consumer and the notifier.
+//!   the consume loop shared by the consumer and the notifier;
+//! - what every role reports to operators ([`telemetry`]): Prometheus text,
+//!   readiness of PostgreSQL and RabbitMQ, dead-letter depth.
 //!
 //! # Must not touch
 //! HTTP, the CLI, or any decision about *whether* an order is accepted: that is
@@ -21,6 +23,7 @@
 //! - `config.rs`   layered settings, each field documented
 //! - `store/`      pool, migrations, merchants/products/activities/orders queries
 //! - `queue/`      lanes and names, jobs, the confirming publisher, the consume loop
+//! - `telemetry.rs` metrics exposition, histograms, the per-process `Ops` view
 
 pub mod config;
 pub mod money;
@@ -28,3 +31,4 @@ pub mod queue;
 pub mod signing;
 pub mod status;
 pub mod store;
+pub mod telemetry;

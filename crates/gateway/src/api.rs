@@ -45,7 +45,17 @@ pub async fn create_coupon_order(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    place(&state, peer, &headers, body).await
+    let started = std::time::Instant::now();
+    let answer = place(&state, peer, &headers, body).await;
+    let metrics = &state.metrics;
+    metrics.latency.observe(started.elapsed());
+    match &answer {
+        Ok(_) => {
+            metrics.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(e) => metrics.refused.add(&e.status.code().to_string()),
+    }
+    answer
 }
 
 async fn place(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {

@@ -4,7 +4,8 @@
 //! - routes and the JSON envelope of the original platform (HTTP 200, status table);
 //! - authentication: auth headers, timestamp window, IP allowlist, signature over
 //!   the raw body, nonce replay guard ([`auth`]);
-//! - `/healthz` and `/readyz` for the gateway role.
+//! - the operator endpoints (`/metrics`, `/healthz`, `/readyz`) of every role
+//!   ([`ops`]): on the API port for the gateway, on `LIJIAN_OPS_ADDR` for others.
 //!
 //! # Must not touch
 //! How an order is accepted or enqueued (that is `lijian-producer`), the schema
@@ -14,23 +15,23 @@
 //! - `auth.rs`     request authentication and the parsed-key cache
 //! - `api.rs`      the two methods and the order JSON
 //! - `response.rs` the envelope and `ApiError`
+//! - `ops.rs`      metrics and health endpoints, the gateway's counters
 
 pub mod api;
 pub mod auth;
+pub mod ops;
 pub mod response;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::Router;
 use lijian_core::config::Settings;
 use lijian_core::queue::{Publisher, Topology};
 use lijian_core::store::Store;
+use lijian_core::telemetry::Ops;
 use lijian_producer::{Producer, ProducerSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,7 @@ pub struct AppState {
     pub merchants: auth::MerchantCache,
     /// Allowed clock difference for `timestamp` (status 5 beyond it).
     pub window: Duration,
+    pub metrics: Arc<ops::GatewayMetrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,28 +56,24 @@ pub enum GatewayError {
     Serve(std::io::Error),
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// Every (method, path) [`router`] serves, so docs and tests can be checked
+/// against one list: `tests/it/openapi.rs` fails when this, the live router and
+/// `docs/openapi.yaml` disagree. Add a route here when adding it below.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/openapi/order/wechat/coupons"),
+    ("POST", "/v1/openapi/order/info"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
+
+pub fn router(state: Arc<AppState>, ops: Arc<Ops>) -> Router {
     Router::new()
         .route("/v1/openapi/order/wechat/coupons", post(api::create_coupon_order).fallback(api::no_such_method))
         .route("/v1/openapi/order/info", post(api::order_info).fallback(api::no_such_method))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
         .fallback(api::no_such_method)
         .with_state(state)
-}
-
-/// Ready only while both PostgreSQL and RabbitMQ answer: a load balancer should
-/// not send orders to a gateway that cannot store or enqueue them.
-async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let db = state.store.ping().await;
-    let broker = state.producer.publisher().ping().await;
-    let body = format!(
-        "postgres: {}\nrabbitmq: {}\n",
-        if db { "ok" } else { "unreachable" },
-        if broker { "ok" } else { "unreachable" }
-    );
-    let code = if db && broker { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, body)
+        .merge(ops::ops_routes(ops))
 }
 
 /// A running gateway's address and the handle that stops it.
@@ -97,6 +95,11 @@ pub async fn start(settings: &Settings, shutdown: CancellationToken) -> Result<R
         .await
         .map_err(|source| GatewayError::Bind { addr: settings.http_addr.clone(), source })?;
     let addr = listener.local_addr().map_err(GatewayError::Serve)?;
+    let metrics = Arc::new(ops::GatewayMetrics::default());
+    let ops = Arc::new(
+        Ops::new(store.clone(), publisher.clone(), Topology::from_settings(settings))
+            .with_role("gateway", metrics.clone()),
+    );
     let producer = Producer::start(store.clone(), publisher, ProducerSettings::from(settings), shutdown.clone());
     let window = settings.timestamp_window;
     let state = Arc::new(AppState {
@@ -104,8 +107,9 @@ pub async fn start(settings: &Settings, shutdown: CancellationToken) -> Result<R
         producer: producer.clone(),
         merchants: auth::MerchantCache::new(settings.merchant_cache_ttl),
         window,
+        metrics,
     });
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state, ops).into_make_service_with_connect_info::<SocketAddr>();
     let pruner = tokio::spawn(prune_nonces(store, window * 2, shutdown.clone()));
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;

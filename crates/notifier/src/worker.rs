@@ -29,6 +29,8 @@ const ANSWER_KEEP: usize = 1024;
 
 #[derive(Default, Debug)]
 pub struct Counters {
+    /// POSTs made to merchants, whatever the answer.
+    pub attempts: AtomicU64,
     pub delivered: AtomicU64,
     pub failed_attempts: AtomicU64,
     pub parked: AtomicU64,
@@ -166,6 +168,7 @@ impl Notifier {
             }
             Err(e) => Err(error_text(&e)),
         };
+        self.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
         let (status, answer, error) = match outcome {
             Ok((status, answer)) => (Some(status), Some(answer), None),
@@ -318,5 +321,30 @@ fn error_text(e: &reqwest::Error) -> String {
 impl JobHandler for Notifier {
     fn process(&self, payload: &[u8]) -> impl std::future::Future<Output = Disposition> + Send {
         Notifier::process(self, payload)
+    }
+}
+
+impl lijian_core::telemetry::MetricsSource for Notifier {
+    fn render(&self, out: &mut lijian_core::telemetry::Exposition) {
+        let c = &self.counters;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.counter("lijian_report_attempts_total", "Status report POSTs to merchants", n(&c.attempts));
+        out.counter(
+            "lijian_reports_delivered_total",
+            "Reports the merchant acknowledged with SUCCESS",
+            n(&c.delivered),
+        );
+        out.counter(
+            "lijian_report_failed_attempts_total",
+            "Report attempts that failed (retried or parked)",
+            n(&c.failed_attempts),
+        );
+        out.counter("lijian_reports_parked_total", "Reports parked in the dead-letter queue", n(&c.parked));
+        out.counter("lijian_reports_no_callback_total", "Reports with no callback URL to go to", n(&c.no_callback));
+        out.counter(
+            "lijian_report_endpoint_busy_total",
+            "Jobs delayed because their endpoint was saturated",
+            n(&c.busy),
+        );
     }
 }

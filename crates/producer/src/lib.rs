@@ -39,5 +39,5 @@ pub mod scheduler;
 
 pub use intake::{IntakeError, IntakeOutcome};
 pub use producer::{Placed, Producer, ProducerSettings};
-pub use relay::relay_once;
+pub use relay::{relay_once, replay_orders, ReplayError};
 pub use request::{check_callback_url, OrderRequest, ReplayGuard, Source, MAX_BIZ_CODE_LEN};

@@ -96,3 +96,47 @@ pub async fn relay_once(store: &Store, publisher: &Publisher, grace: Duration) -
     tx.commit().await?;
     Ok(confirmed.len())
 }
+
+/// Replays parked orders: clears the parking, gives each a fresh retry budget
+/// (`attempts_before_replay`) and publishes their jobs — committed only once the
+/// broker confirmed every job, so an order is never revived without one. Orders
+/// not parked (already replayed, or final) are left alone, which makes a second
+/// replay a no-op. Returns the orders replayed.
+pub async fn replay_orders(store: &Store, publisher: &Publisher, codes: &[String]) -> Result<Vec<String>, ReplayError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let revived: Vec<String> = tx
+        .query(
+            "UPDATE orders SET dead_at = NULL, dead_reason = NULL, attempts_before_replay = attempts, updated_at = now()
+              WHERE order_code = ANY($1) AND dead_at IS NOT NULL AND status IN (0, 1)
+              RETURNING order_code",
+            &[&codes],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let publishes = revived
+        .chunks(crate::outbox::JOB_SIZE as usize)
+        .map(|chunk| async move { publisher.publish_issue(&IssueJob::for_orders(chunk.to_vec())).await });
+    for outcome in join_all(publishes).await {
+        outcome?;
+    }
+    tx.commit().await?;
+    Ok(revived)
+}
+
+/// Why a replay did not happen (nothing was changed).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot publish the replayed jobs: {0}")]
+    Queue(#[from] lijian_core::queue::QueueError),
+}
+
+impl From<tokio_postgres::Error> for ReplayError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ReplayError::Store(StoreError::Db(e))
+    }
+}

@@ -170,8 +170,19 @@ pub fn lijian_command(settings: &Settings) -> std::process::Command {
         .env("LIJIAN_ISSUE_RETRY_SCHEDULE", list(&settings.issue_retry_schedule))
         .env("LIJIAN_NOTIFY_SCHEDULE", list(&settings.notify_schedule))
         .env("LIJIAN_SHUTDOWN_GRACE", "5s")
+        // Any free port: tests run many roles side by side.
+        .env("LIJIAN_OPS_ADDR", "127.0.0.1:0")
+        .env("LIJIAN_PLATFORM_PRIVATE_KEY", &settings.platform_private_key)
+        .env("LIJIAN_NOTIFY_ALLOW_CIDRS", &settings.notify_allow_cidrs)
         .env("RUST_LOG", "warn");
     command
+}
+
+/// Runs `lijian ARGS` against the app's settings; it must succeed. Its stdout.
+pub fn lijian_ok(app: &TestApp, args: &[&str]) -> String {
+    let out = lijian_command(&app.settings).args(args).output().expect("run lijian");
+    assert!(out.status.success(), "lijian {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Stops an app the test shared through an `Arc` (every clone must be gone).

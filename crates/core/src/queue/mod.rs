@@ -2,10 +2,12 @@
 //! a publisher that waits for broker confirms and reconnects by itself, and the
 //! consume loop every worker role runs ([`runner`]).
 
+mod dead_letters;
 mod jobs;
 pub mod runner;
 mod topology;
 
+pub use dead_letters::{sweep_dead_letters, Swept};
 pub use jobs::{IssueJob, NotifyJob};
 pub use runner::{Disposition, JobHandler, RunnerSettings};
 pub use topology::{Lane, Topology, ISSUE_ROUTING_KEY};
@@ -76,6 +78,11 @@ impl Publisher {
 
     pub fn topology(&self) -> &Topology {
         &self.topology
+    }
+
+    /// The broker address (for tools that need a connection of their own).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// A live confirm-mode channel, connecting (and declaring the topology) when needed.

@@ -3,13 +3,17 @@
 //! `lijian_accept_order` (migrations/0001) and is driven by `lijian-producer`.
 
 mod catalogue;
+pub mod dlq;
 mod merchants;
 mod nonces;
 mod orders;
+mod timeline;
 
 pub use catalogue::{validate_activity, NewActivity, NewProduct};
+pub use dlq::{refund, DeadFilter, DeadJob, DeadKind};
 pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
 pub use orders::{OrderLookup, OrderView};
+pub use timeline::{Event, Timeline};
 
 use std::str::FromStr;
 

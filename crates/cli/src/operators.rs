@@ -1,0 +1,188 @@
+//! `lijian dlq …` and `lijian order show`: finding and fixing stuck work without
+//! reading code. Wiring and display only; the rules live in the store, the
+//! producer (replay) and the queue (sweeping the dead-letter queues).
+
+use std::collections::HashSet;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use lijian_core::config::Settings;
+use lijian_core::queue::{sweep_dead_letters, IssueJob, Lane, NotifyJob, Publisher, Topology};
+use lijian_core::store::{DeadFilter, DeadKind, Store};
+use time::format_description::well_known::Rfc3339;
+
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// What is parked, why, and after how many attempts.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Put parked jobs back with a fresh retry budget (safe to run twice: never a
+    /// second coupon, never a second charge).
+    Replay {
+        /// Every parked job.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Finish parked issue jobs as failed: status 3, refund, report queued.
+    Fail {
+        #[arg(long = "order", value_name = "CODE", num_args = 1.., required = true)]
+        orders: Vec<String>,
+    },
+}
+
+#[derive(Args, Default)]
+pub struct FilterArgs {
+    /// issue (coupon not issued) or notify (report not delivered); default both.
+    #[arg(long, value_parser = ["issue", "notify"])]
+    kind: Option<String>,
+    /// Only jobs whose reason contains TEXT (case-insensitive).
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    campaign: Option<String>,
+    /// Only these orders (repeatable).
+    #[arg(long = "order", value_name = "CODE", num_args = 1..)]
+    orders: Vec<String>,
+}
+
+impl FilterArgs {
+    fn to_filter(&self) -> DeadFilter {
+        DeadFilter {
+            kind: self.kind.as_deref().map(|k| if k == "issue" { DeadKind::Issue } else { DeadKind::Notify }),
+            reason: self.reason.clone(),
+            campaign: self.campaign.clone(),
+            order_codes: self.orders.clone(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.kind.is_none() && self.reason.is_none() && self.campaign.is_none() && self.orders.is_empty()
+    }
+}
+
+#[derive(Args)]
+pub struct OrderShowArgs {
+    /// The order code (LJ…).
+    code: Option<String>,
+    #[arg(long, requires = "biz_code", conflicts_with = "code")]
+    merchant_id: Option<String>,
+    #[arg(long, requires = "merchant_id")]
+    biz_code: Option<String>,
+}
+
+fn connect(settings: &Settings) -> anyhow::Result<(Store, std::sync::Arc<Publisher>)> {
+    let store = Store::connect(&settings.database_url, 2)?;
+    let publisher = Publisher::new(&settings.amqp_url, "lijian-dlq", Topology::from_settings(settings));
+    Ok((store, publisher))
+}
+
+pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
+    let (store, publisher) = connect(settings)?;
+    match cmd {
+        DlqCommand::List { filter } => {
+            let jobs = store.dead_jobs(&filter.to_filter()).await?;
+            if jobs.is_empty() {
+                println!("nothing parked");
+                return Ok(());
+            }
+            println!(
+                "{:<7} {:<24} {:<14} {:<16} {:>8}  {:<20}  REASON",
+                "KIND", "ORDER", "MERCHANT", "CAMPAIGN", "ATTEMPTS", "PARKED AT"
+            );
+            for j in &jobs {
+                println!(
+                    "{:<7} {:<24} {:<14} {:<16} {:>8}  {:<20}  {}",
+                    j.kind.name(),
+                    j.order_code,
+                    j.merchant_id,
+                    j.campaign.as_deref().unwrap_or("-"),
+                    format!("{}/{}", j.attempts_since_replay, j.attempts),
+                    j.dead_at.format(&Rfc3339).unwrap_or_default(),
+                    j.reason
+                );
+            }
+            println!("{} parked (attempts: since the last replay / in all)", jobs.len());
+        }
+        DlqCommand::Replay { all, filter } => {
+            if all != filter.is_empty() {
+                bail!("say what to replay: --all, or --order CODE…, --reason TEXT, --campaign NAME, --kind");
+            }
+            let jobs = store.dead_jobs(&filter.to_filter()).await?;
+            let orders: Vec<String> =
+                jobs.iter().filter(|j| j.kind == DeadKind::Issue).map(|j| j.order_code.clone()).collect();
+            let reports: Vec<String> = jobs.iter().filter_map(|j| j.notify_id.clone()).collect();
+            let replayed = lijian_producer::replay_orders(&store, &publisher, &orders).await?;
+            let revived = store.revive_reports(&reports).await?;
+            sweep(&store, &publisher).await?;
+            println!("replayed {} issue jobs and {} reports", replayed.len(), revived.len());
+            if !revived.is_empty() {
+                println!("(reports are queued again by a running `lijian notifier`)");
+            }
+        }
+        DlqCommand::Fail { orders } => {
+            let failed = store.fail_dead_orders(&orders, "failed by an operator (lijian dlq fail)").await?;
+            sweep(&store, &publisher).await?;
+            let skipped: Vec<&String> = orders.iter().filter(|o| !failed.contains(o)).collect();
+            println!("failed {} orders: status 3, refunded, reports queued", failed.len());
+            if !skipped.is_empty() {
+                println!(
+                    "not parked, left alone: {}",
+                    skipped.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes both dead-letter queues hold exactly what the database says is parked.
+async fn sweep(store: &Store, publisher: &Publisher) -> anyhow::Result<()> {
+    let parked = store.dead_jobs(&DeadFilter::default()).await?;
+    let orders: HashSet<String> =
+        parked.iter().filter(|j| j.kind == DeadKind::Issue).map(|j| j.order_code.clone()).collect();
+    let reports: HashSet<String> = parked.iter().filter_map(|j| j.notify_id.clone()).collect();
+    sweep_dead_letters(publisher, Lane::Issue, |payload| match IssueJob::from_bytes(payload) {
+        Ok(job) => job.order_codes().iter().any(|c| orders.contains(c)),
+        Err(_) => true,
+    })
+    .await?;
+    sweep_dead_letters(publisher, Lane::Notify, |payload| match NotifyJob::from_bytes(payload) {
+        Ok(job) => reports.contains(job.notify_id()),
+        Err(_) => true,
+    })
+    .await?;
+    Ok(())
+}
+
+pub async fn order_show(settings: &Settings, args: OrderShowArgs) -> anyhow::Result<()> {
+    let store = Store::connect(&settings.database_url, 2)?;
+    let by_biz = args.merchant_id.as_deref().zip(args.biz_code.as_deref());
+    if args.code.is_none() && by_biz.is_none() {
+        bail!("name the order: lijian order show CODE, or --merchant-id M --biz-code B");
+    }
+    let Some(t) = store.order_timeline(args.code.as_deref(), by_biz).await? else {
+        bail!("order not found");
+    };
+    let o = &t.order;
+    println!("order {} — merchant {}, bizCode {}", o.order_code, o.merchant_id, o.biz_code);
+    println!("  status:   {} ({})", o.status.code(), o.status.label());
+    if let Some(coupon) = &o.coupon_id {
+        println!("  coupon:   {coupon}");
+    }
+    if let Some(reason) = &t.dead_reason {
+        println!(
+            "  PARKED:   {reason} (lijian dlq replay --order {} / lijian dlq fail --order {})",
+            o.order_code, o.order_code
+        );
+    }
+    println!("  attempts: {}", o.attempts);
+    println!("timeline (UTC):");
+    for e in &t.events {
+        println!("  {}  {:<8} {}", e.at.format(&Rfc3339).unwrap_or_default(), e.kind, e.detail);
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Running roles: one per process (`lijian gateway|consumer|notifier|scheduler`)
+//! or several in one (`lijian serve`). Each process serves `/metrics`,
+//! `/healthz` and `/readyz` (the gateway on its API port as well). Wiring only.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use lijian_core::config::Settings;
+use lijian_core::queue::{Publisher, Topology};
+use lijian_core::store::Store;
+use lijian_core::telemetry::{MetricsSource, Ops};
+use lijian_producer::scheduler::Scheduler;
+use tokio_util::sync::CancellationToken;
+
+/// A role this binary can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Gateway,
+    Consumer,
+    Notifier,
+    Scheduler,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Consumer => "consumer",
+            Role::Notifier => "notifier",
+            Role::Scheduler => "scheduler",
+        }
+    }
+
+    /// Where the role serves its ops endpoints when `LIJIAN_OPS_ADDR` is empty.
+    fn default_ops_port(self) -> u16 {
+        match self {
+            Role::Gateway => 9100,
+            Role::Consumer => 9101,
+            Role::Notifier => 9102,
+            Role::Scheduler => 9103,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Roles to run in this process (default: all four).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Role::Gateway, Role::Consumer, Role::Notifier, Role::Scheduler])]
+    pub roles: Vec<Role>,
+}
+
+fn ops_addr(settings: &Settings, port: u16) -> String {
+    if settings.ops_addr.is_empty() {
+        format!("127.0.0.1:{port}")
+    } else {
+        settings.ops_addr.clone()
+    }
+}
+
+/// Runs `roles` until `shutdown`, then waits for each to finish its in-flight work.
+pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut roles = roles.to_vec();
+    roles.dedup();
+    if roles.is_empty() {
+        anyhow::bail!("no role to run (--roles gateway,consumer,notifier,scheduler)");
+    }
+    let topology = Topology::from_settings(settings);
+    let store = Store::connect(&settings.database_url, 2)?;
+    let publisher = Publisher::new(&settings.amqp_url, "lijian-ops", topology.clone());
+    let mut ops = Ops::new(store, publisher, topology);
+    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)> = Vec::new();
+    for role in &roles {
+        let source: Option<Arc<dyn MetricsSource>> = match role {
+            Role::Gateway => {
+                let running = lijian_gateway::start(settings, shutdown.clone()).await?;
+                println!("gateway listening on http://{}", running.addr);
+                tasks.push((
+                    "gateway",
+                    tokio::spawn(async move {
+                        match running.task.await {
+                            Ok(Err(e)) => tracing::error!(error = %e, "gateway stopped"),
+                            Err(e) => tracing::error!(error = %e, "gateway task failed"),
+                            Ok(Ok(())) => {}
+                        }
+                    }),
+                ));
+                // The gateway reports its own counters on its API port.
+                None
+            }
+            Role::Consumer => {
+                let running = lijian_consumer::start(settings, shutdown.clone())?;
+                tasks.push(("consumer", running.task));
+                Some(running.worker)
+            }
+            Role::Notifier => {
+                let running = lijian_notifier::start(settings, shutdown.clone())?;
+                tasks.push(("notifier", running.task));
+                Some(running.notifier)
+            }
+            Role::Scheduler => {
+                let store = Store::connect(&settings.database_url, 4)?;
+                let publisher =
+                    Publisher::new(&settings.amqp_url, "lijian-scheduler", Topology::from_settings(settings));
+                let scheduler = Scheduler::new(store, publisher);
+                tasks.push(("scheduler", tokio::spawn(scheduler.clone().run(shutdown.clone()))));
+                Some(scheduler)
+            }
+        };
+        if let Some(source) = source {
+            ops = ops.with_role(role.name(), source);
+        }
+    }
+    // A process running only the gateway needs no second port.
+    if roles != [Role::Gateway] {
+        let port = if roles.len() == 1 { roles[0].default_ops_port() } else { 9100 };
+        let addr = ops_addr(settings, port);
+        let (bound, _) = lijian_gateway::ops::serve_ops(&addr, Arc::new(ops), shutdown.clone())
+            .await
+            .with_context(|| format!("serving /metrics on {addr} (set LIJIAN_OPS_ADDR)"))?;
+        println!("metrics and health on http://{bound}/metrics");
+    }
+    for (name, task) in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(role = name, error = %e, "role task failed");
+        }
+    }
+    Ok(())
+}

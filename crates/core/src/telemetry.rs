@@ -1,0 +1,224 @@
+//! What every role tells operators: Prometheus metrics (text format 0.0.4),
+//! liveness and readiness. Roles keep their own counters (cheap atomics on the
+//! hot path) and render them only when scraped, through [`MetricsSource`];
+//! [`Ops`] gathers a process's sources, adds what every role shares (dead-letter
+//! depth from the broker, readiness of PostgreSQL and RabbitMQ) and is served
+//! over HTTP by the gateway crate's ops router.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::queue::{Lane, Publisher, Topology};
+use crate::store::Store;
+
+/// Something that has metrics to report.
+pub trait MetricsSource: Send + Sync {
+    fn render(&self, out: &mut Exposition);
+}
+
+/// A Prometheus text exposition being written.
+#[derive(Default)]
+pub struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    fn header(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    pub fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.header(name, "counter", help);
+        let _ = writeln!(self.text, "{name} {value}");
+    }
+
+    pub fn gauge(&mut self, name: &str, help: &str, value: f64) {
+        self.header(name, "gauge", help);
+        let _ = writeln!(self.text, "{name} {value}");
+    }
+
+    /// A counter with one label; `values` may be empty (the family is still declared).
+    pub fn labelled_counter<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: impl IntoIterator<Item = (&'a str, u64)>,
+    ) {
+        self.header(name, "counter", help);
+        for (value, n) in values {
+            let _ = writeln!(self.text, "{name}{{{label}=\"{}\"}} {n}", escape(value));
+        }
+    }
+
+    pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
+        self.header(name, "histogram", help);
+        let mut cumulative = 0;
+        for (bound, count) in h.bounds.iter().zip(&h.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(self.text, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let total = h.count.load(Ordering::Relaxed);
+        let _ = writeln!(self.text, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(self.text, "{name}_sum {}", h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(self.text, "{name}_count {total}");
+    }
+
+    pub fn into_text(self) -> String {
+        self.text
+    }
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// A latency histogram in seconds with fixed buckets (lock-free to observe).
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+/// Buckets for calls to other services: 5 ms to 30 s.
+pub const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(took.as_micros().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+    }
+}
+
+/// Counts per reason (failure codes, refusal statuses): few distinct keys.
+#[derive(Default)]
+pub struct ReasonCounts {
+    counts: Mutex<BTreeMap<String, u64>>,
+}
+
+impl ReasonCounts {
+    pub fn add(&self, reason: &str) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *counts.entry(reason.to_string()).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
+/// Renders `snapshot` as a labelled counter.
+pub fn render_reasons(out: &mut Exposition, name: &str, help: &str, label: &str, counts: &ReasonCounts) {
+    let snapshot = counts.snapshot();
+    out.labelled_counter(name, help, label, snapshot.iter().map(|(k, v)| (k.as_str(), *v)));
+}
+
+/// One process's operator view: its roles' metrics, and whether it can work.
+pub struct Ops {
+    store: Store,
+    publisher: Arc<Publisher>,
+    topology: Topology,
+    /// The roles this process runs, for `lijian_role_info`.
+    roles: Vec<&'static str>,
+    sources: Vec<Arc<dyn MetricsSource>>,
+}
+
+impl Ops {
+    pub fn new(store: Store, publisher: Arc<Publisher>, topology: Topology) -> Ops {
+        Ops { store, publisher, topology, roles: Vec::new(), sources: Vec::new() }
+    }
+
+    pub fn with_role(mut self, role: &'static str, source: Arc<dyn MetricsSource>) -> Ops {
+        self.roles.push(role);
+        self.sources.push(source);
+        self
+    }
+
+    /// Ready when PostgreSQL and RabbitMQ both answer; otherwise which does not.
+    pub async fn ready(&self) -> Result<(), String> {
+        let (db, broker) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(2), self.store.ping()),
+            tokio::time::timeout(Duration::from_secs(2), self.publisher.ping())
+        );
+        match (db.unwrap_or(false), broker.unwrap_or(false)) {
+            (true, true) => Ok(()),
+            (false, true) => Err("PostgreSQL unreachable".into()),
+            (true, false) => Err("RabbitMQ unreachable".into()),
+            (false, false) => Err("PostgreSQL and RabbitMQ unreachable".into()),
+        }
+    }
+
+    /// The full exposition: every source, then dead-letter depths (omitted while
+    /// the broker is unreachable) and the role list.
+    pub async fn render(&self) -> String {
+        let mut out = Exposition::default();
+        for source in &self.sources {
+            source.render(&mut out);
+        }
+        let mut depths = Vec::new();
+        for lane in [Lane::Issue, Lane::Notify] {
+            let name = lane.name();
+            if let Some(n) = self.queue_depth(&self.topology.dead_letter_queue(lane)).await {
+                depths.push((name, n));
+            }
+        }
+        out.header("lijian_dlq_depth", "gauge", "Jobs parked in the dead-letter queue (lijian dlq list)");
+        for (kind, n) in depths {
+            let _ = writeln!(out.text, "lijian_dlq_depth{{kind=\"{kind}\"}} {n}");
+        }
+        out.header("lijian_role_info", "gauge", "Roles this process runs");
+        for role in &self.roles {
+            let _ = writeln!(out.text, "lijian_role_info{{role=\"{role}\"}} 1");
+        }
+        out.into_text()
+    }
+
+    async fn queue_depth(&self, queue: &str) -> Option<u32> {
+        let channel = tokio::time::timeout(Duration::from_secs(1), self.publisher.channel()).await.ok()?.ok()?;
+        let options = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        let declared = channel.queue_declare(queue.into(), options, Default::default()).await.ok()?;
+        Some(declared.message_count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_is_prometheus_text() {
+        let mut out = Exposition::default();
+        out.counter("x_total", "Things.", 3);
+        let h = Histogram::new(&[0.1, 1.0]);
+        h.observe(Duration::from_millis(50));
+        h.observe(Duration::from_millis(500));
+        h.observe(Duration::from_secs(5));
+        out.histogram("lat_seconds", "Latency.", &h);
+        out.labelled_counter("f_total", "Failures.", "reason", [("NOT_\"ENOUGH", 2)]);
+        let text = out.into_text();
+        assert!(text.contains("# TYPE x_total counter\nx_total 3\n"));
+        assert!(text.contains(
+            "lat_seconds_bucket{le=\"0.1\"} 1\nlat_seconds_bucket{le=\"1\"} 2\nlat_seconds_bucket{le=\"+Inf\"} 3\n"
+        ));
+        assert!(text.contains("lat_seconds_sum 5.55\nlat_seconds_count 3\n"));
+        assert!(text.contains("f_total{reason=\"NOT_\\\"ENOUGH\"} 2\n"));
+    }
+}

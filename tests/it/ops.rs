@@ -1,0 +1,94 @@
+//! Every role answers `/metrics` (Prometheus text), `/healthz` and `/readyz`,
+//! and readiness follows PostgreSQL.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::helpers::proxy::TcpProxy;
+use crate::helpers::wxpay::spawn_sim;
+use crate::helpers::*;
+
+/// Starts `lijian <role>` and returns it with the ops address it printed.
+fn spawn_role(settings: &lijian_core::config::Settings, role: &str) -> (Child, String) {
+    let mut child =
+        lijian_command(settings).arg(role).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn role");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("metrics and health on "))
+        .unwrap_or_else(|| panic!("{role} did not print its metrics address"));
+    let url = line.trim_start_matches("metrics and health on ").trim_end_matches("/metrics").to_string();
+    (child, url)
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (response.status().as_u16(), response.text().await.expect("body"))
+}
+
+fn stop(mut child: Child) {
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(child.wait().expect("wait").success(), "graceful exit on SIGTERM");
+}
+
+#[tokio::test]
+async fn every_role_serves_metrics_health_and_readiness() {
+    let app = spawn_app().await;
+    let sim = spawn_sim(|_| {}).await;
+    let settings = app.consumer_settings(&sim);
+    // The gateway, on its API port; one order so a counter moves.
+    assert_eq!(app.order("ops-1").await["status"], 0);
+    let (code, text) = get(&app.url("/metrics")).await;
+    assert_eq!(code, 200);
+    assert!(text.contains("# TYPE lijian_orders_accepted_total counter\nlijian_orders_accepted_total 1\n"), "{text}");
+    assert!(text.contains("lijian_dlq_depth{kind=\"issue\"} 0"), "{text}");
+    assert_eq!(get(&app.url("/readyz")).await.0, 200);
+
+    let expected = [
+        ("consumer", "lijian_upstream_latency_seconds_bucket"),
+        ("notifier", "lijian_reports_delivered_total"),
+        ("scheduler", "lijian_orders_released_total"),
+    ];
+    for (role, metric) in expected {
+        let (child, base) = spawn_role(&settings, role);
+        let (code, text) = get(&format!("{base}/metrics")).await;
+        assert_eq!(code, 200, "{role}");
+        assert!(text.contains(metric), "{role} metrics lack {metric}:\n{text}");
+        assert!(text.contains(&format!("lijian_role_info{{role=\"{role}\"}} 1")), "{text}");
+        assert!(text.contains("lijian_dlq_depth{kind=\"notify\"} 0"), "{text}");
+        assert_eq!(get(&format!("{base}/healthz")).await, (200, "ok".to_string()));
+        let (code, body) = get(&format!("{base}/readyz")).await;
+        assert_eq!(code, 200, "{role}: {body}");
+        stop(child);
+    }
+    drop(sim);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_fails_while_postgres_is_unreachable() {
+    let app = spawn_app().await;
+    let database = TcpProxy::in_front_of(&app.settings.database_url).await;
+    let mut settings = app.settings.clone();
+    settings.database_url = database.route(&settings.database_url);
+    let (child, base) = spawn_role(&settings, "scheduler");
+    assert_eq!(get(&format!("{base}/readyz")).await.0, 200);
+    database.cut();
+    let (code, body) = get(&format!("{base}/readyz")).await;
+    assert_eq!((code, body.as_str()), (503, "not ready: PostgreSQL unreachable\n"));
+    assert_eq!(get(&format!("{base}/healthz")).await.0, 200, "alive while not ready");
+    database.restore();
+    let mut ready = 0;
+    for _ in 0..50 {
+        ready = get(&format!("{base}/readyz")).await.0;
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, 200, "ready again once PostgreSQL is back");
+    stop(child);
+    app.stop().await;
+}
