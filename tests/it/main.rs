@@ -9,6 +9,7 @@ mod api_status;
 mod campaigns;
 mod cli;
 mod crash;
+mod demo;
 mod intake;
 mod issuance;
 mod notifier;

@@ -53,42 +53,18 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
     let ClientCommand::Orders(a) = cmd;
     let pem = std::fs::read_to_string(&a.key).with_context(|| format!("reading {}", a.key.display()))?;
     let key = RsaPrivateKey::from_pem(&pem)?;
-    let url = format!("{}/v1/openapi/order/wechat/coupons", a.gateway.trim_end_matches('/'));
-    let http = reqwest::Client::new();
+    let batch = OrderBatch {
+        gateway: a.gateway.clone(),
+        merchant_id: a.merchant_id.clone(),
+        business_id: a.business_id.clone(),
+        product_code: a.product_code.clone(),
+        activity_id: a.activity_id.clone(),
+        biz_code: a.biz_code.clone(),
+        open_id: a.open_id.clone(),
+        callback_url: a.callback_url.clone(),
+    };
     let started = Instant::now();
-    let answers: Vec<anyhow::Result<serde_json::Value>> = stream::iter(0..a.count)
-        .map(|i| {
-            let biz = if a.count == 1 { a.biz_code.clone() } else { format!("{}-{i}", a.biz_code) };
-            let mut body = json!({
-                "merchantId": a.merchant_id, "businessId": a.business_id, "openId": format!("{}{i}", a.open_id),
-                "productCode": a.product_code, "activityId": a.activity_id, "bizCode": biz,
-            });
-            if let Some(cb) = &a.callback_url {
-                body["callbackUrl"] = json!(cb);
-            }
-            let (http, url, key, business_id) = (&http, &url, &key, &a.business_id);
-            async move {
-                let body = body.to_string();
-                let nonce = uuid::Uuid::new_v4().to_string();
-                let timestamp = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).to_string();
-                let headers = [
-                    ("businessId", business_id.as_str()),
-                    ("nonce", &nonce),
-                    ("signType", "SHA256-RSA"),
-                    ("timestamp", &timestamp),
-                ];
-                let sign = key.sign_base64(&string_to_sign(&headers, body.as_bytes()))?;
-                let mut req =
-                    http.post(url).header("Content-Type", "application/json; charset=utf-8").header("sign", sign);
-                for (k, v) in headers {
-                    req = req.header(k, v);
-                }
-                Ok(req.body(body).send().await?.json::<serde_json::Value>().await?)
-            }
-        })
-        .buffer_unordered(a.concurrency.max(1))
-        .collect()
-        .await;
+    let answers = place_orders(&reqwest::Client::new(), &key, &batch, a.count, a.concurrency).await;
     let elapsed = started.elapsed().as_secs_f64();
     let mut by_status = std::collections::BTreeMap::<String, usize>::new();
     for answer in &answers {
@@ -110,4 +86,61 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Orders {biz_code}-0 … placed by one merchant (openId {open_id}{i}).
+pub struct OrderBatch {
+    pub gateway: String,
+    pub merchant_id: String,
+    pub business_id: String,
+    pub product_code: String,
+    pub activity_id: String,
+    /// bizCode of a single order, or the prefix of many.
+    pub biz_code: String,
+    pub open_id: String,
+    pub callback_url: Option<String>,
+}
+
+/// Places `count` signed orders, `concurrency` at a time; the JSON answers.
+pub async fn place_orders(
+    http: &reqwest::Client,
+    key: &RsaPrivateKey,
+    a: &OrderBatch,
+    count: usize,
+    concurrency: usize,
+) -> Vec<anyhow::Result<serde_json::Value>> {
+    let url = format!("{}/v1/openapi/order/wechat/coupons", a.gateway.trim_end_matches('/'));
+    stream::iter(0..count)
+        .map(|i| {
+            let biz = if count == 1 { a.biz_code.clone() } else { format!("{}-{i}", a.biz_code) };
+            let mut body = json!({
+                "merchantId": a.merchant_id, "businessId": a.business_id, "openId": format!("{}{i}", a.open_id),
+                "productCode": a.product_code, "activityId": a.activity_id, "bizCode": biz,
+            });
+            if let Some(cb) = &a.callback_url {
+                body["callbackUrl"] = json!(cb);
+            }
+            let (url, business_id) = (&url, &a.business_id);
+            async move {
+                let body = body.to_string();
+                let nonce = uuid::Uuid::new_v4().to_string();
+                let timestamp = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).to_string();
+                let headers = [
+                    ("businessId", business_id.as_str()),
+                    ("nonce", &nonce),
+                    ("signType", "SHA256-RSA"),
+                    ("timestamp", &timestamp),
+                ];
+                let sign = key.sign_base64(&string_to_sign(&headers, body.as_bytes()))?;
+                let mut req =
+                    http.post(url).header("Content-Type", "application/json; charset=utf-8").header("sign", sign);
+                for (k, v) in headers {
+                    req = req.header(k, v);
+                }
+                Ok(req.body(body).send().await?.json::<serde_json::Value>().await?)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await
 }
