@@ -85,7 +85,8 @@ impl Notifier {
             Ok(job) => job,
             Err(reason) => return Disposition::Park { reason },
         };
-        let span = tracing::info_span!("notify", notify_id = job.notify_id());
+        let order_code = job.notify_id().strip_prefix('N').unwrap_or_default();
+        let span = tracing::info_span!("notify", notify_id = job.notify_id(), order_code);
         self.deliver(&job).instrument(span).await
     }
 
