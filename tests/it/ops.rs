@@ -92,3 +92,43 @@ async fn readiness_fails_while_postgres_is_unreachable() {
     stop(child);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn serve_runs_every_role_in_one_process_and_stops_on_sigterm() {
+    let app = spawn_app().await;
+    let sim = spawn_sim(|_| {}).await;
+    let receiver = crate::helpers::receiver::Receiver::healthy().await;
+    app.set_callback(MERCHANT, &receiver.url()).await;
+    let mut settings = app.consumer_settings(&sim);
+    settings.http_addr = "127.0.0.1:0".into();
+    let mut child = lijian_command(&settings)
+        .arg("serve")
+        .env("LIJIAN_HTTP_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines().map_while(Result::ok);
+    let gateway = lines
+        .find_map(|l| l.strip_prefix("gateway listening on ").map(str::to_string))
+        .expect("serve prints the gateway address");
+    let ops = lines
+        .find_map(|l| l.strip_prefix("metrics and health on ").map(|u| u.trim_end_matches("/metrics").to_string()))
+        .expect("serve prints the ops address");
+    let req = Req::new(&order_body("serve-1")).signed_rsa(&app.signer);
+    let answer = app.send_to(&format!("{gateway}/v1/openapi/order/wechat/coupons"), &req).await;
+    assert_eq!(answer["status"], 0, "{answer}");
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(20)).await, 1, "issued and reported by the same process");
+    let (_, text) = get(&format!("{ops}/metrics")).await;
+    for role in ["consumer", "notifier", "scheduler"] {
+        assert!(text.contains(&format!("lijian_role_info{{role=\"{role}\"}} 1")), "{text}");
+    }
+    assert!(
+        text.contains("lijian_coupons_issued_total 1") && text.contains("lijian_reports_delivered_total 1"),
+        "{text}"
+    );
+    drop(lines);
+    stop(child);
+    drop(sim);
+    app.stop().await;
+}

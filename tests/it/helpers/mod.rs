@@ -353,9 +353,14 @@ impl TestApp {
 
     /// Sends a request exactly as built; returns the JSON answer (HTTP must be 200).
     pub async fn send(&self, path: &str, req: &Req) -> Value {
+        self.send_to(&self.url(path), req).await
+    }
+
+    /// [`TestApp::send`] to any gateway (e.g. one in a child process).
+    pub async fn send_to(&self, url: &str, req: &Req) -> Value {
         let mut builder = self
             .http
-            .post(self.url(path))
+            .post(url)
             .header("Content-Type", "application/json; charset=utf-8")
             .header("businessId", &req.business_id)
             .header("nonce", &req.nonce)
