@@ -132,3 +132,36 @@ async fn serve_runs_every_role_in_one_process_and_stops_on_sigterm() {
     drop(sim);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn json_logs_name_the_order_on_every_line_about_one() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let sim = spawn_sim(|_| {}).await;
+    let settings = app.consumer_settings(&sim);
+    let orders = app.place_orders("log", 3, 3).await;
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let child = lijian_command(&settings)
+        .arg("consumer")
+        .env("LIJIAN_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,lapin=off")
+        .stdout(Stdio::null())
+        .stderr(log.reopen().expect("log"))
+        .spawn()
+        .expect("spawn consumer");
+    let issued = "SELECT count(*) FROM orders WHERE status = 2";
+    assert_eq!(app.wait_for_count(issued, 3, Duration::from_secs(20)).await, 3);
+    stop(child);
+    let text = std::fs::read_to_string(log.path()).expect("read log");
+    let mut about_orders = 0;
+    for line in text.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if entry["fields"]["message"] == "coupon issued" {
+            about_orders += 1;
+            let code = entry["span"]["order_code"].as_str().unwrap_or_else(|| panic!("no order_code: {line}"));
+            assert!(orders.iter().any(|o| o == code), "{line}");
+        }
+    }
+    assert_eq!(about_orders, 3, "{text}");
+    drop(sim);
+    stop_shared(app).await;
+}
