@@ -211,7 +211,8 @@ fn sigterm(mut child: std::process::Child) {
 
 #[tokio::test]
 async fn two_schedulers_release_on_time_at_the_pace_and_never_twice() {
-    let app = spawn_app().await;
+    // Timing is measured: run alone, like the rate-limit test.
+    let app = spawn_app_alone().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let rows: String = (0..150).map(|i| format!("oUser{i}\n")).collect();
     let file = write(dir.path(), "paced.csv", format!("openId\n{rows}").as_bytes());
@@ -241,7 +242,9 @@ async fn two_schedulers_release_on_time_at_the_pace_and_never_twice() {
     for second in 0..2 {
         let from = at + time::Duration::seconds(second);
         let n = times.iter().filter(|t| **t >= from && **t < from + time::Duration::seconds(1)).count();
-        assert!((45..=55).contains(&n), "second {second} released {n}, not about 50 (no bursts)");
+        // Loose per second (a busy CI machine delays single steps); a burst
+        // would show as a whole second's worth or more.
+        assert!((40..=60).contains(&n), "second {second} released {n}, not about 50 (no bursts)");
     }
     let queued = app.take_issue_jobs().await;
     let unique: HashSet<&String> = queued.iter().collect();
