@@ -194,3 +194,11 @@ fn example_configuration_file_loads() {
         lijian_core::config::Settings::load(Some(std::path::Path::new(&path))).expect("example config loads");
     assert_eq!(settings.relay_grace, std::time::Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn a_missing_database_is_named_with_the_fix() {
+    // Not migrated: the database does not exist yet.
+    let cli = Cli::new();
+    let error = cli.refused(&["campaign", "list"]);
+    assert!(error.contains("does not exist") && error.contains("lijian migrate"), "{error}");
+}

@@ -39,7 +39,22 @@ pub enum StoreError {
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        StoreError::Unavailable(e.to_string())
+        // tokio-postgres displays a server's refusal as just "db error"; the
+        // server's own words ("database \"lijian\" does not exist") are what an
+        // operator needs.
+        let reason = match &e {
+            deadpool_postgres::PoolError::Backend(backend) => match backend.as_db_error() {
+                Some(db) => format!("{} (PostgreSQL: {})", db.message(), db.code().code()),
+                None => std::error::Error::source(backend)
+                    .map(|cause| format!("{backend}: {cause}"))
+                    .unwrap_or_else(|| backend.to_string()),
+            },
+            other => other.to_string(),
+        };
+        if reason.contains("does not exist") && reason.contains("database") {
+            return StoreError::Unavailable(format!("{reason}; create it with `lijian migrate`"));
+        }
+        StoreError::Unavailable(reason)
     }
 }
 
