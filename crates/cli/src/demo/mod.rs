@@ -127,13 +127,17 @@ pub async fn run(base: &Settings, args: DemoArgs) -> anyhow::Result<()> {
         callback_url: None,
     };
     let http = reqwest::Client::new();
-    let (answers, loaded) = tokio::join!(
-        place_orders(&http, &merchant_key, &batch, api, 32),
-        load_csv(&store, &publisher, csv, keys.path())
-    );
+    let ((answers, api_took), (loaded, csv_took)) =
+        tokio::join!(async { (place_orders(&http, &merchant_key, &batch, api, 32).await, started.elapsed()) }, async {
+            (load_csv(&store, &publisher, csv, keys.path()).await, started.elapsed())
+        });
     let accepted_api = answers.iter().filter(|a| matches!(a, Ok(v) if v["status"] == 0)).count();
     let loaded = loaded?;
-    println!("  placed {accepted_api} orders through the signed open API and loaded {loaded} from a CSV campaign");
+    println!(
+        "  placed {accepted_api} orders through the signed open API ({:.1} s) and loaded {loaded} from a CSV campaign ({:.1} s)",
+        api_took.as_secs_f64(),
+        csv_took.as_secs_f64()
+    );
     if accepted_api + loaded as usize != args.orders {
         bail!("only {} of {} orders were accepted", accepted_api + loaded as usize, args.orders);
     }
