@@ -97,6 +97,11 @@ async fn malformed_csv_rows_are_rejected_by_line_and_the_rest_loads_once() {
     assert_eq!(reasons[&9], "bizCode repeats line 2");
     assert_eq!(reasons[&10], "openId is longer than 128 characters");
     assert_eq!(reasons[&12], "product not found");
+    // Refused by the database or by the reader alike, the row is kept as it was.
+    let raw = std::fs::read(dir.path().join("spring.rejects.csv")).expect("rejects");
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.contains("12,product not found,x,B8,oUser8,no-such-product\n"), "{}", &raw[..raw.len().min(600)]);
+    assert!(raw.contains("6,openId is required,x,B3,,\n"));
     assert_eq!(summary_count(&first, "accepted:"), 4, "{first}");
     assert_eq!(summary_count(&first, "rejected:"), 6, "{first}");
     let stored = codes(&app, "SELECT biz_code FROM orders WHERE campaign = 'spring'").await;

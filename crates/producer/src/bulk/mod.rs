@@ -97,7 +97,16 @@ impl LoadSummary {
 /// One parsed batch: valid rows to stage, and rows refused while reading.
 struct Batch {
     rows: Vec<ValidRow>,
+    /// Each valid row's record as read, for the rejects file should the database
+    /// refuse it (a batch's worth: bounded).
+    records: Vec<ByteRecord>,
     rejected: Vec<Rejected>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch { rows: Vec::with_capacity(BATCH_ROWS), records: Vec::with_capacity(BATCH_ROWS), rejected: Vec::new() }
+    }
 }
 
 /// Loads a campaign file. `rejects` receives the header `line,reason,<file's
@@ -174,9 +183,10 @@ where
                 summary.duplicates += judged.duplicates;
                 progress.accepted.fetch_add(judged.accepted, Ordering::Relaxed);
                 progress.duplicates.fetch_add(judged.duplicates, Ordering::Relaxed);
-                let by_line: BTreeMap<u64, &ValidRow> = batch.rows.iter().map(|r| (r.line, r)).collect();
+                let by_line: BTreeMap<u64, &ByteRecord> =
+                    batch.rows.iter().map(|r| r.line).zip(batch.records.iter()).collect();
                 for (line, reason) in judged.refused {
-                    let record = by_line.get(&line).map(|r| original_record(&header, r)).unwrap_or_default();
+                    let record = by_line.get(&line).map(|r| (*r).clone()).unwrap_or_default();
                     refused.push(Rejected { line, reason, record });
                 }
                 if !summary.scheduled && judged.accepted > 0 {
@@ -230,29 +240,6 @@ fn reason_kind(reason: &str) -> String {
         return "not valid UTF-8".into();
     }
     reason.to_string()
-}
-
-/// A validated row, written back in the file's own column order for the rejects
-/// file (rows refused by the database were valid CSV).
-fn original_record(header: &ByteRecord, row: &ValidRow) -> ByteRecord {
-    header
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let name = if i == 0 { name.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(name) } else { name };
-            let name = String::from_utf8_lossy(name).trim().to_ascii_lowercase();
-            match name.as_str() {
-                "openid" => row.open_id.clone(),
-                "bizcode" => row.biz_code.clone(),
-                "activityid" => row.activity_id.clone(),
-                "productcode" => row.product_code.clone(),
-                "appid" => row.app_id.clone(),
-                "callbackurl" => row.callback_url.clone(),
-                _ => String::new(),
-            }
-        })
-        .collect::<Vec<String>>()
-        .into()
 }
 
 /// What the database said about one batch.
@@ -319,7 +306,7 @@ fn read_batches<R: Read>(
     defaults: RowDefaults,
     out: mpsc::Sender<Result<Batch, String>>,
 ) {
-    let mut batch = Batch { rows: Vec::with_capacity(BATCH_ROWS), rejected: Vec::new() };
+    let mut batch = Batch::new();
     let mut record = ByteRecord::new();
     loop {
         match reader.read_byte_record(&mut record) {
@@ -336,12 +323,14 @@ fn read_batches<R: Read>(
             continue; // a blank line
         }
         match judge(&layout, &defaults, line, &record) {
-            Ok(row) => batch.rows.push(row),
+            Ok(row) => {
+                batch.rows.push(row);
+                batch.records.push(record.clone());
+            }
             Err(reason) => batch.rejected.push(Rejected { line, reason, record: record.clone() }),
         }
         if batch.rows.len() + batch.rejected.len() >= BATCH_ROWS {
-            let full =
-                std::mem::replace(&mut batch, Batch { rows: Vec::with_capacity(BATCH_ROWS), rejected: Vec::new() });
+            let full = std::mem::replace(&mut batch, Batch::new());
             if out.blocking_send(Ok(full)).is_err() {
                 return;
             }
