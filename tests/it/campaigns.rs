@@ -329,3 +329,37 @@ async fn a_loaded_campaign_is_issued_once_per_order_from_bulk_jobs() {
     drop(sim);
     stop_shared(app).await;
 }
+
+#[tokio::test]
+async fn a_load_while_rabbitmq_is_unreachable_keeps_every_job_owed_and_a_rerun_delivers_them() {
+    // The gateway's relay would flush the outbox too (directly, not through the
+    // cut proxy); keep it out of the way so the loader is what is tested.
+    let app = spawn_app_with(|s| s.relay_interval = Duration::from_secs(3600)).await;
+    let broker = crate::helpers::proxy::TcpProxy::in_front_of(&app.settings.amqp_url).await;
+    let mut settings = app.settings.clone();
+    settings.amqp_url = broker.route(&settings.amqp_url);
+    broker.cut();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows: String = (0..250).map(|i| format!("oOut{i}\n")).collect();
+    let file = write(dir.path(), "outage.csv", format!("openId\n{rows}").as_bytes());
+    let args = ["--merchant-id", MERCHANT, "--activity-id", ACTIVITY, "--product-code", PRODUCT];
+    // Awaited, not blocking: the proxy runs on this test's runtime.
+    let run = |settings: &lijian_core::config::Settings| {
+        let mut command = tokio::process::Command::from(lijian_command(settings));
+        command.arg("load").arg(&file).args(args);
+        async move { ok(&command.output().await.expect("run load")) }
+    };
+    let first = run(&settings).await;
+    assert_eq!(summary_count(&first, "accepted:"), 250, "{first}");
+    assert!(first.contains("waiting:    250 orders"), "{first}");
+    assert_eq!(app.count("SELECT coalesce(sum(cardinality(order_codes)), 0)::bigint FROM issue_outbox").await, 250);
+
+    broker.restore();
+    let again = run(&settings).await;
+    assert_eq!(summary_count(&again, "duplicates:"), 250, "{again}");
+    assert!(!again.contains("waiting:"), "{again}");
+    assert_eq!(app.count("SELECT count(*) FROM issue_outbox").await, 0);
+    let queued: HashSet<String> = app.take_issue_jobs().await.into_iter().collect();
+    assert_eq!(queued, codes(&app, "SELECT order_code FROM orders").await, "every stored order has its job");
+    app.stop().await;
+}

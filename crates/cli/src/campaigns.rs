@@ -157,6 +157,12 @@ fn print_summary(spec: &LoadSpec, s: &LoadSummary, rejects_file: &Path) {
         );
     } else {
         println!("  enqueued:   {} orders handed to the issue queue", s.enqueued);
+        if s.owed > 0 {
+            println!(
+                "  waiting:    {} orders stored whose jobs RabbitMQ has not confirmed (kept in the outbox: a running\n              gateway or scheduler publishes them, or run this load again)",
+                s.owed
+            );
+        }
     }
 }
 

@@ -59,3 +59,11 @@ pub async fn flush(store: &Store, publisher: &Arc<Publisher>) -> Result<usize, S
         }
     }
 }
+
+/// Orders whose jobs are still owed (all loads and campaigns).
+pub async fn owed(store: &Store) -> Result<i64, StoreError> {
+    let client = store.client().await?;
+    let row =
+        client.query_one("SELECT coalesce(sum(cardinality(order_codes)), 0)::bigint FROM issue_outbox", &[]).await?;
+    Ok(row.get(0))
+}

@@ -83,6 +83,10 @@ pub struct LoadSummary {
     pub charged: Fen,
     /// Orders whose jobs this run published (bulk jobs of up to 100 orders).
     pub enqueued: u64,
+    /// Orders whose jobs are still owed in the outbox at the end (RabbitMQ was
+    /// unreachable): stored and safe; a gateway's relay, a scheduler or the next
+    /// run of the load publishes them.
+    pub owed: u64,
     /// True when the campaign is scheduled: orders wait for the scheduler.
     pub scheduled: bool,
     pub elapsed: Duration,
@@ -214,6 +218,7 @@ where
     // Whatever is still owed (this run's last batches, or a killed run's), now.
     summary.enqueued = outbox::flush(store, publisher).await? as u64;
     summary.enqueued += flushed.load(Ordering::Relaxed);
+    summary.owed = outbox::owed(store).await? as u64;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
