@@ -81,10 +81,8 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
         .transpose()?;
     let name = args.campaign.clone().unwrap_or_else(|| default_campaign(&args.file));
     campaign::check_campaign_name(&name).map_err(|e| anyhow::anyhow!("{e} (use --campaign)"))?;
-    for (flag, value) in [("--callback-url", &args.callback_url)] {
-        if let Some(url) = value {
-            lijian_producer::check_callback_url(url).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
-        }
+    if let Some(url) = &args.callback_url {
+        lijian_producer::check_callback_url(url).map_err(|e| anyhow::anyhow!("--callback-url: {e}"))?;
     }
     let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);

@@ -65,6 +65,18 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     if roles.is_empty() {
         anyhow::bail!("no role to run (--roles gateway,consumer,notifier,scheduler)");
     }
+    // Claimed before any role starts, so a taken port stops the process before
+    // it takes work. A process running only the gateway needs no second port.
+    let ops_listener = if roles != [Role::Gateway] {
+        let port = if roles.len() == 1 { roles[0].default_ops_port() } else { 9100 };
+        let addr = ops_addr(settings, port);
+        let listener = lijian_gateway::ops::bind_ops(&addr)
+            .await
+            .with_context(|| format!("serving /metrics on {addr} (set LIJIAN_OPS_ADDR)"))?;
+        Some(listener)
+    } else {
+        None
+    };
     let topology = Topology::from_settings(settings);
     let store = Store::connect(&settings.database_url, 2)?;
     let publisher = Publisher::new(&settings.amqp_url, "lijian-ops", topology.clone());
@@ -107,13 +119,8 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
             ops = ops.with_role(role.name(), source);
         }
     }
-    // A process running only the gateway needs no second port.
-    if roles != [Role::Gateway] {
-        let port = if roles.len() == 1 { roles[0].default_ops_port() } else { 9100 };
-        let addr = ops_addr(settings, port);
-        let (bound, _) = lijian_gateway::ops::serve_ops(&addr, Arc::new(ops), shutdown.clone())
-            .await
-            .with_context(|| format!("serving /metrics on {addr} (set LIJIAN_OPS_ADDR)"))?;
+    if let Some(listener) = ops_listener {
+        let (bound, _) = lijian_gateway::ops::serve_ops(listener, Arc::new(ops), shutdown.clone())?;
         println!("metrics and health on http://{bound}/metrics");
     }
     for (name, task) in tasks {

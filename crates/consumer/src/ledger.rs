@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use lijian_core::store::dlq::{queue_report, refund};
+use lijian_core::store::dlq::fail_open_order;
 use lijian_core::store::{Store, StoreError};
 use time::OffsetDateTime;
 
@@ -149,21 +149,8 @@ pub async fn finish_issued(store: &Store, batch: &[Issued]) -> Result<(), StoreE
 pub async fn finish_failed(store: &Store, order_code: &str, reason: &str, a: &AttemptRecord) -> Result<(), StoreError> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
-    let row = tx
-        .query_opt(
-            "UPDATE orders SET status = 3, last_error = $2, finished_at = now(), updated_at = now(),
-                    dead_at = NULL, dead_reason = NULL
-              WHERE order_code = $1 AND status IN (0, 1)
-              RETURNING merchant_id, settlement_fen, activity_id",
-            &[&order_code, &reason],
-        )
-        .await?;
+    fail_open_order(&tx, order_code, reason, false).await?;
     record_attempt(&tx, order_code, a, "failed").await?;
-    if let Some(row) = row {
-        let (merchant_id, settlement, activity_id): (String, i64, String) = (row.get(0), row.get(1), row.get(2));
-        refund(&tx, order_code, &merchant_id, settlement, &activity_id).await?;
-        queue_report(&tx, order_code, 3).await?;
-    }
     tx.commit().await?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `/metrics`, `/healthz`, `/readyz`: the operator endpoints every role serves.
 //! The gateway answers them on its API port; other roles (and `lijian serve`)
-//! run [`serve_ops`] on `LIJIAN_OPS_ADDR`.
+//! run [`bind_ops`] and [`serve_ops`] on `LIJIAN_OPS_ADDR`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,15 +76,20 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
     }
 }
 
-/// Serves the endpoints on `addr` until `shutdown`; returns the bound address
-/// and the server task.
-pub async fn serve_ops(
-    addr: &str,
+/// Binds the ops address. Separate from serving so a role can claim its port
+/// before it starts taking work: a taken port then stops the process before any
+/// job is in flight.
+pub async fn bind_ops(addr: &str) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { addr: addr.to_string(), source })
+}
+
+/// Serves the endpoints on `listener` until `shutdown`; returns the address and
+/// the server task.
+pub fn serve_ops(
+    listener: TcpListener,
     ops: Arc<Ops>,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), GatewayError> {
-    let listener =
-        TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { addr: addr.to_string(), source })?;
     let bound = listener.local_addr().map_err(GatewayError::Serve)?;
     let app: Router = ops_routes(ops);
     let task = tokio::spawn(async move {

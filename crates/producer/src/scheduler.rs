@@ -49,17 +49,24 @@ impl Scheduler {
             tracing::warn!(error = %e, "RabbitMQ not reachable yet; releases wait for it");
         }
         let mut steps: u64 = 0;
+        // After a failed step (database unreachable), wait longer before the next
+        // one, up to 5 s: 50 failing steps a second would flood the log.
+        let mut pause = STEP;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(STEP) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
             steps += 1;
             match step(&self.store, &self.publisher).await {
                 Ok(n) => {
                     self.released.fetch_add(n as u64, Ordering::Relaxed);
+                    pause = STEP;
                 }
-                Err(e) => tracing::warn!(error = %e, "scheduler step failed; will retry"),
+                Err(e) => {
+                    pause = (pause * 4).min(Duration::from_secs(5));
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "scheduler step failed");
+                }
             }
             if steps.is_multiple_of(50) {
                 if let Err(e) = crate::outbox::flush(&self.store, &self.publisher).await {

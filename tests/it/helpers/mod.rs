@@ -13,7 +13,7 @@ use std::time::Duration;
 use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use base64::Engine;
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeleteOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lijian_core::config::Settings;
 use lijian_core::money::Fen;
 use lijian_core::queue::Topology;
@@ -475,17 +475,7 @@ impl TestApp {
     }
 
     async fn remove_queues_and_database(&self) {
-        if let Ok(connection) = lijian_core::queue::connect(&self.amqp_url, "lijian-test-cleanup").await {
-            if let Ok(channel) = connection.create_channel().await {
-                for q in self.topology.queues() {
-                    let _ = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
-                }
-                for e in self.topology.exchanges() {
-                    let _ = channel.exchange_delete(e.as_str().into(), Default::default()).await;
-                }
-            }
-            let _ = connection.close(200, "done".into()).await;
-        }
+        self.topology.remove(&self.amqp_url).await;
         let _ = lijian_core::store::drop_database(&self.database_url).await;
     }
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
-use lapin::options::{ConfirmSelectOptions, QueueDeleteOptions};
+use lapin::options::ConfirmSelectOptions;
 use lijian_core::config::Settings;
 use lijian_core::money::Fen;
 use lijian_core::queue::{connect, Topology};
@@ -136,17 +136,7 @@ pub async fn insert_tx_per_sec(store: &Store, concurrency: usize, n: usize) -> a
 }
 
 async fn cleanup(settings: &Settings) {
-    if let Ok(connection) = connect(&settings.amqp_url, "lijian-bench-cleanup").await {
-        if let Ok(channel) = connection.create_channel().await {
-            let topology = Topology::from_settings(settings);
-            for q in topology.queues() {
-                let _ = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
-            }
-            for e in topology.exchanges() {
-                let _ = channel.exchange_delete(e.as_str().into(), Default::default()).await;
-            }
-        }
-    }
+    Topology::from_settings(settings).remove(&settings.amqp_url).await;
     let _ = lijian_core::store::drop_database(&settings.database_url).await;
 }
 

@@ -72,7 +72,7 @@ pub async fn run(base: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     preflight::check(base).await?;
     let mut settings = demo_settings(base, &args);
     println!("lijian demo: {} orders", args.orders);
-    remove_queues(&settings).await;
+    Topology::from_settings(&settings).remove(&settings.amqp_url).await;
     lijian_core::store::drop_database(&settings.database_url).await?;
     lijian_core::store::migrate(&settings.database_url).await?;
     println!("  fresh database {}, queues {}.*", args.database, args.queue_prefix);
@@ -160,7 +160,7 @@ pub async fn run(base: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(grace, consumer.task).await;
     let _ = tokio::time::timeout(grace, notifier.task).await;
     let _ = tokio::time::timeout(grace, scheduler_task).await;
-    remove_queues(&settings).await;
+    Topology::from_settings(&settings).remove(&settings.amqp_url).await;
     outcome?;
     summary?;
     println!(
@@ -349,18 +349,4 @@ async fn summarise(
         bail!("the summary does not add up (see above)");
     }
     Ok(())
-}
-
-async fn remove_queues(settings: &Settings) {
-    let Ok(connection) = lijian_core::queue::connect(&settings.amqp_url, "lijian-demo-cleanup").await else { return };
-    if let Ok(channel) = connection.create_channel().await {
-        let topology = Topology::from_settings(settings);
-        for q in topology.queues() {
-            let _ = channel.queue_delete(q.as_str().into(), Default::default()).await;
-        }
-        for e in topology.exchanges() {
-            let _ = channel.exchange_delete(e.as_str().into(), Default::default()).await;
-        }
-    }
-    let _ = connection.close(200, "demo done".into()).await;
 }

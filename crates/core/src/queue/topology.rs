@@ -158,6 +158,22 @@ impl Topology {
         [Lane::Issue, Lane::Notify].into_iter().flat_map(|l| [self.exchange(l), self.dead_letter_exchange(l)]).collect()
     }
 
+    /// Deletes every queue and exchange of this topology, messages included:
+    /// for throwaway installations (tests, benchmarks, the demo), whose leftover
+    /// quorum queues would otherwise slow the broker for everyone. Best effort.
+    pub async fn remove(&self, amqp_url: &str) {
+        let Ok(connection) = super::connect(amqp_url, "lijian-cleanup").await else { return };
+        if let Ok(channel) = connection.create_channel().await {
+            for q in self.queues() {
+                let _ = channel.queue_delete(q.as_str().into(), Default::default()).await;
+            }
+            for e in self.exchanges() {
+                let _ = channel.exchange_delete(e.as_str().into(), Default::default()).await;
+            }
+        }
+        let _ = connection.close(200, "removed".into()).await;
+    }
+
     /// Declares everything; safe to run on every start and from several processes.
     pub async fn declare(&self, channel: &Channel) -> Result<(), QueueError> {
         for lane in [Lane::Issue, Lane::Notify] {

@@ -135,21 +135,10 @@ impl Store {
     /// are left alone. Returns the orders failed.
     pub async fn fail_dead_orders(&self, codes: &[String], reason: &str) -> Result<Vec<String>, StoreError> {
         let mut failed = Vec::new();
+        let mut client = self.client().await?;
         for code in codes {
-            let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            let row = tx
-                .query_opt(
-                    "UPDATE orders SET status = 3, last_error = $2, finished_at = now(), updated_at = now(),
-                            dead_at = NULL, dead_reason = NULL
-                      WHERE order_code = $1 AND status IN (0, 1) AND dead_at IS NOT NULL
-                      RETURNING merchant_id, settlement_fen, activity_id",
-                    &[code, &reason],
-                )
-                .await?;
-            if let Some(row) = row {
-                refund(&tx, code, row.get(0), row.get(1), row.get(2)).await?;
-                queue_report(&tx, code, 3).await?;
+            if fail_open_order(&tx, code, reason, true).await? {
                 failed.push(code.clone());
             }
             tx.commit().await?;
@@ -158,9 +147,34 @@ impl Store {
     }
 }
 
+/// Ends an order as failed in `tx`: status 3 with `reason`, the refund and the
+/// status report. Only an order still open (status 0 or 1) changes — and, with
+/// `parked_only`, only a parked one — so doing it twice changes nothing. Whether
+/// it changed.
+pub async fn fail_open_order(
+    tx: &impl deadpool_postgres::GenericClient,
+    order_code: &str,
+    reason: &str,
+    parked_only: bool,
+) -> Result<bool, StoreError> {
+    let row = tx
+        .query_opt(
+            "UPDATE orders SET status = 3, last_error = $2, finished_at = now(), updated_at = now(),
+                    dead_at = NULL, dead_reason = NULL
+              WHERE order_code = $1 AND status IN (0, 1) AND (NOT $3 OR dead_at IS NOT NULL)
+              RETURNING merchant_id, settlement_fen, activity_id",
+            &[&order_code, &reason, &parked_only],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(false) };
+    refund(tx, order_code, row.get(0), row.get(1), row.get(2)).await?;
+    queue_report(tx, order_code, 3).await?;
+    Ok(true)
+}
+
 /// Gives an order's money and budget slot back. The ledger's unique (order,
 /// kind) index makes a second refund of one order impossible.
-pub async fn refund(
+async fn refund(
     tx: &impl deadpool_postgres::GenericClient,
     order_code: &str,
     merchant_id: &str,
@@ -185,7 +199,7 @@ pub async fn refund(
 }
 
 /// Queues the order's status report (transactional outbox); once per order.
-pub async fn queue_report(
+async fn queue_report(
     tx: &impl deadpool_postgres::GenericClient,
     order_code: &str,
     status: i16,

@@ -277,8 +277,12 @@ async fn store_batch(
             &[&campaign.merchant_id, &campaign.name, &scheduled, &JOB_SIZE],
         )
         .await
-        .map_err(|e| match e.as_db_error().map(|d| d.message().to_string()) {
-            Some(m) if m.contains("cancelled") => LoadError::Campaign(CampaignError::Refused(m)),
+        // The function refuses a cancelled (or foreign) campaign with a check
+        // violation whose message is meant for the operator.
+        .map_err(|e| match e.as_db_error() {
+            Some(db) if *db.code() == tokio_postgres::error::SqlState::CHECK_VIOLATION => {
+                LoadError::Campaign(CampaignError::Refused(db.message().to_string()))
+            }
             _ => LoadError::from(e),
         })?;
     tx.commit().await?;
