@@ -25,6 +25,7 @@ use lijian_core::money::Fen;
 use lijian_core::queue::Publisher;
 use lijian_core::store::{Store, StoreError};
 use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
 
 use crate::campaign::{self, CampaignError, CampaignSpec};
 use crate::outbox::{self, JOB_SIZE};
@@ -162,7 +163,14 @@ where
 
     let flush_wanted = Arc::new(Notify::new());
     let flushed = Arc::new(AtomicU64::new(0));
-    let flusher = tokio::spawn(run_flusher(store.clone(), publisher.clone(), flush_wanted.clone(), flushed.clone()));
+    let reading_done = CancellationToken::new();
+    let flusher = tokio::spawn(run_flusher(
+        store.clone(),
+        publisher.clone(),
+        flush_wanted.clone(),
+        flushed.clone(),
+        reading_done.clone(),
+    ));
 
     let mut summary = LoadSummary { scheduled: campaign.is_scheduled(), ..Default::default() };
     let mut client = store.client().await?;
@@ -187,11 +195,13 @@ where
                 summary.duplicates += judged.duplicates;
                 progress.accepted.fetch_add(judged.accepted, Ordering::Relaxed);
                 progress.duplicates.fetch_add(judged.duplicates, Ordering::Relaxed);
-                let by_line: BTreeMap<u64, &ByteRecord> =
-                    batch.rows.iter().map(|r| r.line).zip(batch.records.iter()).collect();
-                for (line, reason) in judged.refused {
-                    let record = by_line.get(&line).map(|r| (*r).clone()).unwrap_or_default();
-                    refused.push(Rejected { line, reason, record });
+                if !judged.refused.is_empty() {
+                    let by_line: BTreeMap<u64, &ByteRecord> =
+                        batch.rows.iter().map(|r| r.line).zip(batch.records.iter()).collect();
+                    for (line, reason) in judged.refused {
+                        let record = by_line.get(&line).map(|r| (*r).clone()).unwrap_or_default();
+                        refused.push(Rejected { line, reason, record });
+                    }
                 }
                 if !summary.scheduled && judged.accepted > 0 {
                     flush_wanted.notify_one();
@@ -213,7 +223,10 @@ where
     drop(batches);
     let _ = reading.join();
     rejects.flush().map_err(|e| LoadError::Rejects(e.to_string()))?;
-    flusher.abort();
+    // Let a flush in progress finish rather than abort it (an aborted one would
+    // leave its jobs published and still owed: duplicates for the consumer).
+    reading_done.cancel();
+    let _ = flusher.await;
     outcome?;
     // Whatever is still owed (this run's last batches, or a killed run's), now.
     summary.enqueued = outbox::flush(store, publisher).await? as u64;
@@ -224,9 +237,18 @@ where
 }
 
 /// Publishes the outbox whenever a batch commits; `flushed` counts the orders.
-async fn run_flusher(store: Store, publisher: Arc<Publisher>, wanted: Arc<Notify>, flushed: Arc<AtomicU64>) {
+async fn run_flusher(
+    store: Store,
+    publisher: Arc<Publisher>,
+    wanted: Arc<Notify>,
+    flushed: Arc<AtomicU64>,
+    done: CancellationToken,
+) {
     loop {
-        wanted.notified().await;
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = wanted.notified() => {}
+        }
         match outbox::flush(&store, &publisher).await {
             Ok(n) => {
                 flushed.fetch_add(n as u64, Ordering::Relaxed);
