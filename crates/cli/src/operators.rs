@@ -8,7 +8,7 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use lijian_core::config::Settings;
 use lijian_core::queue::{sweep_dead_letters, IssueJob, Lane, NotifyJob, Publisher, Topology};
-use lijian_core::store::{DeadFilter, DeadKind, Store};
+use lijian_core::store::{DeadFilter, Store};
 use time::format_description::well_known::Rfc3339;
 
 #[derive(Subcommand)]
@@ -37,8 +37,8 @@ pub enum DlqCommand {
 #[derive(Args, Default)]
 pub struct FilterArgs {
     /// issue (coupon not issued) or notify (report not delivered); default both.
-    #[arg(long, value_parser = ["issue", "notify"])]
-    kind: Option<String>,
+    #[arg(long, value_name = "LANE")]
+    kind: Option<Lane>,
     /// Only jobs whose reason contains TEXT (case-insensitive).
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
@@ -52,7 +52,7 @@ pub struct FilterArgs {
 impl FilterArgs {
     fn to_filter(&self) -> DeadFilter {
         DeadFilter {
-            kind: self.kind.as_deref().map(|k| if k == "issue" { DeadKind::Issue } else { DeadKind::Notify }),
+            lane: self.kind,
             reason: self.reason.clone(),
             campaign: self.campaign.clone(),
             order_codes: self.orders.clone(),
@@ -96,7 +96,7 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
             for j in &jobs {
                 println!(
                     "{:<7} {:<24} {:<14} {:<16} {:>8}  {:<20}  {}",
-                    j.kind.name(),
+                    j.lane.as_str(),
                     j.order_code,
                     j.merchant_id,
                     j.campaign.as_deref().unwrap_or("-"),
@@ -113,7 +113,7 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
             }
             let jobs = store.dead_jobs(&filter.to_filter()).await?;
             let orders: Vec<String> =
-                jobs.iter().filter(|j| j.kind == DeadKind::Issue).map(|j| j.order_code.clone()).collect();
+                jobs.iter().filter(|j| j.lane == Lane::Issue).map(|j| j.order_code.clone()).collect();
             let reports: Vec<String> = jobs.iter().filter_map(|j| j.notify_id.clone()).collect();
             let replayed = lijian_producer::replay_orders(&store, &publisher, &orders).await?;
             let revived = store.revive_reports(&reports).await?;
@@ -143,7 +143,7 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
 async fn sweep(store: &Store, publisher: &Publisher) -> anyhow::Result<()> {
     let parked = store.dead_jobs(&DeadFilter::default()).await?;
     let orders: HashSet<String> =
-        parked.iter().filter(|j| j.kind == DeadKind::Issue).map(|j| j.order_code.clone()).collect();
+        parked.iter().filter(|j| j.lane == Lane::Issue).map(|j| j.order_code.clone()).collect();
     let reports: HashSet<String> = parked.iter().filter_map(|j| j.notify_id.clone()).collect();
     sweep_dead_letters(publisher, Lane::Issue, |payload| match IssueJob::from_bytes(payload) {
         Ok(job) => job.order_codes().iter().any(|c| orders.contains(c)),

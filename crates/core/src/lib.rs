@@ -3,7 +3,8 @@
 //! # Owns
 //! - money ([`money::Fen`]): integer fen inside, yuan only at the edges;
 //! - the original platform's signing rule ([`signing`]) and RSA/MD5 keys;
-//! - the status vocabulary: order states and the open API's status table ([`status`]);
+//! - the status vocabulary: order states and the open API's status table ([`status`]),
+//!   and every other stored word as a type ([`vocab`]);
 //! - configuration ([`config`]): defaults, an optional TOML file, `LIJIAN_*` environment;
 //! - the PostgreSQL store ([`store`]): pool, embedded migrations, admin repositories;
 //! - RabbitMQ ([`queue`]): topology, versioned jobs, the confirming publisher, and
@@ -24,6 +25,8 @@
 //! - `store/`      pool, migrations, merchants/products/activities/orders queries
 //! - `queue/`      lanes and names, jobs, the confirming publisher, the consume loop
 //! - `telemetry.rs` metrics exposition, histograms, the per-process `Ops` view
+//! - `vocab.rs`    the stored words (source, campaign state, outcomes, ledger kind,
+//!                 lane): one enum each, one mapping to SQL, JSON and the CLI
 
 pub mod config;
 pub mod money;
@@ -32,3 +35,4 @@ pub mod signing;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod vocab;

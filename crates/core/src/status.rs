@@ -2,7 +2,11 @@
 //! (0–4) and the open API's answer codes (0–99). Kept together because merchants
 //! read both and their numbers must never drift.
 
+use std::error::Error;
+
+use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 
 /// Lifecycle of an order, numbered as the original platform numbers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -21,6 +25,10 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Not final yet: stored or processing. The consumer may still work on these;
+    /// only these can be finished, failed or cancelled.
+    pub const OPEN: [OrderStatus; 2] = [OrderStatus::Stored, OrderStatus::Processing];
+
     pub fn code(self) -> i16 {
         self as i16
     }
@@ -57,6 +65,33 @@ impl TryFrom<i16> for OrderStatus {
             4 => OrderStatus::Cancelled,
             other => return Err(format!("unknown order status {other}")),
         })
+    }
+}
+
+/// Goes to SQL as the `smallint` column `orders.status`, so queries take the
+/// status as a parameter (`status = $1`, `status = ANY($1)`).
+impl ToSql for OrderStatus {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        self.code().to_sql(ty, out)
+    }
+    fn accepts(ty: &Type) -> bool {
+        <i16 as ToSql>::accepts(ty)
+    }
+    to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for OrderStatus {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn Error + Sync + Send>> {
+        Ok(OrderStatus::try_from(i16::from_sql(ty, raw)?)?)
+    }
+    fn accepts(ty: &Type) -> bool {
+        <i16 as FromSql>::accepts(ty)
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
     }
 }
 

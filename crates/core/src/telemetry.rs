@@ -175,7 +175,7 @@ impl Ops {
         }
         let mut depths = Vec::new();
         for lane in [Lane::Issue, Lane::Notify] {
-            let name = lane.name();
+            let name = lane.as_str();
             if let Some(n) = self.queue_depth(&self.topology.dead_letter_queue(lane)).await {
                 depths.push((name, n));
             }

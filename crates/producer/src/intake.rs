@@ -122,7 +122,6 @@ async fn run_transaction(store: &Store, requests: &[&OrderRequest]) -> Result<Ve
     let calls = requests.iter().map(|r| {
         let app_id = r.app_id.as_deref().unwrap_or("");
         let callback = r.callback_url.as_deref().unwrap_or("");
-        let source = r.source.as_str();
         let business_id = r.replay_guard.as_ref().map(|g| g.business_id.as_str());
         let nonce = r.replay_guard.as_ref().map(|g| g.nonce.as_str());
         let stmt = &stmt;
@@ -138,7 +137,7 @@ async fn run_transaction(store: &Store, requests: &[&OrderRequest]) -> Result<Ve
                     &r.product_code,
                     &r.activity_id,
                     &callback,
-                    &source,
+                    &r.source,
                     &business_id,
                     &nonce,
                 ],

@@ -1,23 +1,7 @@
 //! An order request as every door hands it in, and the rules it must meet before
 //! the database is asked anything.
 
-/// Which door an order came through; stored on the order for operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Api,
-    Csv,
-    Schedule,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Api => "api",
-            Source::Csv => "csv",
-            Source::Schedule => "schedule",
-        }
-    }
-}
+pub use lijian_core::vocab::Source;
 
 /// One order to accept: the open API body's fields.
 #[derive(Debug, Clone)]

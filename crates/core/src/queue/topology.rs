@@ -18,26 +18,12 @@ use lapin::{Channel, ExchangeKind};
 
 use super::QueueError;
 
-/// The two kinds of work on the broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Lane {
-    /// Issue jobs: one order's coupon (consumer).
-    Issue,
-    /// Notify jobs: one status report to a merchant (notifier).
-    Notify,
-}
+pub use crate::vocab::Lane;
 
 impl Lane {
-    pub fn name(self) -> &'static str {
-        match self {
-            Lane::Issue => "issue",
-            Lane::Notify => "notify",
-        }
-    }
-
     /// Routing key on the lane's exchanges.
     pub fn routing_key(self) -> &'static str {
-        self.name()
+        self.as_str()
     }
 }
 
@@ -108,21 +94,21 @@ impl Topology {
     }
 
     pub fn exchange(&self, lane: Lane) -> String {
-        format!("{}.{}", self.prefix, lane.name())
+        format!("{}.{}", self.prefix, lane.as_str())
     }
     pub fn queue(&self, lane: Lane) -> String {
-        format!("{}.{}", self.prefix, lane.name())
+        format!("{}.{}", self.prefix, lane.as_str())
     }
     pub fn dead_letter_exchange(&self, lane: Lane) -> String {
-        format!("{}.{}.dlx", self.prefix, lane.name())
+        format!("{}.{}.dlx", self.prefix, lane.as_str())
     }
     pub fn dead_letter_queue(&self, lane: Lane) -> String {
-        format!("{}.{}.dlq", self.prefix, lane.name())
+        format!("{}.{}.dlq", self.prefix, lane.as_str())
     }
     /// The delay queue that holds a job for `delay`, then dead-letters it back to
     /// the lane's exchange. Only declared delays exist.
     pub fn retry_queue(&self, lane: Lane, delay: Duration) -> String {
-        format!("{}.{}.retry.{}", self.prefix, lane.name(), crate::config::format_duration(delay))
+        format!("{}.{}.retry.{}", self.prefix, lane.as_str(), crate::config::format_duration(delay))
     }
     /// A delay queue for a retry after about `delay` (one of its jittered variants).
     pub fn jittered_retry_queue(&self, lane: Lane, delay: Duration) -> String {

@@ -6,29 +6,13 @@
 use time::OffsetDateTime;
 
 use super::{Store, StoreError};
-
-/// Which dead-letter queue a job is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadKind {
-    /// An issue job: the order stays status 0/1 until replayed or failed.
-    Issue,
-    /// A status report that could not be delivered.
-    Notify,
-}
-
-impl DeadKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            DeadKind::Issue => "issue",
-            DeadKind::Notify => "notify",
-        }
-    }
-}
+use crate::vocab::Lane;
 
 /// One parked job.
 #[derive(Debug, Clone)]
 pub struct DeadJob {
-    pub kind: DeadKind,
+    /// Which dead-letter queue the job is in.
+    pub lane: Lane,
     pub order_code: String,
     /// The report's id for notify jobs.
     pub notify_id: Option<String>,
@@ -44,7 +28,7 @@ pub struct DeadJob {
 /// Which parked jobs an operator means. Empty fields match everything.
 #[derive(Debug, Clone, Default)]
 pub struct DeadFilter {
-    pub kind: Option<DeadKind>,
+    pub lane: Option<Lane>,
     /// Case-insensitive substring of the reason.
     pub reason: Option<String>,
     pub campaign: Option<String>,
@@ -58,7 +42,7 @@ impl Store {
         let pattern = filter.reason.as_ref().map(|r| format!("%{}%", r.replace('%', "\\%").replace('_', "\\_")));
         let codes = &filter.order_codes;
         let mut jobs = Vec::new();
-        if filter.kind != Some(DeadKind::Notify) {
+        if filter.lane != Some(Lane::Notify) {
             let rows = client
                 .query(
                     "SELECT order_code, merchant_id, campaign, attempts, attempts - attempts_before_replay,
@@ -73,7 +57,7 @@ impl Store {
                 )
                 .await?;
             jobs.extend(rows.iter().map(|r| DeadJob {
-                kind: DeadKind::Issue,
+                lane: Lane::Issue,
                 order_code: r.get(0),
                 notify_id: None,
                 merchant_id: r.get(1),
@@ -84,7 +68,7 @@ impl Store {
                 dead_at: r.get(6),
             }));
         }
-        if filter.kind != Some(DeadKind::Issue) {
+        if filter.lane != Some(Lane::Issue) {
             let rows = client
                 .query(
                     "SELECT o.order_code, r.notify_id, o.merchant_id, o.campaign, r.attempts,
@@ -99,7 +83,7 @@ impl Store {
                 )
                 .await?;
             jobs.extend(rows.iter().map(|r| DeadJob {
-                kind: DeadKind::Notify,
+                lane: Lane::Notify,
                 order_code: r.get(0),
                 notify_id: r.get(1),
                 merchant_id: r.get(2),

@@ -10,7 +10,7 @@ mod orders;
 mod timeline;
 
 pub use catalogue::{validate_activity, NewActivity, NewProduct};
-pub use dlq::{DeadFilter, DeadJob, DeadKind};
+pub use dlq::{DeadFilter, DeadJob};
 pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
 pub use orders::{OrderLookup, OrderView};
 pub use timeline::{Event, Timeline};

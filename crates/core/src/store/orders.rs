@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use super::{Store, StoreError};
 use crate::money::Fen;
 use crate::status::OrderStatus;
+use crate::vocab::Source;
 
 /// How a merchant names one of its orders.
 #[derive(Debug, Clone)]
@@ -28,7 +29,7 @@ pub struct OrderView {
     pub coupon_id: Option<String>,
     pub attempts: i32,
     pub last_error: Option<String>,
-    pub source: String,
+    pub source: Source,
     pub enqueued_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -61,7 +62,6 @@ impl Store {
 }
 
 fn order_from_row(row: tokio_postgres::Row) -> Result<OrderView, StoreError> {
-    let status: i16 = row.get(8);
     Ok(OrderView {
         order_code: row.get(0),
         merchant_id: row.get(1),
@@ -71,12 +71,12 @@ fn order_from_row(row: tokio_postgres::Row) -> Result<OrderView, StoreError> {
         product_code: row.get(5),
         activity_id: row.get(6),
         callback_url: row.get(7),
-        status: OrderStatus::try_from(status).map_err(StoreError::Invalid)?,
+        status: row.try_get(8)?,
         settlement: Fen(row.get(9)),
         coupon_id: row.get(10),
         attempts: row.get(11),
         last_error: row.get(12),
-        source: row.get(13),
+        source: row.try_get(13)?,
         enqueued_at: row.get(14),
         created_at: row.get(15),
         updated_at: row.get(16),
