@@ -12,7 +12,7 @@ mod timeline;
 pub use catalogue::{validate_activity, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
 pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
-pub use orders::{OrderLookup, OrderView};
+pub use orders::{predicates, OrderLookup, OrderView};
 pub use timeline::{Event, Timeline};
 
 use std::str::FromStr;

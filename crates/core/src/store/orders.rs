@@ -7,6 +7,17 @@ use crate::money::Fen;
 use crate::status::OrderStatus;
 use crate::vocab::Source;
 
+/// SQL predicates that partial indexes are built on (migrations 0001 and 0004).
+/// PostgreSQL uses such an index only when the query spells the predicate with
+/// literals (a `$1` cannot prove `status = 0`), so these fragments are the one
+/// place a status number is written in SQL outside the store's own statements.
+/// Every other query takes the status as a parameter ([`OrderStatus`] is `ToSql`).
+pub mod predicates {
+    /// Stored and not yet handed to the broker: the relay's and the scheduler's
+    /// work list (indexes `orders_not_enqueued`, `orders_unreleased`).
+    pub const UNRELEASED: &str = "enqueued_at IS NULL AND status = 0";
+}
+
 /// How a merchant names one of its orders.
 #[derive(Debug, Clone)]
 pub enum OrderLookup {
