@@ -124,7 +124,7 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
             }
         }
         DlqCommand::Fail { orders } => {
-            let failed = store.fail_dead_orders(&orders, "failed by an operator (lijian dlq fail)").await?;
+            let failed = store.fail_parked_orders(&orders, "failed by an operator (lijian dlq fail)").await?;
             sweep(&store, &publisher).await?;
             let skipped: Vec<&String> = orders.iter().filter(|o| !failed.contains(o)).collect();
             println!("failed {} orders: status 3, refunded, reports queued", failed.len());

@@ -5,9 +5,9 @@
 //!   verification ([`wxpay`]);
 //! - what each answer means for the order ([`outcome`]) and the limits on how fast
 //!   and how concurrently we call ([`limits`]);
-//! - the worker step ([`worker`]) and its database writes ([`ledger`]): mark
-//!   processing, then finish (success, or failure with refund) together with the
-//!   status report, before the job is acknowledged;
+//! - the worker step ([`worker`]): mark processing, call WeChat, then finish
+//!   the order (`lijian_core::store::finish`: success, or failure with refund,
+//!   together with the status report) before the job is acknowledged;
 //! - its use of the shared broker loop (`lijian_core::queue::runner`): prefetch,
 //!   concurrency, retry tiers, parking, reconnects, graceful shutdown.
 //!
@@ -16,10 +16,9 @@
 //! changes an order that is already final.
 //!
 //! # Layout
-//! - `wxpay.rs` `outcome.rs` `limits.rs` `worker.rs` `ledger.rs` `batch.rs`
+//! - `wxpay.rs` `outcome.rs` `limits.rs` `worker.rs` `batch.rs`
 
 mod batch;
-pub mod ledger;
 pub mod limits;
 pub mod outcome;
 pub mod worker;

@@ -13,10 +13,10 @@ use lijian_core::telemetry::{render_reasons, Exposition, Histogram, MetricsSourc
 use tracing::Instrument;
 
 use crate::batch::Batcher;
-use crate::ledger::{self, AttemptRecord};
 use crate::limits::Limits;
 use crate::outcome::{classify, Verdict};
 use crate::wxpay::{Reply, SendCoupon, WxPayClient};
+use lijian_core::store::{AttemptRecord, Begun, Issued};
 
 /// Counters for progress reports and metrics.
 pub struct Counters {
@@ -56,9 +56,9 @@ pub struct Worker {
     default_appid: String,
     pub counters: Counters,
     /// Batched "mark processing" writes (see `batch.rs`).
-    begins: Batcher<String, ledger::Begun>,
+    begins: Batcher<String, Begun>,
     /// Batched "issued" writes.
-    finishes: Batcher<ledger::Issued, ()>,
+    finishes: Batcher<Issued, ()>,
 }
 
 /// Most jobs one batched write carries.
@@ -68,17 +68,17 @@ const WRITE_BATCH: usize = 64;
 /// while they wait for the rate limiter.
 const BATCH_JOB_CONCURRENCY: usize = 32;
 
-fn begin_batcher(store: Store) -> Batcher<String, ledger::Begun> {
+fn begin_batcher(store: Store) -> Batcher<String, Begun> {
     Batcher::spawn(2, WRITE_BATCH, move |codes: Vec<String>| {
         let store = store.clone();
         async move {
-            match ledger::begin_attempts(&store, &codes).await {
+            match store.begin_attempts(&codes).await {
                 Ok(begun) => Ok(begun),
                 // A deadlock with another consumer's batch, say: retry one by one.
                 Err(_) if codes.len() > 1 => {
                     let mut out = Vec::with_capacity(codes.len());
                     for code in &codes {
-                        out.extend(ledger::begin_attempts(&store, std::slice::from_ref(code)).await?);
+                        out.extend(store.begin_attempts(std::slice::from_ref(code)).await?);
                     }
                     Ok(out)
                 }
@@ -88,15 +88,15 @@ fn begin_batcher(store: Store) -> Batcher<String, ledger::Begun> {
     })
 }
 
-fn finish_batcher(store: Store) -> Batcher<ledger::Issued, ()> {
-    Batcher::spawn(2, WRITE_BATCH, move |batch: Vec<ledger::Issued>| {
+fn finish_batcher(store: Store) -> Batcher<Issued, ()> {
+    Batcher::spawn(2, WRITE_BATCH, move |batch: Vec<Issued>| {
         let store = store.clone();
         async move {
-            match ledger::finish_issued(&store, &batch).await {
+            match store.finish_issued(&batch).await {
                 Ok(()) => Ok(vec![(); batch.len()]),
                 Err(_) if batch.len() > 1 => {
                     for one in &batch {
-                        ledger::finish_issued(&store, std::slice::from_ref(one)).await?;
+                        store.finish_issued(std::slice::from_ref(one)).await?;
                     }
                     Ok(vec![(); batch.len()])
                 }
@@ -158,14 +158,12 @@ impl Worker {
 
     async fn process_order(&self, order_code: &str) -> Disposition {
         let (order, attempt, since_replay) = match self.begins.call(order_code.to_string()).await {
-            Ok(ledger::Begun::Attempt { order, attempt, since_replay }) => (order, attempt, since_replay),
-            Ok(ledger::Begun::AlreadyFinal) => {
+            Ok(Begun::Attempt { order, attempt, since_replay }) => (order, attempt, since_replay),
+            Ok(Begun::AlreadyFinal) => {
                 self.counters.skipped.fetch_add(1, Ordering::Relaxed);
                 return Disposition::Ack;
             }
-            Ok(ledger::Begun::NotFound) => {
-                return Disposition::Park { reason: format!("order {order_code} not found") }
-            }
+            Ok(Begun::NotFound) => return Disposition::Park { reason: format!("order {order_code} not found") },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot mark the order processing; job handed back");
                 return Disposition::Requeue;
@@ -216,28 +214,25 @@ impl Worker {
         let written = match &verdict {
             Verdict::Issued { coupon_id } => {
                 self.limits.succeeded();
-                let issued = ledger::Issued {
-                    order_code: order_code.into(),
-                    coupon_id: coupon_id.clone(),
-                    attempt: record.clone(),
-                };
+                let issued =
+                    Issued { order_code: order_code.into(), coupon_id: coupon_id.clone(), attempt: record.clone() };
                 self.finishes.call(issued).await
             }
-            Verdict::Fail { message, .. } => ledger::finish_failed(&self.store, order_code, message, record).await,
-            Verdict::Park { message, .. } => ledger::mark_parked(&self.store, order_code, message, Some(record)).await,
+            Verdict::Fail { message, .. } => self.store.finish_failed(order_code, message, record).await,
+            Verdict::Park { message, .. } => self.store.mark_parked(order_code, message, Some(record)).await,
             Verdict::Retry { reason, throttled } => {
                 if *throttled {
                     self.limits.throttled();
                 }
                 if since_replay as usize > self.schedule.len() {
                     let reason = format!("retries exhausted after {since_replay} attempts; last: {reason}");
-                    let parked = ledger::mark_parked(&self.store, order_code, &reason, Some(record)).await;
+                    let parked = self.store.mark_parked(order_code, &reason, Some(record)).await;
                     return match parked {
                         Ok(()) => self.park(reason),
                         Err(_) => Disposition::Requeue,
                     };
                 }
-                ledger::note_retry(&self.store, order_code, reason, record).await
+                self.store.note_retry(order_code, reason, record).await
             }
         };
         if let Err(e) = written {

@@ -4,6 +4,8 @@
 
 mod catalogue;
 pub mod dlq;
+pub mod finish;
+pub mod issuance;
 mod merchants;
 mod nonces;
 mod orders;
@@ -11,6 +13,8 @@ mod timeline;
 
 pub use catalogue::{validate_activity, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
+pub use finish::{Issued, Unissued};
+pub use issuance::{AttemptRecord, Begun, IssueOrder};
 pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
 pub use timeline::{Event, Timeline};
@@ -83,6 +87,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "issuance", include_str!("../../migrations/0002_issuance.sql")),
     (3, "reports", include_str!("../../migrations/0003_reports.sql")),
     (4, "campaigns", include_str!("../../migrations/0004_campaigns.sql")),
+    (5, "one_finish", include_str!("../../migrations/0005_one_finish.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.

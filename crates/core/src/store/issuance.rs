@@ -1,0 +1,141 @@
+//! The consumer's bookkeeping around a WeChat Pay call: mark the order
+//! processing and count the attempt before the call, record each attempt, park.
+//! How an order *ends* (issued, failed, cancelled) is [`super::finish`].
+
+use std::collections::HashMap;
+
+use deadpool_postgres::GenericClient;
+use time::OffsetDateTime;
+
+use super::{Store, StoreError};
+use crate::status::OrderStatus;
+use crate::vocab::AttemptOutcome;
+
+/// An order as the consumer needs it to call WeChat.
+#[derive(Debug, Clone)]
+pub struct IssueOrder {
+    pub order_code: String,
+    pub open_id: String,
+    pub app_id: String,
+    pub activity_id: String,
+    pub stock_id: String,
+    pub stock_creator_mchid: String,
+}
+
+/// One call to WeChat Pay as it went, for the order's timeline.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub attempt: i32,
+    pub started_at: OffsetDateTime,
+    pub latency_ms: i32,
+    pub http_status: Option<i32>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+/// What [`Store::begin_attempts`] found for one order.
+#[derive(Debug, Clone)]
+pub enum Begun {
+    /// Marked processing; the attempt number and the attempts since the last replay.
+    Attempt {
+        order: IssueOrder,
+        attempt: i32,
+        since_replay: i32,
+    },
+    /// The order is already final: nothing to do.
+    AlreadyFinal,
+    NotFound,
+}
+
+impl Store {
+    /// Marks each open order processing and counts the attempt, returning what
+    /// the call to WeChat needs — one statement for the whole batch, answers in
+    /// input order.
+    pub async fn begin_attempts(&self, codes: &[String]) -> Result<Vec<Begun>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE orders o SET status = $2, attempts = o.attempts + 1, updated_at = now()
+                   FROM activities a, (SELECT DISTINCT code FROM unnest($1::text[]) AS k(code)) k
+                  WHERE o.order_code = k.code AND o.status = ANY($3) AND a.activity_id = o.activity_id
+                  RETURNING o.order_code, o.open_id, o.app_id, o.activity_id, a.stock_id, a.stock_creator_mchid,
+                            o.attempts, o.attempts - o.attempts_before_replay",
+            )
+            .await?;
+        let mut begun: HashMap<String, Begun> = HashMap::new();
+        for r in client.query(&stmt, &[&codes, &OrderStatus::Processing, &&OrderStatus::OPEN[..]]).await? {
+            let order = IssueOrder {
+                order_code: r.get(0),
+                open_id: r.get(1),
+                app_id: r.get(2),
+                activity_id: r.get(3),
+                stock_id: r.get(4),
+                stock_creator_mchid: r.get(5),
+            };
+            begun.insert(order.order_code.clone(), Begun::Attempt { order, attempt: r.get(6), since_replay: r.get(7) });
+        }
+        let missing: Vec<&String> = codes.iter().filter(|c| !begun.contains_key(*c)).collect();
+        if !missing.is_empty() {
+            let rows = client.query("SELECT order_code FROM orders WHERE order_code = ANY($1)", &[&missing]).await?;
+            for r in rows {
+                begun.insert(r.get(0), Begun::AlreadyFinal);
+            }
+        }
+        // A job delivered twice in one batch: both deliveries get the same attempt;
+        // WeChat's idempotency on out_request_no makes the second call harmless.
+        Ok(codes.iter().map(|c| begun.get(c).cloned().unwrap_or(Begun::NotFound)).collect())
+    }
+
+    /// A retryable failure: remember why, keep processing.
+    pub async fn note_retry(&self, order_code: &str, reason: &str, a: &AttemptRecord) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "UPDATE orders SET last_error = $2, updated_at = now() WHERE order_code = $1",
+            &[&order_code, &reason],
+        )
+        .await?;
+        record_attempt(&tx, order_code, a, AttemptOutcome::Retry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Parked: the order stays processing for the merchant, marked dead for
+    /// operators until they replay or fail it.
+    pub async fn mark_parked(
+        &self,
+        order_code: &str,
+        reason: &str,
+        a: Option<&AttemptRecord>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "UPDATE orders SET dead_at = now(), dead_reason = $2, last_error = $2, updated_at = now()
+              WHERE order_code = $1 AND status = ANY($3)",
+            &[&order_code, &reason, &&OrderStatus::OPEN[..]],
+        )
+        .await?;
+        if let Some(a) = a {
+            record_attempt(&tx, order_code, a, AttemptOutcome::Parked).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Logs one attempt in `tx`.
+pub(super) async fn record_attempt(
+    tx: &impl GenericClient,
+    order_code: &str,
+    a: &AttemptRecord,
+    outcome: AttemptOutcome,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO upstream_attempts (order_code, attempt, started_at, latency_ms, http_status, code, outcome, message)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[&order_code, &a.attempt, &a.started_at, &a.latency_ms, &a.http_status, &a.code, &outcome, &a.message],
+    )
+    .await?;
+    Ok(())
+}
