@@ -25,8 +25,7 @@
 //! - `store/`      pool, migrations, merchants/products/activities/orders queries
 //! - `queue/`      lanes and names, jobs, the confirming publisher, the consume loop
 //! - `telemetry.rs` metrics exposition, histograms, the per-process `Ops` view
-//! - `vocab.rs`    the stored words (source, campaign state, outcomes, ledger kind,
-//!                 lane): one enum each, one mapping to SQL, JSON and the CLI
+//! - `vocab.rs`    the stored words (source, campaign state, outcomes, ledger kind, lane)
 
 pub mod config;
 pub mod money;
