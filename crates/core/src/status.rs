@@ -33,10 +33,6 @@ impl OrderStatus {
         self as i16
     }
 
-    pub fn is_final(self) -> bool {
-        matches!(self, OrderStatus::Success | OrderStatus::Failed | OrderStatus::Cancelled)
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             OrderStatus::Stored => "stored",
@@ -141,26 +137,6 @@ impl ApiStatus {
         ]
         .into_iter()
         .find(|s| s.code() == code)
-    }
-
-    /// The table's wording, used as the message when nothing more specific is known.
-    pub fn meaning(self) -> &'static str {
-        match self {
-            ApiStatus::Success => "success",
-            ApiStatus::Failure => "failure",
-            ApiStatus::BadSignature => "signature verification failed",
-            ApiStatus::BadParameter => "parameter missing or invalid",
-            ApiStatus::NoSuchMethod => "no such method",
-            ApiStatus::StaleTimestamp => "timestamp outside ±5 minutes",
-            ApiStatus::NonceReused => "nonce already used",
-            ApiStatus::NotFound => "resource not found",
-            ApiStatus::DuplicateBizCode => "duplicate bizCode",
-            ApiStatus::InsufficientBalance => "insufficient balance",
-            ApiStatus::IpNotAllowed => "IP address not allowed",
-            ApiStatus::OutOfStock => "out of stock",
-            ApiStatus::OrderAbnormal => "order abnormal",
-            ApiStatus::Internal => "internal error",
-        }
     }
 }
 

@@ -122,9 +122,6 @@ impl Topology {
     pub fn issue_queue(&self) -> String {
         self.queue(Lane::Issue)
     }
-    pub fn issue_dead_letter_exchange(&self) -> String {
-        self.dead_letter_exchange(Lane::Issue)
-    }
     pub fn issue_dead_letter_queue(&self) -> String {
         self.dead_letter_queue(Lane::Issue)
     }

@@ -112,10 +112,6 @@ impl Store {
         Ok(Store { pool })
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
     /// A pooled client, for crates that run their own statements (the producer).
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.pool.get().await?)
