@@ -99,7 +99,7 @@ pub async fn publish_confirm_per_sec(settings: &Settings, n: usize) -> anyhow::R
                 let confirm = channel
                     .basic_publish(
                         exchange.as_str().into(),
-                        lijian_core::queue::ISSUE_ROUTING_KEY.into(),
+                        lijian_core::queue::Lane::Issue.routing_key().into(),
                         Default::default(),
                         &payload,
                         props,

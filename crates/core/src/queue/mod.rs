@@ -10,7 +10,7 @@ mod topology;
 pub use dead_letters::{sweep_dead_letters, Swept};
 pub use jobs::{IssueJob, NotifyJob};
 pub use runner::{Disposition, JobHandler, RunnerSettings};
-pub use topology::{Lane, Topology, ISSUE_ROUTING_KEY};
+pub use topology::{Lane, Topology};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,7 +176,7 @@ impl Publisher {
     /// Publishes an issue job to the work exchange.
     pub async fn publish_issue(&self, job: &IssueJob) -> Result<(), QueueError> {
         let exchange = self.topology.issue_exchange();
-        self.publish(&exchange, ISSUE_ROUTING_KEY, &job.to_bytes(), None).await
+        self.publish(&exchange, Lane::Issue.routing_key(), &job.to_bytes(), None).await
     }
 
     /// Publishes a notify job to the notify exchange.

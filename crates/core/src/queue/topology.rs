@@ -27,9 +27,6 @@ impl Lane {
     }
 }
 
-/// Routing key of issue jobs on the issue exchanges.
-pub const ISSUE_ROUTING_KEY: &str = "issue";
-
 /// Spread of retry delays (see [`Topology::with_retry_delays`]).
 const RETRY_JITTER: [f64; 3] = [0.85, 1.0, 1.15];
 
