@@ -121,3 +121,61 @@ async fn write_batch<W: BatchWrite>(write: &W, items: &[W::Item]) -> Vec<Result<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Doubles numbers; a batch holding a negative number fails as a whole.
+    struct Doubler;
+
+    #[derive(Debug, PartialEq, thiserror::Error)]
+    enum DoubleError {
+        #[error("negative: {0}")]
+        Negative(i32),
+        #[error("stopped")]
+        Stopped,
+    }
+
+    impl From<Stopped> for DoubleError {
+        fn from(_: Stopped) -> DoubleError {
+            DoubleError::Stopped
+        }
+    }
+
+    impl BatchWrite for Doubler {
+        type Item = i32;
+        type Output = i32;
+        type Error = DoubleError;
+        const NAME: &'static str = "double";
+
+        async fn write(&self, items: &[i32]) -> Result<Vec<i32>, DoubleError> {
+            match items.iter().find(|n| **n < 0) {
+                Some(n) => Err(DoubleError::Negative(*n)),
+                None => Ok(items.iter().map(|n| n * 2).collect()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn one_bad_item_fails_alone_with_its_own_typed_error() {
+        let batcher = Arc::new(Batcher::spawn(Doubler, 1, 16));
+        let calls = (-2..6).map(|n| {
+            let batcher = batcher.clone();
+            tokio::spawn(async move { batcher.call(n).await })
+        });
+        let results: Vec<_> = futures::future::join_all(calls).await.into_iter().map(|r| r.ok()).collect();
+        let expected: Vec<_> =
+            (-2..6).map(|n| Some(if n < 0 { Err(DoubleError::Negative(n)) } else { Ok(n * 2) })).collect();
+        assert_eq!(results, expected);
+    }
+
+    #[tokio::test]
+    async fn writers_finish_what_is_queued_then_stop() {
+        let batcher = Batcher::spawn(Doubler, 2, 4);
+        let writers = batcher.writers();
+        assert_eq!(batcher.call(21).await, Ok(42));
+        drop(batcher);
+        writers.wait().await;
+    }
+}

@@ -162,13 +162,13 @@ where
         match pass().await {
             Ok(published) => {
                 if published > 0 {
-                    tracing::debug!(relay = name, published, "relay pass");
+                    tracing::debug!(task = name, published, "pass published jobs");
                 }
                 pause = interval;
             }
             Err(error) => {
                 pause = (pause * 4).min(MAX_PAUSE).max(interval);
-                tracing::warn!(relay = name, %error, retry_in_ms = pause.as_millis() as u64, "relay pass failed");
+                tracing::warn!(task = name, %error, retry_in_ms = pause.as_millis() as u64, "pass failed; will retry");
             }
         }
         tokio::select! {
