@@ -1,66 +1,50 @@
-//! Micro-batching of the consumer's two hot statements. Concurrent jobs each need
-//! one "begin" and one "finish" write; instead of one statement and one commit
-//! apiece, whatever is waiting is written together in one statement (arrays
-//! unnested in SQL). Under light load a batch is one job and nothing waits.
+//! The consumer's two hot statements as batched writes (`lijian_core::batch`).
+//! Concurrent jobs each need one "begin" and one "finish" write; instead of one
+//! statement and one commit apiece, whatever is waiting is written together in
+//! one statement (arrays unnested in SQL). A batch that fails as a whole (a
+//! deadlock with another consumer's batch, say) is written again one by one.
 
-use std::future::Future;
-use std::sync::Arc;
+use lijian_core::batch::{BatchWrite, Batcher};
+use lijian_core::store::{Begun, Issued, Store, StoreError};
 
-use lijian_core::store::StoreError;
-use tokio::sync::{mpsc, oneshot, Mutex};
+/// Writer tasks per batched statement.
+const WRITERS: usize = 2;
+/// Most jobs one batched write carries.
+const WRITE_BATCH: usize = 64;
 
-type Reply<O> = oneshot::Sender<Result<O, String>>;
+/// "Mark processing": the start of an attempt.
+pub struct Begins(Store);
 
-/// Sends items to background writers that run `write` on batches of them.
-pub struct Batcher<I, O> {
-    tx: mpsc::Sender<(I, Reply<O>)>,
+impl BatchWrite for Begins {
+    type Item = String;
+    type Output = Begun;
+    type Error = StoreError;
+    const NAME: &'static str = "begin attempts";
+
+    async fn write(&self, codes: &[String]) -> Result<Vec<Begun>, StoreError> {
+        self.0.begin_attempts(codes).await
+    }
 }
 
-impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
-    /// `writers` tasks each take up to `max` waiting items per call of `write`,
-    /// which must return one output per input, in order.
-    pub fn spawn<F, Fut>(writers: usize, max: usize, write: F) -> Batcher<I, O>
-    where
-        F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Vec<O>, StoreError>> + Send,
-    {
-        let (tx, rx) = mpsc::channel::<(I, Reply<O>)>(max * writers.max(1) * 2);
-        let rx = Arc::new(Mutex::new(rx));
-        let write = Arc::new(write);
-        for _ in 0..writers.max(1) {
-            let (rx, write) = (rx.clone(), write.clone());
-            tokio::spawn(async move {
-                loop {
-                    let mut batch = Vec::with_capacity(max);
-                    {
-                        let mut rx = rx.lock().await;
-                        if rx.recv_many(&mut batch, max).await == 0 {
-                            return;
-                        }
-                    }
-                    let (items, replies): (Vec<I>, Vec<Reply<O>>) = batch.into_iter().unzip();
-                    match write(items).await {
-                        Ok(outputs) => {
-                            for (reply, out) in replies.into_iter().zip(outputs) {
-                                let _ = reply.send(Ok(out));
-                            }
-                        }
-                        Err(e) => {
-                            let message = e.to_string();
-                            for reply in replies {
-                                let _ = reply.send(Err(message.clone()));
-                            }
-                        }
-                    }
-                }
-            });
-        }
-        Batcher { tx }
-    }
+/// "Issued": status 2 with the coupon, the attempt and the report.
+pub struct Finishes(Store);
 
-    pub async fn call(&self, item: I) -> Result<O, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx.send((item, reply)).await.map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Unavailable("writer stopped".into()))?.map_err(StoreError::Unavailable)
+impl BatchWrite for Finishes {
+    type Item = Issued;
+    type Output = ();
+    type Error = StoreError;
+    const NAME: &'static str = "finish issued";
+
+    async fn write(&self, batch: &[Issued]) -> Result<Vec<()>, StoreError> {
+        self.0.finish_issued(batch).await?;
+        Ok(vec![(); batch.len()])
     }
+}
+
+pub fn begins(store: Store) -> Batcher<Begins> {
+    Batcher::spawn(Begins(store), WRITERS, WRITE_BATCH)
+}
+
+pub fn finishes(store: Store) -> Batcher<Finishes> {
+    Batcher::spawn(Finishes(store), WRITERS, WRITE_BATCH)
 }

@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use lijian_core::batch::Batcher;
 use lijian_core::queue::{Disposition, IssueJob, JobHandler};
-use lijian_core::store::Store;
+use lijian_core::store::{AttemptRecord, Begun, Issued, Store};
 use lijian_core::telemetry::{render_reasons, Exposition, Histogram, MetricsSource, ReasonCounts, LATENCY_BUCKETS};
 use tracing::Instrument;
 
-use crate::batch::Batcher;
+use crate::batch::{self, Begins, Finishes};
 use crate::limits::Limits;
 use crate::outcome::{classify, Verdict};
 use crate::wxpay::{Reply, SendCoupon, WxPayClient};
-use lijian_core::store::{AttemptRecord, Begun, Issued};
 
 /// Counters for progress reports and metrics.
 pub struct Counters {
@@ -56,55 +56,15 @@ pub struct Worker {
     default_appid: String,
     pub counters: Counters,
     /// Batched "mark processing" writes (see `batch.rs`).
-    begins: Batcher<String, Begun>,
+    begins: Batcher<Begins>,
     /// Batched "issued" writes.
-    finishes: Batcher<Issued, ()>,
+    finishes: Batcher<Finishes>,
 }
 
-/// Most jobs one batched write carries.
-const WRITE_BATCH: usize = 64;
 /// Orders of one batch job in flight at once: enough to keep the batched writes
 /// full, few enough that a batch does not mark hundreds of orders "processing"
 /// while they wait for the rate limiter.
 const BATCH_JOB_CONCURRENCY: usize = 32;
-
-fn begin_batcher(store: Store) -> Batcher<String, Begun> {
-    Batcher::spawn(2, WRITE_BATCH, move |codes: Vec<String>| {
-        let store = store.clone();
-        async move {
-            match store.begin_attempts(&codes).await {
-                Ok(begun) => Ok(begun),
-                // A deadlock with another consumer's batch, say: retry one by one.
-                Err(_) if codes.len() > 1 => {
-                    let mut out = Vec::with_capacity(codes.len());
-                    for code in &codes {
-                        out.extend(store.begin_attempts(std::slice::from_ref(code)).await?);
-                    }
-                    Ok(out)
-                }
-                Err(e) => Err(e),
-            }
-        }
-    })
-}
-
-fn finish_batcher(store: Store) -> Batcher<Issued, ()> {
-    Batcher::spawn(2, WRITE_BATCH, move |batch: Vec<Issued>| {
-        let store = store.clone();
-        async move {
-            match store.finish_issued(&batch).await {
-                Ok(()) => Ok(vec![(); batch.len()]),
-                Err(_) if batch.len() > 1 => {
-                    for one in &batch {
-                        store.finish_issued(std::slice::from_ref(one)).await?;
-                    }
-                    Ok(vec![(); batch.len()])
-                }
-                Err(e) => Err(e),
-            }
-        }
-    })
-}
 
 impl Worker {
     pub fn new(
@@ -114,8 +74,8 @@ impl Worker {
         schedule: Vec<Duration>,
         default_appid: String,
     ) -> Worker {
-        let begins = begin_batcher(store.clone());
-        let finishes = finish_batcher(store.clone());
+        let begins = batch::begins(store.clone());
+        let finishes = batch::finishes(store.clone());
         Worker { store, client, limits, schedule, default_appid, counters: Counters::default(), begins, finishes }
     }
 

@@ -9,6 +9,8 @@
 //! - the PostgreSQL store ([`store`]): pool, embedded migrations, admin repositories;
 //! - RabbitMQ ([`queue`]): topology, versioned jobs, the confirming publisher, and
 //!   the consume loop shared by the consumer and the notifier;
+//! - the one outbox drain and relay loop ([`outbox`]) and the one micro-batcher
+//!   of hot writes ([`batch`]), used by every role that needs them;
 //! - what every role reports to operators ([`telemetry`]): Prometheus text,
 //!   readiness of PostgreSQL and RabbitMQ, dead-letter depth.
 //!
@@ -24,11 +26,15 @@
 //! - `config.rs`   layered settings, each field documented
 //! - `store/`      pool, migrations, merchants/products/activities/orders queries
 //! - `queue/`      lanes and names, jobs, the confirming publisher, the consume loop
+//! - `outbox.rs`   take owed rows, publish with confirms, settle, commit; the relay loop
+//! - `batch.rs`    writer tasks that batch concurrent writes, one-by-one fallback
 //! - `telemetry.rs` metrics exposition, histograms, the per-process `Ops` view
 //! - `vocab.rs`    the stored words (source, campaign state, outcomes, ledger kind, lane)
 
+pub mod batch;
 pub mod config;
 pub mod money;
+pub mod outbox;
 pub mod queue;
 pub mod signing;
 pub mod status;

@@ -5,16 +5,17 @@
 //! - where a report may go: the SSRF guard and the guarded resolver ([`ssrf`]);
 //! - delivering one report ([`worker`]): endpoint slots, timeout, `SUCCESS`,
 //!   the attempt log, retry on the schedule through the broker, parking;
-//! - queuing report rows that other roles wrote (the outbox relay, [`ledger`]).
+//! - the report store ([`report_store`]): reading a report, recording attempts,
+//!   closing it, and queuing report rows other roles wrote (the outbox relay).
 //!
 //! # Must not touch
 //! Orders' status or money: a report only describes what is already final.
 //!
 //! # Layout
-//! - `report.rs` `ssrf.rs` `ledger.rs` `worker.rs`
+//! - `report.rs` `ssrf.rs` `report_store.rs` `worker.rs`
 
-pub mod ledger;
 pub mod report;
+pub mod report_store;
 pub mod ssrf;
 pub mod worker;
 
@@ -103,15 +104,9 @@ async fn run_relay(
     interval: std::time::Duration,
     shutdown: CancellationToken,
 ) {
-    loop {
-        match ledger::relay_once(&store, &publisher).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(reports = n, "reports queued"),
-            Err(e) => tracing::warn!(error = %e, "report relay pass failed; will retry"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
+    let (store, publisher) = (&store, &publisher);
+    lijian_core::outbox::run_periodically("report relay", interval, shutdown, move || {
+        report_store::queue_unsent(store, publisher)
+    })
+    .await;
 }

@@ -13,11 +13,12 @@ use lijian_core::config::NOTIFY_BUSY_DELAY;
 use lijian_core::queue::{Disposition, JobHandler, NotifyJob};
 use lijian_core::signing::RsaPrivateKey;
 use lijian_core::store::Store;
+use lijian_core::vocab::ReportOutcome;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
-use crate::ledger::{self, AttemptLog, Loaded, Pending};
 use crate::report::{signed_headers, Signer};
+use crate::report_store::{self, AttemptLog, Loaded, Pending};
 use crate::ssrf::{Guard, GuardedResolver};
 
 /// Longest wait for a free slot at an endpoint before the report goes back to the
@@ -101,7 +102,7 @@ impl Notifier {
                 None => return self.busy(),
             }
         }
-        let pending = match ledger::load(&self.store, notify_id).await {
+        let pending = match report_store::load(&self.store, notify_id).await {
             Ok(Loaded::Pending(p)) => p,
             Ok(Loaded::Closed) => return Disposition::Ack,
             Ok(Loaded::NotFound) => return Disposition::Park { reason: format!("report {notify_id} not found") },
@@ -114,7 +115,9 @@ impl Notifier {
         let Some(url) = pending.url.clone() else {
             self.counters.no_callback.fetch_add(1, Ordering::Relaxed);
             tracing::info!(order_code, "no callbackUrl on the order or the merchant; nothing sent");
-            return self.close(notify_id, "no_callback", "no callbackUrl on the order or the merchant").await;
+            return self
+                .close(notify_id, ReportOutcome::NoCallback, "no callbackUrl on the order or the merchant")
+                .await;
         };
         let target = match self.vet(&url).await {
             Ok(target) => target,
@@ -186,10 +189,9 @@ impl Notifier {
             error: error.clone(),
             delivered,
         };
-        let since_replay = match ledger::record(&self.store, &log).await {
-            Ok(Some(n)) => n,
-            Ok(None) => return Disposition::Ack,
-            Err(_) => return Disposition::Requeue,
+        let since_replay = match self.record(&log).await {
+            Ok(since_replay) => since_replay,
+            Err(disposition) => return disposition,
         };
         if delivered {
             self.counters.delivered.fetch_add(1, Ordering::Relaxed);
@@ -216,10 +218,9 @@ impl Notifier {
             error: Some(error.clone()),
             delivered: false,
         };
-        let since_replay = match ledger::record(&self.store, &log).await {
-            Ok(Some(n)) => n,
-            Ok(None) => return Disposition::Ack,
-            Err(_) => return Disposition::Requeue,
+        let since_replay = match self.record(&log).await {
+            Ok(since_replay) => since_replay,
+            Err(disposition) => return disposition,
         };
         self.counters.failed_attempts.fetch_add(1, Ordering::Relaxed);
         self.retry_or_park(notify_id, since_replay, error).await
@@ -234,18 +235,37 @@ impl Notifier {
         }
     }
 
-    async fn park(&self, notify_id: &str, reason: &str) -> Disposition {
-        if ledger::close(&self.store, notify_id, "parked", reason).await.is_err() {
-            return Disposition::Requeue;
+    /// Records the attempt and returns the attempts since the last replay. Err is
+    /// what to do with the job instead: Ack when another notifier closed the
+    /// report meanwhile, Requeue when the database failed.
+    async fn record(&self, log: &AttemptLog<'_>) -> Result<i32, Disposition> {
+        match report_store::record_attempt(&self.store, log).await {
+            Ok(Some(since_replay)) => Ok(since_replay),
+            Ok(None) => Err(Disposition::Ack),
+            Err(e) => {
+                tracing::warn!(error = %e, delivered = log.delivered, "cannot record the attempt; job handed back");
+                Err(Disposition::Requeue)
+            }
         }
-        self.counters.parked.fetch_add(1, Ordering::Relaxed);
-        Disposition::Park { reason: reason.to_string() }
     }
 
-    async fn close(&self, notify_id: &str, outcome: &str, reason: &str) -> Disposition {
-        match ledger::close(&self.store, notify_id, outcome, reason).await {
+    async fn park(&self, notify_id: &str, reason: &str) -> Disposition {
+        match self.close(notify_id, ReportOutcome::Parked, reason).await {
+            Disposition::Ack => {
+                self.counters.parked.fetch_add(1, Ordering::Relaxed);
+                Disposition::Park { reason: reason.to_string() }
+            }
+            requeue => requeue,
+        }
+    }
+
+    async fn close(&self, notify_id: &str, outcome: ReportOutcome, reason: &str) -> Disposition {
+        match report_store::close(&self.store, notify_id, outcome, reason).await {
             Ok(()) => Disposition::Ack,
-            Err(_) => Disposition::Requeue,
+            Err(e) => {
+                tracing::warn!(error = %e, %outcome, "cannot close the report; job handed back");
+                Disposition::Requeue
+            }
         }
     }
 

@@ -2,18 +2,19 @@
 //!
 //! Every order of a campaign charges one merchant row and counts on one activity
 //! row; a row lock is held until commit, so one order per transaction caps a
-//! campaign at 1 / commit latency. Writers here take whatever orders are waiting
-//! (up to `max_batch`), call `lijian_accept_order` for each in one transaction —
-//! pipelined, one round trip in all — and commit once. Under light load a batch is
-//! a single order and nothing waits for company.
+//! campaign at 1 / commit latency. The batcher's writers (`lijian_core::batch`)
+//! take whatever orders are waiting (up to `max_batch`); [`Intake`] calls
+//! `lijian_accept_order` for each in one transaction — pipelined, one round trip
+//! in all — and commits once. Under light load a batch is a single order and
+//! nothing waits for company.
 
-use std::sync::Arc;
+use std::cmp::Ordering;
 
 use futures::future::join_all;
+use lijian_core::batch::{BatchWrite, Stopped};
 use lijian_core::money::Fen;
 use lijian_core::status::ApiStatus;
 use lijian_core::store::{Store, StoreError};
-use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_postgres::error::SqlState;
 
 use crate::request::OrderRequest;
@@ -40,66 +41,40 @@ pub enum IntakeError {
     Closed,
 }
 
-pub(crate) struct Pending {
-    pub request: OrderRequest,
-    pub reply: oneshot::Sender<Result<IntakeOutcome, IntakeError>>,
+impl From<Stopped> for IntakeError {
+    fn from(_: Stopped) -> IntakeError {
+        IntakeError::Closed
+    }
 }
-
-pub(crate) type Queue = Arc<Mutex<mpsc::Receiver<Pending>>>;
 
 const ACCEPT_SQL: &str =
     "SELECT status, detail, order_code, settlement_fen FROM lijian_accept_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
-/// One writer: repeatedly takes a batch off the shared queue and commits it.
-/// Ends when every sender is gone and the queue is drained.
-pub(crate) async fn run_writer(store: Store, queue: Queue, max_batch: usize) {
-    loop {
-        let mut batch = Vec::with_capacity(max_batch);
-        {
-            let mut rx = queue.lock().await;
-            match rx.recv().await {
-                Some(first) => batch.push(first),
-                None => return,
-            }
-            while batch.len() < max_batch {
-                match rx.try_recv() {
-                    Ok(p) => batch.push(p),
-                    Err(_) => break,
-                }
-            }
-        }
-        // One global lock order across concurrent writers and processes: merchant
-        // row, then activity row (see the SQL function), so batches never deadlock.
-        batch.sort_by(|a, b| {
-            (&a.request.merchant_id, &a.request.activity_id).cmp(&(&b.request.merchant_id, &b.request.activity_id))
-        });
-        let requests: Vec<&OrderRequest> = batch.iter().map(|p| &p.request).collect();
-        let results = accept_batch(&store, &requests).await;
-        for (pending, result) in batch.into_iter().zip(results) {
-            let _ = pending.reply.send(result);
-        }
+/// The accepting transaction as a batched write.
+pub(crate) struct Intake {
+    pub store: Store,
+}
+
+impl BatchWrite for Intake {
+    type Item = OrderRequest;
+    type Output = IntakeOutcome;
+    type Error = IntakeError;
+    const NAME: &'static str = "intake";
+
+    async fn write(&self, requests: &[OrderRequest]) -> Result<Vec<IntakeOutcome>, IntakeError> {
+        try_batch(&self.store, requests).await
+    }
+
+    /// One global lock order across concurrent writers and processes: merchant
+    /// row, then activity row (see the SQL function), so batches never deadlock.
+    fn lock_order(&self, a: &OrderRequest, b: &OrderRequest) -> Ordering {
+        (&a.merchant_id, &a.activity_id).cmp(&(&b.merchant_id, &b.activity_id))
     }
 }
 
-/// Accepts a batch in one transaction; when the batch as a whole fails (a deadlock
-/// with another process, a bad row), each order is retried in its own transaction
-/// so one bad order cannot sink its neighbours.
-async fn accept_batch(store: &Store, requests: &[&OrderRequest]) -> Vec<Result<IntakeOutcome, IntakeError>> {
-    match try_batch(store, requests).await {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        Err(e) if requests.len() == 1 => vec![Err(e)],
-        Err(e) => {
-            tracing::warn!(error = %e, batch = requests.len(), "batch failed; accepting its orders one by one");
-            let mut results = Vec::with_capacity(requests.len());
-            for request in requests {
-                results.push(try_batch(store, std::slice::from_ref(request)).await.map(|mut v| v.remove(0)));
-            }
-            results
-        }
-    }
-}
-
-async fn try_batch(store: &Store, requests: &[&OrderRequest]) -> Result<Vec<IntakeOutcome>, IntakeError> {
+/// One transaction, tried again (up to three times in all) when PostgreSQL
+/// picked it as a deadlock or serialization victim.
+async fn try_batch(store: &Store, requests: &[OrderRequest]) -> Result<Vec<IntakeOutcome>, IntakeError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -115,7 +90,7 @@ async fn try_batch(store: &Store, requests: &[&OrderRequest]) -> Result<Vec<Inta
     }
 }
 
-async fn run_transaction(store: &Store, requests: &[&OrderRequest]) -> Result<Vec<IntakeOutcome>, IntakeError> {
+async fn run_transaction(store: &Store, requests: &[OrderRequest]) -> Result<Vec<IntakeOutcome>, IntakeError> {
     let mut client = store.client().await?;
     let stmt = client.prepare_cached(ACCEPT_SQL).await.map_err(StoreError::from)?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
@@ -160,13 +135,13 @@ fn outcome_from_row(row: &tokio_postgres::Row) -> IntakeOutcome {
     let detail: String = row.get(1);
     let order_code: Option<String> = row.get(2);
     let settlement: Option<i64> = row.get(3);
-    match (status, order_code) {
-        (0, Some(order_code)) => IntakeOutcome::Accepted { order_code, settlement: Fen(settlement.unwrap_or(0)) },
-        (8 | 98, Some(order_code)) => {
-            IntakeOutcome::Duplicate { order_code, settlement: Fen(settlement.unwrap_or(0)), same_request: status == 8 }
+    let settlement = Fen(settlement.unwrap_or(0));
+    match (ApiStatus::from_code(status), order_code) {
+        (Some(ApiStatus::Success), Some(order_code)) => IntakeOutcome::Accepted { order_code, settlement },
+        // The same bizCode again: a retry of the same request, or a reused bizCode.
+        (Some(same @ (ApiStatus::DuplicateBizCode | ApiStatus::OrderAbnormal)), Some(order_code)) => {
+            IntakeOutcome::Duplicate { order_code, settlement, same_request: same == ApiStatus::DuplicateBizCode }
         }
-        (code, _) => {
-            IntakeOutcome::Refused { status: ApiStatus::from_code(code).unwrap_or(ApiStatus::Failure), reason: detail }
-        }
+        (status, _) => IntakeOutcome::Refused { status: status.unwrap_or(ApiStatus::Failure), reason: detail },
     }
 }

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use futures::future::join_all;
+use lijian_core::outbox::{drain, Confirms, Outbox, Taken, Transaction};
 use lijian_core::queue::{IssueJob, Publisher};
 use lijian_core::store::{Store, StoreError};
 
@@ -19,33 +19,43 @@ pub const JOB_SIZE: i32 = 100;
 /// Outbox rows one flush pass takes.
 const FLUSH_ROWS: i64 = 200;
 
+/// The `issue_outbox` table; a key is a row id and how many orders its job carries.
+struct BulkOutbox;
+
+impl Outbox for BulkOutbox {
+    type Key = (i64, usize);
+    type Job = IssueJob;
+    const NAME: &'static str = "bulk outbox";
+
+    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<(i64, usize), IssueJob>, StoreError> {
+        let rows = tx
+            .query(
+                "SELECT id, order_codes FROM issue_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                &[&FLUSH_ROWS],
+            )
+            .await?;
+        Ok(Taken::Jobs(
+            rows.into_iter()
+                .map(|row| {
+                    let (id, codes): (i64, Vec<String>) = (row.get(0), row.get(1));
+                    ((id, codes.len()), IssueJob::for_orders(codes))
+                })
+                .collect(),
+        ))
+    }
+
+    async fn settle(&self, tx: &Transaction<'_>, confirmed: &[(i64, usize)]) -> Result<(), StoreError> {
+        let ids: Vec<i64> = confirmed.iter().map(|(id, _)| *id).collect();
+        tx.execute("DELETE FROM issue_outbox WHERE id = ANY($1)", &[&ids]).await?;
+        Ok(())
+    }
+}
+
 /// One pass: publishes up to [`FLUSH_ROWS`] owed jobs and forgets those the
 /// broker confirmed. Returns how many orders they carried.
 pub async fn flush_once(store: &Store, publisher: &Arc<Publisher>) -> Result<usize, StoreError> {
-    let mut client = store.client().await?;
-    let tx = client.transaction().await?;
-    let rows = tx
-        .query("SELECT id, order_codes FROM issue_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", &[&FLUSH_ROWS])
-        .await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let publishes = rows.into_iter().map(|row| async move {
-        let (id, codes): (i64, Vec<String>) = (row.get(0), row.get(1));
-        let orders = codes.len();
-        match publisher.publish_issue(&IssueJob::for_orders(codes)).await {
-            Ok(()) => Some((id, orders)),
-            Err(e) => {
-                tracing::warn!(error = %e, "bulk issue job not published; it stays in the outbox");
-                None
-            }
-        }
-    });
-    let confirmed: Vec<(i64, usize)> = join_all(publishes).await.into_iter().flatten().collect();
-    let ids: Vec<i64> = confirmed.iter().map(|(id, _)| *id).collect();
-    tx.execute("DELETE FROM issue_outbox WHERE id = ANY($1)", &[&ids]).await?;
-    tx.commit().await?;
-    Ok(confirmed.iter().map(|(_, n)| n).sum())
+    let drained = drain(store, publisher, &BulkOutbox, Confirms::Partial).await?;
+    Ok(drained.settled.iter().map(|(_, orders)| orders).sum())
 }
 
 /// Flushes until the outbox is empty or a pass makes no progress (broker down:

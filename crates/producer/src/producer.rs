@@ -4,14 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lijian_core::batch::Batcher;
 use lijian_core::config::Settings;
 use lijian_core::queue::{IssueJob, Publisher};
 use lijian_core::store::Store;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::intake::{run_writer, IntakeError, IntakeOutcome, Pending};
+use crate::intake::{Intake, IntakeError, IntakeOutcome};
 use crate::relay::{run_marker, run_relay};
 use crate::request::OrderRequest;
 
@@ -46,7 +47,7 @@ pub struct Placed {
 
 pub struct Producer {
     store: Store,
-    intake: mpsc::Sender<Pending>,
+    intake: Batcher<Intake>,
     publisher: Arc<Publisher>,
     marker: mpsc::UnboundedSender<String>,
     tasks: TaskTracker,
@@ -61,12 +62,8 @@ impl Producer {
         settings: ProducerSettings,
         shutdown: CancellationToken,
     ) -> Arc<Producer> {
-        let (intake, rx) = mpsc::channel(settings.max_batch * settings.writers.max(1) * 4);
-        let queue = Arc::new(Mutex::new(rx));
+        let intake = Batcher::spawn(Intake { store: store.clone() }, settings.writers, settings.max_batch);
         let tasks = TaskTracker::new();
-        for _ in 0..settings.writers.max(1) {
-            tasks.spawn(run_writer(store.clone(), queue.clone(), settings.max_batch.max(1)));
-        }
         let (marker, marks) = mpsc::unbounded_channel();
         tasks.spawn(run_marker(store.clone(), marks));
         tasks.spawn(run_relay(
@@ -90,9 +87,7 @@ impl Producer {
 
     /// Decides on one order (validate it first with [`OrderRequest::validate`]).
     pub async fn accept(&self, request: OrderRequest) -> Result<IntakeOutcome, IntakeError> {
-        let (reply, answer) = oneshot::channel();
-        self.intake.send(Pending { request, reply }).await.map_err(|_| IntakeError::Closed)?;
-        answer.await.map_err(|_| IntakeError::Closed)?
+        self.intake.call(request).await
     }
 
     /// Accepts the order and, when accepted, publishes its job and waits for the
@@ -112,6 +107,7 @@ impl Producer {
         let job = IssueJob::V1 { order_code: order_code.to_string() };
         match self.publisher.publish_issue(&job).await {
             Ok(()) => {
+                // Cannot fail: the marker runs until this handle's sender is dropped.
                 let _ = self.marker.send(order_code.to_string());
                 true
             }
@@ -125,8 +121,9 @@ impl Producer {
     /// Waits for the background tasks after `shutdown` was cancelled and the last
     /// other handle was dropped.
     pub async fn finish(self: Arc<Self>) {
-        let tasks = self.tasks.clone();
+        let (tasks, writers) = (self.tasks.clone(), self.intake.writers());
         drop(self);
         tasks.wait().await;
+        writers.wait().await;
     }
 }

@@ -7,11 +7,13 @@
 //! may therefore be published twice; the consumer treats a second job for a
 //! finished order as a no-op.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use futures::future::join_all;
+use lijian_core::outbox::{drain, run_periodically, Confirms, Outbox, Taken, Transaction};
 use lijian_core::queue::{IssueJob, Publisher};
+use lijian_core::status::OrderStatus;
+use lijian_core::store::predicates::UNRELEASED;
 use lijian_core::store::{Store, StoreError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -52,49 +54,99 @@ pub(crate) async fn run_relay(
     grace: Duration,
     shutdown: CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
+    let (store, publisher) = (&store, &publisher);
+    run_periodically("issue relay", interval, shutdown, move || async move {
+        let orders = relay_once(store, publisher, grace).await?;
+        if orders > 0 {
+            tracing::info!(orders, "relay published orders left behind");
         }
-        match relay_once(&store, &publisher, grace).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(orders = n, "relay published orders left behind"),
-            Err(e) => tracing::warn!(error = %e, "relay pass failed; will retry"),
+        let bulk = crate::outbox::flush(store, publisher).await?;
+        if bulk > 0 {
+            tracing::info!(orders = bulk, "relay published bulk jobs left in the outbox");
         }
-        match crate::outbox::flush(&store, &publisher).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(orders = n, "relay published bulk jobs left in the outbox"),
-            Err(e) => tracing::warn!(error = %e, "outbox pass failed; will retry"),
-        }
+        Ok::<_, StoreError>(orders + bulk)
+    })
+    .await;
+}
+
+/// Orders stored (not in a campaign) whose job the fast path did not publish
+/// within the grace period.
+struct LeftBehind {
+    grace_secs: f64,
+}
+
+static LEFT_BEHIND_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT order_code FROM orders
+          WHERE {UNRELEASED} AND campaign IS NULL AND created_at < now() - make_interval(secs => $1)
+          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+    )
+});
+
+impl Outbox for LeftBehind {
+    type Key = String;
+    type Job = IssueJob;
+    const NAME: &'static str = "issue relay";
+
+    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<String, IssueJob>, StoreError> {
+        let rows = tx.query(LEFT_BEHIND_SQL.as_str(), &[&self.grace_secs, &RELAY_BATCH]).await?;
+        Ok(Taken::Jobs(
+            rows.iter()
+                .map(|r| {
+                    let code: String = r.get(0);
+                    (code.clone(), IssueJob::V1 { order_code: code })
+                })
+                .collect(),
+        ))
+    }
+
+    async fn settle(&self, tx: &Transaction<'_>, confirmed: &[String]) -> Result<(), StoreError> {
+        tx.execute("UPDATE orders SET enqueued_at = now() WHERE order_code = ANY($1)", &[&confirmed]).await?;
+        Ok(())
     }
 }
 
 /// One relay pass; returns how many jobs the broker confirmed.
 pub async fn relay_once(store: &Store, publisher: &Publisher, grace: Duration) -> Result<usize, StoreError> {
-    let mut client = store.client().await?;
-    let tx = client.transaction().await?;
-    let grace_secs = grace.as_secs_f64();
-    let rows = tx
-        .query(
-            "SELECT order_code FROM orders
-              WHERE enqueued_at IS NULL AND status = 0 AND campaign IS NULL AND created_at < now() - make_interval(secs => $1)
-              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
-            &[&grace_secs, &RELAY_BATCH],
-        )
-        .await?;
-    if rows.is_empty() {
-        return Ok(0);
+    let outbox = LeftBehind { grace_secs: grace.as_secs_f64() };
+    Ok(drain(store, publisher, &outbox, Confirms::Partial).await?.settled.len())
+}
+
+/// Parked orders being replayed; a key is the orders of one job.
+struct Replay<'a> {
+    codes: &'a [String],
+}
+
+impl Outbox for Replay<'_> {
+    type Key = Vec<String>;
+    type Job = IssueJob;
+    const NAME: &'static str = "replay";
+
+    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<Vec<String>, IssueJob>, StoreError> {
+        let revived: Vec<String> = tx
+            .query(
+                "UPDATE orders SET dead_at = NULL, dead_reason = NULL, attempts_before_replay = attempts, updated_at = now()
+                  WHERE order_code = ANY($1) AND dead_at IS NOT NULL AND status = ANY($2)
+                  RETURNING order_code",
+                &[&self.codes, &&OrderStatus::OPEN[..]],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(Taken::Jobs(
+            revived
+                .chunks(crate::outbox::JOB_SIZE as usize)
+                .map(|chunk| (chunk.to_vec(), IssueJob::for_orders(chunk.to_vec())))
+                .collect(),
+        ))
     }
-    let codes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    let publishes = codes.iter().map(|code| async move {
-        let job = IssueJob::V1 { order_code: code.clone() };
-        publisher.publish_issue(&job).await.map(|_| code.clone())
-    });
-    let confirmed: Vec<String> = join_all(publishes).await.into_iter().filter_map(Result::ok).collect();
-    tx.execute("UPDATE orders SET enqueued_at = now() WHERE order_code = ANY($1)", &[&confirmed]).await?;
-    tx.commit().await?;
-    Ok(confirmed.len())
+
+    async fn settle(&self, _: &Transaction<'_>, _: &[Vec<String>]) -> Result<(), StoreError> {
+        // Reviving the orders in `take` is the whole change; it commits only with
+        // every job confirmed.
+        Ok(())
+    }
 }
 
 /// Replays parked orders: clears the parking, gives each a fresh retry budget
@@ -103,27 +155,11 @@ pub async fn relay_once(store: &Store, publisher: &Publisher, grace: Duration) -
 /// not parked (already replayed, or final) are left alone, which makes a second
 /// replay a no-op. Returns the orders replayed.
 pub async fn replay_orders(store: &Store, publisher: &Publisher, codes: &[String]) -> Result<Vec<String>, ReplayError> {
-    let mut client = store.client().await?;
-    let tx = client.transaction().await?;
-    let revived: Vec<String> = tx
-        .query(
-            "UPDATE orders SET dead_at = NULL, dead_reason = NULL, attempts_before_replay = attempts, updated_at = now()
-              WHERE order_code = ANY($1) AND dead_at IS NOT NULL AND status IN (0, 1)
-              RETURNING order_code",
-            &[&codes],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let publishes = revived
-        .chunks(crate::outbox::JOB_SIZE as usize)
-        .map(|chunk| async move { publisher.publish_issue(&IssueJob::for_orders(chunk.to_vec())).await });
-    for outcome in join_all(publishes).await {
-        outcome?;
+    let drained = drain(store, publisher, &Replay { codes }, Confirms::All).await?;
+    match drained.unconfirmed {
+        Some(e) => Err(ReplayError::Queue(e)),
+        None => Ok(drained.settled.concat()),
     }
-    tx.commit().await?;
-    Ok(revived)
 }
 
 /// Why a replay did not happen (nothing was changed).
@@ -133,10 +169,4 @@ pub enum ReplayError {
     Store(#[from] StoreError),
     #[error("cannot publish the replayed jobs: {0}")]
     Queue(#[from] lijian_core::queue::QueueError),
-}
-
-impl From<tokio_postgres::Error> for ReplayError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        ReplayError::Store(StoreError::Db(e))
-    }
 }

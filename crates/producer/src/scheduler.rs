@@ -9,14 +9,17 @@
 //! pace of one. Small, frequent steps spread the release evenly.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use futures::future::join_all;
+use lijian_core::outbox::{drain, run_periodically, Confirms, Outbox, Taken, Transaction};
 use lijian_core::queue::{IssueJob, Publisher};
+use lijian_core::store::predicates::UNRELEASED;
 use lijian_core::store::{Store, StoreError};
 use lijian_core::telemetry::{Exposition, MetricsSource};
+use lijian_core::vocab::CampaignState;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::outbox::JOB_SIZE;
 
@@ -26,6 +29,8 @@ pub const STEP: Duration = Duration::from_millis(20);
 /// Most orders one step releases per campaign (an unpaced campaign drains at
 /// about this many per step).
 const MAX_PER_STEP: i64 = 5_000;
+/// Steps between two flushes of the bulk outbox (a crashed loader's leftovers).
+const STEPS_PER_FLUSH: u64 = 50;
 
 /// The scheduler role: its connections and what it has released.
 pub struct Scheduler {
@@ -42,38 +47,34 @@ impl Scheduler {
 
     /// Runs until `shutdown`: each step releases what is due in every campaign,
     /// and flushes the bulk outbox now and then (a crashed loader's leftovers).
+    /// While the database is down, steps back off (up to 5 s) instead of failing
+    /// 50 times a second.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         // Connect (and declare the topology) now: done lazily, the first release of
         // a campaign waited ~0.3 s for it and then caught up in a burst.
         if let Err(e) = self.publisher.channel().await {
             tracing::warn!(error = %e, "RabbitMQ not reachable yet; releases wait for it");
         }
+        let this = &self;
         let mut steps: u64 = 0;
-        // After a failed step (database unreachable), wait longer before the next
-        // one, up to 5 s: 50 failing steps a second would flood the log.
-        let mut pause = STEP;
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(pause) => {}
-            }
+        run_periodically("scheduler", STEP, shutdown, move || {
             steps += 1;
-            match step(&self.store, &self.publisher).await {
-                Ok(n) => {
-                    self.released.fetch_add(n as u64, Ordering::Relaxed);
-                    pause = STEP;
-                }
-                Err(e) => {
-                    pause = (pause * 4).min(Duration::from_secs(5));
-                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "scheduler step failed");
-                }
-            }
-            if steps.is_multiple_of(50) {
-                if let Err(e) = crate::outbox::flush(&self.store, &self.publisher).await {
-                    tracing::warn!(error = %e, "outbox pass failed; will retry");
-                }
+            this.tick(steps.is_multiple_of(STEPS_PER_FLUSH))
+        })
+        .await;
+    }
+
+    async fn tick(&self, flush_outbox: bool) -> Result<usize, StoreError> {
+        let released = step(&self.store, &self.publisher).await;
+        if let Ok(n) = released {
+            self.released.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if flush_outbox {
+            if let Err(e) = crate::outbox::flush(&self.store, &self.publisher).await {
+                tracing::warn!(error = %e, "outbox pass failed; will retry");
             }
         }
+        released
     }
 }
 
@@ -93,8 +94,8 @@ pub async fn step(store: &Store, publisher: &Arc<Publisher>) -> Result<usize, St
         .client()
         .await?
         .query(
-            "SELECT name FROM campaigns WHERE state = 'active' AND NOT drained AND release_at <= clock_timestamp()",
-            &[],
+            "SELECT name FROM campaigns WHERE state = $1 AND NOT drained AND release_at <= clock_timestamp()",
+            &[&CampaignState::Active],
         )
         .await?
         .iter()
@@ -107,74 +108,86 @@ pub async fn step(store: &Store, publisher: &Arc<Publisher>) -> Result<usize, St
     Ok(released)
 }
 
+/// The orders of one campaign that are due now; a key is the orders of one job.
+struct DueOrders<'a> {
+    campaign: &'a str,
+}
+
+static DUE_ORDERS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT order_code FROM orders WHERE campaign = $1 AND {UNRELEASED} ORDER BY id LIMIT $2")
+});
+
+impl Outbox for DueOrders<'_> {
+    type Key = Vec<String>;
+    type Job = IssueJob;
+    const NAME: &'static str = "campaign release";
+
+    /// Locks the campaign row (another scheduler holding it makes this pass a
+    /// no-op), works out how many orders are due at its pace, and takes them.
+    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<Vec<String>, IssueJob>, StoreError> {
+        let campaign = self.campaign;
+        let row = tx
+            .query_opt(
+                "SELECT rate, pace_base + floor(extract(epoch FROM clock_timestamp() - pace_from) * rate)::bigint - released
+                   FROM campaigns
+                  WHERE name = $1 AND state = $2 AND NOT drained AND release_at <= clock_timestamp()
+                  FOR UPDATE SKIP LOCKED",
+                &[&campaign, &CampaignState::Active],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(Taken::Jobs(Vec::new())) };
+        let due = match (row.get::<_, Option<i32>>(0), row.get::<_, Option<i64>>(1)) {
+            (None, _) => MAX_PER_STEP,
+            (Some(rate), Some(behind)) if behind > i64::from(rate) => {
+                // More than a second behind (broker outage, all schedulers down): the
+                // lost time stays lost, like a pause, instead of a burst to catch up.
+                tx.execute(
+                    "UPDATE campaigns SET pace_from = clock_timestamp(), pace_base = released WHERE name = $1",
+                    &[&campaign],
+                )
+                .await?;
+                tracing::warn!(campaign, behind, "release fell behind; pacing restarts from now");
+                (f64::from(rate) * STEP.as_secs_f64()).ceil() as i64
+            }
+            (Some(_), behind) => behind.unwrap_or(0).min(MAX_PER_STEP),
+        };
+        if due <= 0 {
+            return Ok(Taken::Jobs(Vec::new()));
+        }
+        let codes: Vec<String> =
+            tx.query(DUE_ORDERS_SQL.as_str(), &[&campaign, &due]).await?.iter().map(|r| r.get(0)).collect();
+        if codes.is_empty() {
+            tx.execute("UPDATE campaigns SET drained = true, updated_at = now() WHERE name = $1", &[&campaign]).await?;
+            tracing::info!(campaign, "campaign fully released");
+            return Ok(Taken::CommitOnly);
+        }
+        Ok(Taken::Jobs(
+            codes
+                .chunks(JOB_SIZE as usize)
+                .map(|chunk| (chunk.to_vec(), IssueJob::for_orders(chunk.to_vec())))
+                .collect(),
+        ))
+    }
+
+    /// Stamps the confirmed orders and counts them against the pace; unconfirmed
+    /// ones stay unreleased for a later step (a job confirmed after all is a
+    /// harmless duplicate).
+    async fn settle(&self, tx: &Transaction<'_>, confirmed: &[Vec<String>]) -> Result<(), StoreError> {
+        let codes = confirmed.concat();
+        tx.execute("UPDATE orders SET enqueued_at = clock_timestamp() WHERE order_code = ANY($1)", &[&codes]).await?;
+        tx.execute(
+            "UPDATE campaigns SET released = released + $2, updated_at = now() WHERE name = $1",
+            &[&self.campaign, &(codes.len() as i64)],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
 /// Releases the orders of `campaign` that are due now. Another scheduler holding
 /// the campaign makes this a no-op.
 pub async fn release_due(store: &Store, publisher: &Arc<Publisher>, campaign: &str) -> Result<usize, StoreError> {
-    let mut client = store.client().await?;
-    let tx = client.transaction().await?;
-    let row = tx
-        .query_opt(
-            "SELECT rate, pace_base + floor(extract(epoch FROM clock_timestamp() - pace_from) * rate)::bigint - released
-               FROM campaigns
-              WHERE name = $1 AND state = 'active' AND NOT drained AND release_at <= clock_timestamp()
-              FOR UPDATE SKIP LOCKED",
-            &[&campaign],
-        )
-        .await?;
-    let Some(row) = row else { return Ok(0) };
-    let due = match (row.get::<_, Option<i32>>(0), row.get::<_, Option<i64>>(1)) {
-        (None, _) => MAX_PER_STEP,
-        (Some(rate), Some(behind)) if behind > i64::from(rate) => {
-            // More than a second behind (broker outage, all schedulers down): the
-            // lost time stays lost, like a pause, instead of a burst to catch up.
-            tx.execute(
-                "UPDATE campaigns SET pace_from = clock_timestamp(), pace_base = released WHERE name = $1",
-                &[&campaign],
-            )
-            .await?;
-            tracing::warn!(campaign, behind, "release fell behind; pacing restarts from now");
-            (f64::from(rate) * STEP.as_secs_f64()).ceil() as i64
-        }
-        (Some(_), behind) => behind.unwrap_or(0).min(MAX_PER_STEP),
-    };
-    if due <= 0 {
-        return Ok(0);
-    }
-    let codes: Vec<String> = tx
-        .query(
-            "SELECT order_code FROM orders
-              WHERE campaign = $1 AND enqueued_at IS NULL AND status = 0 ORDER BY id LIMIT $2",
-            &[&campaign, &due],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if codes.is_empty() {
-        tx.execute("UPDATE campaigns SET drained = true, updated_at = now() WHERE name = $1", &[&campaign]).await?;
-        tx.commit().await?;
-        tracing::info!(campaign, "campaign fully released");
-        return Ok(0);
-    }
-    let publishes = codes.chunks(JOB_SIZE as usize).map(|chunk| async move {
-        publisher.publish_issue(&IssueJob::for_orders(chunk.to_vec())).await.map(|_| chunk)
-    });
-    let mut confirmed: Vec<String> = Vec::with_capacity(codes.len());
-    for outcome in join_all(publishes).await {
-        match outcome {
-            Ok(chunk) => confirmed.extend_from_slice(chunk),
-            // Those orders stay unreleased and are taken by a later step; a job
-            // that was confirmed after all is a harmless duplicate.
-            Err(e) => tracing::warn!(campaign, error = %e, "release not confirmed; will retry"),
-        }
-    }
-    let n = confirmed.len();
-    tx.execute("UPDATE orders SET enqueued_at = clock_timestamp() WHERE order_code = ANY($1)", &[&confirmed]).await?;
-    tx.execute(
-        "UPDATE campaigns SET released = released + $2, updated_at = now() WHERE name = $1",
-        &[&campaign, &(n as i64)],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(n)
+    let span = tracing::info_span!("release", campaign);
+    let drained = drain(store, publisher, &DueOrders { campaign }, Confirms::Partial).instrument(span).await?;
+    Ok(drained.settled.iter().map(Vec::len).sum())
 }

@@ -1,10 +1,14 @@
-//! The notifier's reads and writes: the report with what it needs to be sent,
-//! each attempt, and how the report ended. Also the relay that queues reports
-//! written by other roles (the outbox rows).
+//! The report store: the notifier's reads and writes of `reports` and
+//! `report_attempts` — the report with what it needs to be sent, each attempt,
+//! and how the report ended — and the outbox of reports other roles wrote that
+//! are not on the broker yet.
 
 use lijian_core::money::Fen;
+use lijian_core::outbox::{drain, Confirms, Outbox, Taken, Transaction};
 use lijian_core::queue::{NotifyJob, Publisher};
+use lijian_core::status::OrderStatus;
 use lijian_core::store::{Store, StoreError};
+use lijian_core::vocab::ReportOutcome;
 
 use crate::report::Report;
 
@@ -43,11 +47,10 @@ pub async fn load(store: &Store, notify_id: &str) -> Result<Loaded, StoreError> 
     if r.get::<_, Option<String>>(0).is_some() {
         return Ok(Loaded::Closed);
     }
-    let status: i16 = r.get(1);
+    let status: OrderStatus = r.get(1);
     let last_error: String = r.get(10);
     let message = match status {
-        2 => "success".to_string(),
-        4 => "cancelled".to_string(),
+        OrderStatus::Success | OrderStatus::Cancelled => status.label().to_string(),
         _ if last_error.is_empty() => "failed".to_string(),
         _ => last_error,
     };
@@ -62,7 +65,7 @@ pub async fn load(store: &Store, notify_id: &str) -> Result<Loaded, StoreError> 
             product_code: r.get(5),
             activity_id: r.get(6),
             open_id: r.get(7),
-            status,
+            status: status.code(),
             coupon_id: r.get(8),
             settlement: Fen(r.get(9)),
             message,
@@ -88,14 +91,14 @@ pub struct AttemptLog<'a> {
 /// Counts the attempt, logs it and, when delivered, closes the report — one
 /// statement. Returns the attempts since the last replay (for the schedule), or
 /// None when the report was closed meanwhile (another notifier delivered it).
-pub async fn record(store: &Store, a: &AttemptLog<'_>) -> Result<Option<i32>, StoreError> {
+pub async fn record_attempt(store: &Store, a: &AttemptLog<'_>) -> Result<Option<i32>, StoreError> {
     let client = store.client().await?;
     let stmt = client
         .prepare_cached(
             "WITH counted AS (
                  UPDATE reports SET attempts = attempts + 1,
                         delivered_at = CASE WHEN $7 THEN now() END,
-                        outcome = CASE WHEN $7 THEN 'delivered' END,
+                        outcome = CASE WHEN $7 THEN $8::text END,
                         last_error = CASE WHEN $7::bool THEN NULL ELSE coalesce($6::text, 'HTTP ' || ($3::int4)::text) END
                   WHERE notify_id = $1 AND outcome IS NULL
                   RETURNING attempts, attempts - attempts_before_replay AS since_replay)
@@ -105,53 +108,74 @@ pub async fn record(store: &Store, a: &AttemptLog<'_>) -> Result<Option<i32>, St
         )
         .await?;
     let row = client
-        .query_opt(&stmt, &[&a.notify_id, &a.url, &a.http_status, &a.latency_ms, &a.answer, &a.error, &a.delivered])
+        .query_opt(
+            &stmt,
+            &[
+                &a.notify_id,
+                &a.url,
+                &a.http_status,
+                &a.latency_ms,
+                &a.answer,
+                &a.error,
+                &a.delivered,
+                &ReportOutcome::Delivered,
+            ],
+        )
         .await?;
     Ok(row.map(|r| r.get::<_, i32>(0)))
 }
 
-/// Closes a report that will not be sent: `no_callback` or `parked`, with why.
-pub async fn close(store: &Store, notify_id: &str, outcome: &str, reason: &str) -> Result<(), StoreError> {
+/// Closes a report that will not be sent (no callback, or parked), with why.
+pub async fn close(store: &Store, notify_id: &str, outcome: ReportOutcome, reason: &str) -> Result<(), StoreError> {
     let client = store.client().await?;
     client
         .execute(
-            "UPDATE reports SET outcome = $2, last_error = $3, dead_at = CASE WHEN $2 = 'parked' THEN now() END
+            "UPDATE reports SET outcome = $2, last_error = $3, dead_at = CASE WHEN $4 THEN now() END
               WHERE notify_id = $1 AND outcome IS NULL",
-            &[&notify_id, &outcome, &reason],
+            &[&notify_id, &outcome, &reason, &(outcome == ReportOutcome::Parked)],
         )
         .await?;
     Ok(())
 }
 
-/// Queues reports that are not on the broker yet (written by the consumer or by
-/// cancellations in the same transaction as the order's final status).
-pub async fn relay_once(store: &Store, publisher: &Publisher) -> Result<usize, StoreError> {
-    let mut client = store.client().await?;
-    let tx = client.transaction().await?;
-    let rows = tx
-        .query(
-            "SELECT r.notify_id, coalesce(nullif(o.callback_url, ''), m.callback_url)
-               FROM reports r JOIN orders o USING (order_code) JOIN merchants m ON m.merchant_id = o.merchant_id
-              WHERE r.enqueued_at IS NULL ORDER BY r.id LIMIT 1000 FOR UPDATE OF r SKIP LOCKED",
-            &[],
-        )
-        .await?;
-    if rows.is_empty() {
-        return Ok(0);
+/// Reports not on the broker yet: written by the consumer or by cancellations in
+/// the same transaction as the order's final status.
+struct Unsent;
+
+impl Outbox for Unsent {
+    type Key = String;
+    type Job = NotifyJob;
+    const NAME: &'static str = "report relay";
+
+    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<String, NotifyJob>, StoreError> {
+        let rows = tx
+            .query(
+                "SELECT r.notify_id, coalesce(nullif(o.callback_url, ''), m.callback_url)
+                   FROM reports r JOIN orders o USING (order_code) JOIN merchants m ON m.merchant_id = o.merchant_id
+                  WHERE r.enqueued_at IS NULL ORDER BY r.id LIMIT 1000 FOR UPDATE OF r SKIP LOCKED",
+                &[],
+            )
+            .await?;
+        Ok(Taken::Jobs(
+            rows.iter()
+                .map(|r| {
+                    let (notify_id, url): (String, Option<String>) = (r.get(0), r.get(1));
+                    (notify_id.clone(), NotifyJob::V1 { notify_id, endpoint: url.as_deref().and_then(endpoint_of) })
+                })
+                .collect(),
+        ))
     }
-    let jobs: Vec<NotifyJob> = rows
-        .iter()
-        .map(|r| {
-            let url: Option<String> = r.get(1);
-            NotifyJob::V1 { notify_id: r.get(0), endpoint: url.as_deref().and_then(endpoint_of) }
-        })
-        .collect();
-    let publishes =
-        jobs.iter().map(|job| async move { publisher.publish_notify(job).await.map(|_| job.notify_id().to_string()) });
-    let queued: Vec<String> = futures::future::join_all(publishes).await.into_iter().filter_map(Result::ok).collect();
-    tx.execute("UPDATE reports SET enqueued_at = now() WHERE notify_id = ANY($1)", &[&queued]).await?;
-    tx.commit().await?;
-    Ok(queued.len())
+
+    async fn settle(&self, tx: &Transaction<'_>, queued: &[String]) -> Result<(), StoreError> {
+        tx.execute("UPDATE reports SET enqueued_at = now() WHERE notify_id = ANY($1)", &[&queued]).await?;
+        Ok(())
+    }
+}
+
+/// Queues the reports that are not on the broker yet; returns how many the
+/// broker confirmed.
+pub async fn queue_unsent(store: &Store, publisher: &Publisher) -> Result<usize, StoreError> {
+    Ok(drain(store, publisher, &Unsent, Confirms::Partial).await?.settled.len())
 }
 
 /// `host:port` of a callback URL: the unit of the per-endpoint limit.
