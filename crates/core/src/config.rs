@@ -1,11 +1,14 @@
 //! Settings for every role, in three layers: built-in defaults, an optional TOML
-//! file (`--config lijian.toml`, same keys in snake_case), then `LIJIAN_*`
-//! environment variables. Each field says why it exists; README has the table.
+//! file (`--config lijian.toml`, one table per section: `[database] url = …`),
+//! then `LIJIAN_*` environment variables.
+//!
+//! Every key is declared once, in the [`settings!`] table below: its section,
+//! field, type, default, environment variable and meaning. The environment, the
+//! file, [`KEYS`] (what `README.md`'s configuration table is generated from, see
+//! [`reference_table`]) and [`Settings::to_env`] all read that one table.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use serde::Deserialize;
 
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -14,163 +17,291 @@ pub enum ConfigError {
     Read { path: String, source: std::io::Error },
     #[error("config file {path} is not valid")]
     Parse { path: String, source: toml::de::Error },
+    #[error("config file {path}: unknown key {key} (see deploy/lijian.example.toml)")]
+    Unknown { path: String, key: String },
     #[error("{key}={value:?} is not valid: {reason}")]
     Invalid { key: String, value: String, reason: String },
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// PostgreSQL holding orders, balances and the outbox. `LIJIAN_DATABASE_URL`.
-    pub database_url: String,
-    /// RabbitMQ carrying issue jobs. `LIJIAN_AMQP_URL`.
-    pub amqp_url: String,
-    /// Where the gateway listens. `LIJIAN_HTTP_ADDR`.
-    pub http_addr: String,
-    /// Where a role other than the gateway serves `/metrics`, `/healthz` and
-    /// `/readyz`. Empty: a fixed port per role (consumer 9101, notifier 9102,
-    /// scheduler 9103, serve 9100) on 127.0.0.1, so several roles on one host do
-    /// not collide. `LIJIAN_OPS_ADDR`.
-    pub ops_addr: String,
-    /// Prefix of every exchange and queue, so installations and tests can share a
-    /// broker without seeing each other's jobs. `LIJIAN_QUEUE_PREFIX`.
-    pub queue_prefix: String,
-    /// PostgreSQL connections per process. `LIJIAN_DB_POOL_SIZE`.
-    pub db_pool_size: usize,
-    /// Concurrent accepting transactions. Each batches whatever orders are waiting,
-    /// so one commit (one fsync) covers many orders on a hot merchant row.
-    /// `LIJIAN_INTAKE_WRITERS`.
-    pub intake_writers: usize,
-    /// Most orders one accepting transaction may carry. `LIJIAN_INTAKE_MAX_BATCH`.
-    pub intake_max_batch: usize,
-    /// How often the relay looks for committed orders whose job never reached the
-    /// broker (broker down, process killed after commit). `LIJIAN_RELAY_INTERVAL`.
-    #[serde(with = "duration_text")]
-    pub relay_interval: Duration,
-    /// How old an un-enqueued order must be before the relay publishes it, so it
-    /// does not race the request that is publishing it right now. `LIJIAN_RELAY_GRACE`.
-    #[serde(with = "duration_text")]
-    pub relay_grace: Duration,
-    /// Requests whose `timestamp` is further than this from our clock are refused
-    /// (status 5); nonces are remembered twice as long. `LIJIAN_TIMESTAMP_WINDOW`.
-    #[serde(with = "duration_text")]
-    pub timestamp_window: Duration,
-    /// How long a gateway reuses a merchant's credentials before reading them again;
-    /// admin changes (disable, new key, allowlist) apply within it.
-    /// `LIJIAN_MERCHANT_CACHE_TTL`.
-    #[serde(with = "duration_text")]
-    pub merchant_cache_ttl: Duration,
+/// One setting as documented: where it lives in the file and the environment.
+pub struct Key {
+    /// The file's table (`[database]`) and the field in [`Settings`].
+    pub section: &'static str,
+    /// The key inside that table.
+    pub name: &'static str,
+    /// The environment variable that overrides it.
+    pub env: &'static str,
+    /// What it is for (the field's doc comment).
+    pub doc: &'static str,
+    set: fn(&mut Settings, &str) -> Result<(), String>,
+    show: fn(&Settings) -> String,
+}
 
-    /// WeChat Pay API v3 base URL; the simulator's address in development.
-    /// `LIJIAN_WXPAY_BASE_URL`.
-    pub wxpay_base_url: String,
-    /// The platform's WeChat Pay merchant number (sends every coupon).
-    /// `LIJIAN_WXPAY_MCHID`.
-    pub wxpay_mchid: String,
-    /// Serial number of the merchant API certificate whose key signs our requests.
-    /// `LIJIAN_WXPAY_SERIAL_NO`.
-    pub wxpay_serial_no: String,
-    /// PEM file of that merchant API private key. `LIJIAN_WXPAY_PRIVATE_KEY`.
-    pub wxpay_private_key: String,
-    /// PEM file of the WeChat Pay public key that signs WeChat's answers.
-    /// `LIJIAN_WXPAY_PUBLIC_KEY`.
-    pub wxpay_public_key: String,
-    /// The `Wechatpay-Serial` that key answers with (e.g. `PUB_KEY_ID_…`); answers
-    /// naming another serial are not trusted. `LIJIAN_WXPAY_PUBLIC_KEY_ID`.
-    pub wxpay_public_key_id: String,
-    /// appid used when neither the order nor its activity names one. `LIJIAN_WXPAY_APPID`.
-    pub wxpay_appid: String,
-    /// Requests per second this consumer process sends to WeChat Pay (WeChat
-    /// documents 500/s per merchant; with several consumers give each a share).
-    /// `LIJIAN_WXPAY_RATE`.
-    pub wxpay_rate: u32,
-    /// Optional cap per activity, requests per second; 0 = none. `LIJIAN_ACTIVITY_RATE`.
-    pub activity_rate: u32,
-    /// How long one WeChat Pay call may take before it counts as a timeout (retried).
-    /// `LIJIAN_WXPAY_TIMEOUT`.
-    #[serde(with = "duration_text")]
-    pub wxpay_timeout: Duration,
-    /// Waits between issue attempts; its length is the number of retries before a
-    /// job is parked in the dead-letter queue. `LIJIAN_ISSUE_RETRY_SCHEDULE`.
-    #[serde(with = "schedule_text")]
-    pub issue_retry_schedule: Vec<Duration>,
-    /// Unacknowledged jobs RabbitMQ may hand one consumer. `LIJIAN_CONSUMER_PREFETCH`.
-    pub consumer_prefetch: usize,
-    /// Jobs one consumer works on at once. `LIJIAN_CONSUMER_CONCURRENCY`.
-    pub consumer_concurrency: usize,
-    /// On SIGTERM, how long in-flight jobs may take before they are left to be
-    /// redelivered. `LIJIAN_SHUTDOWN_GRACE`.
-    #[serde(with = "duration_text")]
-    pub shutdown_grace: Duration,
+impl Key {
+    /// The value in `settings`, written the way the environment takes it.
+    pub fn value(&self, settings: &Settings) -> String {
+        (self.show)(settings)
+    }
+}
 
-    /// PEM file of the platform's private key that signs status reports
-    /// (merchants verify with `lijian platform public-key`). `LIJIAN_PLATFORM_PRIVATE_KEY`.
-    pub platform_private_key: String,
-    /// Waits between report attempts; after the last, the report is parked.
-    /// `LIJIAN_NOTIFY_SCHEDULE`.
-    #[serde(with = "schedule_text")]
-    pub notify_schedule: Vec<Duration>,
-    /// One report POST, connect to answer. `LIJIAN_NOTIFY_TIMEOUT`.
-    #[serde(with = "duration_text")]
-    pub notify_timeout: Duration,
-    /// CIDRs exempt from the SSRF guard (comma-separated). `LIJIAN_NOTIFY_ALLOW_CIDRS`.
-    pub notify_allow_cidrs: String,
-    /// Reports one notifier delivers at once. `LIJIAN_NOTIFY_CONCURRENCY`.
-    pub notify_concurrency: usize,
-    /// Reports in flight to one endpoint (host:port) at once, so a slow merchant
-    /// cannot take every slot. `LIJIAN_NOTIFY_PER_ENDPOINT`.
-    pub notify_per_endpoint: usize,
-    /// How often the notifier looks for reports not yet queued. `LIJIAN_REPORT_RELAY_INTERVAL`.
-    #[serde(with = "duration_text")]
-    pub report_relay_interval: Duration,
+/// How a setting's type is read from text (environment or file) and written back.
+trait Value: Sized {
+    fn parse(text: &str) -> Result<Self, String>;
+    fn show(&self) -> String;
+}
+
+impl Value for String {
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(text.to_string())
+    }
+    fn show(&self) -> String {
+        self.clone()
+    }
+}
+
+/// Empty text is unset, so `LIJIAN_OPS_ADDR=` means the default, as before.
+impl Value for Option<String> {
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(Some(text.trim()).filter(|t| !t.is_empty()).map(str::to_string))
+    }
+    fn show(&self) -> String {
+        self.clone().unwrap_or_default()
+    }
+}
+
+impl Value for Option<PathBuf> {
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(Option::<String>::parse(text)?.map(PathBuf::from))
+    }
+    fn show(&self) -> String {
+        self.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+    }
+}
+
+/// Counts and sizes: zero would stop a role silently, so it is refused.
+impl Value for usize {
+    fn parse(text: &str) -> Result<Self, String> {
+        text.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| "expected a positive integer".into())
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Value for u32 {
+    fn parse(text: &str) -> Result<Self, String> {
+        let n = usize::parse(text)?;
+        u32::try_from(n).map_err(|_| "too large".into())
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Value for Duration {
+    fn parse(text: &str) -> Result<Self, String> {
+        parse_duration(text)
+    }
+    fn show(&self) -> String {
+        format_duration(*self)
+    }
+}
+
+impl Value for Vec<Duration> {
+    fn parse(text: &str) -> Result<Self, String> {
+        parse_schedule(text)
+    }
+    fn show(&self) -> String {
+        self.iter().map(|d| format_duration(*d)).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// A queue prefix becomes part of exchange and queue names.
+fn queue_prefix(text: &str) -> Result<String, String> {
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err("use letters, digits, '-', '_' or '.'".into());
+    }
+    Ok(text.to_string())
+}
+
+/// A rate cap where 0 is allowed and means none.
+fn optional_rate(text: &str) -> Result<u32, String> {
+    text.trim().parse().map_err(|_| "expected a whole number (0 = off)".into())
+}
+
+/// The parser of a key: its own when the table names one, else its type's.
+macro_rules! parser {
+    ($ty:ty) => {
+        <$ty as Value>::parse
+    };
+    ($ty:ty, $parse:path) => {
+        $parse
+    };
+}
+
+/// Declares the sections, their fields and [`KEYS`] from one table.
+macro_rules! settings {
+    ($(
+        $(#[doc = $section_doc:literal])*
+        $section:ident: $Section:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $field:ident: $ty:ty = $default:expr, $env:literal $(, $parse:path)?;
+            )*
+        }
+    )*) => {
+        /// Every setting, one field per section (one table per section in the file).
+        #[derive(Debug, Clone, Default)]
+        pub struct Settings {
+            $( $(#[doc = $section_doc])* pub $section: $Section, )*
+        }
+
+        $(
+            $(#[doc = $section_doc])*
+            #[derive(Debug, Clone)]
+            pub struct $Section {
+                $( $(#[doc = $doc])* pub $field: $ty, )*
+            }
+
+            impl Default for $Section {
+                fn default() -> Self {
+                    $Section { $( $field: $default, )* }
+                }
+            }
+        )*
+
+        /// Every key, in the order of the table above.
+        pub const KEYS: &[Key] = &[ $( $( Key {
+            section: stringify!($section),
+            name: stringify!($field),
+            env: $env,
+            doc: concat!($($doc),*),
+            set: |s, text| {
+                s.$section.$field = parser!($ty $(, $parse)?)(text)?;
+                Ok(())
+            },
+            show: |s| Value::show(&s.$section.$field),
+        }, )* )* ];
+    };
+}
+
+settings! {
+    /// PostgreSQL: orders, balances, the outbox.
+    database: DatabaseSettings {
+        /// PostgreSQL database (created by `lijian migrate` if missing).
+        url: String = "postgres://postgres@127.0.0.1:5432/lijian".into(), "LIJIAN_DATABASE_URL";
+        /// PostgreSQL connections per process, shared by the roles it runs (the
+        /// gateway of `lijian serve` has a pool of its own on its own threads).
+        pool_size: usize = 16, "LIJIAN_DB_POOL_SIZE";
+    }
+    /// RabbitMQ: issue and notify jobs.
+    broker: BrokerSettings {
+        /// RabbitMQ.
+        url: String = "amqp://guest:guest@127.0.0.1:5672/%2f".into(), "LIJIAN_AMQP_URL";
+        /// Prefix of every exchange and queue, so installations and tests can share a broker.
+        queue_prefix: String = "lijian".into(), "LIJIAN_QUEUE_PREFIX", queue_prefix;
+    }
+    /// The open API.
+    gateway: GatewaySettings {
+        /// Where the gateway listens (it also serves `/metrics`, `/healthz`, `/readyz` there).
+        http_addr: String = "127.0.0.1:8080".into(), "LIJIAN_HTTP_ADDR";
+        /// Allowed clock difference of a request's `timestamp` (status 5 beyond);
+        /// nonces are remembered twice as long.
+        timestamp_window: Duration = Duration::from_secs(300), "LIJIAN_TIMESTAMP_WINDOW";
+        /// How long a gateway reuses a merchant's credentials; admin changes
+        /// (disable, new key, allowlist) apply within it.
+        merchant_cache_ttl: Duration = Duration::from_secs(1), "LIJIAN_MERCHANT_CACHE_TTL";
+    }
+    /// Accepting orders and putting their jobs on the broker.
+    producer: ProducerSection {
+        /// Concurrent accepting transactions; each batches whatever orders are
+        /// waiting, so one commit covers many orders on a hot merchant row.
+        intake_writers: usize = 2, "LIJIAN_INTAKE_WRITERS";
+        /// Most orders one accepting transaction may carry.
+        intake_max_batch: usize = 200, "LIJIAN_INTAKE_MAX_BATCH";
+        /// How often the relay looks for committed orders whose job is not on the
+        /// broker (broker down, process killed after commit).
+        relay_interval: Duration = Duration::from_secs(1), "LIJIAN_RELAY_INTERVAL";
+        /// How old such an order must be before the relay publishes it, so it does
+        /// not race the request publishing it right now.
+        relay_grace: Duration = Duration::from_secs(5), "LIJIAN_RELAY_GRACE";
+    }
+    /// WeChat Pay, as the consumer calls it.
+    wxpay: WxPaySettings {
+        /// WeChat Pay API v3 (the simulator's address in development).
+        base_url: String = "https://api.mch.weixin.qq.com".into(), "LIJIAN_WXPAY_BASE_URL";
+        /// The platform's WeChat Pay merchant number, sender of every coupon.
+        /// Required by the consumer.
+        mchid: Option<String> = None, "LIJIAN_WXPAY_MCHID";
+        /// Serial of the merchant API certificate whose key signs requests.
+        /// Required by the consumer.
+        serial_no: Option<String> = None, "LIJIAN_WXPAY_SERIAL_NO";
+        /// PEM file of that private key (never logged). Required by the consumer.
+        private_key: Option<PathBuf> = None, "LIJIAN_WXPAY_PRIVATE_KEY";
+        /// PEM file of the WeChat Pay public key that signs answers. Required by the consumer.
+        public_key: Option<PathBuf> = None, "LIJIAN_WXPAY_PUBLIC_KEY";
+        /// The `Wechatpay-Serial` of that key (e.g. `PUB_KEY_ID_…`); answers naming
+        /// another are not trusted. Required by the consumer.
+        public_key_id: Option<String> = None, "LIJIAN_WXPAY_PUBLIC_KEY_ID";
+        /// appid used when neither the order nor its activity has one.
+        appid: Option<String> = None, "LIJIAN_WXPAY_APPID";
+        /// Requests/s this consumer process sends (runs at 96% of it; WeChat allows
+        /// 500/s per merchant); with N consumers give each a share.
+        rate: u32 = 500, "LIJIAN_WXPAY_RATE";
+        /// Optional requests/s cap per activity; 0 = none.
+        activity_rate: u32 = 0, "LIJIAN_ACTIVITY_RATE", optional_rate;
+        /// One WeChat Pay call; past it the attempt is retried.
+        timeout: Duration = Duration::from_secs(10), "LIJIAN_WXPAY_TIMEOUT";
+    }
+    /// Issuing coupons from the issue queue.
+    consumer: ConsumerSettings {
+        /// Unacknowledged jobs RabbitMQ hands one consumer.
+        prefetch: usize = 128, "LIJIAN_CONSUMER_PREFETCH";
+        /// Jobs one consumer works on at once.
+        concurrency: usize = 64, "LIJIAN_CONSUMER_CONCURRENCY";
+        /// Waits between issue attempts (±15% jitter); its length is the number of
+        /// retries before a job is parked (1s … 30m: eight retries over about 68 minutes).
+        retry_schedule: Vec<Duration> = secs(&[1, 5, 30, 120, 300, 600, 1200, 1800]), "LIJIAN_ISSUE_RETRY_SCHEDULE";
+    }
+    /// Delivering signed status reports to merchants.
+    notifier: NotifierSettings {
+        /// PEM file of the platform key that signs status reports (never logged;
+        /// merchants verify with `lijian platform public-key`). Required by the notifier.
+        platform_private_key: Option<PathBuf> = None, "LIJIAN_PLATFORM_PRIVATE_KEY";
+        /// Waits between report attempts (±15% jitter; the original platform's
+        /// schedule); after the last, the report is parked.
+        schedule: Vec<Duration> = secs(&[15, 30, 180, 600, 1200, 1800, 3600, 10800, 21600]), "LIJIAN_NOTIFY_SCHEDULE";
+        /// One report POST, connect to answer.
+        timeout: Duration = Duration::from_secs(10), "LIJIAN_NOTIFY_TIMEOUT";
+        /// CIDRs exempt from the SSRF guard, comma-separated (e.g. `127.0.0.0/8`
+        /// for local receivers).
+        allow_cidrs: Option<String> = None, "LIJIAN_NOTIFY_ALLOW_CIDRS";
+        /// Reports one notifier delivers at once.
+        concurrency: usize = 256, "LIJIAN_NOTIFY_CONCURRENCY";
+        /// Reports in flight to one host:port at once, so a slow merchant cannot
+        /// take every slot.
+        per_endpoint: usize = 16, "LIJIAN_NOTIFY_PER_ENDPOINT";
+        /// How often the notifier queues report rows other roles wrote.
+        relay_interval: Duration = Duration::from_millis(200), "LIJIAN_REPORT_RELAY_INTERVAL";
+    }
+    /// How each process serves operators and stops.
+    process: ProcessSettings {
+        /// Where a role other than the gateway serves `/metrics`, `/healthz` and
+        /// `/readyz`. Unset: 127.0.0.1 with a port per role (consumer 9101, notifier
+        /// 9102, scheduler 9103, `serve` 9100), so roles on one host do not collide.
+        ops_addr: Option<String> = None, "LIJIAN_OPS_ADDR";
+        /// On SIGTERM, how long in-flight jobs may finish before they return to the queue.
+        shutdown_grace: Duration = Duration::from_secs(30), "LIJIAN_SHUTDOWN_GRACE";
+    }
+}
+
+fn secs(list: &[u64]) -> Vec<Duration> {
+    list.iter().map(|s| Duration::from_secs(*s)).collect()
 }
 
 /// When an endpoint already has its quota of reports in flight, a report waits
 /// this long in the broker (without counting an attempt) instead of blocking a slot.
 pub const NOTIFY_BUSY_DELAY: Duration = Duration::from_secs(2);
-
-/// The original platform's report schedule: 15s, 30s, 3m, 10m, 20m, 30m, 60m, 3h, 6h.
-const DEFAULT_NOTIFY_SCHEDULE: [u64; 9] = [15, 30, 180, 600, 1200, 1800, 3600, 10800, 21600];
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            database_url: "postgres://postgres@127.0.0.1:5432/lijian".into(),
-            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
-            http_addr: "127.0.0.1:8080".into(),
-            ops_addr: String::new(),
-            queue_prefix: "lijian".into(),
-            db_pool_size: 16,
-            intake_writers: 2,
-            intake_max_batch: 200,
-            relay_interval: Duration::from_secs(1),
-            relay_grace: Duration::from_secs(5),
-            timestamp_window: Duration::from_secs(300),
-            merchant_cache_ttl: Duration::from_secs(1),
-            wxpay_base_url: "https://api.mch.weixin.qq.com".into(),
-            wxpay_mchid: String::new(),
-            wxpay_serial_no: String::new(),
-            wxpay_private_key: String::new(),
-            wxpay_public_key: String::new(),
-            wxpay_public_key_id: String::new(),
-            wxpay_appid: String::new(),
-            wxpay_rate: 500,
-            activity_rate: 0,
-            wxpay_timeout: Duration::from_secs(10),
-            issue_retry_schedule: DEFAULT_RETRY_SCHEDULE.iter().map(|s| Duration::from_secs(*s)).collect(),
-            consumer_prefetch: 128,
-            consumer_concurrency: 64,
-            shutdown_grace: Duration::from_secs(30),
-            platform_private_key: String::new(),
-            notify_schedule: DEFAULT_NOTIFY_SCHEDULE.iter().map(|s| Duration::from_secs(*s)).collect(),
-            notify_timeout: Duration::from_secs(10),
-            notify_allow_cidrs: String::new(),
-            notify_concurrency: 256,
-            notify_per_endpoint: 16,
-            report_relay_interval: Duration::from_millis(200),
-        }
-    }
-}
 
 impl Settings {
     /// Defaults, then the file (if any), then the process environment.
@@ -180,7 +311,7 @@ impl Settings {
                 let shown = path.display().to_string();
                 let text = std::fs::read_to_string(path)
                     .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
-                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: shown, source })?
+                Settings::from_toml(&text, &shown)?
             }
             None => Settings::default(),
         };
@@ -188,89 +319,74 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Defaults overridden by a TOML text (`path` names it in errors). Each
+    /// section is a table; a key or table not in [`KEYS`] is refused, so a typo
+    /// is not silently ignored.
+    pub fn from_toml(text: &str, path: &str) -> Result<Settings, ConfigError> {
+        let file: toml::Table =
+            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        let mut settings = Settings::default();
+        let unknown = |key: String| ConfigError::Unknown { path: path.into(), key };
+        for (section, table) in &file {
+            let table = table.as_table().ok_or_else(|| unknown(section.clone()))?;
+            for (name, value) in table {
+                let key = KEYS
+                    .iter()
+                    .find(|k| k.section == section && k.name == name)
+                    .ok_or_else(|| unknown(format!("{section}.{name}")))?;
+                let text = toml_text(value);
+                (key.set)(&mut settings, &text)
+                    .map_err(|reason| invalid(&format!("{section}.{name}"), &text, &reason))?;
+            }
+        }
+        Ok(settings)
+    }
+
     /// Overrides fields from `LIJIAN_*` variables found by `lookup` (a function so
     /// tests need not mutate the process environment).
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let text = |key: &str, field: &mut String| {
-            if let Some(v) = lookup(key) {
-                *field = v;
+        for key in KEYS {
+            if let Some(text) = lookup(key.env) {
+                (key.set)(self, &text).map_err(|reason| invalid(key.env, &text, &reason))?;
             }
-        };
-        text("LIJIAN_DATABASE_URL", &mut self.database_url);
-        text("LIJIAN_AMQP_URL", &mut self.amqp_url);
-        text("LIJIAN_HTTP_ADDR", &mut self.http_addr);
-        text("LIJIAN_OPS_ADDR", &mut self.ops_addr);
-        text("LIJIAN_QUEUE_PREFIX", &mut self.queue_prefix);
-        let number = |key: &str, field: &mut usize| -> Result<(), ConfigError> {
-            if let Some(v) = lookup(key) {
-                *field = v
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| invalid(key, &v, "expected a positive integer"))?;
-            }
-            Ok(())
-        };
-        number("LIJIAN_DB_POOL_SIZE", &mut self.db_pool_size)?;
-        number("LIJIAN_INTAKE_WRITERS", &mut self.intake_writers)?;
-        number("LIJIAN_INTAKE_MAX_BATCH", &mut self.intake_max_batch)?;
-        let duration = |key: &str, field: &mut Duration| -> Result<(), ConfigError> {
-            if let Some(v) = lookup(key) {
-                *field = parse_duration(&v).map_err(|reason| invalid(key, &v, &reason))?;
-            }
-            Ok(())
-        };
-        duration("LIJIAN_RELAY_INTERVAL", &mut self.relay_interval)?;
-        duration("LIJIAN_RELAY_GRACE", &mut self.relay_grace)?;
-        duration("LIJIAN_TIMESTAMP_WINDOW", &mut self.timestamp_window)?;
-        duration("LIJIAN_MERCHANT_CACHE_TTL", &mut self.merchant_cache_ttl)?;
-        duration("LIJIAN_WXPAY_TIMEOUT", &mut self.wxpay_timeout)?;
-        duration("LIJIAN_SHUTDOWN_GRACE", &mut self.shutdown_grace)?;
-        text("LIJIAN_WXPAY_BASE_URL", &mut self.wxpay_base_url);
-        text("LIJIAN_WXPAY_MCHID", &mut self.wxpay_mchid);
-        text("LIJIAN_WXPAY_SERIAL_NO", &mut self.wxpay_serial_no);
-        text("LIJIAN_WXPAY_PRIVATE_KEY", &mut self.wxpay_private_key);
-        text("LIJIAN_WXPAY_PUBLIC_KEY", &mut self.wxpay_public_key);
-        text("LIJIAN_WXPAY_PUBLIC_KEY_ID", &mut self.wxpay_public_key_id);
-        text("LIJIAN_WXPAY_APPID", &mut self.wxpay_appid);
-        number("LIJIAN_CONSUMER_PREFETCH", &mut self.consumer_prefetch)?;
-        number("LIJIAN_CONSUMER_CONCURRENCY", &mut self.consumer_concurrency)?;
-        let mut rate = self.wxpay_rate as usize;
-        number("LIJIAN_WXPAY_RATE", &mut rate)?;
-        self.wxpay_rate =
-            u32::try_from(rate).map_err(|_| invalid("LIJIAN_WXPAY_RATE", &rate.to_string(), "too large"))?;
-        if let Some(v) = lookup("LIJIAN_ACTIVITY_RATE") {
-            self.activity_rate = v
-                .trim()
-                .parse()
-                .map_err(|_| invalid("LIJIAN_ACTIVITY_RATE", &v, "expected a whole number (0 = off)"))?;
-        }
-        text("LIJIAN_PLATFORM_PRIVATE_KEY", &mut self.platform_private_key);
-        text("LIJIAN_NOTIFY_ALLOW_CIDRS", &mut self.notify_allow_cidrs);
-        duration("LIJIAN_NOTIFY_TIMEOUT", &mut self.notify_timeout)?;
-        duration("LIJIAN_REPORT_RELAY_INTERVAL", &mut self.report_relay_interval)?;
-        number("LIJIAN_NOTIFY_CONCURRENCY", &mut self.notify_concurrency)?;
-        number("LIJIAN_NOTIFY_PER_ENDPOINT", &mut self.notify_per_endpoint)?;
-        if let Some(v) = lookup("LIJIAN_NOTIFY_SCHEDULE") {
-            self.notify_schedule =
-                parse_schedule(&v).map_err(|reason| invalid("LIJIAN_NOTIFY_SCHEDULE", &v, &reason))?;
-        }
-        if let Some(v) = lookup("LIJIAN_ISSUE_RETRY_SCHEDULE") {
-            self.issue_retry_schedule =
-                parse_schedule(&v).map_err(|reason| invalid("LIJIAN_ISSUE_RETRY_SCHEDULE", &v, &reason))?;
-        }
-        if self.queue_prefix.is_empty()
-            || !self.queue_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(invalid("LIJIAN_QUEUE_PREFIX", &self.queue_prefix, "use letters, digits, '-', '_' or '.'"));
         }
         Ok(())
     }
+
+    /// Every setting as the `LIJIAN_*` variable that reproduces it, for starting
+    /// another `lijian` process with these settings.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        KEYS.iter().map(|k| (k.env, k.value(self))).collect()
+    }
 }
 
-/// 1s, 5s, 30s, 2m, 5m, 10m, 20m, 30m: eight retries over about 68 minutes.
-const DEFAULT_RETRY_SCHEDULE: [u64; 8] = [1, 5, 30, 120, 300, 600, 1200, 1800];
+/// A TOML value as the text its environment variable would hold; an array is
+/// joined with commas (schedules, CIDR lists).
+fn toml_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(items) => items.iter().map(toml_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// The configuration table of `README.md`: variable, file key, default, meaning.
+pub fn reference_table() -> String {
+    let defaults = Settings::default();
+    let mut out = String::from("| variable | file | default | meaning |\n|---|---|---|---|\n");
+    for key in KEYS {
+        let default = key.value(&defaults);
+        let default = if default.is_empty() { "—".to_string() } else { format!("`{default}`") };
+        out.push_str(&format!(
+            "| `{}` | `[{}] {}` | {default} | {} |\n",
+            key.env,
+            key.section,
+            key.name,
+            key.doc.trim()
+        ));
+    }
+    out
+}
 
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     ConfigError::Invalid { key: key.into(), value: value.into(), reason: reason.into() }
@@ -327,26 +443,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-mod duration_text {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        super::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-mod schedule_text {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
-        let text = String::deserialize(d)?;
-        super::parse_schedule(&text).map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,18 +455,51 @@ mod tests {
             "LIJIAN_RELAY_GRACE" => Some("250ms".into()),
             _ => None,
         })?;
-        assert_eq!(s.queue_prefix, "t1");
-        assert_eq!(s.relay_grace, Duration::from_millis(250));
+        assert_eq!(s.broker.queue_prefix, "t1");
+        assert_eq!(s.producer.relay_grace, Duration::from_millis(250));
         assert!(s.apply_env(|k| (k == "LIJIAN_DB_POOL_SIZE").then(|| "zero".into())).is_err());
         Ok(())
     }
 
     #[test]
     fn file_uses_the_same_keys() {
-        let s: Settings = toml::from_str("queue_prefix = \"x\"\nrelay_interval = \"2s\"").unwrap_or_default();
-        assert_eq!(s.queue_prefix, "x");
-        assert_eq!(s.relay_interval, Duration::from_secs(2));
-        assert!(toml::from_str::<Settings>("no_such_key = 1").is_err());
+        let text = "[broker]\nqueue_prefix = \"x\"\n[producer]\nrelay_interval = \"2s\"";
+        let s = Settings::from_toml(text, "t.toml").unwrap_or_default();
+        assert_eq!(s.broker.queue_prefix, "x");
+        assert_eq!(s.producer.relay_interval, Duration::from_secs(2));
+        assert!(Settings::from_toml("no_such_key = 1", "t.toml").is_err());
+        assert!(Settings::from_toml("[database]\nno_such_key = 1", "t.toml").is_err());
+        assert!(Settings::from_toml("[broker]\nqueue_prefix = \"a b\"", "t.toml").is_err());
+    }
+
+    #[test]
+    fn unset_is_none_and_every_key_round_trips() -> Result<(), ConfigError> {
+        let mut s = Settings::default();
+        assert_eq!(s.process.ops_addr, None);
+        s.apply_env(|k| (k == "LIJIAN_OPS_ADDR").then(String::new))?;
+        assert_eq!(s.process.ops_addr, None);
+        s.apply_env(|k| (k == "LIJIAN_WXPAY_PRIVATE_KEY").then(|| "k.pem".into()))?;
+        assert_eq!(s.wxpay.private_key, Some(PathBuf::from("k.pem")));
+        let env = s.to_env();
+        let mut again = Settings::default();
+        again.apply_env(|k| env.iter().find(|(e, _)| *e == k).map(|(_, v)| v.clone()))?;
+        assert_eq!(again.to_env(), env);
+        let mut names: Vec<_> = KEYS.iter().map(|k| k.env).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KEYS.len(), "an environment variable declared twice");
+        Ok(())
+    }
+
+    #[test]
+    fn readme_lists_every_key_as_declared() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap_or_default();
+        assert!(
+            readme.contains(&reference_table()),
+            "README's configuration table differs from config.rs; paste this:\n{}",
+            reference_table()
+        );
     }
 
     #[test]
@@ -384,7 +513,7 @@ mod tests {
         let s = parse_schedule("1s,500ms,3m").unwrap_or_default();
         assert_eq!(s.iter().map(|d| format_duration(*d)).collect::<Vec<_>>(), ["1s", "500ms", "3m"]);
         assert!(parse_schedule("").is_err());
-        assert_eq!(Settings::default().issue_retry_schedule.len(), 8);
+        assert_eq!(Settings::default().consumer.retry_schedule.len(), 8);
     }
 
     #[test]

@@ -10,10 +10,13 @@
 //! - RabbitMQ ([`queue`]): topology, versioned jobs, the confirming publisher, and
 //!   the consume loop shared by the consumer and the notifier;
 //! - what every role reports to operators ([`telemetry`]): Prometheus text,
-//!   readiness of PostgreSQL and RabbitMQ, dead-letter depth.
+//!   readiness of PostgreSQL and RabbitMQ, dead-letter depth, and the
+//!   `/metrics`, `/healthz`, `/readyz` endpoints that serve them;
+//! - what the roles of one process share ([`deps::Deps`]): settings, one pool,
+//!   one publisher, the topology and the operator view, built once.
 //!
 //! # Must not touch
-//! HTTP, the CLI, or any decision about *whether* an order is accepted: that is
+//! HTTP beyond the operator endpoints, the CLI, or any decision about *whether* an order is accepted: that is
 //! `lijian-producer`. Long-running tasks start only when a role calls
 //! `queue::runner::run`.
 //!
@@ -21,14 +24,15 @@
 //! - `money.rs`    parse/format yuan, the `Fen` newtype
 //! - `signing.rs`  string-to-sign, SHA256-RSA and MD5, key parsing and generation
 //! - `status.rs`   order status 0–4, API status codes 0–99
-//! - `config.rs`   layered settings, each field documented
+//! - `config.rs`   layered settings in sections, each key declared once
+//! - `deps.rs`     the per-process `Deps` every role starts from
 //! - `store/`      pool, migrations, merchants/products/activities/orders queries
 //! - `queue/`      lanes and names, jobs, the confirming publisher, the consume loop
-//! - `telemetry.rs` metrics exposition, histograms, the per-process `Ops` view
-//! - `vocab.rs`    the stored words (source, campaign state, outcomes, ledger kind,
-//!                 lane): one enum each, one mapping to SQL, JSON and the CLI
+//! - `telemetry/`  metrics exposition, histograms; `ops.rs`: the `Ops` view and its endpoints
+//! - `vocab.rs`    the stored words: one enum each, one mapping to SQL, JSON and the CLI
 
 pub mod config;
+pub mod deps;
 pub mod money;
 pub mod queue;
 pub mod signing;

@@ -191,6 +191,9 @@ mod tests {
             assert_eq!(s.to_string().parse::<ReportOutcome>(), Ok(*s));
         }
         let err = "halted".parse::<CampaignState>().err().map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("\"halted\" is not a valid campaign state (one of: active, paused, cancelled)"));
+        assert_eq!(
+            err.as_deref(),
+            Some("\"halted\" is not a valid campaign state (one of: active, paused, cancelled)")
+        );
     }
 }

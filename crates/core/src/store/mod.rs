@@ -7,12 +7,14 @@ pub mod dlq;
 mod merchants;
 mod nonces;
 mod orders;
+mod stats;
 mod timeline;
 
 pub use catalogue::{validate_activity, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
 pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
+pub use stats::{DeliveryLatency, StatusCounts};
 pub use timeline::{Event, Timeline};
 
 use std::str::FromStr;

@@ -52,7 +52,10 @@ impl Store {
         let mut events = Vec::new();
         let origin = match (&campaign, source_line) {
             (Some(c), Some(line)) => format!("from campaign {c}, CSV line {line}"),
-            _ => format!("through the {}", if order.source == crate::vocab::Source::Api { "open API" } else { order.source.as_str() }),
+            _ => format!(
+                "through the {}",
+                if order.source == crate::vocab::Source::Api { "open API" } else { order.source.as_str() }
+            ),
         };
         events.push(Event {
             at: order.created_at,
