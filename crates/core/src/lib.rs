@@ -24,9 +24,10 @@
 //! - `money.rs`    parse/format yuan, the `Fen` newtype
 //! - `signing.rs`  string-to-sign, SHA256-RSA and MD5, key parsing and generation
 //! - `status.rs`   order status 0–4, API status codes 0–99
-//! - `config.rs`   layered settings in sections, each key declared once
+//! - `config/`     layered settings in sections, each key declared once (`mod.rs`);
+//!   how values read and print (`values.rs`)
 //! - `deps.rs`     the per-process `Deps` every role starts from
-//! - `store/`      pool, migrations, merchants/products/activities/orders queries
+//! - `store/`      pool, migrations, merchants/products/activities/orders queries, run totals
 //! - `queue/`      lanes and names, jobs, the confirming publisher, the consume loop
 //! - `telemetry/`  metrics exposition, histograms; `ops.rs`: the `Ops` view and its endpoints
 //! - `vocab.rs`    the stored words: one enum each, one mapping to SQL, JSON and the CLI

@@ -47,8 +47,6 @@ pub struct AppState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error(transparent)]
-    Store(#[from] lijian_core::store::StoreError),
     #[error("cannot listen on {addr}")]
     Bind { addr: String, source: std::io::Error },
     #[error("HTTP server failed: {0}")]
