@@ -334,10 +334,10 @@ async fn a_loaded_campaign_is_issued_once_per_order_from_bulk_jobs() {
 async fn a_load_while_rabbitmq_is_unreachable_keeps_every_job_owed_and_a_rerun_delivers_them() {
     // The gateway's relay would flush the outbox too (directly, not through the
     // cut proxy); keep it out of the way so the loader is what is tested.
-    let app = spawn_app_with(|s| s.relay_interval = Duration::from_secs(3600)).await;
-    let broker = crate::helpers::proxy::TcpProxy::in_front_of(&app.settings.amqp_url).await;
+    let app = spawn_app_with(|s| s.producer.relay_interval = Duration::from_secs(3600)).await;
+    let broker = crate::helpers::proxy::TcpProxy::in_front_of(&app.settings.broker.url).await;
     let mut settings = app.settings.clone();
-    settings.amqp_url = broker.route(&settings.amqp_url);
+    settings.broker.url = broker.route(&settings.broker.url);
     broker.cut();
     let dir = tempfile::tempdir().expect("tempdir");
     let rows: String = (0..250).map(|i| format!("oOut{i}\n")).collect();

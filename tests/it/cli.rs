@@ -14,7 +14,7 @@ struct Cli {
 impl Cli {
     fn new() -> Cli {
         let base = std::env::var("LIJIAN_DATABASE_URL")
-            .unwrap_or_else(|_| lijian_core::config::Settings::default().database_url);
+            .unwrap_or_else(|_| lijian_core::config::Settings::default().database.url);
         let name =
             format!("lijian_t_{}_cli{:08x}", time::OffsetDateTime::now_utc().unix_timestamp(), rand::random::<u32>());
         Cli { database_url: with_dbname(&base, &name) }
@@ -192,7 +192,7 @@ fn example_configuration_file_loads() {
     let path = format!("{}/../../deploy/lijian.example.toml", env!("CARGO_MANIFEST_DIR"));
     let settings =
         lijian_core::config::Settings::load(Some(std::path::Path::new(&path))).expect("example config loads");
-    assert_eq!(settings.relay_grace, std::time::Duration::from_secs(5));
+    assert_eq!(settings.producer.relay_grace, std::time::Duration::from_secs(5));
 }
 
 #[tokio::test]

@@ -64,11 +64,11 @@ async fn consumer_rides_out_broker_and_database_outages() {
     let app = Arc::new(spawn_app().await);
     let sim = spawn_sim(|c| c.latency_ms = 20).await;
     let mut settings = app.consumer_settings(&sim);
-    let broker = TcpProxy::in_front_of(&settings.amqp_url).await;
-    let database = TcpProxy::in_front_of(&settings.database_url).await;
-    settings.amqp_url = broker.route(&settings.amqp_url);
-    settings.database_url = database.route(&settings.database_url);
-    settings.consumer_concurrency = 4;
+    let broker = TcpProxy::in_front_of(&settings.broker.url).await;
+    let database = TcpProxy::in_front_of(&settings.database.url).await;
+    settings.broker.url = broker.route(&settings.broker.url);
+    settings.database.url = database.route(&settings.database.url);
+    settings.consumer.concurrency = 4;
     let orders = app.place_orders("cut", 600, 32).await;
     let consumer = app.start_consumer(&settings);
 

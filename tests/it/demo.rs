@@ -9,8 +9,8 @@ fn demo(database: &str, prefix: &str, orders: &str) -> Output {
     let base = lijian_core::config::Settings::default();
     std::process::Command::new(env!("CARGO_BIN_EXE_lijian"))
         .args(["demo", "--orders", orders, "--database", database, "--queue-prefix", prefix, "--timeout", "90"])
-        .env("LIJIAN_DATABASE_URL", std::env::var("LIJIAN_DATABASE_URL").unwrap_or(base.database_url))
-        .env("LIJIAN_AMQP_URL", std::env::var("LIJIAN_AMQP_URL").unwrap_or(base.amqp_url))
+        .env("LIJIAN_DATABASE_URL", std::env::var("LIJIAN_DATABASE_URL").unwrap_or(base.database.url))
+        .env("LIJIAN_AMQP_URL", std::env::var("LIJIAN_AMQP_URL").unwrap_or(base.broker.url))
         .output()
         .expect("run lijian demo")
 }
@@ -32,7 +32,7 @@ async fn the_demo_runs_end_to_end_and_again() {
             assert!(stdout.contains(&expected), "summary lacks {expected:?}:\n{stdout}");
         }
     }
-    let url = with_dbname(&lijian_core::config::Settings::default().database_url, &database);
+    let url = with_dbname(&lijian_core::config::Settings::default().database.url, &database);
     let url = std::env::var("LIJIAN_DATABASE_URL").map(|u| with_dbname(&u, &database)).unwrap_or(url);
     lijian_core::store::drop_database(&url).await.expect("drop demo database");
 }

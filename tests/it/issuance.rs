@@ -69,7 +69,7 @@ async fn errors_timeouts_and_dropped_answers_still_give_one_coupon_per_order() {
     })
     .await;
     let mut settings = app.consumer_settings(&sim);
-    settings.wxpay_timeout = Duration::from_millis(300);
+    settings.wxpay.timeout = Duration::from_millis(300);
     let consumer = app.start_consumer(&settings);
     let orders = app.place_orders("f", 400, 32).await;
     let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 400, Duration::from_secs(90)).await;
@@ -90,7 +90,7 @@ async fn the_rate_limit_holds_in_every_second_and_is_used() {
     let app = Arc::new(spawn_app_alone().await);
     let sim = spawn_sim(|_| {}).await;
     let mut settings = app.consumer_settings(&sim);
-    settings.wxpay_rate = 200;
+    settings.wxpay.rate = 200;
     let orders = app.place_orders("r", 800, 32).await;
     let consumer = app.start_consumer(&settings);
     let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 800, Duration::from_secs(30)).await;

@@ -110,7 +110,7 @@ async fn targets_inside_our_network_are_refused_once_not_retried() {
     let receiver = Receiver::healthy().await;
     let consumer = app.start_consumer(&app.consumer_settings(&sim));
     let mut strict = app.settings.clone();
-    strict.notify_allow_cidrs = String::new();
+    strict.notifier.allow_cidrs = None;
     let notifier = app.start_notifier(&strict);
     let port = receiver.addr.port();
     let targets = [
@@ -171,9 +171,9 @@ async fn a_black_holed_endpoint_does_not_hold_up_other_merchants() {
     let healthy = Receiver::healthy().await;
     let consumer = app.start_consumer(&app.consumer_settings(&sim));
     let mut settings = app.settings.clone();
-    settings.notify_per_endpoint = 2;
-    settings.notify_concurrency = 8;
-    settings.notify_timeout = Duration::from_secs(5);
+    settings.notifier.per_endpoint = 2;
+    settings.notifier.concurrency = 8;
+    settings.notifier.timeout = Duration::from_secs(5);
     let notifier = app.start_notifier(&settings);
     app.place_orders_to("dead", 30, 8, Some(&dead.url())).await;
     app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 30, Duration::from_secs(20)).await;

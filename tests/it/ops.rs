@@ -70,9 +70,9 @@ async fn every_role_serves_metrics_health_and_readiness() {
 #[tokio::test]
 async fn readiness_fails_while_postgres_is_unreachable() {
     let app = spawn_app().await;
-    let database = TcpProxy::in_front_of(&app.settings.database_url).await;
+    let database = TcpProxy::in_front_of(&app.settings.database.url).await;
     let mut settings = app.settings.clone();
-    settings.database_url = database.route(&settings.database_url);
+    settings.database.url = database.route(&settings.database.url);
     let (child, base) = spawn_role(&settings, "scheduler");
     assert_eq!(get(&format!("{base}/readyz")).await.0, 200);
     database.cut();
@@ -100,7 +100,7 @@ async fn serve_runs_every_role_in_one_process_and_stops_on_sigterm() {
     let receiver = crate::helpers::receiver::Receiver::healthy().await;
     app.set_callback(MERCHANT, &receiver.url()).await;
     let mut settings = app.consumer_settings(&sim);
-    settings.http_addr = "127.0.0.1:0".into();
+    settings.gateway.http_addr = "127.0.0.1:0".into();
     let mut child = lijian_command(&settings)
         .arg("serve")
         .env("LIJIAN_HTTP_ADDR", "127.0.0.1:0")

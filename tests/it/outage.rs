@@ -8,13 +8,13 @@ use crate::helpers::*;
 #[tokio::test]
 async fn broker_down_after_commit_then_back_the_job_arrives() {
     let settings = lijian_core::config::Settings::default();
-    let mut amqp = settings.amqp_url.clone();
+    let mut amqp = settings.broker.url.clone();
     if let Ok(v) = std::env::var("LIJIAN_AMQP_URL") {
         amqp = v;
     }
     let proxy = TcpProxy::in_front_of(&amqp).await;
     let proxied = proxy.route(&amqp);
-    let app = spawn_app_with(|s| s.amqp_url = proxied).await;
+    let app = spawn_app_with(|s| s.broker.url = proxied).await;
 
     assert_eq!(app.order("before").await["status"], 0);
     assert_eq!(app.take_issue_jobs().await.len(), 1);
@@ -42,9 +42,9 @@ async fn broker_down_after_commit_then_back_the_job_arrives() {
 #[tokio::test]
 async fn status_99_when_postgres_is_unreachable_and_recovers_after() {
     let settings = lijian_core::config::Settings::default();
-    let db = std::env::var("LIJIAN_DATABASE_URL").unwrap_or(settings.database_url);
+    let db = std::env::var("LIJIAN_DATABASE_URL").unwrap_or(settings.database.url);
     let proxy = TcpProxy::in_front_of(&db).await;
-    let app = spawn_app_with(|s| s.database_url = proxy.route(&s.database_url)).await;
+    let app = spawn_app_with(|s| s.database.url = proxy.route(&s.database.url)).await;
     assert_eq!(app.order("pg-1").await["status"], 0);
 
     proxy.cut();

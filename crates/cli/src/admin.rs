@@ -143,7 +143,7 @@ fn yuan(flag: &str, text: &str) -> anyhow::Result<Fen> {
 }
 
 fn store(settings: &Settings) -> anyhow::Result<Store> {
-    Ok(Store::connect(&settings.database_url, 2)?)
+    Ok(Store::connect(&settings.database.url, 2)?)
 }
 
 fn timestamp(flag: &str, text: &str) -> anyhow::Result<OffsetDateTime> {

@@ -90,8 +90,8 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
     let rejects = std::io::BufWriter::new(
         std::fs::File::create(&rejects_file).with_context(|| format!("creating {}", rejects_file.display()))?,
     );
-    let store = Store::connect(&settings.database_url, 4)?;
-    let publisher = Publisher::new(&settings.amqp_url, "lijian-load", Topology::from_settings(settings));
+    let store = Store::connect(&settings.database.url, 4)?;
+    let publisher = Publisher::new(&settings.broker.url, "lijian-load", Topology::from_settings(settings));
     let spec = LoadSpec {
         campaign: CampaignSpec { name, merchant_id: args.merchant_id.clone(), release_at, rate: args.rate },
         activity_id: args.activity_id.clone(),
@@ -165,7 +165,7 @@ fn print_summary(spec: &LoadSpec, s: &LoadSummary, rejects_file: &Path) {
 }
 
 pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.database_url, 2)?;
+    let store = Store::connect(&settings.database.url, 2)?;
     match cmd {
         CampaignCommand::List => {
             let all = campaign::list(&store).await?;

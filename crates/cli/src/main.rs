@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
     about = "Issue WeChat Pay instant-discount coupons (立减金) for merchants at campaign scale"
 )]
 struct Cli {
-    /// Optional TOML file with the same keys as the LIJIAN_* variables (snake_case);
-    /// environment variables override it.
+    /// Optional TOML file, one table per section (`[database] url = …`; keys in
+    /// README's configuration table); LIJIAN_* environment variables override it.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -154,9 +154,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Migrate => {
-            let applied = lijian_core::store::migrate(&settings.database_url)
+            let applied = lijian_core::store::migrate(&settings.database.url)
                 .await
-                .with_context(|| format!("migrating {}", redact_url(&settings.database_url)))?;
+                .with_context(|| format!("migrating {}", redact_url(&settings.database.url)))?;
             if applied.is_empty() {
                 println!("database is up to date");
             } else {

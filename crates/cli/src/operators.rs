@@ -75,8 +75,8 @@ pub struct OrderShowArgs {
 }
 
 fn connect(settings: &Settings) -> anyhow::Result<(Store, std::sync::Arc<Publisher>)> {
-    let store = Store::connect(&settings.database_url, 2)?;
-    let publisher = Publisher::new(&settings.amqp_url, "lijian-dlq", Topology::from_settings(settings));
+    let store = Store::connect(&settings.database.url, 2)?;
+    let publisher = Publisher::new(&settings.broker.url, "lijian-dlq", Topology::from_settings(settings));
     Ok((store, publisher))
 }
 
@@ -159,7 +159,7 @@ async fn sweep(store: &Store, publisher: &Publisher) -> anyhow::Result<()> {
 }
 
 pub async fn order_show(settings: &Settings, args: OrderShowArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.database_url, 2)?;
+    let store = Store::connect(&settings.database.url, 2)?;
     let by_biz = args.merchant_id.as_deref().zip(args.biz_code.as_deref());
     if args.code.is_none() && by_biz.is_none() {
         bail!("name the order: lijian order show CODE, or --merchant-id M --biz-code B");

@@ -1,16 +1,16 @@
 //! Running roles: one per process (`lijian gateway|consumer|notifier|scheduler`)
-//! or several in one (`lijian serve`). Each process serves `/metrics`,
-//! `/healthz` and `/readyz` (the gateway on its API port as well). Wiring only.
+//! or several in one (`lijian serve`, `lijian demo`). Every role starts through
+//! its crate's `start(&Deps, shutdown)` from one [`Deps`] per process ([`start`]).
+//! Each process serves `/metrics`, `/healthz` and `/readyz` (the gateway on its
+//! API port as well). Wiring only.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use lijian_core::config::Settings;
-use lijian_core::queue::{Publisher, Topology};
-use lijian_core::store::Store;
-use lijian_core::telemetry::{MetricsSource, Ops};
-use lijian_producer::scheduler::Scheduler;
+use lijian_core::deps::Deps;
+use lijian_core::telemetry::{bind_ops, serve_ops};
 use tokio_util::sync::CancellationToken;
 
 /// A role this binary can run.
@@ -23,19 +23,17 @@ pub enum Role {
 }
 
 impl Role {
-    fn name(self) -> &'static str {
-        match self {
-            Role::Gateway => "gateway",
-            Role::Consumer => "consumer",
-            Role::Notifier => "notifier",
-            Role::Scheduler => "scheduler",
-        }
+    pub const ALL: [Role; 4] = [Role::Gateway, Role::Consumer, Role::Notifier, Role::Scheduler];
+
+    /// The role's name on the command line (`--roles`), in logs and in RabbitMQ.
+    fn name(self) -> String {
+        self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
     }
 
-    /// Where the role serves its ops endpoints when `LIJIAN_OPS_ADDR` is empty.
+    /// Where the role serves its ops endpoints when `LIJIAN_OPS_ADDR` is unset.
     fn default_ops_port(self) -> u16 {
         match self {
-            Role::Gateway => 9100,
+            Role::Gateway => SERVE_OPS_PORT,
             Role::Consumer => 9101,
             Role::Notifier => 9102,
             Role::Scheduler => 9103,
@@ -43,91 +41,89 @@ impl Role {
     }
 }
 
+/// Where a process running several roles serves its ops endpoints by default.
+const SERVE_OPS_PORT: u16 = 9100;
+
 #[derive(Args)]
 pub struct ServeArgs {
     /// Roles to run in this process (default: all four).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Role::Gateway, Role::Consumer, Role::Notifier, Role::Scheduler])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Role::ALL)]
     pub roles: Vec<Role>,
 }
 
-fn ops_addr(settings: &Settings, port: u16) -> String {
-    if settings.ops_addr.is_empty() {
-        format!("127.0.0.1:{port}")
-    } else {
-        settings.ops_addr.clone()
+/// Roles started on one process's [`Deps`]: the gateway's address if it runs,
+/// and each role's task.
+pub struct Started {
+    pub gateway: Option<SocketAddr>,
+    tasks: Vec<(Role, tokio::task::JoinHandle<()>)>,
+}
+
+impl Started {
+    /// Waits for every role to finish its in-flight work (after `shutdown`).
+    pub async fn wait(self) {
+        for (role, task) in self.tasks {
+            if let Err(e) = task.await {
+                tracing::error!(role = role.name(), error = %e, "role task failed");
+            }
+        }
     }
+}
+
+/// Starts `roles` on `deps`. Beside other roles the gateway runs on a runtime
+/// of its own ([`gateway_on_own_runtime`]).
+pub async fn start(deps: &Deps, roles: &[Role], shutdown: &CancellationToken) -> anyhow::Result<Started> {
+    let mut started = Started { gateway: None, tasks: Vec::new() };
+    for role in roles {
+        let task = match role {
+            Role::Gateway => {
+                let (addr, task) = if roles.len() > 1 {
+                    gateway_on_own_runtime(deps.settings.clone(), shutdown.clone()).await?
+                } else {
+                    let running = lijian_gateway::start(deps, shutdown.clone()).await?;
+                    (running.addr, tokio::spawn(log_end(running.task)))
+                };
+                started.gateway = Some(addr);
+                task
+            }
+            Role::Consumer => lijian_consumer::start(deps, shutdown.clone())?.task,
+            Role::Notifier => lijian_notifier::start(deps, shutdown.clone())?.task,
+            Role::Scheduler => lijian_producer::start_scheduler(deps, shutdown.clone()).task,
+        };
+        started.tasks.push((*role, task));
+    }
+    Ok(started)
 }
 
 /// Runs `roles` until `shutdown`, then waits for each to finish its in-flight work.
 pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut roles = roles.to_vec();
     roles.dedup();
-    if roles.is_empty() {
-        anyhow::bail!("no role to run (--roles gateway,consumer,notifier,scheduler)");
-    }
+    let name = match roles.as_slice() {
+        [] => anyhow::bail!("no role to run (--roles gateway,consumer,notifier,scheduler)"),
+        [role] => format!("lijian-{}", role.name()),
+        _ => "lijian-serve".to_string(),
+    };
     // Claimed before any role starts, so a taken port stops the process before
     // it takes work. A process running only the gateway needs no second port.
     let ops_listener = if roles != [Role::Gateway] {
-        let port = if roles.len() == 1 { roles[0].default_ops_port() } else { 9100 };
-        let addr = ops_addr(settings, port);
-        let listener = lijian_gateway::ops::bind_ops(&addr)
-            .await
-            .with_context(|| format!("serving /metrics on {addr} (set LIJIAN_OPS_ADDR)"))?;
+        let port = if roles.len() == 1 { roles[0].default_ops_port() } else { SERVE_OPS_PORT };
+        let addr = settings.process.ops_addr.clone().unwrap_or_else(|| format!("127.0.0.1:{port}"));
+        let listener =
+            bind_ops(&addr).await.with_context(|| format!("serving /metrics on {addr} (set LIJIAN_OPS_ADDR)"))?;
         Some(listener)
     } else {
         None
     };
-    let topology = Topology::from_settings(settings);
-    let store = Store::connect(&settings.database_url, 2)?;
-    let publisher = Publisher::new(&settings.amqp_url, "lijian-ops", topology.clone());
-    let mut ops = Ops::new(store, publisher, topology);
-    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)> = Vec::new();
-    for role in &roles {
-        let source: Option<Arc<dyn MetricsSource>> = match role {
-            Role::Gateway => {
-                let (addr, task) = if roles.len() > 1 {
-                    gateway_on_own_runtime(settings.clone(), shutdown.clone()).await?
-                } else {
-                    let running = lijian_gateway::start(settings, shutdown.clone()).await?;
-                    (running.addr, tokio::spawn(log_end(running.task)))
-                };
-                println!("gateway listening on http://{addr}");
-                tasks.push(("gateway", task));
-                // The gateway reports its own counters on its API port.
-                None
-            }
-            Role::Consumer => {
-                let running = lijian_consumer::start(settings, shutdown.clone())?;
-                tasks.push(("consumer", running.task));
-                Some(running.worker)
-            }
-            Role::Notifier => {
-                let running = lijian_notifier::start(settings, shutdown.clone())?;
-                tasks.push(("notifier", running.task));
-                Some(running.notifier)
-            }
-            Role::Scheduler => {
-                let store = Store::connect(&settings.database_url, 4)?;
-                let publisher =
-                    Publisher::new(&settings.amqp_url, "lijian-scheduler", Topology::from_settings(settings));
-                let scheduler = Scheduler::new(store, publisher);
-                tasks.push(("scheduler", tokio::spawn(scheduler.clone().run(shutdown.clone()))));
-                Some(scheduler)
-            }
-        };
-        if let Some(source) = source {
-            ops = ops.with_role(role.name(), source);
-        }
+    let deps = Deps::connect(settings, &name)?;
+    let started = start(&deps, &roles, &shutdown).await?;
+    if let Some(addr) = started.gateway {
+        println!("gateway listening on http://{addr}");
     }
     if let Some(listener) = ops_listener {
-        let (bound, _) = lijian_gateway::ops::serve_ops(listener, Arc::new(ops), shutdown.clone())?;
+        let (bound, _) = serve_ops(listener, deps.ops.clone(), shutdown.clone())?;
         println!("metrics and health on http://{bound}/metrics");
     }
-    for (name, task) in tasks {
-        if let Err(e) = task.await {
-            tracing::error!(role = name, error = %e, "role task failed");
-        }
-    }
+    started.wait().await;
     Ok(())
 }
 
@@ -139,15 +135,16 @@ async fn log_end(task: tokio::task::JoinHandle<Result<(), lijian_gateway::Gatewa
     }
 }
 
-/// Starts the gateway on a tokio runtime of its own (two worker threads). Beside
+/// Starts the gateway on a tokio runtime of its own (two worker threads), with
+/// its own [`Deps`] (pool and publisher) built there. Beside
 /// the consumer and notifier, whose RSA signing runs on the shared workers, the
 /// gateway's requests queued behind thousands of issuing tasks: measured in the
 /// demo, 1,000 API orders took 6.9 s instead of ~0.3 s. Own threads are scheduled
 /// by the OS alongside the others, so API latency stays flat while coupons issue.
-pub async fn gateway_on_own_runtime(
+async fn gateway_on_own_runtime(
     settings: Settings,
     shutdown: CancellationToken,
-) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let (started, addr) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new().name("gateway".into()).spawn(move || {
         let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -163,13 +160,18 @@ pub async fn gateway_on_own_runtime(
             }
         };
         runtime.block_on(async move {
-            match lijian_gateway::start(&settings, shutdown).await {
+            // Its own pool and publisher, so their connections are driven by these threads too.
+            let gateway = match Deps::connect(&settings, "lijian-gateway") {
+                Ok(deps) => lijian_gateway::start(&deps, shutdown).await.map_err(anyhow::Error::from),
+                Err(e) => Err(e.into()),
+            };
+            match gateway {
                 Ok(running) => {
                     let _ = started.send(Ok(running.addr));
                     log_end(running.task).await;
                 }
                 Err(e) => {
-                    let _ = started.send(Err(e.into()));
+                    let _ = started.send(Err(e));
                 }
             }
         });

@@ -24,10 +24,12 @@ pub mod outcome;
 pub mod worker;
 pub mod wxpay;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lijian_core::config::Settings;
-use lijian_core::queue::{runner, Lane, Publisher, Topology};
+use lijian_core::deps::Deps;
+use lijian_core::queue::{runner, Lane};
 use lijian_core::signing::{RsaPrivateKey, RsaPublicKey};
 use lijian_core::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -40,58 +42,44 @@ pub enum ConsumerError {
     #[error("{0} is required for the consumer (see README, Configuration)")]
     Missing(&'static str),
     #[error("cannot read {what} {path}")]
-    ReadKey { what: &'static str, path: String, source: std::io::Error },
+    ReadKey { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{what} {path} is not usable: {reason}")]
-    BadKey { what: &'static str, path: String, reason: String },
+    BadKey { what: &'static str, path: PathBuf, reason: String },
     #[error(transparent)]
     Store(#[from] lijian_core::store::StoreError),
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
 }
 
-fn read_key(what: &'static str, path: &str) -> Result<String, ConsumerError> {
-    if path.is_empty() {
-        return Err(ConsumerError::Missing(what));
-    }
+/// A setting the consumer cannot run without; `what` names its variable.
+fn required<'a, T: ?Sized>(what: &'static str, value: Option<&'a T>) -> Result<&'a T, ConsumerError> {
+    value.ok_or(ConsumerError::Missing(what))
+}
+
+fn read_key(what: &'static str, path: &Path) -> Result<String, ConsumerError> {
     std::fs::read_to_string(path).map_err(|source| ConsumerError::ReadKey { what, path: path.into(), source })
 }
 
 /// Builds the worker from settings: keys are read and checked here, so a bad
 /// configuration stops the process at start instead of parking every job.
-pub fn build_worker(settings: &Settings) -> Result<Worker, ConsumerError> {
-    for (name, value) in [
-        ("LIJIAN_WXPAY_MCHID", &settings.wxpay_mchid),
-        ("LIJIAN_WXPAY_SERIAL_NO", &settings.wxpay_serial_no),
-        ("LIJIAN_WXPAY_PUBLIC_KEY_ID", &settings.wxpay_public_key_id),
-    ] {
-        if value.is_empty() {
-            return Err(ConsumerError::Missing(name));
-        }
-    }
-    let private_pem = read_key("LIJIAN_WXPAY_PRIVATE_KEY", &settings.wxpay_private_key)?;
-    let key = RsaPrivateKey::from_pem(&private_pem).map_err(|e| ConsumerError::BadKey {
-        what: "LIJIAN_WXPAY_PRIVATE_KEY",
-        path: settings.wxpay_private_key.clone(),
-        reason: e.to_string(),
+pub fn build_worker(settings: &Settings, store: Store) -> Result<Worker, ConsumerError> {
+    let wxpay = &settings.wxpay;
+    let mchid = required("LIJIAN_WXPAY_MCHID", wxpay.mchid.as_deref())?;
+    let serial_no = required("LIJIAN_WXPAY_SERIAL_NO", wxpay.serial_no.as_deref())?;
+    let public_key_id = required("LIJIAN_WXPAY_PUBLIC_KEY_ID", wxpay.public_key_id.as_deref())?;
+    let private_path = required("LIJIAN_WXPAY_PRIVATE_KEY", wxpay.private_key.as_deref())?;
+    let key = RsaPrivateKey::from_pem(&read_key("LIJIAN_WXPAY_PRIVATE_KEY", private_path)?).map_err(|e| {
+        ConsumerError::BadKey { what: "LIJIAN_WXPAY_PRIVATE_KEY", path: private_path.into(), reason: e.to_string() }
     })?;
-    let public_pem = read_key("LIJIAN_WXPAY_PUBLIC_KEY", &settings.wxpay_public_key)?;
-    let platform_key = RsaPublicKey::parse(&public_pem).map_err(|e| ConsumerError::BadKey {
-        what: "LIJIAN_WXPAY_PUBLIC_KEY",
-        path: settings.wxpay_public_key.clone(),
-        reason: e.to_string(),
+    let public_path = required("LIJIAN_WXPAY_PUBLIC_KEY", wxpay.public_key.as_deref())?;
+    let platform_key = RsaPublicKey::parse(&read_key("LIJIAN_WXPAY_PUBLIC_KEY", public_path)?).map_err(|e| {
+        ConsumerError::BadKey { what: "LIJIAN_WXPAY_PUBLIC_KEY", path: public_path.into(), reason: e.to_string() }
     })?;
-    let client = wxpay::WxPayClient::new(
-        &settings.wxpay_base_url,
-        &settings.wxpay_mchid,
-        &settings.wxpay_serial_no,
-        key,
-        platform_key,
-        &settings.wxpay_public_key_id,
-        settings.wxpay_timeout,
-    )?;
-    let store = Store::connect(&settings.database_url, settings.db_pool_size)?;
-    let limits = limits::Limits::new(settings.wxpay_rate, settings.activity_rate);
-    Ok(Worker::new(store, client, limits, settings.issue_retry_schedule.clone(), settings.wxpay_appid.clone()))
+    let client =
+        wxpay::WxPayClient::new(&wxpay.base_url, mchid, serial_no, key, platform_key, public_key_id, wxpay.timeout)?;
+    let limits = limits::Limits::new(wxpay.rate, wxpay.activity_rate);
+    let appid = wxpay.appid.clone().unwrap_or_default();
+    Ok(Worker::new(store, client, limits, settings.consumer.retry_schedule.clone(), appid))
 }
 
 /// A running consumer: its worker (for counters) and the task to await.
@@ -100,18 +88,25 @@ pub struct RunningConsumer {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts consuming; stops (gracefully) when `shutdown` is cancelled.
-pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<RunningConsumer, ConsumerError> {
-    let worker = Arc::new(build_worker(settings)?);
-    let topology = Topology::from_settings(settings);
-    let publisher = Publisher::new(&settings.amqp_url, "lijian-consumer-publisher", topology.clone());
+/// Starts consuming on the process's shared pool and publisher; its metrics join
+/// `deps.ops`. Stops (gracefully) when `shutdown` is cancelled.
+pub fn start(deps: &Deps, shutdown: CancellationToken) -> Result<RunningConsumer, ConsumerError> {
+    let worker = Arc::new(build_worker(&deps.settings, deps.store.clone())?);
+    deps.ops.add_role("consumer", worker.clone());
+    let consumer = &deps.settings.consumer;
     let runner_settings = runner::RunnerSettings::for_role(
-        settings,
+        &deps.settings,
         Lane::Issue,
         "lijian-consumer",
-        settings.consumer_concurrency,
-        settings.consumer_prefetch,
+        consumer.concurrency,
+        consumer.prefetch,
     );
-    let task = tokio::spawn(runner::run(worker.clone(), publisher, topology, runner_settings, shutdown));
+    let task = tokio::spawn(runner::run(
+        worker.clone(),
+        deps.publisher.clone(),
+        deps.topology.clone(),
+        runner_settings,
+        shutdown,
+    ));
     Ok(RunningConsumer { worker, task })
 }

@@ -12,27 +12,33 @@
 //! - the one outbox drain and relay loop ([`outbox`]) and the one micro-batcher
 //!   of hot writes ([`batch`]), used by every role that needs them;
 //! - what every role reports to operators ([`telemetry`]): Prometheus text,
-//!   readiness of PostgreSQL and RabbitMQ, dead-letter depth.
+//!   readiness of PostgreSQL and RabbitMQ, dead-letter depth, and the
+//!   `/metrics`, `/healthz`, `/readyz` endpoints that serve them;
+//! - what the roles of one process share ([`deps::Deps`]): settings, one pool,
+//!   one publisher, the topology and the operator view, built once.
 //!
 //! # Must not touch
-//! HTTP, the CLI, or any decision about *whether* an order is accepted: that is
-//! `lijian-producer`. Long-running tasks start only when a role calls
+//! HTTP beyond the operator endpoints, the CLI, or any decision about *whether*
+//! an order is accepted: that is `lijian-producer`. Long-running tasks start only when a role calls
 //! `queue::runner::run`.
 //!
 //! # Layout
 //! - `money.rs`    parse/format yuan, the `Fen` newtype
 //! - `signing.rs`  string-to-sign, SHA256-RSA and MD5, key parsing and generation
 //! - `status.rs`   order status 0–4, API status codes 0–99
-//! - `config.rs`   layered settings, each field documented
-//! - `store/`      pool, migrations, merchants/products/activities/orders queries
+//! - `config/`     layered settings in sections, each key declared once (`mod.rs`);
+//!   how values read and print (`values.rs`)
+//! - `deps.rs`     the per-process `Deps` every role starts from
+//! - `store/`      pool, migrations, merchants/products/activities/orders queries, run totals
 //! - `queue/`      lanes and names, jobs, the confirming publisher, the consume loop
 //! - `outbox.rs`   take owed rows, publish with confirms, settle, commit; the relay loop
 //! - `batch.rs`    writer tasks that batch concurrent writes, one-by-one fallback
-//! - `telemetry.rs` metrics exposition, histograms, the per-process `Ops` view
-//! - `vocab.rs`    the stored words (source, campaign state, outcomes, ledger kind, lane)
+//! - `telemetry/`  metrics exposition, histograms; `ops.rs`: the `Ops` view and its endpoints
+//! - `vocab.rs`    the stored words: one enum each, one mapping to SQL, JSON and the CLI
 
 pub mod batch;
 pub mod config;
+pub mod deps;
 pub mod money;
 pub mod outbox;
 pub mod queue;

@@ -33,6 +33,11 @@ impl OrderStatus {
         self as i16
     }
 
+    /// Issued, failed or cancelled: nothing changes it any more.
+    pub fn is_final(self) -> bool {
+        !OrderStatus::OPEN.contains(&self)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             OrderStatus::Stored => "stored",

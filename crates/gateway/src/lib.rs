@@ -4,8 +4,8 @@
 //! - routes and the JSON envelope of the original platform (HTTP 200, status table);
 //! - authentication: auth headers, timestamp window, IP allowlist, signature over
 //!   the raw body, nonce replay guard ([`auth`]);
-//! - the operator endpoints (`/metrics`, `/healthz`, `/readyz`) of every role
-//!   ([`ops`]): on the API port for the gateway, on `LIJIAN_OPS_ADDR` for others.
+//! - its counters ([`metrics`]); the operator endpoints (`/metrics`, `/healthz`,
+//!   `/readyz`) are core's (`lijian_core::telemetry::ops`), merged into the API port.
 //!
 //! # Must not touch
 //! How an order is accepted or enqueued (that is `lijian-producer`), the schema
@@ -15,11 +15,11 @@
 //! - `auth.rs`     request authentication and the parsed-key cache
 //! - `api.rs`      the two methods and the order JSON
 //! - `response.rs` the envelope and `ApiError`
-//! - `ops.rs`      metrics and health endpoints, the gateway's counters
+//! - `metrics.rs`  the gateway's counters
 
 pub mod api;
 pub mod auth;
-pub mod ops;
+pub mod metrics;
 pub mod response;
 
 use std::net::SocketAddr;
@@ -28,10 +28,9 @@ use std::time::Duration;
 
 use axum::routing::post;
 use axum::Router;
-use lijian_core::config::Settings;
-use lijian_core::queue::{Publisher, Topology};
+use lijian_core::deps::Deps;
 use lijian_core::store::Store;
-use lijian_core::telemetry::Ops;
+use lijian_core::telemetry::{ops_routes, Ops};
 use lijian_producer::{Producer, ProducerSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -43,13 +42,11 @@ pub struct AppState {
     pub merchants: auth::MerchantCache,
     /// Allowed clock difference for `timestamp` (status 5 beyond it).
     pub window: Duration,
-    pub metrics: Arc<ops::GatewayMetrics>,
+    pub metrics: Arc<metrics::GatewayMetrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error(transparent)]
-    Store(#[from] lijian_core::store::StoreError),
     #[error("cannot listen on {addr}")]
     Bind { addr: String, source: std::io::Error },
     #[error("HTTP server failed: {0}")]
@@ -73,7 +70,7 @@ pub fn router(state: Arc<AppState>, ops: Arc<Ops>) -> Router {
         .route("/v1/openapi/order/info", post(api::order_info).fallback(api::no_such_method))
         .fallback(api::no_such_method)
         .with_state(state)
-        .merge(ops::ops_routes(ops))
+        .merge(ops_routes(ops))
 }
 
 /// A running gateway's address and the handle that stops it.
@@ -82,35 +79,36 @@ pub struct RunningGateway {
     pub task: tokio::task::JoinHandle<Result<(), GatewayError>>,
 }
 
-/// Binds `settings.http_addr` (port 0 picks a free one) and serves until
+/// Binds `gateway.http_addr` (port 0 picks a free one) and serves until
 /// `shutdown` is cancelled; then in-flight requests finish, the producer drains.
-pub async fn start(settings: &Settings, shutdown: CancellationToken) -> Result<RunningGateway, GatewayError> {
-    let store = Store::connect(&settings.database_url, settings.db_pool_size)?;
-    let topology = Topology::from_settings(settings);
-    let publisher = Publisher::new(&settings.amqp_url, "lijian-gateway", topology);
-    if let Err(e) = publisher.channel().await {
+/// Its metrics join `deps.ops`, which it also serves on the API port.
+pub async fn start(deps: &Deps, shutdown: CancellationToken) -> Result<RunningGateway, GatewayError> {
+    let settings = &deps.settings.gateway;
+    if let Err(e) = deps.publisher.channel().await {
         tracing::warn!(error = %e, "RabbitMQ not reachable at start; orders are stored and the relay enqueues them once it is back");
     }
     let listener = TcpListener::bind(&settings.http_addr)
         .await
         .map_err(|source| GatewayError::Bind { addr: settings.http_addr.clone(), source })?;
     let addr = listener.local_addr().map_err(GatewayError::Serve)?;
-    let metrics = Arc::new(ops::GatewayMetrics::default());
-    let ops = Arc::new(
-        Ops::new(store.clone(), publisher.clone(), Topology::from_settings(settings))
-            .with_role("gateway", metrics.clone()),
+    let metrics = Arc::new(metrics::GatewayMetrics::default());
+    deps.ops.add_role("gateway", metrics.clone());
+    let producer = Producer::start(
+        deps.store.clone(),
+        deps.publisher.clone(),
+        ProducerSettings::from(&deps.settings),
+        shutdown.clone(),
     );
-    let producer = Producer::start(store.clone(), publisher, ProducerSettings::from(settings), shutdown.clone());
     let window = settings.timestamp_window;
     let state = Arc::new(AppState {
-        store: store.clone(),
+        store: deps.store.clone(),
         producer: producer.clone(),
         merchants: auth::MerchantCache::new(settings.merchant_cache_ttl),
         window,
         metrics,
     });
-    let app = router(state, ops).into_make_service_with_connect_info::<SocketAddr>();
-    let pruner = tokio::spawn(prune_nonces(store, window * 2, shutdown.clone()));
+    let app = router(state, deps.ops.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let pruner = tokio::spawn(prune_nonces(deps.store.clone(), window * 2, shutdown.clone()));
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         pruner.abort();

@@ -19,10 +19,12 @@ pub mod report_store;
 pub mod ssrf;
 pub mod worker;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use lijian_core::config::Settings;
-use lijian_core::queue::{runner, Lane, Publisher, Topology};
+use lijian_core::deps::Deps;
+use lijian_core::queue::{runner, Lane, Publisher};
 use lijian_core::signing::RsaPrivateKey;
 use lijian_core::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -35,10 +37,10 @@ pub enum NotifierError {
         "LIJIAN_PLATFORM_PRIVATE_KEY is required: the PEM file of the key that signs reports (lijian keygen makes one)"
     )]
     MissingKey,
-    #[error("cannot read LIJIAN_PLATFORM_PRIVATE_KEY {0}")]
-    ReadKey(String, #[source] std::io::Error),
-    #[error("LIJIAN_PLATFORM_PRIVATE_KEY {0}: {1}")]
-    BadKey(String, String),
+    #[error("cannot read LIJIAN_PLATFORM_PRIVATE_KEY {path}", path = .0.display())]
+    ReadKey(PathBuf, #[source] std::io::Error),
+    #[error("LIJIAN_PLATFORM_PRIVATE_KEY {path}: {1}", path = .0.display())]
+    BadKey(PathBuf, String),
     #[error("LIJIAN_NOTIFY_ALLOW_CIDRS: {0}")]
     BadAllowList(String),
     #[error(transparent)]
@@ -49,24 +51,22 @@ pub enum NotifierError {
 
 /// The platform's report-signing key, from `LIJIAN_PLATFORM_PRIVATE_KEY`.
 pub fn platform_key(settings: &Settings) -> Result<RsaPrivateKey, NotifierError> {
-    let path = &settings.platform_private_key;
-    if path.is_empty() {
-        return Err(NotifierError::MissingKey);
-    }
+    let path = settings.notifier.platform_private_key.as_ref().ok_or(NotifierError::MissingKey)?;
     let pem = std::fs::read_to_string(path).map_err(|e| NotifierError::ReadKey(path.clone(), e))?;
     RsaPrivateKey::from_pem(&pem).map_err(|e| NotifierError::BadKey(path.clone(), e.to_string()))
 }
 
-pub fn build(settings: &Settings) -> Result<Notifier, NotifierError> {
-    let guard = ssrf::Guard::from_list(&settings.notify_allow_cidrs).map_err(NotifierError::BadAllowList)?;
-    let store = Store::connect(&settings.database_url, settings.db_pool_size)?;
+pub fn build(settings: &Settings, store: Store) -> Result<Notifier, NotifierError> {
+    let notifier = &settings.notifier;
+    let guard = ssrf::Guard::from_list(notifier.allow_cidrs.as_deref().unwrap_or_default())
+        .map_err(NotifierError::BadAllowList)?;
     Ok(Notifier::new(
         store,
         guard,
         platform_key(settings)?,
-        settings.notify_schedule.clone(),
-        settings.notify_timeout,
-        settings.notify_per_endpoint,
+        notifier.schedule.clone(),
+        notifier.timeout,
+        notifier.per_endpoint,
     )?)
 }
 
@@ -75,22 +75,22 @@ pub struct RunningNotifier {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the relay and the delivery loop; both stop on `shutdown`.
-pub fn start(settings: &Settings, shutdown: CancellationToken) -> Result<RunningNotifier, NotifierError> {
-    let notifier = Arc::new(build(settings)?);
-    let topology = Topology::from_settings(settings);
-    let publisher = Publisher::new(&settings.amqp_url, "lijian-notifier-publisher", topology.clone());
-    let relay_store = Store::connect(&settings.database_url, 2)?;
+/// Starts the relay and the delivery loop on the process's shared pool and
+/// publisher; its metrics join `deps.ops`. Both stop on `shutdown`.
+pub fn start(deps: &Deps, shutdown: CancellationToken) -> Result<RunningNotifier, NotifierError> {
+    let notifier = Arc::new(build(&deps.settings, deps.store.clone())?);
+    deps.ops.add_role("notifier", notifier.clone());
+    let settings = &deps.settings.notifier;
     let relay =
-        tokio::spawn(run_relay(relay_store, publisher.clone(), settings.report_relay_interval, shutdown.clone()));
+        tokio::spawn(run_relay(deps.store.clone(), deps.publisher.clone(), settings.relay_interval, shutdown.clone()));
     let runner_settings = runner::RunnerSettings::for_role(
-        settings,
+        &deps.settings,
         Lane::Notify,
         "lijian-notifier",
-        settings.notify_concurrency,
-        settings.notify_concurrency * 2,
+        settings.concurrency,
+        settings.concurrency * 2,
     );
-    let worker = notifier.clone();
+    let (worker, publisher, topology) = (notifier.clone(), deps.publisher.clone(), deps.topology.clone());
     let task = tokio::spawn(async move {
         runner::run(worker, publisher, topology, runner_settings, shutdown).await;
         let _ = relay.await;

@@ -27,6 +27,7 @@
 //! - `outbox.rs`  bulk issue jobs owed, published by whoever flushes first
 //! - `campaign.rs` campaign rows: create/check, list, status, pause, resume, cancel
 //! - `scheduler.rs` the scheduler role's release loop
+//! - `role.rs`    starting the scheduler role from a process's `Deps`
 
 pub mod bulk;
 pub mod campaign;
@@ -35,9 +36,11 @@ pub mod outbox;
 mod producer;
 mod relay;
 mod request;
+mod role;
 pub mod scheduler;
 
 pub use intake::{IntakeError, IntakeOutcome};
 pub use producer::{Placed, Producer, ProducerSettings};
 pub use relay::{relay_once, replay_orders, ReplayError};
 pub use request::{check_callback_url, OrderRequest, ReplayGuard, Source, MAX_BIZ_CODE_LEN};
+pub use role::{start_scheduler, RunningScheduler};

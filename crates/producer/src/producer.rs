@@ -28,10 +28,10 @@ pub struct ProducerSettings {
 impl From<&Settings> for ProducerSettings {
     fn from(s: &Settings) -> Self {
         ProducerSettings {
-            writers: s.intake_writers,
-            max_batch: s.intake_max_batch,
-            relay_interval: s.relay_interval,
-            relay_grace: s.relay_grace,
+            writers: s.producer.intake_writers,
+            max_batch: s.producer.intake_max_batch,
+            relay_interval: s.producer.relay_interval,
+            relay_grace: s.producer.relay_grace,
         }
     }
 }

@@ -15,6 +15,7 @@ use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use base64::Engine;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lijian_core::config::Settings;
+use lijian_core::deps::Deps;
 use lijian_core::money::Fen;
 use lijian_core::queue::Topology;
 use lijian_core::store::{NewActivity, NewMerchant, NewProduct, Store};
@@ -154,26 +155,27 @@ pub struct TestApp {
 /// WeChat Pay, and the test's schedules (so a child declares exactly the queues
 /// the test removes). Quiet unless a test asks otherwise.
 pub fn lijian_command(settings: &Settings) -> std::process::Command {
-    use lijian_core::config::format_duration;
-    let list = |d: &[Duration]| d.iter().map(|d| format_duration(*d)).collect::<Vec<_>>().join(",");
+    const CARRIED: &[&str] = &[
+        "LIJIAN_DATABASE_URL",
+        "LIJIAN_AMQP_URL",
+        "LIJIAN_QUEUE_PREFIX",
+        "LIJIAN_WXPAY_BASE_URL",
+        "LIJIAN_WXPAY_MCHID",
+        "LIJIAN_WXPAY_SERIAL_NO",
+        "LIJIAN_WXPAY_PRIVATE_KEY",
+        "LIJIAN_WXPAY_PUBLIC_KEY",
+        "LIJIAN_WXPAY_PUBLIC_KEY_ID",
+        "LIJIAN_ISSUE_RETRY_SCHEDULE",
+        "LIJIAN_NOTIFY_SCHEDULE",
+        "LIJIAN_PLATFORM_PRIVATE_KEY",
+        "LIJIAN_NOTIFY_ALLOW_CIDRS",
+    ];
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lijian"));
     command
-        .env("LIJIAN_DATABASE_URL", &settings.database_url)
-        .env("LIJIAN_AMQP_URL", &settings.amqp_url)
-        .env("LIJIAN_QUEUE_PREFIX", &settings.queue_prefix)
-        .env("LIJIAN_WXPAY_BASE_URL", &settings.wxpay_base_url)
-        .env("LIJIAN_WXPAY_MCHID", &settings.wxpay_mchid)
-        .env("LIJIAN_WXPAY_SERIAL_NO", &settings.wxpay_serial_no)
-        .env("LIJIAN_WXPAY_PRIVATE_KEY", &settings.wxpay_private_key)
-        .env("LIJIAN_WXPAY_PUBLIC_KEY", &settings.wxpay_public_key)
-        .env("LIJIAN_WXPAY_PUBLIC_KEY_ID", &settings.wxpay_public_key_id)
-        .env("LIJIAN_ISSUE_RETRY_SCHEDULE", list(&settings.issue_retry_schedule))
-        .env("LIJIAN_NOTIFY_SCHEDULE", list(&settings.notify_schedule))
+        .envs(settings.to_env().into_iter().filter(|(key, _)| CARRIED.contains(key)))
         .env("LIJIAN_SHUTDOWN_GRACE", "5s")
         // Any free port: tests run many roles side by side.
         .env("LIJIAN_OPS_ADDR", "127.0.0.1:0")
-        .env("LIJIAN_PLATFORM_PRIVATE_KEY", &settings.platform_private_key)
-        .env("LIJIAN_NOTIFY_ALLOW_CIDRS", &settings.notify_allow_cidrs)
         .env("RUST_LOG", "warn");
     command
 }
@@ -229,40 +231,41 @@ async fn spawn_app_inner(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.apply_env(|k| std::env::var(k).ok()).expect("LIJIAN_* settings");
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let db_name = format!("lijian_t_{stamp}_{}", random_hex(4));
-    let base_db_url = settings.database_url.clone();
-    settings.database_url = with_dbname(&base_db_url, &db_name);
-    settings.queue_prefix = format!("t{}", random_hex(6));
-    settings.http_addr = "127.0.0.1:0".into();
-    settings.relay_interval = Duration::from_millis(200);
-    settings.relay_grace = Duration::from_millis(500);
-    settings.db_pool_size = 8;
-    settings.issue_retry_schedule = vec![
+    let base_db_url = settings.database.url.clone();
+    settings.database.url = with_dbname(&base_db_url, &db_name);
+    settings.broker.queue_prefix = format!("t{}", random_hex(6));
+    settings.gateway.http_addr = "127.0.0.1:0".into();
+    settings.producer.relay_interval = Duration::from_millis(200);
+    settings.producer.relay_grace = Duration::from_millis(500);
+    settings.database.pool_size = 8;
+    settings.consumer.retry_schedule = vec![
         Duration::from_millis(50),
         Duration::from_millis(100),
         Duration::from_millis(200),
         Duration::from_millis(400),
     ];
-    settings.wxpay_mchid = wxpay::MCHID.into();
-    settings.wxpay_serial_no = wxpay::SERIAL_NO.into();
-    settings.wxpay_private_key = fixture_path("wxpay-merchant-private.pem");
-    settings.wxpay_public_key = fixture_path("wxpay-platform-public.pem");
-    settings.wxpay_public_key_id = wxpay::PUBLIC_KEY_ID.into();
-    settings.wxpay_timeout = Duration::from_secs(2);
-    settings.shutdown_grace = Duration::from_secs(5);
-    settings.platform_private_key = fixture_path("platform-private.pem");
-    settings.notify_schedule = vec![Duration::from_millis(100); 3];
-    settings.notify_timeout = Duration::from_secs(2);
-    settings.notify_allow_cidrs = "127.0.0.0/8".into();
-    settings.report_relay_interval = Duration::from_millis(50);
+    settings.wxpay.mchid = Some(wxpay::MCHID.into());
+    settings.wxpay.serial_no = Some(wxpay::SERIAL_NO.into());
+    settings.wxpay.private_key = Some(fixture_path("wxpay-merchant-private.pem").into());
+    settings.wxpay.public_key = Some(fixture_path("wxpay-platform-public.pem").into());
+    settings.wxpay.public_key_id = Some(wxpay::PUBLIC_KEY_ID.into());
+    settings.wxpay.timeout = Duration::from_secs(2);
+    settings.process.shutdown_grace = Duration::from_secs(5);
+    settings.notifier.platform_private_key = Some(fixture_path("platform-private.pem").into());
+    settings.notifier.schedule = vec![Duration::from_millis(100); 3];
+    settings.notifier.timeout = Duration::from_secs(2);
+    settings.notifier.allow_cidrs = Some("127.0.0.0/8".into());
+    settings.notifier.relay_interval = Duration::from_millis(50);
     prune_stale_databases(&base_db_url).await;
-    lijian_core::store::migrate(&settings.database_url).await.expect("migrate test database");
-    let database_url = settings.database_url.clone();
-    let amqp_url = settings.amqp_url.clone();
+    lijian_core::store::migrate(&settings.database.url).await.expect("migrate test database");
+    let database_url = settings.database.url.clone();
+    let amqp_url = settings.broker.url.clone();
     let store = Store::connect(&database_url, 4).expect("store");
     seed(&store).await;
     customise(&mut settings);
     let shutdown = CancellationToken::new();
-    let running = lijian_gateway::start(&settings, shutdown.clone()).await.expect("start gateway");
+    let deps = Deps::connect(&settings, "lijian-test-gateway").expect("deps");
+    let running = lijian_gateway::start(&deps, shutdown.clone()).await.expect("start gateway");
     TestApp {
         addr: running.addr,
         topology: Topology::from_settings(&settings),

@@ -76,13 +76,14 @@ impl TestApp {
     /// The app's settings pointed at `sim`.
     pub fn consumer_settings(&self, sim: &Sim) -> Settings {
         let mut settings = self.settings.clone();
-        settings.wxpay_base_url = sim.url();
+        settings.wxpay.base_url = sim.url();
         settings
     }
 
     pub fn start_consumer(&self, settings: &Settings) -> Consumer {
         let stop = CancellationToken::new();
-        let running = lijian_consumer::start(settings, stop.clone()).expect("start consumer");
+        let deps = lijian_core::deps::Deps::connect(settings, "lijian-test-consumer").expect("deps");
+        let running = lijian_consumer::start(&deps, stop.clone()).expect("start consumer");
         Consumer { running, stop }
     }
 
@@ -149,7 +150,8 @@ impl NotifierHandle {
 impl TestApp {
     pub fn start_notifier(&self, settings: &Settings) -> NotifierHandle {
         let stop = CancellationToken::new();
-        let running = lijian_notifier::start(settings, stop.clone()).expect("start notifier");
+        let deps = lijian_core::deps::Deps::connect(settings, "lijian-test-notifier").expect("deps");
+        let running = lijian_notifier::start(&deps, stop.clone()).expect("start notifier");
         NotifierHandle { running, stop }
     }
 

@@ -25,11 +25,11 @@ impl BenchEnv {
     pub async fn create(base: &Settings, merchant_public_pem: &str) -> anyhow::Result<BenchEnv> {
         let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut settings = base.clone();
-        settings.database_url = with_dbname(&base.database_url, &format!("lijian_bench_{stamp}"));
-        settings.queue_prefix = format!("bench{stamp}");
-        settings.http_addr = "127.0.0.1:0".into();
-        migrate(&settings.database_url).await?;
-        let store = Store::connect(&settings.database_url, 4)?;
+        settings.database.url = with_dbname(&base.database.url, &format!("lijian_bench_{stamp}"));
+        settings.broker.queue_prefix = format!("bench{stamp}");
+        settings.gateway.http_addr = "127.0.0.1:0".into();
+        migrate(&settings.database.url).await?;
+        let store = Store::connect(&settings.database.url, 4)?;
         let now = time::OffsetDateTime::now_utc();
         store
             .add_merchant(&NewMerchant {
@@ -84,7 +84,7 @@ pub fn rsa_verify_per_sec(key: &RsaPrivateKey, public_pem: &str) -> anyhow::Resu
 }
 
 pub async fn publish_confirm_per_sec(settings: &Settings, n: usize) -> anyhow::Result<f64> {
-    let connection = connect(&settings.amqp_url, "lijian-bench").await?;
+    let connection = connect(&settings.broker.url, "lijian-bench").await?;
     let channel = connection.create_channel().await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
     let topology = Topology::from_settings(settings);
@@ -136,8 +136,8 @@ pub async fn insert_tx_per_sec(store: &Store, concurrency: usize, n: usize) -> a
 }
 
 async fn cleanup(settings: &Settings) {
-    Topology::from_settings(settings).remove(&settings.amqp_url).await;
-    let _ = lijian_core::store::drop_database(&settings.database_url).await;
+    Topology::from_settings(settings).remove(&settings.broker.url).await;
+    let _ = lijian_core::store::drop_database(&settings.database.url).await;
 }
 
 /// RSA-2048 signatures per second on one core, for one second.

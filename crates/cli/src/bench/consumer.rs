@@ -47,18 +47,18 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize) -> anyhow::
     let sim = wxpay_sim::start(sim, stop.clone()).await?;
 
     let mut settings = env.settings.clone();
-    settings.wxpay_base_url = format!("http://{}", sim.addr);
-    settings.wxpay_mchid = "1900000001".into();
-    settings.wxpay_serial_no = "BENCH".into();
-    settings.wxpay_private_key = write("merchant.pem", merchant_key.to_pkcs8_pem()?)?;
-    settings.wxpay_public_key = write("platform.pem", platform_key.public_key_pem()?)?;
-    settings.wxpay_public_key_id = "PUB_KEY_ID_BENCH".into();
-    settings.wxpay_rate = 0;
-    settings.consumer_concurrency = concurrency;
-    settings.consumer_prefetch = concurrency * 2;
+    settings.wxpay.base_url = format!("http://{}", sim.addr);
+    settings.wxpay.mchid = Some("1900000001".into());
+    settings.wxpay.serial_no = Some("BENCH".into());
+    settings.wxpay.private_key = Some(write("merchant.pem", merchant_key.to_pkcs8_pem()?)?.into());
+    settings.wxpay.public_key = Some(write("platform.pem", platform_key.public_key_pem()?)?.into());
+    settings.wxpay.public_key_id = Some("PUB_KEY_ID_BENCH".into());
+    settings.wxpay.rate = 0;
+    settings.consumer.concurrency = concurrency;
+    settings.consumer.prefetch = concurrency * 2;
 
     store_orders(&env, orders).await?;
-    let publisher = Publisher::new(&settings.amqp_url, "lijian-bench", Topology::from_settings(&settings));
+    let publisher = Publisher::new(&settings.broker.url, "lijian-bench", Topology::from_settings(&settings));
     let published = stream::iter(0..orders)
         .map(|i| {
             let publisher = &publisher;
@@ -71,7 +71,7 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize) -> anyhow::
     anyhow::ensure!(published == orders, "only {published} of {orders} jobs published");
 
     let started = Instant::now();
-    let consumer = lijian_consumer::start(&settings, stop.clone())?;
+    let consumer = lijian_consumer::start(&lijian_core::deps::Deps::connect(&settings, "lijian-bench")?, stop.clone())?;
     // Progress from the worker's own counter: polling count(*) over the orders
     // table would cost PostgreSQL more CPU than the consumer's writes.
     while started.elapsed() < Duration::from_secs(600) {
@@ -122,9 +122,9 @@ async fn store_orders(env: &BenchEnv, n: usize) -> anyhow::Result<()> {
 /// Publishes `n` small persistent messages to a scratch quorum queue, then
 /// consumes and acks them one by one: the broker's side of every job.
 async fn consume_ack_per_sec(settings: &Settings, n: usize) -> anyhow::Result<f64> {
-    let connection = connect(&settings.amqp_url, "lijian-bench-raw").await?;
+    let connection = connect(&settings.broker.url, "lijian-bench-raw").await?;
     let channel = connection.create_channel().await?;
-    let queue = format!("{}.rawbench", settings.queue_prefix);
+    let queue = format!("{}.rawbench", settings.broker.queue_prefix);
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), lapin::types::AMQPValue::LongString("quorum".into()));
     channel.queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), args).await?;

@@ -34,7 +34,8 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize, rate: u64, 
     println!("  bare insert transaction (c={:<3})  {inserts:>10.0} /s", concurrency.min(32));
 
     let shutdown = CancellationToken::new();
-    let gateway = lijian_gateway::start(&env.settings, shutdown.clone()).await?;
+    let deps = lijian_core::deps::Deps::connect(&env.settings, "lijian-bench")?;
+    let gateway = lijian_gateway::start(&deps, shutdown.clone()).await?;
     let url = format!("http://{}/v1/openapi/order/wechat/coupons", gateway.addr);
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
 

@@ -122,9 +122,9 @@ async fn run_load(env: &BenchEnv, file: &Path) -> anyhow::Result<LoadRun> {
     let started = Instant::now();
     let mut child = tokio::process::Command::new(exe)
         .args(["load", &file.display().to_string(), "--merchant-id", "bench-m", "--campaign", "bench"])
-        .env("LIJIAN_DATABASE_URL", &env.settings.database_url)
-        .env("LIJIAN_AMQP_URL", &env.settings.amqp_url)
-        .env("LIJIAN_QUEUE_PREFIX", &env.settings.queue_prefix)
+        .env("LIJIAN_DATABASE_URL", &env.settings.database.url)
+        .env("LIJIAN_AMQP_URL", &env.settings.broker.url)
+        .env("LIJIAN_QUEUE_PREFIX", &env.settings.broker.queue_prefix)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -37,9 +37,9 @@ pub async fn run(base: &Settings, reports: usize) -> anyhow::Result<()> {
         println!("  raw POST → SUCCESS (c=64, no DB, unsigned) {raw:>7.0} /s");
 
         let mut settings = env.settings.clone();
-        settings.platform_private_key = key_path.display().to_string();
-        settings.notify_allow_cidrs = "127.0.0.0/8".into();
-        settings.report_relay_interval = Duration::from_millis(50);
+        settings.notifier.platform_private_key = Some(key_path.clone());
+        settings.notifier.allow_cidrs = Some("127.0.0.0/8".into());
+        settings.notifier.relay_interval = Duration::from_millis(50);
 
         let urls: Vec<String> = healthy.iter().map(|r| r.0.clone()).collect();
         let alone = deliver(&env, &settings, "a", reports, &urls, None).await?;
@@ -105,7 +105,7 @@ async fn deliver(
         .await?;
     let stop = CancellationToken::new();
     let started = Instant::now();
-    let notifier = lijian_notifier::start(settings, stop.clone())?;
+    let notifier = lijian_notifier::start(&lijian_core::deps::Deps::connect(settings, "lijian-bench")?, stop.clone())?;
     let healthy_prefix = format!("NLJ{tag}0");
     loop {
         let delivered: i64 = client

@@ -11,17 +11,17 @@ const START_BOTH: &str = "or start both with: docker compose -f deploy/docker-co
 
 pub async fn check(settings: &Settings) -> anyhow::Result<()> {
     let mut problems = Vec::new();
-    if let Err(e) = postgres(&settings.database_url).await {
-        let at = pg_address(&settings.database_url);
+    if let Err(e) = postgres(&settings.database.url).await {
+        let at = pg_address(&settings.database.url);
         problems.push(format!(
             "PostgreSQL is not reachable at {at} ({e}).\n  Start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n  (or point LIJIAN_DATABASE_URL at yours; now {})",
-            redact_url(&settings.database_url)
+            redact_url(&settings.database.url)
         ));
     }
-    if let Err(e) = rabbitmq(&settings.amqp_url).await {
+    if let Err(e) = rabbitmq(&settings.broker.url).await {
         problems.push(format!(
             "RabbitMQ is not reachable at {} ({e}).\n  Start it: rabbitmq-server -detached\n  (or point LIJIAN_AMQP_URL at yours)",
-            redact_url(&settings.amqp_url)
+            redact_url(&settings.broker.url)
         ));
     }
     if problems.is_empty() {

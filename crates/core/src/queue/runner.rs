@@ -67,10 +67,10 @@ impl RunnerSettings {
         RunnerSettings {
             lane,
             connection_name: name.to_string(),
-            amqp_url: settings.amqp_url.clone(),
+            amqp_url: settings.broker.url.clone(),
             prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX),
             concurrency,
-            shutdown_grace: settings.shutdown_grace,
+            shutdown_grace: settings.process.shutdown_grace,
         }
     }
 }

@@ -58,10 +58,10 @@ impl Topology {
 
     /// The topology for these settings, retry tiers of both lanes included.
     pub fn from_settings(settings: &crate::config::Settings) -> Topology {
-        let mut notify = settings.notify_schedule.clone();
+        let mut notify = settings.notifier.schedule.clone();
         notify.push(crate::config::NOTIFY_BUSY_DELAY);
-        Topology::new(&settings.queue_prefix)
-            .with_retry_delays(&settings.issue_retry_schedule)
+        Topology::new(&settings.broker.queue_prefix)
+            .with_retry_delays(&settings.consumer.retry_schedule)
             .with_notify_delays(&notify)
     }
 

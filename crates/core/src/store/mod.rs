@@ -9,6 +9,7 @@ pub mod issuance;
 mod merchants;
 mod nonces;
 mod orders;
+mod stats;
 mod timeline;
 
 pub use catalogue::{validate_activity, NewActivity, NewProduct};
@@ -17,6 +18,7 @@ pub use finish::{Issued, Unissued};
 pub use issuance::{AttemptRecord, Begun, IssueOrder};
 pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
+pub use stats::{DeliveryLatency, StatusCounts};
 pub use timeline::{Event, Timeline};
 
 use std::str::FromStr;

@@ -2,17 +2,18 @@
 //! liveness and readiness. Roles keep their own counters (cheap atomics on the
 //! hot path) and render them only when scraped, through [`MetricsSource`];
 //! [`Ops`] gathers a process's sources, adds what every role shares (dead-letter
-//! depth from the broker, readiness of PostgreSQL and RabbitMQ) and is served
-//! over HTTP by the gateway crate's ops router.
+//! depth from the broker, readiness of PostgreSQL and RabbitMQ) and serves them
+//! at `/metrics`, `/healthz` and `/readyz` ([`ops`]).
+
+pub mod ops;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::queue::{Lane, Publisher, Topology};
-use crate::store::Store;
+pub use ops::{bind_ops, ops_routes, serve_ops, Ops, OpsError};
 
 /// Something that has metrics to report.
 pub trait MetricsSource: Send + Sync {
@@ -129,74 +130,6 @@ impl ReasonCounts {
 pub fn render_reasons(out: &mut Exposition, name: &str, help: &str, label: &str, counts: &ReasonCounts) {
     let snapshot = counts.snapshot();
     out.labelled_counter(name, help, label, snapshot.iter().map(|(k, v)| (k.as_str(), *v)));
-}
-
-/// One process's operator view: its roles' metrics, and whether it can work.
-pub struct Ops {
-    store: Store,
-    publisher: Arc<Publisher>,
-    topology: Topology,
-    /// The roles this process runs, for `lijian_role_info`.
-    roles: Vec<&'static str>,
-    sources: Vec<Arc<dyn MetricsSource>>,
-}
-
-impl Ops {
-    pub fn new(store: Store, publisher: Arc<Publisher>, topology: Topology) -> Ops {
-        Ops { store, publisher, topology, roles: Vec::new(), sources: Vec::new() }
-    }
-
-    pub fn with_role(mut self, role: &'static str, source: Arc<dyn MetricsSource>) -> Ops {
-        self.roles.push(role);
-        self.sources.push(source);
-        self
-    }
-
-    /// Ready when PostgreSQL and RabbitMQ both answer; otherwise which does not.
-    pub async fn ready(&self) -> Result<(), String> {
-        let (db, broker) = tokio::join!(
-            tokio::time::timeout(Duration::from_secs(2), self.store.ping()),
-            tokio::time::timeout(Duration::from_secs(2), self.publisher.ping())
-        );
-        match (db.unwrap_or(false), broker.unwrap_or(false)) {
-            (true, true) => Ok(()),
-            (false, true) => Err("PostgreSQL unreachable".into()),
-            (true, false) => Err("RabbitMQ unreachable".into()),
-            (false, false) => Err("PostgreSQL and RabbitMQ unreachable".into()),
-        }
-    }
-
-    /// The full exposition: every source, then dead-letter depths (omitted while
-    /// the broker is unreachable) and the role list.
-    pub async fn render(&self) -> String {
-        let mut out = Exposition::default();
-        for source in &self.sources {
-            source.render(&mut out);
-        }
-        let mut depths = Vec::new();
-        for lane in [Lane::Issue, Lane::Notify] {
-            let name = lane.as_str();
-            if let Some(n) = self.queue_depth(&self.topology.dead_letter_queue(lane)).await {
-                depths.push((name, n));
-            }
-        }
-        out.header("lijian_dlq_depth", "gauge", "Jobs parked in the dead-letter queue (lijian dlq list)");
-        for (kind, n) in depths {
-            let _ = writeln!(out.text, "lijian_dlq_depth{{kind=\"{kind}\"}} {n}");
-        }
-        out.header("lijian_role_info", "gauge", "Roles this process runs");
-        for role in &self.roles {
-            let _ = writeln!(out.text, "lijian_role_info{{role=\"{role}\"}} 1");
-        }
-        out.into_text()
-    }
-
-    async fn queue_depth(&self, queue: &str) -> Option<u32> {
-        let channel = tokio::time::timeout(Duration::from_secs(1), self.publisher.channel()).await.ok()?.ok()?;
-        let options = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
-        let declared = channel.queue_declare(queue.into(), options, Default::default()).await.ok()?;
-        Some(declared.message_count())
-    }
 }
 
 #[cfg(test)]

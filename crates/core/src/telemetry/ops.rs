@@ -1,0 +1,146 @@
+//! One process's operator view ([`Ops`]) and the three endpoints that serve it:
+//! `/metrics`, `/healthz`, `/readyz`. The gateway merges [`ops_routes`] into its
+//! API router; other roles (and `lijian serve`) run [`bind_ops`] and
+//! [`serve_ops`] on `LIJIAN_OPS_ADDR`.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{Exposition, MetricsSource};
+use crate::queue::{Lane, Publisher, Topology};
+use crate::store::Store;
+
+/// Why the operator endpoints could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("cannot listen on {addr}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("ops endpoint: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A role's name (for `lijian_role_info`) and its metrics.
+type Role = (&'static str, Arc<dyn MetricsSource>);
+
+/// One process's operator view: its roles' metrics, and whether it can work.
+pub struct Ops {
+    store: Store,
+    publisher: Arc<Publisher>,
+    topology: Topology,
+    /// Filled by each role's `start`, so starting a role is all it takes to be seen.
+    roles: Mutex<Vec<Role>>,
+}
+
+impl Ops {
+    pub fn new(store: Store, publisher: Arc<Publisher>, topology: Topology) -> Ops {
+        Ops { store, publisher, topology, roles: Mutex::new(Vec::new()) }
+    }
+
+    /// Adds a running role's metrics to this process's exposition.
+    pub fn add_role(&self, role: &'static str, source: Arc<dyn MetricsSource>) {
+        self.roles.lock().unwrap_or_else(|p| p.into_inner()).push((role, source));
+    }
+
+    /// Ready when PostgreSQL and RabbitMQ both answer; otherwise which does not.
+    pub async fn ready(&self) -> Result<(), String> {
+        let (db, broker) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(2), self.store.ping()),
+            tokio::time::timeout(Duration::from_secs(2), self.publisher.ping())
+        );
+        match (db.unwrap_or(false), broker.unwrap_or(false)) {
+            (true, true) => Ok(()),
+            (false, true) => Err("PostgreSQL unreachable".into()),
+            (true, false) => Err("RabbitMQ unreachable".into()),
+            (false, false) => Err("PostgreSQL and RabbitMQ unreachable".into()),
+        }
+    }
+
+    /// The full exposition: every source, then dead-letter depths (omitted while
+    /// the broker is unreachable) and the role list.
+    pub async fn render(&self) -> String {
+        let roles = self.roles.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut out = Exposition::default();
+        for (_, source) in &roles {
+            source.render(&mut out);
+        }
+        let mut depths = Vec::new();
+        for lane in [Lane::Issue, Lane::Notify] {
+            if let Some(n) = self.queue_depth(&self.topology.dead_letter_queue(lane)).await {
+                depths.push((lane.as_str(), n));
+            }
+        }
+        out.header("lijian_dlq_depth", "gauge", "Jobs parked in the dead-letter queue (lijian dlq list)");
+        for (kind, n) in depths {
+            let _ = writeln!(out.text, "lijian_dlq_depth{{kind=\"{kind}\"}} {n}");
+        }
+        out.header("lijian_role_info", "gauge", "Roles this process runs");
+        for (role, _) in &roles {
+            let _ = writeln!(out.text, "lijian_role_info{{role=\"{role}\"}} 1");
+        }
+        out.into_text()
+    }
+
+    async fn queue_depth(&self, queue: &str) -> Option<u32> {
+        let channel = tokio::time::timeout(Duration::from_secs(1), self.publisher.channel()).await.ok()?.ok()?;
+        let options = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        let declared = channel.queue_declare(queue.into(), options, Default::default()).await.ok()?;
+        Some(declared.message_count())
+    }
+}
+
+/// The three endpoints over `ops`.
+pub fn ops_routes<S: Clone + Send + Sync + 'static>(ops: Arc<Ops>) -> Router<S> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(ops)
+}
+
+async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], ops.render().await)
+}
+
+/// Ready only while both PostgreSQL and RabbitMQ answer: nothing should send
+/// work to a process that can neither store nor enqueue it.
+async fn readyz(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
+    match ops.ready().await {
+        Ok(()) => (StatusCode::OK, "ready: postgres ok, rabbitmq ok\n".to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+    }
+}
+
+/// Binds the ops address. Separate from serving so a role can claim its port
+/// before it starts taking work: a taken port then stops the process before any
+/// job is in flight.
+pub async fn bind_ops(addr: &str) -> Result<TcpListener, OpsError> {
+    TcpListener::bind(addr).await.map_err(|source| OpsError::Bind { addr: addr.to_string(), source })
+}
+
+/// Serves the endpoints on `listener` until `shutdown`; returns the address and
+/// the server task.
+pub fn serve_ops(
+    listener: TcpListener,
+    ops: Arc<Ops>,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), OpsError> {
+    let bound = listener.local_addr().map_err(OpsError::Serve)?;
+    let app: Router = ops_routes(ops);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+            tracing::error!(error = %e, "ops endpoint failed");
+        }
+    });
+    tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
+    Ok((bound, task))
+}
