@@ -9,6 +9,7 @@ mod demo;
 mod operators;
 mod roles;
 mod sim;
+mod timeline_text;
 
 use std::path::PathBuf;
 

@@ -167,22 +167,8 @@ pub async fn order_show(settings: &Settings, args: OrderShowArgs) -> anyhow::Res
     let Some(t) = store.order_timeline(args.code.as_deref(), by_biz).await? else {
         bail!("order not found");
     };
-    let o = &t.order;
-    println!("order {} — merchant {}, bizCode {}", o.order_code, o.merchant_id, o.biz_code);
-    println!("  status:   {} ({})", o.status.code(), o.status.label());
-    if let Some(coupon) = &o.coupon_id {
-        println!("  coupon:   {coupon}");
-    }
-    if let Some(reason) = &t.dead_reason {
-        println!(
-            "  PARKED:   {reason} (lijian dlq replay --order {} / lijian dlq fail --order {})",
-            o.order_code, o.order_code
-        );
-    }
-    println!("  attempts: {}", o.attempts);
-    println!("timeline (UTC):");
-    for e in &t.events {
-        println!("  {}  {:<8} {}", e.at.format(&Rfc3339).unwrap_or_default(), e.kind, e.detail);
+    for line in crate::timeline_text::render(&t) {
+        println!("{line}");
     }
     Ok(())
 }

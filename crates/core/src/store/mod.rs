@@ -13,7 +13,7 @@ pub use catalogue::{validate_activity, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
 pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
-pub use timeline::{Event, Timeline};
+pub use timeline::{Door, Event, Timeline};
 
 use std::str::FromStr;
 
