@@ -142,7 +142,8 @@ pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, Camp
     Ok(campaign)
 }
 
-/// Every campaign, newest first, with order counts.
+/// Every campaign, newest first, with its orders and how many of them are final
+/// (not open).
 pub async fn list(store: &Store) -> Result<Vec<(Campaign, i64, i64)>, CampaignError> {
     let client = store.client().await?;
     let sql = format!(
