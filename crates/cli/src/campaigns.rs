@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use lijian_core::config::Settings;
 use lijian_core::queue::{Publisher, Topology};
+use lijian_core::status::OrderStatus;
 use lijian_core::store::Store;
 use lijian_producer::bulk::{self, LoadSpec, LoadSummary, Progress};
 use lijian_producer::campaign::{self, CampaignSpec};
@@ -90,7 +91,7 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
     let rejects = std::io::BufWriter::new(
         std::fs::File::create(&rejects_file).with_context(|| format!("creating {}", rejects_file.display()))?,
     );
-    let store = Store::connect(&settings.database.url, 4)?;
+    let store = Store::connect(&settings.database.url, lijian_producer::bulk::CONNECTIONS)?;
     let publisher = Publisher::new(&settings.broker.url, "lijian-load", Topology::from_settings(settings));
     let spec = LoadSpec {
         campaign: CampaignSpec { name, merchant_id: args.merchant_id.clone(), release_at, rate: args.rate },
@@ -165,7 +166,7 @@ fn print_summary(spec: &LoadSpec, s: &LoadSummary, rejects_file: &Path) {
 }
 
 pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.database.url, 2)?;
+    let store = crate::command_store(settings)?;
     match cmd {
         CampaignCommand::List => {
             let all = campaign::list(&store).await?;
@@ -181,7 +182,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                     "{:<24} {:<14} {:<10} {:<27} {:>8} {:>10} {:>10}",
                     c.name,
                     c.merchant_id,
-                    c.state,
+                    c.state.as_str(),
                     c.release_at.map(|t| t.format(&Rfc3339).unwrap_or_default()).unwrap_or_else(|| "as loaded".into()),
                     c.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "-".into()),
                     total,
@@ -204,8 +205,14 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                 (None, _) => println!("  release:   as loaded ({} released)", c.released),
             }
             println!("  orders:    {}", s.total());
-            for (code, label) in [(0, "accepted"), (1, "processing"), (2, "issued"), (3, "failed"), (4, "cancelled")] {
-                println!("    {code} {label:<11} {}", s.by_status.get(&code).unwrap_or(&0));
+            for (status, label) in [
+                (OrderStatus::Stored, "accepted"),
+                (OrderStatus::Processing, "processing"),
+                (OrderStatus::Success, "issued"),
+                (OrderStatus::Failed, "failed"),
+                (OrderStatus::Cancelled, "cancelled"),
+            ] {
+                println!("    {} {label:<11} {}", status.code(), s.count(status));
             }
             println!("  parked:    {} (see `lijian dlq list --campaign {}`)", s.parked, c.name);
             println!("  rate:      {:.1} orders/s finishing (last 10 s)", s.finishing_per_sec);

@@ -9,6 +9,7 @@ mod demo;
 mod operators;
 mod roles;
 mod sim;
+mod timeline_text;
 
 use std::path::PathBuf;
 
@@ -101,6 +102,16 @@ enum PlatformCommand {
 }
 
 /// `RUST_LOG` wins; otherwise `default` (the demo keeps per-order lines quiet).
+/// Connections of a one-shot command (admin, dlq, campaign, order show): its
+/// statements run one after another; the second serves a query issued while a
+/// transaction is open (`dlq fail` reads the parked jobs, then fails each).
+const COMMAND_CONNECTIONS: usize = 2;
+
+/// The store for a one-shot command.
+fn command_store(settings: &Settings) -> anyhow::Result<lijian_core::store::Store> {
+    Ok(lijian_core::store::Store::connect(&settings.database.url, COMMAND_CONNECTIONS)?)
+}
+
 fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -75,7 +75,7 @@ pub struct OrderShowArgs {
 }
 
 fn connect(settings: &Settings) -> anyhow::Result<(Store, std::sync::Arc<Publisher>)> {
-    let store = Store::connect(&settings.database.url, 2)?;
+    let store = crate::command_store(settings)?;
     let publisher = Publisher::new(&settings.broker.url, "lijian-dlq", Topology::from_settings(settings));
     Ok((store, publisher))
 }
@@ -159,7 +159,7 @@ async fn sweep(store: &Store, publisher: &Publisher) -> anyhow::Result<()> {
 }
 
 pub async fn order_show(settings: &Settings, args: OrderShowArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.database.url, 2)?;
+    let store = crate::command_store(settings)?;
     let by_biz = args.merchant_id.as_deref().zip(args.biz_code.as_deref());
     if args.code.is_none() && by_biz.is_none() {
         bail!("name the order: lijian order show CODE, or --merchant-id M --biz-code B");
@@ -167,22 +167,8 @@ pub async fn order_show(settings: &Settings, args: OrderShowArgs) -> anyhow::Res
     let Some(t) = store.order_timeline(args.code.as_deref(), by_biz).await? else {
         bail!("order not found");
     };
-    let o = &t.order;
-    println!("order {} — merchant {}, bizCode {}", o.order_code, o.merchant_id, o.biz_code);
-    println!("  status:   {} ({})", o.status.code(), o.status.label());
-    if let Some(coupon) = &o.coupon_id {
-        println!("  coupon:   {coupon}");
-    }
-    if let Some(reason) = &t.dead_reason {
-        println!(
-            "  PARKED:   {reason} (lijian dlq replay --order {} / lijian dlq fail --order {})",
-            o.order_code, o.order_code
-        );
-    }
-    println!("  attempts: {}", o.attempts);
-    println!("timeline (UTC):");
-    for e in &t.events {
-        println!("  {}  {:<8} {}", e.at.format(&Rfc3339).unwrap_or_default(), e.kind, e.detail);
+    for line in crate::timeline_text::render(&t) {
+        println!("{line}");
     }
     Ok(())
 }

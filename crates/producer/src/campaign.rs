@@ -1,10 +1,13 @@
 //! Campaigns: the named sets of orders a CSV load creates, and what operators do
 //! with them (list, status, pause, resume, cancel).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use lijian_core::money::Fen;
-use lijian_core::store::{Store, StoreError};
+use lijian_core::status::OrderStatus;
+use lijian_core::store::{predicates, Store, StoreError};
+use lijian_core::vocab::CampaignState;
 use time::OffsetDateTime;
 
 /// Longest campaign name: it prefixes generated bizCodes (`<name>-<line>`), which
@@ -61,7 +64,7 @@ impl CampaignSpec {
 pub struct Campaign {
     pub name: String,
     pub merchant_id: String,
-    pub state: String,
+    pub state: CampaignState,
     pub release_at: Option<OffsetDateTime>,
     pub rate: Option<i32>,
     pub released: i64,
@@ -119,7 +122,7 @@ pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, Camp
             campaign.name, campaign.merchant_id
         )));
     }
-    if campaign.state == "cancelled" {
+    if campaign.state == CampaignState::Cancelled {
         return Err(CampaignError::Refused(format!("campaign {} is cancelled; load into a new campaign", spec.name)));
     }
     let same_time = match (spec.release_at, campaign.release_at) {
@@ -139,16 +142,17 @@ pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, Camp
     Ok(campaign)
 }
 
-/// Every campaign, newest first, with order counts.
+/// Every campaign, newest first, with its orders and how many of them are final
+/// (not open).
 pub async fn list(store: &Store) -> Result<Vec<(Campaign, i64, i64)>, CampaignError> {
     let client = store.client().await?;
     let sql = format!(
         "SELECT {CAMPAIGN_COLUMNS},
                 (SELECT count(*) FROM orders o WHERE o.campaign = c.name),
-                (SELECT count(*) FROM orders o WHERE o.campaign = c.name AND o.status >= 2)
+                (SELECT count(*) FROM orders o WHERE o.campaign = c.name AND o.status <> ALL($1))
            FROM campaigns c ORDER BY created_at DESC"
     );
-    let rows = client.query(&sql, &[]).await?;
+    let rows = client.query(&sql, &[&&OrderStatus::OPEN[..]]).await?;
     Ok(rows.iter().map(|r| (campaign_from_row(r), r.get(7), r.get(8))).collect())
 }
 
@@ -156,13 +160,13 @@ pub async fn list(store: &Store) -> Result<Vec<(Campaign, i64, i64)>, CampaignEr
 #[derive(Debug, Clone)]
 pub struct CampaignStatus {
     pub campaign: Campaign,
-    /// Orders per status code (0 to 4).
-    pub by_status: BTreeMap<i16, i64>,
-    /// Status 0 orders still held by the scheduler.
+    /// Orders per status (a status with none is absent).
+    pub by_status: HashMap<OrderStatus, i64>,
+    /// Stored orders still held by the scheduler.
     pub unreleased: i64,
     /// Orders parked in the dead-letter queue.
     pub parked: i64,
-    /// Failed orders (status 3) per reason.
+    /// Failed orders per reason.
     pub failures: Vec<(String, i64)>,
     /// Orders that became final in the last 10 seconds, per second.
     pub finishing_per_sec: f64,
@@ -175,9 +179,14 @@ impl CampaignStatus {
         self.by_status.values().sum()
     }
 
+    /// Orders with this status.
+    pub fn count(&self, status: OrderStatus) -> i64 {
+        self.by_status.get(&status).copied().unwrap_or(0)
+    }
+
     /// Orders not final yet.
     pub fn open(&self) -> i64 {
-        self.by_status.get(&0).unwrap_or(&0) + self.by_status.get(&1).unwrap_or(&0)
+        OrderStatus::OPEN.iter().map(|s| self.count(*s)).sum()
     }
 
     /// Seconds until every order is final at the current pace (release rate for
@@ -186,38 +195,48 @@ impl CampaignStatus {
         if self.open() == 0 {
             return Some(0.0);
         }
-        let rate = match (self.campaign.state.as_str(), self.campaign.rate) {
-            ("active", Some(r)) if self.unreleased > 0 => f64::from(r),
+        let rate = match (self.campaign.state, self.campaign.rate) {
+            (CampaignState::Active, Some(r)) if self.unreleased > 0 => f64::from(r),
             _ => self.finishing_per_sec,
         };
         (rate > 0.0).then(|| self.open() as f64 / rate)
     }
 }
 
+/// Statuses whose settlement price was not given back.
+const NOT_REFUNDED: [OrderStatus; 3] = [OrderStatus::Stored, OrderStatus::Processing, OrderStatus::Success];
+
+/// A campaign's orders beyond their count per status. The unreleased count
+/// names the scheduler's own predicate so both always agree.
+static CAMPAIGN_FIGURES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT count(*) FILTER (WHERE {unreleased}),
+                count(*) FILTER (WHERE dead_at IS NOT NULL AND status = ANY($2)),
+                count(*) FILTER (WHERE finished_at > now() - interval '10 seconds'),
+                coalesce(sum(settlement_fen) FILTER (WHERE status = ANY($3)), 0)::bigint
+           FROM orders WHERE campaign = $1",
+        unreleased = predicates::UNRELEASED
+    )
+});
+
 pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, CampaignError> {
     let client = store.client().await?;
     let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE name = $1");
     let row = client.query_opt(&sql, &[&name]).await?.ok_or_else(|| CampaignError::NotFound(name.into()))?;
     let campaign = campaign_from_row(&row);
-    let counts = client
-        .query_one(
-            "SELECT count(*) FILTER (WHERE status = 0), count(*) FILTER (WHERE status = 1),
-                    count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status = 3),
-                    count(*) FILTER (WHERE status = 4),
-                    count(*) FILTER (WHERE status = 0 AND enqueued_at IS NULL),
-                    count(*) FILTER (WHERE dead_at IS NOT NULL AND status IN (0, 1)),
-                    count(*) FILTER (WHERE finished_at > now() - interval '10 seconds'),
-                    coalesce(sum(settlement_fen) FILTER (WHERE status IN (0, 1, 2)), 0)::bigint
-               FROM orders WHERE campaign = $1",
-            &[&name],
-        )
-        .await?;
-    let by_status = (0..5).map(|s| (s as i16, counts.get::<_, i64>(s))).collect();
+    let by_status = client
+        .query("SELECT status, count(*) FROM orders WHERE campaign = $1 GROUP BY status", &[&name])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let figures =
+        client.query_one(CAMPAIGN_FIGURES.as_str(), &[&name, &&OrderStatus::OPEN[..], &&NOT_REFUNDED[..]]).await?;
     let failures = client
         .query(
             "SELECT coalesce(last_error, 'unknown'), count(*) FROM orders
-              WHERE campaign = $1 AND status = 3 GROUP BY 1 ORDER BY 2 DESC LIMIT 20",
-            &[&name],
+              WHERE campaign = $1 AND status = $2 GROUP BY 1 ORDER BY 2 DESC LIMIT 20",
+            &[&name, &OrderStatus::Failed],
         )
         .await?
         .iter()
@@ -226,62 +245,64 @@ pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, Campaig
     Ok(CampaignStatus {
         campaign,
         by_status,
-        unreleased: counts.get(5),
-        parked: counts.get(6),
-        finishing_per_sec: counts.get::<_, i64>(7) as f64 / 10.0,
+        unreleased: figures.get(0),
+        parked: figures.get(1),
+        finishing_per_sec: figures.get::<_, i64>(2) as f64 / 10.0,
         failures,
-        charged: Fen(counts.get(8)),
+        charged: Fen(figures.get(3)),
     })
 }
 
 /// Stops releasing (orders already released are issued as usual).
 pub async fn pause(store: &Store, name: &str) -> Result<(), CampaignError> {
-    set_state(
-        store,
-        name,
-        "UPDATE campaigns SET state = 'paused', updated_at = now() WHERE name = $1 AND state = 'active'",
-        "active",
-    )
-    .await
+    let sql = "UPDATE campaigns SET state = $2, updated_at = now() WHERE name = $1 AND state = $3";
+    set_state(store, name, sql, CampaignState::Paused, CampaignState::Active).await
 }
 
 /// Releases again, pacing from now: the paused time is not made up in a burst.
 pub async fn resume(store: &Store, name: &str) -> Result<(), CampaignError> {
-    set_state(
-        store,
-        name,
-        "UPDATE campaigns SET state = 'active', pace_from = greatest(clock_timestamp(), release_at),
-                pace_base = released, updated_at = now()
-          WHERE name = $1 AND state = 'paused'",
-        "paused",
-    )
-    .await
+    let sql = "UPDATE campaigns SET state = $2, pace_from = greatest(clock_timestamp(), release_at),
+                      pace_base = released, updated_at = now()
+                WHERE name = $1 AND state = $3";
+    set_state(store, name, sql, CampaignState::Active, CampaignState::Paused).await
 }
 
-async fn set_state(store: &Store, name: &str, sql: &str, expected: &str) -> Result<(), CampaignError> {
+/// Runs `sql` (`$1` name, `$2` the new state, `$3` the state it must be in); a
+/// campaign in another state is refused with the state it is in.
+async fn set_state(
+    store: &Store,
+    name: &str,
+    sql: &str,
+    to: CampaignState,
+    from: CampaignState,
+) -> Result<(), CampaignError> {
     let client = store.client().await?;
-    if client.execute(sql, &[&name]).await? == 1 {
+    if client.execute(sql, &[&name, &to, &from]).await? == 1 {
         return Ok(());
     }
-    match client.query_opt("SELECT state FROM campaigns WHERE name = $1", &[&name]).await? {
+    match current_state(&client, name).await? {
         None => Err(CampaignError::NotFound(name.into())),
-        Some(r) => {
-            let state: String = r.get(0);
-            Err(CampaignError::Refused(format!("campaign {name} is {state}, not {expected}")))
-        }
+        Some(state) => Err(CampaignError::Refused(format!("campaign {name} is {state}, not {from}"))),
     }
 }
 
-/// Cancels: every unreleased order becomes status 4, refunded, with its report
+async fn current_state(
+    client: &impl deadpool_postgres::GenericClient,
+    name: &str,
+) -> Result<Option<CampaignState>, CampaignError> {
+    Ok(client.query_opt("SELECT state FROM campaigns WHERE name = $1", &[&name]).await?.map(|r| r.get(0)))
+}
+
+/// Cancels: every unreleased order becomes cancelled, refunded, with its report
 /// queued — one transaction. Returns (orders cancelled, money refunded).
 pub async fn cancel(store: &Store, name: &str) -> Result<(i64, Fen), CampaignError> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
-    let state: Option<String> =
-        tx.query_opt("SELECT state FROM campaigns WHERE name = $1", &[&name]).await?.map(|r| r.get(0));
-    match state.as_deref() {
+    match current_state(&tx, name).await? {
         None => return Err(CampaignError::NotFound(name.into())),
-        Some("cancelled") => return Err(CampaignError::Refused(format!("campaign {name} is already cancelled"))),
+        Some(CampaignState::Cancelled) => {
+            return Err(CampaignError::Refused(format!("campaign {name} is already cancelled")))
+        }
         Some(_) => {}
     }
     let row = tx.query_one("SELECT cancelled, refunded FROM lijian_cancel_unreleased($1)", &[&name]).await?;

@@ -23,7 +23,8 @@
 //! - `intake.rs`  batching writers around `lijian_accept_order`
 //! - `relay.rs`   publish-after-commit, the enqueued marker, the relay loop
 //! - `producer.rs` the handle doors use: place an order, start and stop the tasks
-//! - `bulk/`      the CSV loader: reader thread, COPY + `lijian_accept_batch`, flusher
+//! - `bulk/`      the CSV loader: reader thread (`reader`, `rows`, `lines`), COPY +
+//!   `lijian_accept_batch` (`copy`), the rejects file (`rejects`), flusher (`mod.rs`)
 //! - `outbox.rs`  bulk issue jobs owed, published by whoever flushes first
 //! - `campaign.rs` campaign rows: create/check, list, status, pause, resume, cancel
 //! - `scheduler.rs` the scheduler role's release loop

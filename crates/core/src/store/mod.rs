@@ -19,7 +19,7 @@ pub use issuance::{AttemptRecord, Begun, IssueOrder};
 pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
 pub use stats::{DeliveryLatency, StatusCounts};
-pub use timeline::{Event, Timeline};
+pub use timeline::{Door, Event, Timeline};
 
 use std::str::FromStr;
 

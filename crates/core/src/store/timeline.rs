@@ -1,18 +1,91 @@
 //! An order's story for operators (`lijian order show`): every row any role
-//! wrote about it, in time order.
+//! wrote about it, as typed events in time order. Facts only: the CLI (or any
+//! other console) puts them into words.
 
+use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
 
-use super::{OrderView, Store, StoreError};
+use super::{OrderLookup, OrderView, Store, StoreError};
+use crate::money::Fen;
+use crate::status::OrderStatus;
+use crate::vocab::{AttemptOutcome, Lane, LedgerKind, ReportOutcome, Source};
+
+/// The door an order came in through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Door {
+    /// The signed open API.
+    Api,
+    /// A line of a campaign file.
+    Campaign { name: String, line: i64 },
+    /// Any other source (an order without campaign and line).
+    Other(Source),
+}
 
 /// One thing that happened to an order.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub at: OffsetDateTime,
-    /// Short kind: accepted, charged, queued, attempt, parked, final, report,
-    /// delivery, refund.
-    pub kind: &'static str,
-    pub detail: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Stored and charged.
+    Accepted {
+        at: OffsetDateTime,
+        door: Door,
+        biz_code: String,
+        open_id: String,
+        activity_id: String,
+        product_code: String,
+        charged: Fen,
+    },
+    /// Its issue job was handed to the broker.
+    Queued { at: OffsetDateTime },
+    /// One call of WeChat Pay.
+    Attempt {
+        at: OffsetDateTime,
+        number: i32,
+        outcome: AttemptOutcome,
+        http_status: Option<i32>,
+        /// WeChat Pay's error code, if it answered with one.
+        code: Option<String>,
+        message: Option<String>,
+        latency_ms: i32,
+    },
+    /// Its issue job (lane issue) or its report (lane notify) waits for an operator.
+    Parked { at: OffsetDateTime, lane: Lane, reason: Option<String> },
+    /// The order became final (or its status otherwise settled at `at`).
+    Finished { at: OffsetDateTime, status: OrderStatus, coupon_id: Option<String>, reason: Option<String> },
+    /// Its settlement price was given back.
+    Refunded { at: OffsetDateTime, amount: Fen, balance_after: Fen },
+    /// A status report to the merchant was queued.
+    ReportQueued { at: OffsetDateTime, notify_id: String, status: OrderStatus },
+    /// The report had nowhere to go: no callbackUrl.
+    ReportNotNeeded { at: OffsetDateTime },
+    /// One attempt to deliver the report.
+    Delivery {
+        at: OffsetDateTime,
+        attempt: i32,
+        url: String,
+        http_status: Option<i32>,
+        /// The merchant's reply body.
+        answer: Option<String>,
+        /// Why no reply was read (connection refused, timeout…).
+        error: Option<String>,
+        latency_ms: i32,
+        delivered: bool,
+    },
+}
+
+impl Event {
+    pub fn at(&self) -> OffsetDateTime {
+        match self {
+            Event::Accepted { at, .. }
+            | Event::Queued { at }
+            | Event::Attempt { at, .. }
+            | Event::Parked { at, .. }
+            | Event::Finished { at, .. }
+            | Event::Refunded { at, .. }
+            | Event::ReportQueued { at, .. }
+            | Event::ReportNotNeeded { at }
+            | Event::Delivery { at, .. } => *at,
+        }
+    }
 }
 
 /// The order as it stands and what led there.
@@ -21,7 +94,9 @@ pub struct Timeline {
     pub order: OrderView,
     pub campaign: Option<String>,
     pub source_line: Option<i64>,
+    /// Why its issue job is parked, while it is.
     pub dead_reason: Option<String>,
+    /// Oldest first; events of the same instant in the order they were written.
     pub events: Vec<Event>,
 }
 
@@ -34,9 +109,7 @@ impl Store {
     ) -> Result<Option<Timeline>, StoreError> {
         let order = match (order_code, merchant_and_biz) {
             (Some(code), _) => self.order_by_code(code).await?,
-            (None, Some((merchant, biz))) => {
-                self.find_order(merchant, &super::OrderLookup::BizCode(biz.to_string())).await?
-            }
+            (None, Some((merchant, biz))) => self.find_order(merchant, &OrderLookup::BizCode(biz.to_string())).await?,
             (None, None) => {
                 return Err(StoreError::Invalid("name the order by code or by merchant and bizCode".into()))
             }
@@ -44,143 +117,171 @@ impl Store {
         let Some(order) = order else { return Ok(None) };
         let client = self.client().await?;
         let code = order.order_code.as_str();
-        let extra = client
-            .query_one("SELECT campaign, source_line, dead_reason, dead_at FROM orders WHERE order_code = $1", &[&code])
-            .await?;
-        let (campaign, source_line, dead_reason): (Option<String>, Option<i64>, Option<String>) =
-            (extra.get(0), extra.get(1), extra.get(2));
-        let mut events = Vec::new();
-        let origin = match (&campaign, source_line) {
-            (Some(c), Some(line)) => format!("from campaign {c}, CSV line {line}"),
-            _ => format!(
-                "through the {}",
-                if order.source == crate::vocab::Source::Api { "open API" } else { order.source.as_str() }
-            ),
-        };
-        events.push(Event {
-            at: order.created_at,
-            kind: "accepted",
-            detail: format!(
-                "bizCode {} for openId {}, activity {}, product {} {origin}; charged {} yuan",
-                order.biz_code, order.open_id, order.activity_id, order.product_code, order.settlement
-            ),
-        });
-        if let Some(at) = order.enqueued_at {
-            events.push(Event { at, kind: "queued", detail: "issue job on the broker".into() });
+        let origin = origin(&client, code).await?;
+        // Pushed in the order rows are written, so that the stable sort keeps
+        // events of one instant in that order (a report before its "no callbackUrl").
+        let mut events = vec![accepted(&order, &origin)];
+        events.extend(order.enqueued_at.map(|at| Event::Queued { at }));
+        events.extend(attempts(&client, code).await?);
+        events.extend(origin.dead_at.map(|at| Event::Parked {
+            at,
+            lane: Lane::Issue,
+            reason: origin.dead_reason.clone(),
+        }));
+        events.extend(finished(&order));
+        events.extend(refunds(&client, code).await?);
+        for report in reports(&client, code).await? {
+            events.extend(report.events());
+            events.extend(deliveries(&client, &report.notify_id).await?);
         }
-        for r in client
-            .query(
-                "SELECT started_at, attempt, outcome, http_status, code, message, latency_ms
-                   FROM upstream_attempts WHERE order_code = $1 ORDER BY id",
-                &[&code],
-            )
-            .await?
-        {
-            let (status, wx_code, message): (Option<i32>, Option<String>, Option<String>) =
-                (r.get(3), r.get(4), r.get(5));
-            let answer = match (status, wx_code, message) {
-                (Some(s), Some(c), m) => format!("HTTP {s} {c}{}", m.map(|m| format!(": {m}")).unwrap_or_default()),
-                (Some(s), None, Some(m)) => format!("HTTP {s}: {m}"),
-                (Some(s), None, None) => format!("HTTP {s}"),
-                (None, _, m) => format!("no answer: {}", m.unwrap_or_default()),
-            };
-            events.push(Event {
-                at: r.get(0),
-                kind: "attempt",
-                detail: format!(
-                    "WeChat Pay attempt {} → {} ({answer}, {} ms)",
-                    r.get::<_, i32>(1),
-                    r.get::<_, String>(2),
-                    r.get::<_, i32>(6)
-                ),
-            });
-        }
-        if let Some(at) = extra.get::<_, Option<OffsetDateTime>>(3) {
-            let reason = dead_reason.clone().unwrap_or_default();
-            events.push(Event { at, kind: "parked", detail: format!("in the issue dead-letter queue: {reason}") });
-        }
-        if let Some(at) = order.finished_at {
-            let detail = match order.status.code() {
-                2 => format!("coupon {} issued (status 2)", order.coupon_id.clone().unwrap_or_default()),
-                3 => format!("failed (status 3): {}", order.last_error.clone().unwrap_or_default()),
-                4 => format!("cancelled (status 4): {}", order.last_error.clone().unwrap_or_default()),
-                s => format!("status {s}"),
-            };
-            events.push(Event { at, kind: "final", detail });
-        }
-        for r in client
-            .query(
-                "SELECT created_at, kind, amount_fen, balance_after_fen FROM balance_ledger
-                  WHERE order_code = $1 AND kind = 'refund' ORDER BY id",
-                &[&code],
-            )
-            .await?
-        {
-            let amount = crate::money::Fen(r.get(2));
-            let after = crate::money::Fen(r.get(3));
-            events.push(Event {
-                at: r.get(0),
-                kind: "refund",
-                detail: format!("{amount} yuan back; balance {after} yuan"),
-            });
-        }
-        for r in client
-            .query(
-                "SELECT created_at, notify_id, status, outcome, last_error, delivered_at, dead_at
-                   FROM reports WHERE order_code = $1",
-                &[&code],
-            )
-            .await?
-        {
-            let notify_id: String = r.get(1);
-            events.push(Event {
-                at: r.get(0),
-                kind: "report",
-                detail: format!("status report {notify_id} (status {}) queued", r.get::<_, i16>(2)),
-            });
-            let outcome: Option<String> = r.get(3);
-            if outcome.as_deref() == Some("no_callback") {
-                events.push(Event { at: r.get(0), kind: "report", detail: "no callbackUrl: nothing to send".into() });
-            }
-            if let (Some("parked"), Some(at)) = (outcome.as_deref(), r.get::<_, Option<OffsetDateTime>>(6)) {
-                let why: Option<String> = r.get(4);
-                events.push(Event {
-                    at,
-                    kind: "parked",
-                    detail: format!("report in the notify dead-letter queue: {}", why.unwrap_or_default()),
-                });
-            }
-            for a in client
-                .query(
-                    "SELECT at, attempt, url, http_status, latency_ms, answer, error, delivered
-                       FROM report_attempts WHERE notify_id = $1 ORDER BY id",
-                    &[&notify_id],
-                )
-                .await?
-            {
-                let (status, answer, error): (Option<i32>, Option<String>, Option<String>) =
-                    (a.get(3), a.get(5), a.get(6));
-                let reply = match (status, error) {
-                    (_, Some(e)) => format!("error: {e}"),
-                    (Some(s), None) => {
-                        format!("HTTP {s} {:?}", answer.unwrap_or_default().chars().take(80).collect::<String>())
-                    }
-                    (None, None) => "no answer".into(),
-                };
-                events.push(Event {
-                    at: a.get(0),
-                    kind: "delivery",
-                    detail: format!(
-                        "report attempt {} to {} → {reply} ({} ms){}",
-                        a.get::<_, i32>(1),
-                        a.get::<_, String>(2),
-                        a.get::<_, i32>(4),
-                        if a.get::<_, bool>(7) { ", delivered" } else { "" }
-                    ),
-                });
-            }
-        }
-        events.sort_by_key(|e| e.at);
+        events.sort_by_key(Event::at);
+        let Origin { campaign, source_line, dead_reason, .. } = origin;
         Ok(Some(Timeline { order, campaign, source_line, dead_reason, events }))
     }
+}
+
+/// The order columns `OrderView` leaves out: where it came from, and its parking.
+struct Origin {
+    campaign: Option<String>,
+    source_line: Option<i64>,
+    dead_reason: Option<String>,
+    dead_at: Option<OffsetDateTime>,
+}
+
+async fn origin(client: &impl GenericClient, code: &str) -> Result<Origin, StoreError> {
+    let row = client
+        .query_one("SELECT campaign, source_line, dead_reason, dead_at FROM orders WHERE order_code = $1", &[&code])
+        .await?;
+    Ok(Origin { campaign: row.get(0), source_line: row.get(1), dead_reason: row.get(2), dead_at: row.get(3) })
+}
+
+fn accepted(order: &OrderView, origin: &Origin) -> Event {
+    let door = match (&origin.campaign, origin.source_line) {
+        (Some(name), Some(line)) => Door::Campaign { name: name.clone(), line },
+        _ if order.source == Source::Api => Door::Api,
+        _ => Door::Other(order.source),
+    };
+    Event::Accepted {
+        at: order.created_at,
+        door,
+        biz_code: order.biz_code.clone(),
+        open_id: order.open_id.clone(),
+        activity_id: order.activity_id.clone(),
+        product_code: order.product_code.clone(),
+        charged: order.settlement,
+    }
+}
+
+fn finished(order: &OrderView) -> Option<Event> {
+    Some(Event::Finished {
+        at: order.finished_at?,
+        status: order.status,
+        coupon_id: order.coupon_id.clone(),
+        reason: order.last_error.clone(),
+    })
+}
+
+async fn attempts(client: &impl GenericClient, code: &str) -> Result<Vec<Event>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT started_at, attempt, outcome, http_status, code, message, latency_ms
+               FROM upstream_attempts WHERE order_code = $1 ORDER BY id",
+            &[&code],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Event::Attempt {
+            at: r.get(0),
+            number: r.get(1),
+            outcome: r.get(2),
+            http_status: r.get(3),
+            code: r.get(4),
+            message: r.get(5),
+            latency_ms: r.get(6),
+        })
+        .collect())
+}
+
+async fn refunds(client: &impl GenericClient, code: &str) -> Result<Vec<Event>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT created_at, amount_fen, balance_after_fen FROM balance_ledger
+              WHERE order_code = $1 AND kind = $2 ORDER BY id",
+            &[&code, &LedgerKind::Refund],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Event::Refunded { at: r.get(0), amount: Fen(r.get(1)), balance_after: Fen(r.get(2)) })
+        .collect())
+}
+
+/// A status report row.
+struct Report {
+    notify_id: String,
+    created_at: OffsetDateTime,
+    status: OrderStatus,
+    outcome: Option<ReportOutcome>,
+    last_error: Option<String>,
+    dead_at: Option<OffsetDateTime>,
+}
+
+impl Report {
+    /// Queued, then not needed or parked (its delivery attempts are rows of their own).
+    fn events(&self) -> Vec<Event> {
+        let mut events =
+            vec![Event::ReportQueued { at: self.created_at, notify_id: self.notify_id.clone(), status: self.status }];
+        match (self.outcome, self.dead_at) {
+            (Some(ReportOutcome::NoCallback), _) => events.push(Event::ReportNotNeeded { at: self.created_at }),
+            (Some(ReportOutcome::Parked), Some(at)) => {
+                events.push(Event::Parked { at, lane: Lane::Notify, reason: self.last_error.clone() })
+            }
+            _ => {}
+        }
+        events
+    }
+}
+
+async fn reports(client: &impl GenericClient, code: &str) -> Result<Vec<Report>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT notify_id, created_at, status, outcome, last_error, dead_at FROM reports WHERE order_code = $1",
+            &[&code],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Report {
+            notify_id: r.get(0),
+            created_at: r.get(1),
+            status: r.get(2),
+            outcome: r.get(3),
+            last_error: r.get(4),
+            dead_at: r.get(5),
+        })
+        .collect())
+}
+
+async fn deliveries(client: &impl GenericClient, notify_id: &str) -> Result<Vec<Event>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT at, attempt, url, http_status, latency_ms, answer, error, delivered
+               FROM report_attempts WHERE notify_id = $1 ORDER BY id",
+            &[&notify_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|a| Event::Delivery {
+            at: a.get(0),
+            attempt: a.get(1),
+            url: a.get(2),
+            http_status: a.get(3),
+            latency_ms: a.get(4),
+            answer: a.get(5),
+            error: a.get(6),
+            delivered: a.get(7),
+        })
+        .collect())
 }

@@ -1,0 +1,99 @@
+//! `lijian product add` and `lijian activity add`: what an order costs and the
+//! WeChat coupon stock it is issued from.
+
+use anyhow::bail;
+use clap::Subcommand;
+use lijian_core::config::Settings;
+use lijian_core::store::{NewActivity, NewProduct};
+
+use super::{store, timestamp, yuan};
+
+#[derive(Subcommand)]
+pub enum ProductCommand {
+    /// Register a product: the coupon's face value and the price charged per order.
+    Add {
+        #[arg(long)]
+        product_code: String,
+        /// Face value in yuan.
+        #[arg(long)]
+        face_value: String,
+        /// Settlement price charged to the merchant per order, in yuan.
+        #[arg(long)]
+        price: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ActivityCommand {
+    /// Register an activity: a WeChat coupon stock (at most 90 days, at least 1 yuan).
+    Add {
+        #[arg(long)]
+        activity_id: String,
+        #[arg(long)]
+        merchant_id: String,
+        /// WeChat Pay stock_id (批次号).
+        #[arg(long)]
+        stock_id: String,
+        /// The WeChat Pay merchant number that created the stock.
+        #[arg(long)]
+        stock_creator_mchid: String,
+        /// The appid coupons are issued under unless a request names one.
+        #[arg(long)]
+        appid: String,
+        /// Face value in yuan (at least 1).
+        #[arg(long)]
+        face_value: String,
+        /// How many coupons the activity may issue.
+        #[arg(long)]
+        budget: i64,
+        /// Start, RFC 3339 (e.g. 2026-12-01T00:00:00+08:00).
+        #[arg(long)]
+        starts: String,
+        /// End, RFC 3339; at most 90 days after --starts.
+        #[arg(long)]
+        ends: String,
+    },
+}
+
+pub async fn product(settings: &Settings, cmd: ProductCommand) -> anyhow::Result<()> {
+    let ProductCommand::Add { product_code, face_value, price } = cmd;
+    if product_code.trim().is_empty() || product_code.len() > 64 {
+        bail!("--product-code must be 1 to 64 characters");
+    }
+    let p = NewProduct { product_code, face_value: yuan("face-value", &face_value)?, price: yuan("price", &price)? };
+    store(settings)?.add_product(&p).await?;
+    println!("product {} added (face value {} yuan, price {} yuan)", p.product_code, p.face_value, p.price);
+    Ok(())
+}
+
+pub async fn activity(settings: &Settings, cmd: ActivityCommand) -> anyhow::Result<()> {
+    let ActivityCommand::Add {
+        activity_id,
+        merchant_id,
+        stock_id,
+        stock_creator_mchid,
+        appid,
+        face_value,
+        budget,
+        starts,
+        ends,
+    } = cmd;
+    if activity_id.trim().is_empty() || activity_id.len() > 64 {
+        bail!("--activity-id must be 1 to 64 characters");
+    }
+    let a = NewActivity {
+        activity_id,
+        merchant_id,
+        stock_id,
+        stock_creator_mchid,
+        appid,
+        face_value: yuan("face-value", &face_value)?,
+        budget,
+        starts: timestamp("starts", &starts)?,
+        ends: timestamp("ends", &ends)?,
+    };
+    lijian_core::store::validate_activity(&a).map_err(anyhow::Error::msg)?;
+    store(settings)?.add_activity(&a).await?;
+    println!("activity {} added ({} coupons, {} to {})", a.activity_id, a.budget, starts, ends);
+    Ok(())
+}

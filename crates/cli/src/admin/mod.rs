@@ -1,0 +1,33 @@
+//! Admin commands: keys, merchants, products, activities. Every input is checked
+//! before anything is stored; a refusal exits non-zero with the reason.
+//!
+//! `keys` the platform's RSA key pair; `merchants` merchant accounts and
+//! balances; `catalogue` products and activities; here, the flag parsing they share.
+
+mod catalogue;
+mod keys;
+mod merchants;
+
+pub use catalogue::{activity, product, ActivityCommand, ProductCommand};
+pub use keys::keygen;
+pub use merchants::{merchant, MerchantCommand};
+
+use anyhow::Context;
+use lijian_core::config::Settings;
+use lijian_core::money::Fen;
+use lijian_core::store::Store;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+pub(super) fn yuan(flag: &str, text: &str) -> anyhow::Result<Fen> {
+    Fen::parse_yuan(text).with_context(|| format!("--{flag}"))
+}
+
+pub(super) fn store(settings: &Settings) -> anyhow::Result<Store> {
+    crate::command_store(settings)
+}
+
+pub(super) fn timestamp(flag: &str, text: &str) -> anyhow::Result<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .with_context(|| format!("--{flag} {text:?} is not an RFC 3339 time such as 2026-12-01T00:00:00+08:00"))
+}
