@@ -154,7 +154,7 @@ async fn final_business_errors_fail_the_order_with_exactly_one_refund() {
         .expect("row")
         .get(0);
     let job = lijian_core::queue::IssueJob::V1 { order_code: failed };
-    assert_eq!(consumer.running.worker.process(&job.to_bytes()).await, lijian_consumer::Disposition::Ack);
+    assert_eq!(consumer.running.handler.process(&job.to_bytes()).await, lijian_consumer::Disposition::Ack);
     assert_eq!(app.count("SELECT count(*) FROM balance_ledger WHERE kind = 'refund'").await, 5);
     consumer.stop().await;
     stop_shared(app).await;

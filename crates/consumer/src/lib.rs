@@ -35,7 +35,7 @@ use lijian_core::store::Store;
 use tokio_util::sync::CancellationToken;
 
 pub use lijian_core::queue::Disposition;
-pub use worker::Worker;
+pub use worker::IssueHandler;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -62,7 +62,7 @@ fn read_key(what: &'static str, path: &Path) -> Result<String, ConsumerError> {
 
 /// Builds the worker from settings: keys are read and checked here, so a bad
 /// configuration stops the process at start instead of parking every job.
-pub fn build_worker(settings: &Settings, store: Store) -> Result<Worker, ConsumerError> {
+pub fn build_handler(settings: &Settings, store: Store) -> Result<IssueHandler, ConsumerError> {
     let wxpay = &settings.wxpay;
     let mchid = required("LIJIAN_WXPAY_MCHID", wxpay.mchid.as_deref())?;
     let serial_no = required("LIJIAN_WXPAY_SERIAL_NO", wxpay.serial_no.as_deref())?;
@@ -79,20 +79,20 @@ pub fn build_worker(settings: &Settings, store: Store) -> Result<Worker, Consume
         wxpay::WxPayClient::new(&wxpay.base_url, mchid, serial_no, key, platform_key, public_key_id, wxpay.timeout)?;
     let limits = limits::Limits::new(wxpay.rate, wxpay.activity_rate);
     let appid = wxpay.appid.clone().unwrap_or_default();
-    Ok(Worker::new(store, client, limits, settings.consumer.retry_schedule.clone(), appid))
+    Ok(IssueHandler::new(store, client, limits, settings.consumer.retry_schedule.clone(), appid))
 }
 
-/// A running consumer: its worker (for counters) and the task to await.
+/// A running consumer: its handler (for counters) and the task to await.
 pub struct RunningConsumer {
-    pub worker: Arc<Worker>,
+    pub handler: Arc<IssueHandler>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
 /// Starts consuming on the process's shared pool and publisher; its metrics join
 /// `deps.ops`. Stops (gracefully) when `shutdown` is cancelled.
 pub fn start(deps: &Deps, shutdown: CancellationToken) -> Result<RunningConsumer, ConsumerError> {
-    let worker = Arc::new(build_worker(&deps.settings, deps.store.clone())?);
-    deps.ops.add_role("consumer", worker.clone());
+    let handler = Arc::new(build_handler(&deps.settings, deps.store.clone())?);
+    deps.ops.add_role("consumer", handler.clone());
     let consumer = &deps.settings.consumer;
     let runner_settings = runner::RunnerSettings::for_role(
         &deps.settings,
@@ -102,11 +102,11 @@ pub fn start(deps: &Deps, shutdown: CancellationToken) -> Result<RunningConsumer
         consumer.prefetch,
     );
     let task = tokio::spawn(runner::run(
-        worker.clone(),
+        handler.clone(),
         deps.publisher.clone(),
         deps.topology.clone(),
         runner_settings,
         shutdown,
     ));
-    Ok(RunningConsumer { worker, task })
+    Ok(RunningConsumer { handler, task })
 }

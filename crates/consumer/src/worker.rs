@@ -1,5 +1,5 @@
 //! One issue job, start to finish, as a pure step the runner (or a test) drives:
-//! `Worker::process(payload) -> Disposition`. The broker side effects (ack, retry
+//! `IssueHandler::process(payload) -> Disposition`. The broker side effects (ack, retry
 //! tier, dead-letter) are the runner's; everything here is database and WeChat.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +45,7 @@ impl Default for Counters {
     }
 }
 
-pub struct Worker {
+pub struct IssueHandler {
     store: Store,
     client: WxPayClient,
     limits: Limits,
@@ -66,17 +66,17 @@ pub struct Worker {
 /// while they wait for the rate limiter.
 const BATCH_JOB_CONCURRENCY: usize = 32;
 
-impl Worker {
+impl IssueHandler {
     pub fn new(
         store: Store,
         client: WxPayClient,
         limits: Limits,
         schedule: Vec<Duration>,
         default_appid: String,
-    ) -> Worker {
+    ) -> IssueHandler {
         let begins = batch::begins(store.clone());
         let finishes = batch::finishes(store.clone());
-        Worker { store, client, limits, schedule, default_appid, counters: Counters::default(), begins, finishes }
+        IssueHandler { store, client, limits, schedule, default_appid, counters: Counters::default(), begins, finishes }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -230,7 +230,7 @@ impl Worker {
     }
 }
 
-impl MetricsSource for Worker {
+impl MetricsSource for IssueHandler {
     fn render(&self, out: &mut Exposition) {
         let c = &self.counters;
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -256,8 +256,8 @@ impl MetricsSource for Worker {
     }
 }
 
-impl JobHandler for Worker {
+impl JobHandler for IssueHandler {
     fn process(&self, payload: &[u8]) -> impl std::future::Future<Output = Disposition> + Send {
-        Worker::process(self, payload)
+        IssueHandler::process(self, payload)
     }
 }

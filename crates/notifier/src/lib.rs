@@ -29,7 +29,7 @@ use lijian_core::signing::RsaPrivateKey;
 use lijian_core::store::Store;
 use tokio_util::sync::CancellationToken;
 
-pub use worker::Notifier;
+pub use worker::NotifyHandler;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifierError {
@@ -56,11 +56,11 @@ pub fn platform_key(settings: &Settings) -> Result<RsaPrivateKey, NotifierError>
     RsaPrivateKey::from_pem(&pem).map_err(|e| NotifierError::BadKey(path.clone(), e.to_string()))
 }
 
-pub fn build(settings: &Settings, store: Store) -> Result<Notifier, NotifierError> {
+pub fn build(settings: &Settings, store: Store) -> Result<NotifyHandler, NotifierError> {
     let notifier = &settings.notifier;
     let guard = ssrf::Guard::from_list(notifier.allow_cidrs.as_deref().unwrap_or_default())
         .map_err(NotifierError::BadAllowList)?;
-    Ok(Notifier::new(
+    Ok(NotifyHandler::new(
         store,
         guard,
         platform_key(settings)?,
@@ -71,7 +71,7 @@ pub fn build(settings: &Settings, store: Store) -> Result<Notifier, NotifierErro
 }
 
 pub struct RunningNotifier {
-    pub notifier: Arc<Notifier>,
+    pub handler: Arc<NotifyHandler>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
@@ -95,7 +95,7 @@ pub fn start(deps: &Deps, shutdown: CancellationToken) -> Result<RunningNotifier
         runner::run(worker, publisher, topology, runner_settings, shutdown).await;
         let _ = relay.await;
     });
-    Ok(RunningNotifier { notifier, task })
+    Ok(RunningNotifier { handler: notifier, task })
 }
 
 async fn run_relay(

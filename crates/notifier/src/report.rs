@@ -3,6 +3,7 @@
 
 use lijian_core::money::Fen;
 use lijian_core::signing::{md5_sign, string_to_sign, RsaPrivateKey, SignError};
+use lijian_core::status::OrderStatus;
 use serde_json::json;
 
 /// What a report says about an order.
@@ -15,7 +16,7 @@ pub struct Report {
     pub product_code: String,
     pub activity_id: String,
     pub open_id: String,
-    pub status: i16,
+    pub status: OrderStatus,
     pub coupon_id: Option<String>,
     pub settlement: Fen,
     pub message: String,

@@ -65,7 +65,7 @@ pub async fn load(store: &Store, notify_id: &str) -> Result<Loaded, StoreError> 
             product_code: r.get(5),
             activity_id: r.get(6),
             open_id: r.get(7),
-            status: status.code(),
+            status,
             coupon_id: r.get(8),
             settlement: Fen(r.get(9)),
             message,

@@ -1,4 +1,4 @@
-//! One notify job, start to finish: `Notifier::process(payload) -> Disposition`.
+//! One notify job, start to finish: `NotifyHandler::process(payload) -> Disposition`.
 //! A report is delivered when the merchant answers HTTP 2xx with the body
 //! `SUCCESS` (trimmed, any case); anything else is a failed attempt, retried on
 //! the schedule from the broker. A refused target (SSRF) parks at once.
@@ -39,7 +39,7 @@ pub struct Counters {
     pub busy: AtomicU64,
 }
 
-pub struct Notifier {
+pub struct NotifyHandler {
     store: Store,
     http: reqwest::Client,
     guard: Arc<Guard>,
@@ -52,7 +52,7 @@ pub struct Notifier {
     pub counters: Counters,
 }
 
-impl Notifier {
+impl NotifyHandler {
     pub fn new(
         store: Store,
         guard: Guard,
@@ -60,7 +60,7 @@ impl Notifier {
         schedule: Vec<Duration>,
         timeout: Duration,
         per_endpoint: usize,
-    ) -> Result<Notifier, reqwest::Error> {
+    ) -> Result<NotifyHandler, reqwest::Error> {
         let guard = Arc::new(guard);
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -69,7 +69,7 @@ impl Notifier {
             .dns_resolver(Arc::new(GuardedResolver { guard: guard.clone() }))
             .user_agent(concat!("lijian-notifier/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Notifier {
+        Ok(NotifyHandler {
             store,
             http,
             guard,
@@ -339,13 +339,13 @@ fn error_text(e: &reqwest::Error) -> String {
     text
 }
 
-impl JobHandler for Notifier {
+impl JobHandler for NotifyHandler {
     fn process(&self, payload: &[u8]) -> impl std::future::Future<Output = Disposition> + Send {
-        Notifier::process(self, payload)
+        NotifyHandler::process(self, payload)
     }
 }
 
-impl lijian_core::telemetry::MetricsSource for Notifier {
+impl lijian_core::telemetry::MetricsSource for NotifyHandler {
     fn render(&self, out: &mut lijian_core::telemetry::Exposition) {
         let c = &self.counters;
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);

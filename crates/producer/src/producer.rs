@@ -46,7 +46,6 @@ pub struct Placed {
 }
 
 pub struct Producer {
-    store: Store,
     intake: Batcher<Intake>,
     publisher: Arc<Publisher>,
     marker: mpsc::UnboundedSender<String>,
@@ -66,23 +65,9 @@ impl Producer {
         let tasks = TaskTracker::new();
         let (marker, marks) = mpsc::unbounded_channel();
         tasks.spawn(run_marker(store.clone(), marks));
-        tasks.spawn(run_relay(
-            store.clone(),
-            publisher.clone(),
-            settings.relay_interval,
-            settings.relay_grace,
-            shutdown,
-        ));
+        tasks.spawn(run_relay(store, publisher.clone(), settings.relay_interval, settings.relay_grace, shutdown));
         tasks.close();
-        Arc::new(Producer { store, intake, publisher, marker, tasks })
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    pub fn publisher(&self) -> &Arc<Publisher> {
-        &self.publisher
+        Arc::new(Producer { intake, publisher, marker, tasks })
     }
 
     /// Decides on one order (validate it first with [`OrderRequest::validate`]).

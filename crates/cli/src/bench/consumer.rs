@@ -75,14 +75,13 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize) -> anyhow::
     // Progress from the worker's own counter: polling count(*) over the orders
     // table would cost PostgreSQL more CPU than the consumer's writes.
     while started.elapsed() < Duration::from_secs(600) {
-        if consumer.worker.counters.issued.load(std::sync::atomic::Ordering::Relaxed) as usize >= orders {
+        if consumer.handler.counters.issued.load(std::sync::atomic::Ordering::Relaxed) as usize >= orders {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let client = env.store.client().await?;
-    let issued = client.query_one("SELECT count(*) FROM orders WHERE status = 2", &[]).await?.get::<_, i64>(0);
+    let issued = env.store.status_counts().await?.orders(lijian_core::status::OrderStatus::Success);
     let rate = issued as f64 / elapsed;
     println!("consumer, concurrency {concurrency}, simulator in-process (zero latency, no limit):");
     println!(
@@ -92,7 +91,6 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize) -> anyhow::
     );
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), consumer.task).await;
-        drop(client);
         Ok::<(), anyhow::Error>(())
     }
     .await;

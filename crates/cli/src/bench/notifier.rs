@@ -99,8 +99,8 @@ async fn deliver(
     client
         .execute(
             "INSERT INTO reports (notify_id, order_code, status)
-             SELECT 'N' || order_code, order_code, 2 FROM orders WHERE order_code LIKE $1 || '%'",
-            &[&format!("LJ{tag}")],
+             SELECT lijian_notify_id(order_code), order_code, $2 FROM orders WHERE order_code LIKE $1 || '%'",
+            &[&format!("LJ{tag}"), &lijian_core::status::OrderStatus::Success],
         )
         .await?;
     let stop = CancellationToken::new();
@@ -110,8 +110,8 @@ async fn deliver(
     loop {
         let delivered: i64 = client
             .query_one(
-                "SELECT count(*) FROM reports WHERE outcome = 'delivered' AND notify_id LIKE $1 || '%'",
-                &[&healthy_prefix],
+                "SELECT count(*) FROM reports WHERE outcome = $2 AND notify_id LIKE $1 || '%'",
+                &[&healthy_prefix, &lijian_core::vocab::ReportOutcome::Delivered],
             )
             .await?
             .get(0);

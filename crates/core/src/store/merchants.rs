@@ -7,6 +7,7 @@ use ipnet::IpNet;
 
 use super::{Store, StoreError};
 use crate::money::Fen;
+use crate::vocab::LedgerKind;
 
 /// What `lijian merchant add` registers.
 #[derive(Debug, Clone, Default)]
@@ -69,8 +70,8 @@ impl Store {
         .await
         .map_err(|e| StoreError::from_db(e, &format!("merchant {} already exists", m.merchant_id)))?;
         tx.execute(
-            "INSERT INTO balance_ledger (merchant_id, kind, amount_fen, balance_after_fen) VALUES ($1, 'opening', $2, $2)",
-            &[&m.merchant_id, &m.opening_balance.0],
+            "INSERT INTO balance_ledger (merchant_id, kind, amount_fen, balance_after_fen) VALUES ($1, $3, $2, $2)",
+            &[&m.merchant_id, &m.opening_balance.0, &LedgerKind::Opening],
         )
         .await?;
         tx.commit().await?;
@@ -93,8 +94,8 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("merchant {merchant_id} not found")))?;
         let balance: i64 = row.get(0);
         tx.execute(
-            "INSERT INTO balance_ledger (merchant_id, kind, amount_fen, balance_after_fen) VALUES ($1, 'topup', $2, $3)",
-            &[&merchant_id, &amount.0, &balance],
+            "INSERT INTO balance_ledger (merchant_id, kind, amount_fen, balance_after_fen) VALUES ($1, $4, $2, $3)",
+            &[&merchant_id, &amount.0, &balance, &LedgerKind::Topup],
         )
         .await?;
         tx.commit().await?;
