@@ -16,7 +16,11 @@
 //! changes an order that is already final.
 //!
 //! # Layout
-//! - `wxpay.rs` `outcome.rs` `limits.rs` `worker.rs` `batch.rs`
+//! - `wxpay.rs`   the send-coupon call: signing, answer verification
+//! - `outcome.rs` what an answer means (issued, retry, fail, park)
+//! - `limits.rs`  rate, per-activity rate, 429 pause, one send per openid
+//! - `worker.rs`  `IssueHandler`: one job start to finish, and its metrics
+//! - `batch.rs`   the batched begin and finish writes
 
 mod batch;
 pub mod limits;

@@ -29,7 +29,9 @@
 //! - `config/`     layered settings in sections, each key declared once (`mod.rs`);
 //!   how values read and print (`values.rs`)
 //! - `deps.rs`     the per-process `Deps` every role starts from
-//! - `store/`      pool, migrations, merchants/products/activities/orders queries, run totals
+//! - `store/`      pool, migrations, the queries every role shares; `finish.rs` is the
+//!   one place an order ends (issued, failed, cancelled), `issuance.rs` the
+//!   consumer's bookkeeping around a WeChat call
 //! - `queue/`      lanes and names, jobs, the confirming publisher, the consume loop
 //! - `outbox.rs`   take owed rows, publish with confirms, settle, commit; the relay loop
 //! - `batch.rs`    writer tasks that batch concurrent writes, one-by-one fallback

@@ -12,7 +12,10 @@
 //! Orders' status or money: a report only describes what is already final.
 //!
 //! # Layout
-//! - `report.rs` `ssrf.rs` `report_store.rs` `worker.rs`
+//! - `report.rs`       the report body and its signed headers
+//! - `ssrf.rs`         where a report may go (checked after resolution)
+//! - `report_store.rs` the report rows: load, record an attempt, close, queue unsent
+//! - `worker.rs`       `NotifyHandler`: one delivery, endpoint slots, its metrics
 
 pub mod report;
 pub mod report_store;

@@ -1,6 +1,17 @@
 //! The PostgreSQL store: pool, embedded migrations, and the queries admin commands
-//! and roles share. Hot-path acceptance lives in the SQL function
-//! `lijian_accept_order` (migrations/0001) and is driven by `lijian-producer`.
+//! and roles share. Hot-path acceptance lives in the SQL functions
+//! `lijian_accept_order` / `lijian_accept_batch` (migrations 0001, 0004), driven
+//! by `lijian-producer`. Status, state and outcome values go to SQL as typed
+//! parameters (`status`, `vocab`); literal predicates exist only where a partial
+//! index needs them ([`predicates`]).
+//!
+//! - `merchants.rs` `catalogue.rs` `nonces.rs` accounts, products, activities, replay guard
+//! - `orders.rs`   reading orders back; the partial-index predicates
+//! - `issuance.rs` begin an attempt, note a retry, park (the consumer's bookkeeping)
+//! - `finish.rs`   how an order ends: issued, failed or cancelled with refund and report
+//! - `dlq.rs`      parked work as operators list and revive it
+//! - `timeline.rs` an order's story as typed events
+//! - `stats.rs`    run totals for summaries
 
 mod catalogue;
 pub mod dlq;
