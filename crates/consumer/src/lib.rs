@@ -23,8 +23,10 @@
 //! - `batch.rs`   the batched begin and finish writes
 
 mod batch;
+mod leases;
 pub mod limits;
 pub mod outcome;
+mod pace;
 pub mod worker;
 pub mod wxpay;
 
@@ -64,6 +66,12 @@ fn read_key(what: &'static str, path: &Path) -> Result<String, ConsumerError> {
     std::fs::read_to_string(path).map_err(|source| ConsumerError::ReadKey { what, path: path.into(), source })
 }
 
+/// How long a send lease outlives a consumer that died mid-call: the call's
+/// timeout plus a margin for the answer's verification and the outcome's write.
+fn lease_ttl(call_timeout: std::time::Duration) -> std::time::Duration {
+    call_timeout + std::time::Duration::from_secs(30)
+}
+
 /// Builds the worker from settings: keys are read and checked here, so a bad
 /// configuration stops the process at start instead of parking every job.
 pub fn build_handler(settings: &Settings, store: Store) -> Result<IssueHandler, ConsumerError> {
@@ -81,9 +89,9 @@ pub fn build_handler(settings: &Settings, store: Store) -> Result<IssueHandler, 
     })?;
     let client =
         wxpay::WxPayClient::new(&wxpay.base_url, mchid, serial_no, key, platform_key, public_key_id, wxpay.timeout)?;
-    let limits = limits::Limits::new(wxpay.rate, wxpay.activity_rate);
+    let limits = limits::Limits::new(store.clone(), wxpay.activity_rate, lease_ttl(wxpay.timeout));
     let appid = wxpay.appid.clone().unwrap_or_default();
-    Ok(IssueHandler::new(store, client, limits, settings.consumer.retry_schedule.clone(), appid))
+    Ok(IssueHandler::new(store, client, limits, settings.consumer.retry_schedule.clone(), appid, wxpay.rate))
 }
 
 /// A running consumer: its handler (for counters) and the task to await.

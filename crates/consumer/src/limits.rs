@@ -1,164 +1,241 @@
-//! How fast and how concurrently we call WeChat Pay.
+//! How fast and how concurrently we call WeChat Pay — for the whole cluster,
+//! not per process. Every consumer, however many run, shares through PostgreSQL:
 //!
-//! - A GCRA limiter (governor) per sender with a burst of two, so requests are
-//!   spaced evenly and no one-second window exceeds the rate. It runs at 96% of
-//!   the configured rate: the margin absorbs scheduling and network jitter that
-//!   can bunch evenly granted requests into one of WeChat's windows (at 98% a
-//!   loaded 2-core machine produced a 201-request window at a 200/s limit).
-//! - An optional limiter per activity.
-//! - A 429 pauses the whole sender (100 ms, doubling on consecutive 429s, at
-//!   most 5 s) instead of hammering; a success resets it.
-//! - At most one send per openid in flight: concurrent sends to one user can fail
-//!   with a spurious RULE_LIMIT at WeChat.
+//! - each issuing account's rate ([`pace`](crate::pace)): send slots spaced
+//!   `1/rate` apart cluster-wide, so the configured rate is the total;
+//! - the optional per-activity rate, the same way;
+//! - a 429 pauses the whole account, cluster-wide (100 ms, doubling on
+//!   consecutive 429s, at most 5 s), and this process at once;
+//! - at most one send per (account, openid) in flight ([`leases`](crate::leases)):
+//!   concurrent sends to one user fail with a spurious RULE_LIMIT at WeChat.
 //!
-//! All of this is per process. With several consumer processes, give each a share
-//! of the merchant's limit through `LIJIAN_WXPAY_RATE` (see docs/operations.md).
+//! A send takes its user's turn first, then its slot, so a slot is never spent
+//! waiting for a user.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use lijian_core::store::Store;
+use lijian_core::telemetry::Exposition;
 
-/// Fraction of the configured rate actually used (see the module comment).
-const RATE_MARGIN: f64 = 0.96;
-/// Two, not one: a waiter woken a little late (timer granularity) may catch up
-/// with one extra request instead of losing its slot, which kept the achieved rate
-/// at 94% of the limit with a burst of one. Any one-second window still holds at
-/// most `rate × 0.96 + 2` requests at the limiter.
-const BURST: NonZeroU32 = NonZeroU32::new(2).expect("2 is not zero");
+use crate::leases::{Leases, Turn};
+use crate::pace::Pace;
+
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 
-fn quota(per_second: u32) -> Option<Quota> {
-    let effective = (f64::from(per_second) * RATE_MARGIN).max(1.0);
-    Quota::with_period(Duration::from_secs_f64(1.0 / effective)).map(|q| q.allow_burst(BURST))
-}
-
-pub struct Limits {
-    sender: Option<DefaultDirectRateLimiter>,
-    per_activity: Option<DefaultKeyedRateLimiter<String>>,
-    /// While set and in the future, no request is sent (after a 429).
+/// One issuing account as this process sees it.
+struct Account {
+    pace: Pace,
+    /// The account's whole-cluster limit, as last configured.
+    rate: AtomicU32,
+    /// After a 429, no send from this process before this (the database pause
+    /// reaches other processes at their next slot request).
     paused_until: Mutex<Option<Instant>>,
     consecutive_throttles: AtomicU32,
-    openids: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Total time requests waited on limits, in microseconds (for metrics).
-    pub waited_micros: AtomicU64,
-    /// Sends that had to wait at least a millisecond (for metrics).
-    pub waits: AtomicU64,
+    throttled: AtomicU64,
+    in_flight: AtomicI64,
+    /// Sends in the current and the previous whole second (the achieved rate).
+    second: Mutex<(u64, u64, u64)>,
 }
 
-/// Held while a send to one openid is in flight.
-pub struct OpenIdTurn<'a> {
-    limits: &'a Limits,
-    openid: String,
-    lock: Option<Arc<tokio::sync::Mutex<()>>>,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
+impl Account {
+    fn count_send(&self) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut s = self.second.lock().unwrap_or_else(|p| p.into_inner());
+        match now.saturating_sub(s.0) {
+            0 => s.2 += 1,
+            1 => *s = (now, s.2, 1),
+            _ => *s = (now, 0, 1),
+        }
+    }
 
-impl Drop for OpenIdTurn<'_> {
-    fn drop(&mut self) {
-        self.guard.take();
-        if let (Some(lock), Ok(mut map)) = (self.lock.take(), self.limits.openids.lock()) {
-            // Two references left (the map's and ours): nobody else waits; forget it.
-            if Arc::strong_count(&lock) == 2 {
-                map.remove(&self.openid);
-            }
+    fn last_second(&self) -> u64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let s = self.second.lock().unwrap_or_else(|p| p.into_inner());
+        match now.saturating_sub(s.0) {
+            0 => s.1,
+            1 => s.2,
+            _ => 0,
         }
     }
 }
 
+pub struct Limits {
+    store: Store,
+    /// Requests per second per activity, cluster-wide; 0 = none.
+    activity_rate: u32,
+    accounts: Mutex<HashMap<String, Arc<Account>>>,
+    activities: Mutex<HashMap<String, Arc<Pace>>>,
+    leases: Leases,
+    /// Total time sends waited for their slot, in microseconds (for metrics).
+    pub waited_micros: AtomicU64,
+    /// Sends that had to wait at least a millisecond for their slot (for metrics).
+    pub waits: AtomicU64,
+}
+
+/// A send in flight (counted per account until dropped).
+#[must_use = "hold it for the duration of the call"]
+pub struct Sending(Arc<Account>);
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Limits {
-    /// `rate` requests per second for the sender (0 = unlimited); `activity_rate`
-    /// per activity (0 = no per-activity limit).
-    pub fn new(rate: u32, activity_rate: u32) -> Limits {
+    /// `activity_rate` per activity (0 = none); `lease_ttl` bounds how long a
+    /// user stays locked if this process dies mid-call (the call's timeout plus
+    /// a margin).
+    pub fn new(store: Store, activity_rate: u32, lease_ttl: Duration) -> Limits {
+        let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         Limits {
-            sender: quota(rate).filter(|_| rate > 0).map(RateLimiter::direct),
-            per_activity: quota(activity_rate).filter(|_| activity_rate > 0).map(RateLimiter::keyed),
-            paused_until: Mutex::new(None),
-            consecutive_throttles: AtomicU32::new(0),
-            openids: Mutex::new(HashMap::new()),
+            leases: Leases::start(store.clone(), holder, lease_ttl),
+            store,
+            activity_rate,
+            accounts: Mutex::new(HashMap::new()),
+            activities: Mutex::new(HashMap::new()),
             waited_micros: AtomicU64::new(0),
             waits: AtomicU64::new(0),
         }
     }
 
-    /// Waits for this openid's turn; hold the returned value until the call ends.
-    pub async fn openid_turn(&self, openid: &str) -> OpenIdTurn<'_> {
-        let lock = {
-            let mut map = self.openids.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(openid.to_string()).or_default().clone()
-        };
-        let guard = lock.clone().lock_owned().await;
-        OpenIdTurn { limits: self, openid: openid.to_string(), lock: Some(lock), guard: Some(guard) }
+    fn account(&self, mchid: &str) -> Arc<Account> {
+        let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        accounts
+            .entry(mchid.to_string())
+            .or_insert_with(|| {
+                Arc::new(Account {
+                    pace: Pace::new(self.store.clone(), format!("account:{mchid}")),
+                    rate: AtomicU32::new(0),
+                    paused_until: Mutex::new(None),
+                    consecutive_throttles: AtomicU32::new(0),
+                    throttled: AtomicU64::new(0),
+                    in_flight: AtomicI64::new(0),
+                    second: Mutex::new((0, 0, 0)),
+                })
+            })
+            .clone()
     }
 
-    /// Waits until a request may be sent now.
-    pub async fn wait_to_send(&self, activity_id: &str) {
+    fn activity(&self, activity_id: &str) -> Arc<Pace> {
+        let mut activities = self.activities.lock().unwrap_or_else(|p| p.into_inner());
+        activities
+            .entry(activity_id.to_string())
+            .or_insert_with(|| Arc::new(Pace::new(self.store.clone(), format!("activity:{activity_id}"))))
+            .clone()
+    }
+
+    /// Waits for this user's turn at this account, in the whole cluster; hold
+    /// the returned value until the call ends.
+    pub async fn openid_turn(&self, mchid: &str, openid: &str) -> Turn<'_> {
+        self.leases.turn((mchid.to_string(), openid.to_string())).await
+    }
+
+    /// Waits until a request may be sent now from `mchid`, whose whole-cluster
+    /// limit is `rate` per second; hold the returned value until the call ends.
+    pub async fn wait_to_send(&self, mchid: &str, rate: u32, activity_id: &str) -> Sending {
         let started = Instant::now();
+        let account = self.account(mchid);
+        account.rate.store(rate, Ordering::Relaxed);
         loop {
-            let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+            let until = *account.paused_until.lock().unwrap_or_else(|p| p.into_inner());
             match until {
                 Some(t) if t > Instant::now() => tokio::time::sleep_until(t.into()).await,
                 _ => break,
             }
         }
-        if let Some(limiter) = &self.per_activity {
-            limiter.until_key_ready(&activity_id.to_string()).await;
+        if self.activity_rate > 0 {
+            self.activity(activity_id).acquire(self.activity_rate).await;
         }
-        if let Some(limiter) = &self.sender {
-            limiter.until_ready().await;
-        }
+        account.pace.acquire(rate).await;
         let waited = started.elapsed();
         self.waited_micros.fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
         if waited >= Duration::from_millis(1) {
             self.waits.fetch_add(1, Ordering::Relaxed);
         }
+        account.count_send();
+        account.in_flight.fetch_add(1, Ordering::Relaxed);
+        Sending(account)
     }
 
-    /// WeChat said 429: pause every send for a while, longer each time in a row.
-    pub fn throttled(&self) {
-        let n = self.consecutive_throttles.fetch_add(1, Ordering::Relaxed);
+    /// WeChat said 429 to `mchid`: pause its sends, cluster-wide, longer each
+    /// time in a row.
+    pub fn throttled(&self, mchid: &str) {
+        let account = self.account(mchid);
+        account.throttled.fetch_add(1, Ordering::Relaxed);
+        let n = account.consecutive_throttles.fetch_add(1, Ordering::Relaxed);
         let pause = FIRST_PAUSE.saturating_mul(1 << n.min(6)).min(LONGEST_PAUSE);
-        let mut until = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-        let candidate = Instant::now() + pause;
-        if until.is_none_or(|t| t < candidate) {
-            *until = Some(candidate);
+        {
+            let mut until = account.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+            let candidate = Instant::now() + pause;
+            if until.is_none_or(|t| t < candidate) {
+                *until = Some(candidate);
+            }
         }
-        tracing::warn!(pause_ms = pause.as_millis() as u64, "WeChat Pay answered 429; pausing sends");
+        let (store, key) = (self.store.clone(), format!("account:{mchid}"));
+        tokio::spawn(async move {
+            if let Err(e) = store.pause_sends(&key, pause).await {
+                tracing::warn!(error = %e, "cannot pause the account cluster-wide; this process pauses");
+            }
+        });
+        tracing::warn!(mchid, pause_ms = pause.as_millis() as u64, "WeChat Pay answered 429; pausing the account's sends");
     }
 
-    /// A call got through: back to full speed.
-    pub fn succeeded(&self) {
-        self.consecutive_throttles.store(0, Ordering::Relaxed);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn one_send_per_openid_at_a_time() {
-        let limits = Limits::new(0, 0);
-        let first = limits.openid_turn("o1").await;
-        let other = tokio::time::timeout(Duration::from_millis(20), limits.openid_turn("o2")).await;
-        assert!(other.is_ok(), "another openid is not blocked");
-        drop(other);
-        let second = tokio::time::timeout(Duration::from_millis(50), limits.openid_turn("o1")).await;
-        assert!(second.is_err(), "the same openid waits");
-        drop(first);
-        assert!(limits.openids.lock().map(|m| m.is_empty()).unwrap_or(false), "idle openids are forgotten");
+    /// A call from `mchid` got through: back to full speed.
+    pub fn succeeded(&self, mchid: &str) {
+        self.account(mchid).consecutive_throttles.store(0, Ordering::Relaxed);
     }
 
-    #[tokio::test]
-    async fn throttling_pauses_sends() {
-        let limits = Limits::new(0, 0);
-        limits.throttled();
-        let started = Instant::now();
-        limits.wait_to_send("a").await;
-        assert!(started.elapsed() >= Duration::from_millis(90));
+    /// Per-account metrics: sends, the last second's sends against the limit,
+    /// 429s, sends in flight, slot calls and slots thrown away.
+    pub fn render(&self, out: &mut Exposition) {
+        let accounts: Vec<(String, Arc<Account>)> = {
+            let map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+            let mut list: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            list.sort_by(|a, b| a.0.cmp(&b.0));
+            list
+        };
+        let each = |f: &dyn Fn(&Account) -> u64| accounts.iter().map(|(m, a)| (m.as_str(), f(a))).collect::<Vec<_>>();
+        let gauge = |f: &dyn Fn(&Account) -> f64| accounts.iter().map(|(m, a)| (m.as_str(), f(a))).collect::<Vec<_>>();
+        out.labelled_counter(
+            "lijian_wxpay_sends_total",
+            "Send-coupon calls let through by the account's limit",
+            "mchid",
+            each(&|a| a.pace.used.load(Ordering::Relaxed)),
+        );
+        out.labelled_gauge(
+            "lijian_wxpay_sends_last_second",
+            "This process's sends in the last whole second, per account",
+            "mchid",
+            gauge(&|a| a.last_second() as f64),
+        );
+        out.labelled_gauge(
+            "lijian_wxpay_rate_limit",
+            "The account's limit, requests per second for the whole cluster",
+            "mchid",
+            gauge(&|a| f64::from(a.rate.load(Ordering::Relaxed))),
+        );
+        out.labelled_counter("lijian_wxpay_throttled_total", "429 answers per account", "mchid", each(&|a| {
+            a.throttled.load(Ordering::Relaxed)
+        }));
+        out.labelled_gauge("lijian_wxpay_in_flight", "Send-coupon calls in flight per account", "mchid", gauge(&|a| {
+            a.in_flight.load(Ordering::Relaxed) as f64
+        }));
+        out.labelled_counter(
+            "lijian_wxpay_slot_requests_total",
+            "Calls to PostgreSQL for send slots per account",
+            "mchid",
+            each(&|a| a.pace.calls.load(Ordering::Relaxed)),
+        );
+        out.labelled_counter(
+            "lijian_wxpay_slots_stale_total",
+            "Send slots thrown away because they were reached too late (a stall)",
+            "mchid",
+            each(&|a| a.pace.stale.load(Ordering::Relaxed)),
+        );
     }
 }

@@ -80,6 +80,11 @@ impl WxPayClient {
     }
 
     /// The Authorization header for one request (public for protocol tests).
+    /// The merchant account this client sends from.
+    pub fn mchid(&self) -> &str {
+        &self.mchid
+    }
+
     pub fn authorization(&self, method: &str, path: &str, body: &[u8]) -> Result<String, String> {
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let nonce = uuid::Uuid::new_v4().simple().to_string().to_uppercase();

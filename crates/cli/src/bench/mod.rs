@@ -6,6 +6,7 @@ mod consumer;
 mod gateway;
 mod load;
 mod notifier;
+mod rate;
 
 use clap::Subcommand;
 use lijian_core::config::Settings;
@@ -43,6 +44,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         reports: usize,
     },
+    /// Consumer processes (1, 2, 4; then one of two SIGKILLed) against the
+    /// simulator's hard per-account limit: sends per second as a ratio of it.
+    Rate {
+        /// The account's limit, requests per second (the simulator answers 429 beyond it).
+        #[arg(long, default_value_t = 500)]
+        limit: u32,
+        /// The simulator's mean latency per request.
+        #[arg(long, default_value_t = 100)]
+        latency_ms: u64,
+        /// Length of each run at the limit (the backlog is limit × seconds orders).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// A generated campaign CSV through `lijian load` (child process): rows/s and
     /// peak RSS beside raw COPY and raw publish+confirm, then a re-load.
     Load {
@@ -62,6 +76,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Consumer { orders, concurrency } => consumer::run(settings, orders, concurrency).await,
         BenchCommand::Notifier { reports } => notifier::run(settings, reports).await,
+        BenchCommand::Rate { limit, latency_ms, seconds } => rate::run(settings, limit, latency_ms, seconds).await,
         BenchCommand::Load { rows, bad_per_mille } => load::run(settings, rows, bad_per_mille).await,
     }
 }

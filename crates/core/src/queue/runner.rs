@@ -31,6 +31,10 @@ pub enum Disposition {
     Park { reason: String },
     /// Could not decide (database unreachable): hand the job back to the broker.
     Requeue,
+    /// Not worked on here: publish it to the lane's work queue again, now, then
+    /// acknowledge — the rest of a batch job handed back so that every running
+    /// worker, also one started after the batch was queued, can take a share.
+    Again,
     /// A batch job was taken apart: each part (a job of its own, with its payload)
     /// gets its disposition, then the batch is acknowledged. If any part says
     /// `Requeue`, or a part cannot be published, the whole batch goes back instead;
@@ -244,6 +248,7 @@ async fn hand_on(
             let exchange = topology.dead_letter_exchange(lane);
             publisher.publish(&exchange, lane.routing_key(), payload, Some(headers)).await
         }
+        Disposition::Again => publisher.publish(&topology.exchange(lane), lane.routing_key(), payload, None).await,
         Disposition::Ack | Disposition::Requeue | Disposition::Split(_) => Ok(()),
     }
 }

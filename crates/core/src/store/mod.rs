@@ -11,6 +11,7 @@
 //! - `finish.rs`   how an order ends: issued, failed or cancelled with refund and report
 //! - `dlq.rs`      parked work as operators list and revive it
 //! - `timeline.rs` an order's story as typed events
+//! - `pace.rs`     send slots and openid leases shared by every consumer (WeChat's limits)
 //! - `stats.rs`    run totals for summaries
 
 mod catalogue;
@@ -20,6 +21,7 @@ pub mod issuance;
 mod merchants;
 mod nonces;
 mod orders;
+mod pace;
 mod stats;
 mod timeline;
 
@@ -29,6 +31,7 @@ pub use finish::{Issued, Unissued};
 pub use issuance::{AttemptRecord, Begun, IssueOrder};
 pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
+pub use pace::{Grant, Lease};
 pub use stats::{DeliveryLatency, StatusCounts};
 pub use timeline::{Door, Event, Timeline};
 
@@ -101,6 +104,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "reports", include_str!("../../migrations/0003_reports.sql")),
     (4, "campaigns", include_str!("../../migrations/0004_campaigns.sql")),
     (5, "one_finish", include_str!("../../migrations/0005_one_finish.sql")),
+    (7, "send_pace", include_str!("../../migrations/0007_send_pace.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.

@@ -55,6 +55,20 @@ impl Exposition {
         }
     }
 
+    /// A gauge with one label.
+    pub fn labelled_gauge<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: impl IntoIterator<Item = (&'a str, f64)>,
+    ) {
+        self.header(name, "gauge", help);
+        for (value, n) in values {
+            let _ = writeln!(self.text, "{name}{{{label}=\"{}\"}} {n}", escape(value));
+        }
+    }
+
     pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
         self.header(name, "histogram", help);
         let mut cumulative = 0;

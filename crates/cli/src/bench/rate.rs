@@ -1,0 +1,237 @@
+//! `lijian bench rate`: does a cluster of consumer processes keep WeChat Pay's
+//! per-account limit, and use it? N `lijian consumer` child processes (1, 2, 4),
+//! all with the same configuration, issue a backlog against the simulator at
+//! `--latency-ms` with a hard limit (429 beyond it); the simulator's own request
+//! log gives the sends per second. Then the survivor case: one of two consumers
+//! is SIGKILLed mid-run, and we time how long the other takes to hold the limit
+//! alone. The raw baseline is the limit itself: every figure is a ratio to it.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lijian_core::config::Settings;
+use lijian_core::queue::{IssueJob, Publisher, Topology};
+use lijian_core::signing::RsaPrivateKey;
+use lijian_core::status::OrderStatus;
+use tokio_util::sync::CancellationToken;
+use wxpay_sim::{RequestRecord, SimConfig};
+
+use super::common::BenchEnv;
+
+/// Orders per bulk job, as a campaign load publishes them.
+const JOB_ORDERS: usize = 100;
+/// Seconds at each end of a run left out of the steady state (start-up, tail).
+const EDGE_SECONDS: i64 = 1;
+
+pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> anyhow::Result<()> {
+    let merchant_key = RsaPrivateKey::generate()?;
+    let platform_key = RsaPrivateKey::generate()?;
+    let keys = tempfile::tempdir()?;
+    let env = BenchEnv::create(base, &merchant_key.public_key_pem()?).await?;
+    let stop = CancellationToken::new();
+    let outcome = async {
+        let mut sim = SimConfig::new(
+            "127.0.0.1:0",
+            &merchant_key.public_key_pem()?,
+            &platform_key.to_pkcs8_pem()?,
+            "PUB_KEY_ID_BENCH",
+        );
+        sim.max_per_user = u32::MAX;
+        sim.rate = Some(limit);
+        sim.latency_ms = latency_ms;
+        let sim = wxpay_sim::start(sim, stop.clone()).await?;
+        let sim_url = format!("http://{}", sim.addr);
+
+        let mut settings = env.settings.clone();
+        settings.wxpay.base_url = sim_url.clone();
+        settings.wxpay.mchid = Some("1900000001".into());
+        settings.wxpay.serial_no = Some("BENCH".into());
+        let write = |name: &str, text: String| -> anyhow::Result<std::path::PathBuf> {
+            let path = keys.path().join(name);
+            std::fs::write(&path, text)?;
+            Ok(path)
+        };
+        settings.wxpay.private_key = Some(write("merchant.pem", merchant_key.to_pkcs8_pem()?)?);
+        settings.wxpay.public_key = Some(write("platform.pem", platform_key.public_key_pem()?)?);
+        settings.wxpay.public_key_id = Some("PUB_KEY_ID_BENCH".into());
+        settings.wxpay.rate = limit;
+        let backlog = limit as usize * seconds as usize;
+        let publisher = Publisher::new(&settings.broker.url, "lijian-bench", Topology::from_settings(&settings));
+
+        println!("baseline: the limit, {limit} requests/s per account (simulator at {latency_ms} ms, 429 beyond it)");
+        println!("sends per steady second, all consumers together:");
+        println!("  consumers   min  median   max   (× limit: min / median / max)   worst sliding 1 s   429s");
+        let mut next = 0;
+        for consumers in [1usize, 2, 4] {
+            let codes = store_and_queue(&env, &publisher, next, backlog).await?;
+            next += backlog;
+            let started_ms = now_ms();
+            let mut children: Vec<Child> = (0..consumers).map(|_| spawn_consumer(&settings)).collect::<Result<_, _>>()?;
+            wait_issued(&env, next as i64, Duration::from_secs(seconds * 4 + 30)).await?;
+            stop_children(&mut children);
+            let run = requests_of(&sim_url, &codes, started_ms).await?;
+            let report = Steady::of(&run);
+            println!(
+                "  {consumers:>9}  {:>4}  {:>6}  {:>4}   ({:.3} / {:.3} / {:.3})           {:>6}       {:>5}",
+                report.min,
+                report.median,
+                report.max,
+                report.min as f64 / f64::from(limit),
+                report.median as f64 / f64::from(limit),
+                report.max as f64 / f64::from(limit),
+                report.worst_window,
+                report.throttled
+            );
+        }
+
+        // The survivor: two consumers, one SIGKILLed once both are busy.
+        let codes = store_and_queue(&env, &publisher, next, backlog).await?;
+        next += backlog;
+        let started_ms = now_ms();
+        let mut children: Vec<Child> = (0..2).map(|_| spawn_consumer(&settings)).collect::<Result<_, _>>()?;
+        tokio::time::sleep(Duration::from_secs(seconds / 3 + 2)).await;
+        let killed_ms = now_ms();
+        children[0].kill()?;
+        children[0].wait()?;
+        wait_issued(&env, next as i64, Duration::from_secs(seconds * 4 + 30)).await?;
+        stop_children(&mut children[1..]);
+        let run = requests_of(&sim_url, &codes, started_ms).await?;
+        let per_second = per_second(&run);
+        let floor = (f64::from(limit) * 0.98).ceil() as usize;
+        let killed_second = killed_ms / 1000;
+        let back = per_second
+            .iter()
+            .filter(|(second, n)| *second > killed_second && *n >= floor)
+            .map(|(second, _)| second - killed_second)
+            .next();
+        println!(
+            "survivor: one of two consumers SIGKILLed; the other held ≥ 98% of the limit again after {} s (goal ≤ 3 s); 429s {}",
+            back.map(|s| s.to_string()).unwrap_or_else(|| "never".into()),
+            run.iter().filter(|r| r.status == 429).count()
+        );
+        let seconds_after: Vec<String> = per_second
+            .iter()
+            .filter(|(second, _)| *second >= killed_second - 1 && *second <= killed_second + 4)
+            .map(|(second, n)| format!("{:+}s:{n}", second - killed_second))
+            .collect();
+        println!("          sends per second around the kill: {}", seconds_after.join(" "));
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    stop.cancel();
+    env.destroy().await;
+    outcome
+}
+
+/// Stores `n` orders (distinct users) and queues them as 100-order jobs.
+async fn store_and_queue(
+    env: &BenchEnv,
+    publisher: &Publisher,
+    from: usize,
+    n: usize,
+) -> anyhow::Result<std::collections::HashSet<String>> {
+    let client = env.store.client().await?;
+    let (from, to) = (from as i64, (from + n) as i64);
+    client
+        .execute(
+            "INSERT INTO orders (order_code, merchant_id, biz_code, open_id, app_id, product_code, activity_id, settlement_fen, enqueued_at)
+             SELECT 'LJR' || lpad(i::text, 12, '0'), 'bench-m', 'r' || i, 'oRate' || i, 'wx0000000000000000', 'bench-p', 'bench-a', 450, now()
+               FROM generate_series($1::bigint, $2::bigint - 1) AS i",
+            &[&from, &to],
+        )
+        .await?;
+    let codes: Vec<String> = (from..to).map(|i| format!("LJR{i:012}")).collect();
+    for chunk in codes.chunks(JOB_ORDERS) {
+        publisher.publish_issue(&IssueJob::for_orders(chunk.to_vec())).await?;
+    }
+    Ok(codes.into_iter().collect())
+}
+
+fn spawn_consumer(settings: &Settings) -> std::io::Result<Child> {
+    Command::new(std::env::current_exe()?)
+        .arg("consumer")
+        .envs(settings.to_env())
+        .env("LIJIAN_OPS_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+fn stop_children(children: &mut [Child]) {
+    for child in children.iter() {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    }
+    for child in children.iter_mut() {
+        let _ = child.wait();
+    }
+}
+
+async fn wait_issued(env: &BenchEnv, total: i64, timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while env.store.status_counts().await?.orders(OrderStatus::Success) < total {
+        anyhow::ensure!(started.elapsed() < timeout, "the backlog was not issued within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// The simulator's log of this run's requests (its orders, after it started).
+async fn requests_of(
+    sim_url: &str,
+    codes: &std::collections::HashSet<String>,
+    since_ms: i64,
+) -> anyhow::Result<Vec<RequestRecord>> {
+    let all: Vec<RequestRecord> = reqwest::get(format!("{sim_url}/__sim/requests")).await?.json().await?;
+    Ok(all.into_iter().filter(|r| r.time_ms >= since_ms && codes.contains(&r.out_request_no)).collect())
+}
+
+/// Requests per whole second (unix second → count), in time order.
+fn per_second(run: &[RequestRecord]) -> Vec<(i64, usize)> {
+    let mut counts = std::collections::BTreeMap::new();
+    for r in run {
+        *counts.entry(r.time_ms / 1000).or_insert(0) += 1;
+    }
+    counts.into_iter().collect()
+}
+
+/// Sends per second over the steady state of one run.
+struct Steady {
+    min: usize,
+    median: usize,
+    max: usize,
+    worst_window: usize,
+    throttled: usize,
+}
+
+impl Steady {
+    fn of(run: &[RequestRecord]) -> Steady {
+        let seconds = per_second(run);
+        let mut steady: Vec<usize> = if seconds.len() > 2 * EDGE_SECONDS as usize {
+            seconds[EDGE_SECONDS as usize..seconds.len() - EDGE_SECONDS as usize].iter().map(|(_, n)| *n).collect()
+        } else {
+            seconds.iter().map(|(_, n)| *n).collect()
+        };
+        steady.sort_unstable();
+        let mut times: Vec<i64> = run.iter().map(|r| r.time_ms).collect();
+        times.sort_unstable();
+        let (mut worst, mut end) = (0, 0);
+        for start in 0..times.len() {
+            while end < times.len() && times[end] < times[start] + 1000 {
+                end += 1;
+            }
+            worst = worst.max(end - start);
+        }
+        Steady {
+            min: steady.first().copied().unwrap_or(0),
+            median: steady.get(steady.len() / 2).copied().unwrap_or(0),
+            max: steady.last().copied().unwrap_or(0),
+            worst_window: worst,
+            throttled: run.iter().filter(|r| r.status == 429).count(),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
