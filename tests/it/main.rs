@@ -18,5 +18,6 @@ mod openapi;
 mod operators;
 mod ops;
 mod outage;
+mod scale_out;
 mod signing;
 mod wxpay_protocol;

@@ -66,12 +66,6 @@ fn read_key(what: &'static str, path: &Path) -> Result<String, ConsumerError> {
     std::fs::read_to_string(path).map_err(|source| ConsumerError::ReadKey { what, path: path.into(), source })
 }
 
-/// How long a send lease outlives a consumer that died mid-call: the call's
-/// timeout plus a margin for the answer's verification and the outcome's write.
-fn lease_ttl(call_timeout: std::time::Duration) -> std::time::Duration {
-    call_timeout + std::time::Duration::from_secs(30)
-}
-
 /// Builds the worker from settings: keys are read and checked here, so a bad
 /// configuration stops the process at start instead of parking every job.
 pub fn build_handler(settings: &Settings, store: Store) -> Result<IssueHandler, ConsumerError> {
@@ -89,7 +83,7 @@ pub fn build_handler(settings: &Settings, store: Store) -> Result<IssueHandler, 
     })?;
     let client =
         wxpay::WxPayClient::new(&wxpay.base_url, mchid, serial_no, key, platform_key, public_key_id, wxpay.timeout)?;
-    let limits = limits::Limits::new(store.clone(), wxpay.activity_rate, lease_ttl(wxpay.timeout));
+    let limits = limits::Limits::new(store.clone(), wxpay.activity_rate);
     let appid = wxpay.appid.clone().unwrap_or_default();
     Ok(IssueHandler::new(store, client, limits, settings.consumer.retry_schedule.clone(), appid, wxpay.rate))
 }

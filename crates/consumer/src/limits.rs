@@ -9,8 +9,10 @@
 //! - at most one send per (account, openid) in flight ([`leases`](crate::leases)):
 //!   concurrent sends to one user fail with a spurious RULE_LIMIT at WeChat.
 //!
-//! A send takes its user's turn first, then its slot, so a slot is never spent
-//! waiting for a user.
+//! A send takes its user's turn in this process, reserves its slot, and takes
+//! the user's lease in the cluster just before the slot comes: leases are held
+//! only by sends about to go or in flight (a consumer that dies blocks few
+//! users), and a slot whose user is busy elsewhere goes to the next sender.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 use lijian_core::store::Store;
 use lijian_core::telemetry::Exposition;
 
-use crate::leases::{Leases, Turn};
+use crate::leases::{Leases, UserTurn};
 use crate::pace::Pace;
 
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
@@ -76,24 +78,25 @@ pub struct Limits {
     pub waits: AtomicU64,
 }
 
-/// A send in flight (counted per account until dropped).
+/// A send in flight: its user's turn and lease, counted per account until dropped.
 #[must_use = "hold it for the duration of the call"]
-pub struct Sending(Arc<Account>);
+pub struct Sending<'a> {
+    account: Arc<Account>,
+    _user: UserTurn<'a>,
+}
 
-impl Drop for Sending {
+impl Drop for Sending<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.account.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Limits {
-    /// `activity_rate` per activity (0 = none); `lease_ttl` bounds how long a
-    /// user stays locked if this process dies mid-call (the call's timeout plus
-    /// a margin).
-    pub fn new(store: Store, activity_rate: u32, lease_ttl: Duration) -> Limits {
+    /// `activity_rate` per activity (0 = none).
+    pub fn new(store: Store, activity_rate: u32) -> Limits {
         let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         Limits {
-            leases: Leases::start(store.clone(), holder, lease_ttl),
+            leases: Leases::start(store.clone(), holder),
             store,
             activity_rate,
             accounts: Mutex::new(HashMap::new()),
@@ -129,18 +132,15 @@ impl Limits {
             .clone()
     }
 
-    /// Waits for this user's turn at this account, in the whole cluster; hold
-    /// the returned value until the call ends.
-    pub async fn openid_turn(&self, mchid: &str, openid: &str) -> Turn<'_> {
-        self.leases.turn((mchid.to_string(), openid.to_string())).await
-    }
-
-    /// Waits until a request may be sent now from `mchid`, whose whole-cluster
-    /// limit is `rate` per second; hold the returned value until the call ends.
-    pub async fn wait_to_send(&self, mchid: &str, rate: u32, activity_id: &str) -> Sending {
+    /// Waits until a request to `openid` may be sent now from `mchid`, whose
+    /// whole-cluster limit is `rate` per second: this user's turn in the
+    /// cluster, the activity's and the account's slot. Hold the returned value
+    /// until the call ends.
+    pub async fn send_turn(&self, mchid: &str, rate: u32, activity_id: &str, openid: &str) -> Sending<'_> {
         let started = Instant::now();
         let account = self.account(mchid);
         account.rate.store(rate, Ordering::Relaxed);
+        let mut user = self.leases.user((mchid.to_string(), openid.to_string())).await;
         loop {
             let until = *account.paused_until.lock().unwrap_or_else(|p| p.into_inner());
             match until {
@@ -151,7 +151,19 @@ impl Limits {
         if self.activity_rate > 0 {
             self.activity(activity_id).acquire(self.activity_rate).await;
         }
-        account.pace.acquire(rate).await;
+        loop {
+            let slot = account.pace.reserve(rate).await;
+            if !user.try_lease().await {
+                // Another process is sending to this user: the slot is the next
+                // sender's, and this one waits for the user.
+                account.pace.put_back(slot).await;
+                user.wait_for_lease().await;
+                continue;
+            }
+            if account.pace.wait_for(slot).await {
+                break;
+            }
+        }
         let waited = started.elapsed();
         self.waited_micros.fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
         if waited >= Duration::from_millis(1) {
@@ -159,7 +171,7 @@ impl Limits {
         }
         account.count_send();
         account.in_flight.fetch_add(1, Ordering::Relaxed);
-        Sending(account)
+        Sending { account, _user: user }
     }
 
     /// WeChat said 429 to `mchid`: pause its sends, cluster-wide, longer each

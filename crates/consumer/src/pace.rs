@@ -29,9 +29,12 @@ use lijian_core::store::{Grant, Store};
 pub const RATE_FACTOR: f64 = 0.985;
 /// Slots are granted at most this far ahead of the database clock.
 const HORIZON: Duration = Duration::from_millis(100);
-/// Most slots one call takes: this long of the rate. Small, so processes
-/// interleave; large enough that a call serves several sends (at 500/s, 10).
-const CHUNK: Duration = Duration::from_millis(20);
+/// Most slots one call takes: this long of the rate. A process gets at most this
+/// many slots per round trip to PostgreSQL, so it bounds a process's rate at
+/// `CHUNK × rate / round trip`: measured with 20 ms, a lone survivor on a loaded
+/// machine (40 ms round trips) could not exceed half of a 200/s limit. Half the
+/// horizon still lets processes interleave within it.
+const CHUNK: Duration = Duration::from_millis(50);
 /// A slot reached later than this is dropped: sending it would bunch with the
 /// slots after it.
 pub const LATE: Duration = Duration::from_millis(10);
@@ -73,6 +76,18 @@ impl Pace {
     /// Waits for a slot at `rate` per second (the key's whole-cluster limit) and
     /// returns at its time. Never returns without a slot.
     pub async fn acquire(&self, rate: u32) {
+        loop {
+            let slot = self.reserve(rate).await;
+            if self.wait_for(slot).await {
+                return;
+            }
+        }
+    }
+
+    /// Takes the next slot (its time may be up to the horizon ahead) without
+    /// waiting for it: the caller gets ready for it, then [`Pace::wait_for`]s it,
+    /// or [`Pace::put_back`]s it for another sender of this process.
+    pub async fn reserve(&self, rate: u32) -> Instant {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Leave(&self.waiting);
         let per_second = (f64::from(rate.max(1)) * RATE_FACTOR).max(1.0);
@@ -91,15 +106,7 @@ impl Pace {
                 }
             };
             match next {
-                Ok(slot) => {
-                    tokio::time::sleep_until(slot.into()).await;
-                    if Instant::now() <= slot + LATE {
-                        self.used.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                    self.stale.fetch_add(1, Ordering::Relaxed);
-                    backoff = FIRST_BACKOFF;
-                }
+                Ok(slot) => return slot,
                 Err(Wait::Poll(wait)) => {
                     backoff = FIRST_BACKOFF;
                     tokio::time::sleep(wait).await;
@@ -110,6 +117,27 @@ impl Pace {
                 }
             }
         }
+    }
+
+    /// Sleeps until `slot`; true when it is still good to send on (not more than
+    /// [`LATE`] behind, e.g. after a stall), false when it was thrown away.
+    pub async fn wait_for(&self, slot: Instant) -> bool {
+        tokio::time::sleep_until(slot.into()).await;
+        if Instant::now() <= slot + LATE {
+            self.used.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            self.stale.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Hands a reserved slot that will not be used to the next sender of this
+    /// process (slots stay in time order).
+    pub async fn put_back(&self, slot: Instant) {
+        let mut slots = self.slots.lock().await;
+        let at = slots.partition_point(|s| *s < slot);
+        slots.insert(at, slot);
     }
 
     /// Asks the database for slots; returns the first and keeps the rest.

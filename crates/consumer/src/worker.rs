@@ -162,8 +162,7 @@ impl IssueHandler {
         };
         let call = {
             let mchid = self.client.mchid();
-            let _turn = self.limits.openid_turn(mchid, &order.open_id).await;
-            let _sending = self.limits.wait_to_send(mchid, self.rate, &order.activity_id).await;
+            let _sending = self.limits.send_turn(mchid, self.rate, &order.activity_id, &order.open_id).await;
             self.client.send_coupon(&order.open_id, &request).await
         };
         self.counters.upstream_latency.observe(call.latency);

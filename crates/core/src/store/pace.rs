@@ -73,6 +73,21 @@ impl Store {
         Ok(leases.iter().map(|l| taken.contains(&l.token)).collect())
     }
 
+    /// Extends these leases (where the token still holds them) to `ttl` from now.
+    pub async fn renew_leases(&self, leases: &[Lease], ttl: Duration) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE send_leases l SET expires_at = clock_timestamp() + $4::text::interval
+                   FROM unnest($1::text[], $2::text[], $3::text[]) AS t(m, o, h)
+                  WHERE l.mchid = t.m AND l.openid = t.o AND l.holder = t.h",
+            )
+            .await?;
+        let (mchids, openids, tokens) = columns(leases);
+        client.execute(&stmt, &[&mchids, &openids, &tokens, &pg_interval(ttl)]).await?;
+        Ok(())
+    }
+
     /// Gives these leases back (only where the token still holds them).
     pub async fn release_leases(&self, leases: &[Lease]) -> Result<(), StoreError> {
         let client = self.client().await?;

@@ -1,0 +1,211 @@
+//! Scale-out: several `lijian consumer` processes (real child processes, all with
+//! the same configuration) against a simulator with a hard limit. WeChat's
+//! contract must hold for the cluster: the account's rate in every sliding
+//! second, each order issued once, and the work shared — also after a SIGKILL
+//! and with a backlog queued before a consumer started.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lijian_core::config::Settings;
+use lijian_core::money::Fen;
+use wxpay_sim::RequestRecord;
+
+use crate::helpers::wxpay::{spawn_sim, Sim};
+use crate::helpers::*;
+
+/// The account's limit in these tests: low enough for a busy CI machine to
+/// keep up with, high enough that a second over it is not noise.
+const LIMIT: u32 = 200;
+
+/// A consumer child process with its metrics address.
+struct ConsumerProcess {
+    child: Child,
+    metrics: String,
+}
+
+impl ConsumerProcess {
+    fn spawn(settings: &Settings) -> ConsumerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let child = lijian_command(settings)
+            .arg("consumer")
+            .env("LIJIAN_OPS_ADDR", format!("127.0.0.1:{port}"))
+            .env("LIJIAN_WXPAY_RATE", LIMIT.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn lijian consumer");
+        ConsumerProcess { child, metrics: format!("http://127.0.0.1:{port}/metrics") }
+    }
+
+    /// Sends this process let through (its `lijian_wxpay_sends_total`).
+    async fn sends(&self) -> u64 {
+        let Ok(answer) = reqwest::get(&self.metrics).await else { return 0 };
+        let text = answer.text().await.unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with("lijian_wxpay_sends_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    async fn stop(mut self) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill -TERM");
+        let status = tokio::task::spawn_blocking(move || self.child.wait()).await.expect("join").expect("wait");
+        assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
+    }
+}
+
+/// A backlog of `n` campaign orders (bulk jobs of 100) for distinct users.
+async fn load_backlog(app: &TestApp, n: usize) -> HashSet<String> {
+    app.store.topup(MERCHANT, Fen(PRICE_FEN * n as i64)).await.expect("top up");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("backlog.csv");
+    let mut file = std::fs::File::create(&path).expect("file");
+    writeln!(file, "openId").expect("write");
+    for i in 0..n {
+        writeln!(file, "oScale{i}").expect("write");
+    }
+    drop(file);
+    let out = lijian_command(&app.settings)
+        .arg("load")
+        .arg(&path)
+        .args(["--merchant-id", MERCHANT, "--activity-id", ACTIVITY, "--product-code", PRODUCT])
+        .output()
+        .expect("run lijian load");
+    assert!(out.status.success(), "load failed: {}", String::from_utf8_lossy(&out.stderr));
+    let client = app.store.client().await.expect("client");
+    client.query("SELECT order_code FROM orders", &[]).await.expect("orders").iter().map(|r| r.get(0)).collect()
+}
+
+/// The most requests the simulator saw in any sliding one-second window.
+fn worst_second(requests: &[RequestRecord]) -> usize {
+    let mut times: Vec<i64> = requests.iter().map(|r| r.time_ms).collect();
+    times.sort_unstable();
+    let (mut worst, mut end) = (0, 0);
+    for start in 0..times.len() {
+        while end < times.len() && times[end] < times[start] + 1000 {
+            end += 1;
+        }
+        worst = worst.max(end - start);
+    }
+    worst
+}
+
+/// Requests per whole second.
+fn per_second(requests: &[RequestRecord]) -> BTreeMap<i64, usize> {
+    let mut counts = BTreeMap::new();
+    for r in requests {
+        *counts.entry(r.time_ms / 1000).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// What every scale-out run must show at the simulator: each order one coupon,
+/// no 429, no sliding second over the limit.
+async fn assert_contract_held(sim: &Sim, orders: &HashSet<String>) -> Vec<RequestRecord> {
+    let ledger = sim.ledger().await;
+    let issued: HashSet<&str> = ledger.iter().map(|c| c.out_request_no.as_str()).collect();
+    assert_eq!(issued.len(), ledger.len(), "no order issued twice");
+    assert_eq!(issued, orders.iter().map(String::as_str).collect(), "every order issued");
+    let requests = sim.requests().await;
+    let throttled = requests.iter().filter(|r| r.status == 429).count();
+    assert_eq!(throttled, 0, "no request answered 429");
+    let worst = worst_second(&requests);
+    eprintln!("scale-out: {} requests, worst sliding second {worst} at a {LIMIT}/s limit", requests.len());
+    assert!(worst <= LIMIT as usize, "{worst} requests in one second at a {LIMIT}/s limit");
+    requests
+}
+
+async fn same_configuration_shares_the_limit(consumers: usize) {
+    let app = Arc::new(spawn_app_alone().await);
+    let sim = spawn_sim(|c| {
+        c.rate = Some(LIMIT);
+        c.latency_ms = 50;
+    })
+    .await;
+    let settings = app.consumer_settings(&sim);
+    let orders = load_backlog(&app, 1200).await;
+    let processes: Vec<ConsumerProcess> = (0..consumers).map(|_| ConsumerProcess::spawn(&settings)).collect();
+    let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 1200, Duration::from_secs(60)).await;
+    assert_eq!(done, 1200);
+    assert_contract_held(&sim, &orders).await;
+    for p in &processes {
+        assert!(p.sends().await > 0, "every consumer took part");
+    }
+    for p in processes {
+        p.stop().await;
+    }
+    stop_shared(app).await;
+}
+
+#[tokio::test]
+async fn two_consumers_with_one_configuration_keep_the_accounts_limit_together() {
+    same_configuration_shares_the_limit(2).await;
+}
+
+#[tokio::test]
+async fn three_consumers_with_one_configuration_keep_the_accounts_limit_together() {
+    same_configuration_shares_the_limit(3).await;
+}
+
+#[tokio::test]
+async fn a_backlog_queued_before_the_second_consumer_starts_is_shared() {
+    let app = Arc::new(spawn_app_alone().await);
+    let sim = spawn_sim(|c| {
+        c.rate = Some(LIMIT);
+        c.latency_ms = 50;
+    })
+    .await;
+    let settings = app.consumer_settings(&sim);
+    let orders = load_backlog(&app, 1200).await;
+    let first = ConsumerProcess::spawn(&settings);
+    app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 150, Duration::from_secs(30)).await;
+    let second = ConsumerProcess::spawn(&settings);
+    let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 1200, Duration::from_secs(60)).await;
+    assert_eq!(done, 1200);
+    assert_contract_held(&sim, &orders).await;
+    let (a, b) = (first.sends().await, second.sends().await);
+    eprintln!("backlog shared: first consumer {a} sends, second {b}");
+    assert!(b >= 1200 / 5, "the consumer started later took a share of the backlog ({b} of 1200)");
+    first.stop().await;
+    second.stop().await;
+    stop_shared(app).await;
+}
+
+#[tokio::test]
+async fn a_sigkilled_consumer_leaves_the_whole_limit_to_the_survivor() {
+    let app = Arc::new(spawn_app_alone().await);
+    let sim = spawn_sim(|c| {
+        c.rate = Some(LIMIT);
+        c.latency_ms = 50;
+    })
+    .await;
+    let settings = app.consumer_settings(&sim);
+    let orders = load_backlog(&app, 2000).await;
+    let mut victim = ConsumerProcess::spawn(&settings);
+    let survivor = ConsumerProcess::spawn(&settings);
+    app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 500, Duration::from_secs(30)).await;
+    let killed_at = now_ms() / 1000;
+    victim.kill();
+    let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 2000, Duration::from_secs(90)).await;
+    assert_eq!(done, 2000, "the survivor finished the victim's work too");
+    let requests = assert_contract_held(&sim, &orders).await;
+    // Whole seconds from 3 s after the kill to the one before the last.
+    let seconds = per_second(&requests);
+    let last = seconds.keys().next_back().copied().unwrap_or_default();
+    let after: Vec<usize> = seconds.range(killed_at + 3..last).map(|(_, n)| *n).collect();
+    eprintln!("survivor: sends per second from 3 s after the kill: {after:?}");
+    assert!(after.len() >= 2, "enough run after the kill to judge ({after:?})");
+    let floor = (f64::from(LIMIT) * 0.9) as usize;
+    assert!(after.iter().all(|n| *n >= floor), "the survivor holds ≥ 90% of the limit alone: {after:?}");
+    survivor.stop().await;
+    stop_shared(app).await;
+}
