@@ -28,12 +28,9 @@ fn keygen(app: &TestApp, dir: &Path) {
     lijian_ok(app, &["keygen", "--out", dir.to_str().expect("utf-8 path")]);
 }
 
-/// `wxpay-account add` for OTHER_MCHID signing with `dir/private.pem`, at `sim`.
-fn add_other_account(app: &TestApp, dir: &Path, sim: &Sim, extra: &[&str]) {
-    let private = dir.join("private.pem");
-    let platform = fixture_path("wxpay-platform-public.pem");
-    let url = sim.url();
-    let mut args = vec![
+/// `wxpay-account add` for OTHER_MCHID with these key files.
+fn add_args(private_key: &str, public_key: &str) -> Vec<String> {
+    [
         "wxpay-account",
         "add",
         "--mchid",
@@ -41,16 +38,26 @@ fn add_other_account(app: &TestApp, dir: &Path, sim: &Sim, extra: &[&str]) {
         "--serial-no",
         "SERIAL777",
         "--private-key",
-        private.to_str().expect("utf-8 path"),
+        private_key,
         "--public-key",
-        &platform,
+        public_key,
         "--public-key-id",
         PUBLIC_KEY_ID,
-        "--base-url",
-        &url,
-    ];
-    args.extend_from_slice(extra);
-    lijian_ok(app, &args);
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Adds OTHER_MCHID signing with `dir/private.pem`, at `sim`.
+fn add_other_account(app: &TestApp, dir: &Path, sim: &Sim) {
+    let private = dir.join("private.pem");
+    let mut args = add_args(private.to_str().expect("utf-8 path"), &fixture_path("wxpay-platform-public.pem"));
+    args.extend(["--base-url".to_string(), sim.url()]);
+    lijian_ok(app, &strs(&args));
 }
 
 /// `activity add` through the CLI for the seeded merchant; `extra` adds flags.
@@ -118,27 +125,9 @@ async fn accounts_are_added_with_checked_keys_and_managed_without_printing_them(
     let private = keys.path().join("private.pem");
     let private = private.to_str().expect("utf-8 path");
     let platform = fixture_path("wxpay-platform-public.pem");
-    let add = |private_key: &str, public_key: &str| {
-        vec![
-            "wxpay-account",
-            "add",
-            "--mchid",
-            OTHER_MCHID,
-            "--serial-no",
-            "SERIAL777",
-            "--private-key",
-            private_key,
-            "--public-key",
-            public_key,
-            "--public-key-id",
-            PUBLIC_KEY_ID,
-        ]
-        .into_iter()
-        .map(str::to_string)
-        .collect::<Vec<_>>()
-    };
+    let add = add_args;
     let secret_line = std::fs::read_to_string(private).expect("key").lines().nth(1).expect("a body line").to_string();
-    let run_err = |args: Vec<String>| lijian_err(&app, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run_err = |args: Vec<String>| lijian_err(&app, &strs(&args));
 
     let missing = run_err(add("/nonexistent/private.pem", &platform));
     assert!(missing.contains("cannot read private key /nonexistent/private.pem"), "{missing}");
@@ -152,7 +141,7 @@ async fn accounts_are_added_with_checked_keys_and_managed_without_printing_them(
 
     let mut ok = add(private, &platform);
     ok.extend(["--appid", "wxtestappid0000001", "--rate", "300"].map(str::to_string));
-    let added = lijian_ok(&app, &ok.iter().map(String::as_str).collect::<Vec<_>>());
+    let added = lijian_ok(&app, &strs(&ok));
     assert!(added.contains("account 1900000777 added (300 requests/s)"), "{added}");
     assert!(run_err(ok).contains("already exists"));
 
@@ -216,7 +205,7 @@ async fn each_activity_is_sent_from_its_own_account_by_one_consumer() {
         c.merchant_public_key = std::fs::read_to_string(keys.path().join("public.pem")).expect("public key");
     })
     .await;
-    add_other_account(&app, keys.path(), &other_sim, &[]);
+    add_other_account(&app, keys.path(), &other_sim);
     add_activity(&app, "a-other", MCHID, &["--issuer", OTHER_MCHID]).expect("activity");
 
     let consumer = app.start_consumer(&app.consumer_settings(&default_sim));
@@ -253,7 +242,7 @@ async fn a_job_for_a_disabled_or_missing_account_parks_and_replays_to_one_coupon
         c.merchant_public_key = std::fs::read_to_string(keys.path().join("public.pem")).expect("public key")
     })
     .await;
-    add_other_account(&app, keys.path(), &sim, &[]);
+    add_other_account(&app, keys.path(), &sim);
     lijian_ok(&app, &["wxpay-account", "disable", "--mchid", OTHER_MCHID]);
     // Sent from the account named by stock_creator_mchid (no --issuer).
     add_activity(&app, "a-other", OTHER_MCHID, &[]).expect("activity");

@@ -203,10 +203,10 @@ impl Accounts {
         for row in rows {
             let kept = {
                 let s = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
-                s.accounts.get(&row.mchid).filter(|(old, _)| *old == row).map(|(_, entry)| entry.clone())
+                s.accounts.get(&row.account.mchid).filter(|(old, _)| *old == row).map(|(_, entry)| entry.clone())
             };
             let entry = kept.unwrap_or_else(|| self.build(&row));
-            accounts.insert(row.mchid.clone(), (row, entry));
+            accounts.insert(row.account.mchid.clone(), (row, entry));
         }
         let mut s = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
         s.accounts = accounts;
@@ -219,6 +219,7 @@ impl Accounts {
         if !row.enabled {
             return Entry::Disabled;
         }
+        let row = &row.account;
         let built = load_keys(&row.private_key_path, &row.public_key_path).and_then(|(key, platform_key)| {
             let base_url = row.base_url.as_deref().unwrap_or(&self.base_url);
             Ok(WxPayClient::new(

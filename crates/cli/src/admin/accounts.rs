@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use lijian_core::config::Settings;
-use lijian_core::store::{AccountRow, NewAccount};
+use lijian_core::store::NewAccount;
 
 use super::store;
 
@@ -89,7 +89,7 @@ pub async fn wxpay_account(settings: &Settings, cmd: AccountCommand) -> anyhow::
                 public_key_path: absolute(public_key)?,
                 public_key_id,
                 appids,
-                rate: Some(rate),
+                rate,
                 base_url,
             };
             store(settings)?.add_account(&account).await?;
@@ -100,29 +100,31 @@ pub async fn wxpay_account(settings: &Settings, cmd: AccountCommand) -> anyhow::
             if rows.is_empty() {
                 println!("no WeChat Pay accounts stored (LIJIAN_WXPAY_* is the only account, if set)");
             }
-            for a in rows {
+            for row in rows {
+                let a = &row.account;
                 println!(
                     "{}  {}  {}/s  appids {}  {}",
                     a.mchid,
-                    if a.enabled { "enabled " } else { "disabled" },
+                    if row.enabled { "enabled " } else { "disabled" },
                     a.rate,
-                    appids(&a),
+                    appids(a),
                     a.base_url.as_deref().unwrap_or("(LIJIAN_WXPAY_BASE_URL)")
                 );
             }
         }
         AccountCommand::Show { mchid } => {
-            let a = store(settings)?
+            let row = store(settings)?
                 .account(&mchid)
                 .await?
                 .with_context(|| format!("no WeChat Pay account {mchid} (lijian wxpay-account list)"))?;
+            let a = &row.account;
             println!("mchid          {}", a.mchid);
-            println!("enabled        {}", a.enabled);
+            println!("enabled        {}", row.enabled);
             println!("serial-no      {}", a.serial_no);
             println!("private-key    {}", a.private_key_path.display());
             println!("public-key     {}", a.public_key_path.display());
             println!("public-key-id  {}", a.public_key_id);
-            println!("appids         {}", appids(&a));
+            println!("appids         {}", appids(a));
             println!("rate           {}/s", a.rate);
             println!("base-url       {}", a.base_url.as_deref().unwrap_or("(LIJIAN_WXPAY_BASE_URL)"));
         }
@@ -142,7 +144,7 @@ pub async fn wxpay_account(settings: &Settings, cmd: AccountCommand) -> anyhow::
     Ok(())
 }
 
-fn appids(a: &AccountRow) -> String {
+fn appids(a: &NewAccount) -> String {
     if a.appids.is_empty() {
         "any".into()
     } else {

@@ -8,8 +8,9 @@ use tokio_postgres::Row;
 
 use super::{Store, StoreError};
 
-/// An account to register. The caller has checked that both key files parse.
-#[derive(Debug, Clone)]
+/// An account: what `lijian wxpay-account add` registers (the caller has
+/// checked that both key files parse).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAccount {
     pub mchid: String,
     /// Serial of the merchant API certificate whose private key signs requests.
@@ -19,8 +20,8 @@ pub struct NewAccount {
     pub public_key_path: PathBuf,
     pub public_key_id: String,
     pub appids: Vec<String>,
-    /// Requests per second; `None` = the table's default (500).
-    pub rate: Option<u32>,
+    /// Requests per second WeChat allows it.
+    pub rate: u32,
     /// `None` = `LIJIAN_WXPAY_BASE_URL`.
     pub base_url: Option<String>,
 }
@@ -28,14 +29,7 @@ pub struct NewAccount {
 /// An account as stored: paths to its keys, never their contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRow {
-    pub mchid: String,
-    pub serial_no: String,
-    pub private_key_path: PathBuf,
-    pub public_key_path: PathBuf,
-    pub public_key_id: String,
-    pub appids: Vec<String>,
-    pub rate: u32,
-    pub base_url: Option<String>,
+    pub account: NewAccount,
     pub enabled: bool,
     /// Changes with every update, so a cache can tell a row it already built from.
     pub updated_at: OffsetDateTime,
@@ -46,14 +40,16 @@ const COLUMNS: &str =
 
 fn row(r: &Row) -> AccountRow {
     AccountRow {
-        mchid: r.get(0),
-        serial_no: r.get(1),
-        private_key_path: PathBuf::from(r.get::<_, String>(2)),
-        public_key_path: PathBuf::from(r.get::<_, String>(3)),
-        public_key_id: r.get(4),
-        appids: r.get(5),
-        rate: u32::try_from(r.get::<_, i32>(6)).unwrap_or(1),
-        base_url: r.get(7),
+        account: NewAccount {
+            mchid: r.get(0),
+            serial_no: r.get(1),
+            private_key_path: PathBuf::from(r.get::<_, String>(2)),
+            public_key_path: PathBuf::from(r.get::<_, String>(3)),
+            public_key_id: r.get(4),
+            appids: r.get(5),
+            rate: u32::try_from(r.get::<_, i32>(6)).unwrap_or(1),
+            base_url: r.get(7),
+        },
         enabled: r.get(8),
         updated_at: r.get(9),
     }
@@ -68,7 +64,7 @@ fn rate_param(rate: u32) -> Result<i32, StoreError> {
 
 impl Store {
     pub async fn add_account(&self, a: &NewAccount) -> Result<(), StoreError> {
-        let rate = rate_param(a.rate.unwrap_or(500))?;
+        let rate = rate_param(a.rate)?;
         let (private, public) = (a.private_key_path.to_string_lossy(), a.public_key_path.to_string_lossy());
         let client = self.client().await?;
         client

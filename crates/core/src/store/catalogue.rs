@@ -87,10 +87,10 @@ impl Store {
             None if a.issuer_mchid.is_some() => Err(StoreError::NotFound(format!(
                 "--issuer {mchid}: no WeChat Pay account {mchid}; add it first with lijian wxpay-account add"
             ))),
-            Some(account) if !account.appids.is_empty() && !account.appids.contains(&a.appid) => {
+            Some(row) if !row.account.appids.is_empty() && !row.account.appids.contains(&a.appid) => {
                 Err(StoreError::Invalid(format!(
                     "WeChat Pay account {mchid} may send for appids {} only, not {}",
-                    account.appids.join(", "),
+                    row.account.appids.join(", "),
                     a.appid
                 )))
             }
