@@ -132,11 +132,6 @@ impl Accounts {
         }
     }
 
-    /// The `LIJIAN_WXPAY_*` account, if configured.
-    pub fn default_account(&self) -> Option<&Arc<Account>> {
-        self.default.as_ref()
-    }
-
     /// The account that sends for `issuer`: the stored account of that mchid, else
     /// the default account, else none (park).
     pub async fn resolve(&self, issuer: &str) -> Result<Arc<Account>, Unresolved> {

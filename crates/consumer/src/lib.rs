@@ -46,7 +46,9 @@ pub use worker::IssueHandler;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
-    #[error("{0} is required for the consumer (see README, Configuration)")]
+    #[error(
+        "{0} is required with the other LIJIAN_WXPAY_* settings of the default account (see README, Configuration)"
+    )]
     Missing(&'static str),
     #[error("cannot read {what} {path}")]
     ReadKey { what: &'static str, path: PathBuf, source: std::io::Error },
