@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod accounts;
 mod api_status;
 mod campaigns;
 mod cli;

@@ -54,11 +54,14 @@ enum Command {
     /// Register activities (WeChat coupon stocks created for a merchant).
     #[command(subcommand)]
     Activity(admin::ActivityCommand),
+    /// Register and manage the WeChat Pay merchant accounts coupons are sent from.
+    #[command(subcommand)]
+    WxpayAccount(admin::AccountCommand),
     /// Run every role in one process (small installs): gateway, consumer, notifier, scheduler.
     Serve(roles::ServeArgs),
     /// Run the open API gateway on LIJIAN_HTTP_ADDR until SIGTERM/SIGINT.
     Gateway,
-    /// Issue coupons: consume issue jobs and call WeChat Pay (LIJIAN_WXPAY_*) until SIGTERM/SIGINT.
+    /// Issue coupons: consume issue jobs and call WeChat Pay (stored accounts and LIJIAN_WXPAY_*) until SIGTERM/SIGINT.
     Consumer,
     /// Deliver signed status reports to merchants' callback URLs until SIGTERM/SIGINT.
     Notifier,
@@ -179,6 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merchant(cmd) => admin::merchant(&settings, cmd).await,
         Command::Product(cmd) => admin::product(&settings, cmd).await,
         Command::Activity(cmd) => admin::activity(&settings, cmd).await,
+        Command::WxpayAccount(cmd) => admin::wxpay_account(&settings, cmd).await,
         Command::Serve(args) => roles::run(&settings, &args.roles, shutdown_on_signals()).await,
         Command::Gateway => roles::run(&settings, &[roles::Role::Gateway], shutdown_on_signals()).await,
         Command::Consumer => roles::run(&settings, &[roles::Role::Consumer], shutdown_on_signals()).await,

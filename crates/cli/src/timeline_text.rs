@@ -57,7 +57,7 @@ fn detail(e: &Event) -> String {
             )
         }
         Event::Queued { .. } => "issue job on the broker".into(),
-        Event::Attempt { number, outcome, http_status, code, message, latency_ms, .. } => {
+        Event::Attempt { number, outcome, http_status, code, message, latency_ms, mchid, .. } => {
             let answer = match (http_status, code, message) {
                 (Some(s), Some(c), m) => {
                     format!("HTTP {s} {c}{}", m.as_ref().map(|m| format!(": {m}")).unwrap_or_default())
@@ -66,7 +66,8 @@ fn detail(e: &Event) -> String {
                 (Some(s), None, None) => format!("HTTP {s}"),
                 (None, _, m) => format!("no answer: {}", m.as_deref().unwrap_or_default()),
             };
-            format!("WeChat Pay attempt {number} → {outcome} ({answer}, {latency_ms} ms)")
+            let account = mchid.as_ref().map(|m| format!(" from account {m}")).unwrap_or_default();
+            format!("WeChat Pay attempt {number} → {outcome} ({answer}, {latency_ms} ms){account}")
         }
         Event::Parked { lane, reason, .. } => {
             let reason = reason.as_deref().unwrap_or_default();
@@ -123,8 +124,12 @@ mod tests {
             code: Some("SIGN_ERROR".into()),
             message: Some("bad signature".into()),
             latency_ms: 12,
+            mchid: Some("1900000001".into()),
         };
-        assert_eq!(detail(&attempt), "WeChat Pay attempt 1 → parked (HTTP 401 SIGN_ERROR: bad signature, 12 ms)");
+        assert_eq!(
+            detail(&attempt),
+            "WeChat Pay attempt 1 → parked (HTTP 401 SIGN_ERROR: bad signature, 12 ms) from account 1900000001"
+        );
         let issued = Event::Finished { at, status: OrderStatus::Success, coupon_id: Some("C1".into()), reason: None };
         assert_eq!((kind(&issued), detail(&issued).as_str()), ("final", "coupon C1 issued (status 2)"));
         let delivery = Event::Delivery {

@@ -3,6 +3,8 @@
 //! # Owns
 //! - the WeChat Pay API v3 client for send-coupon: request signing, answer
 //!   verification ([`wxpay`]);
+//! - the accounts it sends from: the `LIJIAN_WXPAY_*` default and every stored
+//!   `wxpay-account`, and which one sends an order ([`accounts`]);
 //! - what each answer means for the order ([`outcome`]) and the limits on how fast
 //!   and how concurrently we call ([`limits`]);
 //! - the worker step ([`worker`]): mark processing, call WeChat, then finish
@@ -17,11 +19,13 @@
 //!
 //! # Layout
 //! - `wxpay.rs`   the send-coupon call: signing, answer verification
+//! - `accounts.rs` the accounts we send from, their clients, which one sends an order
 //! - `outcome.rs` what an answer means (issued, retry, fail, park)
 //! - `limits.rs`  rate, per-activity rate, 429 pause, one send per openid
 //! - `worker.rs`  `IssueHandler`: one job start to finish, and its metrics
 //! - `batch.rs`   the batched begin and finish writes
 
+pub mod accounts;
 mod batch;
 mod leases;
 pub mod limits;
@@ -30,13 +34,12 @@ mod pace;
 pub mod worker;
 pub mod wxpay;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use lijian_core::config::Settings;
 use lijian_core::deps::Deps;
 use lijian_core::queue::{runner, Lane};
-use lijian_core::signing::{RsaPrivateKey, RsaPublicKey};
 use lijian_core::store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +48,9 @@ pub use worker::IssueHandler;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
-    #[error("{0} is required for the consumer (see README, Configuration)")]
+    #[error(
+        "{0} is required with the other LIJIAN_WXPAY_* settings of the default account (see README, Configuration)"
+    )]
     Missing(&'static str),
     #[error("cannot read {what} {path}")]
     ReadKey { what: &'static str, path: PathBuf, source: std::io::Error },
@@ -57,35 +62,18 @@ pub enum ConsumerError {
     Http(#[from] reqwest::Error),
 }
 
-/// A setting the consumer cannot run without; `what` names its variable.
-fn required<'a, T: ?Sized>(what: &'static str, value: Option<&'a T>) -> Result<&'a T, ConsumerError> {
-    value.ok_or(ConsumerError::Missing(what))
-}
-
-fn read_key(what: &'static str, path: &Path) -> Result<String, ConsumerError> {
-    std::fs::read_to_string(path).map_err(|source| ConsumerError::ReadKey { what, path: path.into(), source })
-}
-
-/// Builds the worker from settings: keys are read and checked here, so a bad
-/// configuration stops the process at start instead of parking every job.
+/// Builds the worker from settings: the default account's keys are read and
+/// checked here, so a bad configuration stops the process at start instead of
+/// parking every job. Without `LIJIAN_WXPAY_*` it sends from stored accounts only.
 pub fn build_handler(settings: &Settings, store: Store) -> Result<IssueHandler, ConsumerError> {
-    let wxpay = &settings.wxpay;
-    let mchid = required("LIJIAN_WXPAY_MCHID", wxpay.mchid.as_deref())?;
-    let serial_no = required("LIJIAN_WXPAY_SERIAL_NO", wxpay.serial_no.as_deref())?;
-    let public_key_id = required("LIJIAN_WXPAY_PUBLIC_KEY_ID", wxpay.public_key_id.as_deref())?;
-    let private_path = required("LIJIAN_WXPAY_PRIVATE_KEY", wxpay.private_key.as_deref())?;
-    let key = RsaPrivateKey::from_pem(&read_key("LIJIAN_WXPAY_PRIVATE_KEY", private_path)?).map_err(|e| {
-        ConsumerError::BadKey { what: "LIJIAN_WXPAY_PRIVATE_KEY", path: private_path.into(), reason: e.to_string() }
-    })?;
-    let public_path = required("LIJIAN_WXPAY_PUBLIC_KEY", wxpay.public_key.as_deref())?;
-    let platform_key = RsaPublicKey::parse(&read_key("LIJIAN_WXPAY_PUBLIC_KEY", public_path)?).map_err(|e| {
-        ConsumerError::BadKey { what: "LIJIAN_WXPAY_PUBLIC_KEY", path: public_path.into(), reason: e.to_string() }
-    })?;
-    let client =
-        wxpay::WxPayClient::new(&wxpay.base_url, mchid, serial_no, key, platform_key, public_key_id, wxpay.timeout)?;
-    let limits = limits::Limits::new(store.clone(), wxpay.activity_rate);
-    let appid = wxpay.appid.clone().unwrap_or_default();
-    Ok(IssueHandler::new(store, client, limits, settings.consumer.retry_schedule.clone(), appid, wxpay.rate))
+    let default = accounts::default_account(settings)?;
+    match &default {
+        Some(account) => tracing::info!(mchid = %account.mchid, "default WeChat Pay account from LIJIAN_WXPAY_*"),
+        None => tracing::info!("no LIJIAN_WXPAY_* account: sending from stored WeChat Pay accounts only"),
+    }
+    let accounts = accounts::Accounts::new(default, store.clone(), &settings.wxpay);
+    let limits = limits::Limits::new(store.clone(), settings.wxpay.activity_rate);
+    Ok(IssueHandler::new(store, accounts, limits, settings.consumer.retry_schedule.clone()))
 }
 
 /// A running consumer: its handler (for counters) and the task to await.

@@ -194,7 +194,11 @@ impl Limits {
                 tracing::warn!(error = %e, "cannot pause the account cluster-wide; this process pauses");
             }
         });
-        tracing::warn!(mchid, pause_ms = pause.as_millis() as u64, "WeChat Pay answered 429; pausing the account's sends");
+        tracing::warn!(
+            mchid,
+            pause_ms = pause.as_millis() as u64,
+            "WeChat Pay answered 429; pausing the account's sends"
+        );
     }
 
     /// A call from `mchid` got through: back to full speed.
@@ -231,12 +235,18 @@ impl Limits {
             "mchid",
             gauge(&|a| f64::from(a.rate.load(Ordering::Relaxed))),
         );
-        out.labelled_counter("lijian_wxpay_throttled_total", "429 answers per account", "mchid", each(&|a| {
-            a.throttled.load(Ordering::Relaxed)
-        }));
-        out.labelled_gauge("lijian_wxpay_in_flight", "Send-coupon calls in flight per account", "mchid", gauge(&|a| {
-            a.in_flight.load(Ordering::Relaxed) as f64
-        }));
+        out.labelled_counter(
+            "lijian_wxpay_throttled_total",
+            "429 answers per account",
+            "mchid",
+            each(&|a| a.throttled.load(Ordering::Relaxed)),
+        );
+        out.labelled_gauge(
+            "lijian_wxpay_in_flight",
+            "Send-coupon calls in flight per account",
+            "mchid",
+            gauge(&|a| a.in_flight.load(Ordering::Relaxed) as f64),
+        );
         out.labelled_counter(
             "lijian_wxpay_slot_requests_total",
             "Calls to PostgreSQL for send slots per account",

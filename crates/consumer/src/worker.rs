@@ -13,10 +13,11 @@ use lijian_core::store::{AttemptRecord, Begun, Issued, Store};
 use lijian_core::telemetry::{render_reasons, Exposition, Histogram, MetricsSource, ReasonCounts, LATENCY_BUCKETS};
 use tracing::Instrument;
 
+use crate::accounts::{Accounts, Unresolved};
 use crate::batch::{self, Begins, Finishes};
 use crate::limits::Limits;
 use crate::outcome::{classify, Verdict};
-use crate::wxpay::{Reply, SendCoupon, WxPayClient};
+use crate::wxpay::{Reply, SendCoupon};
 
 /// Counters for progress reports and metrics.
 pub struct Counters {
@@ -47,15 +48,11 @@ impl Default for Counters {
 
 pub struct IssueHandler {
     store: Store,
-    client: WxPayClient,
+    accounts: Accounts,
     limits: Limits,
     /// Delays between attempts; attempt n failing waits `schedule[n-1]`, and a
     /// failure after the last delay parks the job.
     schedule: Vec<Duration>,
-    /// appid when neither the order nor its activity has one.
-    default_appid: String,
-    /// The account's requests per second for the whole cluster.
-    rate: u32,
     pub counters: Counters,
     /// Batched "mark processing" writes (see `batch.rs`).
     begins: Batcher<Begins>,
@@ -73,31 +70,18 @@ pub struct IssueHandler {
 const BATCH_SHARE: usize = 16;
 
 impl IssueHandler {
-    pub fn new(
-        store: Store,
-        client: WxPayClient,
-        limits: Limits,
-        schedule: Vec<Duration>,
-        default_appid: String,
-        rate: u32,
-    ) -> IssueHandler {
+    pub fn new(store: Store, accounts: Accounts, limits: Limits, schedule: Vec<Duration>) -> IssueHandler {
         let begins = batch::begins(store.clone());
         let finishes = batch::finishes(store.clone());
-        IssueHandler {
-            store,
-            client,
-            limits,
-            schedule,
-            default_appid,
-            rate,
-            counters: Counters::default(),
-            begins,
-            finishes,
-        }
+        IssueHandler { store, accounts, limits, schedule, counters: Counters::default(), begins, finishes }
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
     }
 
     /// One issue job: parse, begin, call WeChat, record, decide.
@@ -151,7 +135,22 @@ impl IssueHandler {
                 return Disposition::Requeue;
             }
         };
-        let appid = if order.app_id.is_empty() { self.default_appid.clone() } else { order.app_id.clone() };
+        let account = match self.accounts.resolve(&order.issuer_mchid).await {
+            Ok(account) => account,
+            // Nothing was sent: no attempt to record. A replay after the operator's
+            // fix sends it (once: the out_request_no is the order code).
+            Err(Unresolved::Park(reason)) => {
+                return match self.store.mark_parked(order_code, &reason, None).await {
+                    Ok(()) => self.park(reason),
+                    Err(_) => Disposition::Requeue,
+                };
+            }
+            Err(Unresolved::Retry(reason)) => {
+                tracing::warn!(%reason, "no account to send from yet; job handed back");
+                return Disposition::Requeue;
+            }
+        };
+        let appid = if order.app_id.is_empty() { account.default_appid.clone() } else { order.app_id.clone() };
         let request = SendCoupon {
             stock_id: order.stock_id.clone(),
             // Stable across retries, redeliveries and replays: WeChat treats a
@@ -161,9 +160,9 @@ impl IssueHandler {
             stock_creator_mchid: order.stock_creator_mchid.clone(),
         };
         let call = {
-            let mchid = self.client.mchid();
-            let _sending = self.limits.send_turn(mchid, self.rate, &order.activity_id, &order.open_id).await;
-            self.client.send_coupon(&order.open_id, &request).await
+            let _sending =
+                self.limits.send_turn(&account.mchid, account.rate, &order.activity_id, &order.open_id).await;
+            account.client.send_coupon(&order.open_id, &request).await
         };
         self.counters.upstream_latency.observe(call.latency);
         let started_at = time::OffsetDateTime::now_utc() - call.latency;
@@ -182,6 +181,7 @@ impl IssueHandler {
             http_status,
             code,
             message,
+            mchid: Some(account.mchid.clone()),
         };
         self.decide(order_code, classify(&call.reply), since_replay, &record).await
     }
@@ -195,7 +195,7 @@ impl IssueHandler {
     ) -> Disposition {
         let written = match &verdict {
             Verdict::Issued { coupon_id } => {
-                self.limits.succeeded(self.client.mchid());
+                self.limits.succeeded(record.mchid.as_deref().unwrap_or_default());
                 let issued =
                     Issued { order_code: order_code.into(), coupon_id: coupon_id.clone(), attempt: record.clone() };
                 self.finishes.call(issued).await
@@ -204,7 +204,7 @@ impl IssueHandler {
             Verdict::Park { message, .. } => self.store.mark_parked(order_code, message, Some(record)).await,
             Verdict::Retry { reason, throttled } => {
                 if *throttled {
-                    self.limits.throttled(self.client.mchid());
+                    self.limits.throttled(record.mchid.as_deref().unwrap_or_default());
                 }
                 if since_replay as usize > self.schedule.len() {
                     let reason = format!("retries exhausted after {since_replay} attempts; last: {reason}");

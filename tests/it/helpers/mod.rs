@@ -328,6 +328,7 @@ pub fn activity(
         budget,
         starts,
         ends,
+        issuer_mchid: None,
     }
 }
 

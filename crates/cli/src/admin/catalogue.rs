@@ -52,6 +52,10 @@ pub enum ActivityCommand {
         /// End, RFC 3339; at most 90 days after --starts.
         #[arg(long)]
         ends: String,
+        /// Send its coupons from this stored WeChat Pay account (`lijian wxpay-account`)
+        /// instead of the one whose mchid is --stock-creator-mchid.
+        #[arg(long, value_name = "MCHID")]
+        issuer: Option<String>,
     },
 }
 
@@ -77,6 +81,7 @@ pub async fn activity(settings: &Settings, cmd: ActivityCommand) -> anyhow::Resu
         budget,
         starts,
         ends,
+        issuer,
     } = cmd;
     if activity_id.trim().is_empty() || activity_id.len() > 64 {
         bail!("--activity-id must be 1 to 64 characters");
@@ -91,6 +96,7 @@ pub async fn activity(settings: &Settings, cmd: ActivityCommand) -> anyhow::Resu
         budget,
         starts: timestamp("starts", &starts)?,
         ends: timestamp("ends", &ends)?,
+        issuer_mchid: issuer,
     };
     lijian_core::store::validate_activity(&a).map_err(anyhow::Error::msg)?;
     store(settings)?.add_activity(&a).await?;

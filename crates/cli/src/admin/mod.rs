@@ -1,13 +1,16 @@
-//! Admin commands: keys, merchants, products, activities. Every input is checked
+//! Admin commands: keys, merchants, products, activities, WeChat Pay accounts. Every input is checked
 //! before anything is stored; a refusal exits non-zero with the reason.
 //!
 //! `keys` the platform's RSA key pair; `merchants` merchant accounts and
-//! balances; `catalogue` products and activities; here, the flag parsing they share.
+//! balances; `catalogue` products and activities; `accounts` the WeChat Pay
+//! accounts we send from; here, the flag parsing they share.
 
+mod accounts;
 mod catalogue;
 mod keys;
 mod merchants;
 
+pub use accounts::{wxpay_account, AccountCommand};
 pub use catalogue::{activity, product, ActivityCommand, ProductCommand};
 pub use keys::keygen;
 pub use merchants::{merchant, MerchantCommand};

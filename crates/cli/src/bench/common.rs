@@ -55,6 +55,7 @@ impl BenchEnv {
                 budget: 100_000_000,
                 starts: now - time::Duration::hours(1),
                 ends: now + time::Duration::days(30),
+                issuer_mchid: None,
             })
             .await?;
         Ok(BenchEnv { settings, store })

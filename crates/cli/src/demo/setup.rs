@@ -101,6 +101,7 @@ pub async fn seed(store: &Store, key: &RsaPrivateKey, callback: &str, orders: us
             budget: orders as i64 * 2,
             starts: now - time::Duration::hours(1),
             ends: now + time::Duration::days(30),
+            issuer_mchid: None,
         })
         .await?;
     Ok(())

@@ -148,20 +148,20 @@ settings! {
     }
     /// WeChat Pay, as the consumer calls it.
     wxpay: WxPaySettings {
-        /// WeChat Pay API v3 (the simulator's address in development).
+        /// WeChat Pay API v3 (the simulator's address in development); also for
+        /// stored accounts added without `--base-url`.
         base_url: String = "https://api.mch.weixin.qq.com".into(), "LIJIAN_WXPAY_BASE_URL";
-        /// The platform's WeChat Pay merchant number, sender of every coupon.
-        /// Required by the consumer.
+        /// The default WeChat Pay account: it sends for any issuer that has no
+        /// stored `lijian wxpay-account`. Optional; when set, the four below are required.
         mchid: Option<String> = None, "LIJIAN_WXPAY_MCHID";
         /// Serial of the merchant API certificate whose key signs requests.
-        /// Required by the consumer.
         serial_no: Option<String> = None, "LIJIAN_WXPAY_SERIAL_NO";
-        /// PEM file of that private key (never logged). Required by the consumer.
+        /// PEM file of that private key (never logged).
         private_key: Option<PathBuf> = None, "LIJIAN_WXPAY_PRIVATE_KEY";
-        /// PEM file of the WeChat Pay public key that signs answers. Required by the consumer.
+        /// PEM file of the WeChat Pay public key that signs answers.
         public_key: Option<PathBuf> = None, "LIJIAN_WXPAY_PUBLIC_KEY";
         /// The `Wechatpay-Serial` of that key (e.g. `PUB_KEY_ID_…`); answers naming
-        /// another are not trusted. Required by the consumer.
+        /// another are not trusted.
         public_key_id: Option<String> = None, "LIJIAN_WXPAY_PUBLIC_KEY_ID";
         /// appid used when neither the order nor its activity has one.
         appid: Option<String> = None, "LIJIAN_WXPAY_APPID";

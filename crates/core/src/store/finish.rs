@@ -45,8 +45,8 @@ impl Store {
         let stmt = client
             .prepare_cached(
                 "WITH input AS (
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::int[], $7::text[], $8::text[])
-                              AS t(order_code, coupon_id, attempt, started_at, latency_ms, http_status, code, message)),
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::int[], $7::text[], $8::text[], $12::text[])
+                              AS t(order_code, coupon_id, attempt, started_at, latency_ms, http_status, code, message, mchid)),
                  done AS (
                      UPDATE orders o SET status = $9, coupon_id = i.coupon_id, finished_at = now(), updated_at = now(),
                             last_error = NULL, dead_at = NULL, dead_reason = NULL
@@ -54,8 +54,8 @@ impl Store {
                       WHERE o.order_code = i.order_code AND o.status = ANY($10)
                       RETURNING o.order_code),
                  attempt AS (
-                     INSERT INTO upstream_attempts (order_code, attempt, started_at, latency_ms, http_status, code, outcome, message)
-                     SELECT order_code, attempt, started_at, latency_ms, http_status, code, $11, message FROM input),
+                     INSERT INTO upstream_attempts (order_code, attempt, started_at, latency_ms, http_status, code, outcome, message, mchid)
+                     SELECT order_code, attempt, started_at, latency_ms, http_status, code, $11, message, mchid FROM input),
                  report AS (
                      INSERT INTO reports (notify_id, order_code, status)
                      SELECT lijian_notify_id(order_code), order_code, $9 FROM done
@@ -71,6 +71,7 @@ impl Store {
         let status: Vec<Option<i32>> = batch.iter().map(|i| i.attempt.http_status).collect();
         let code: Vec<Option<&str>> = batch.iter().map(|i| i.attempt.code.as_deref()).collect();
         let message: Vec<Option<&str>> = batch.iter().map(|i| i.attempt.message.as_deref()).collect();
+        let mchid: Vec<Option<&str>> = batch.iter().map(|i| i.attempt.mchid.as_deref()).collect();
         client
             .query_one(
                 &stmt,
@@ -86,6 +87,7 @@ impl Store {
                     &OrderStatus::Success,
                     &&OrderStatus::OPEN[..],
                     &AttemptOutcome::Issued,
+                    &mchid,
                 ],
             )
             .await?;

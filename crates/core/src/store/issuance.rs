@@ -20,6 +20,9 @@ pub struct IssueOrder {
     pub activity_id: String,
     pub stock_id: String,
     pub stock_creator_mchid: String,
+    /// The WeChat Pay account to send from: the activity's issuer, else its
+    /// stock_creator_mchid.
+    pub issuer_mchid: String,
 }
 
 /// One call to WeChat Pay as it went, for the order's timeline.
@@ -31,6 +34,8 @@ pub struct AttemptRecord {
     pub http_status: Option<i32>,
     pub code: Option<String>,
     pub message: Option<String>,
+    /// The WeChat Pay account that sent it (None when no call was made).
+    pub mchid: Option<String>,
 }
 
 /// What [`Store::begin_attempts`] found for one order.
@@ -59,7 +64,8 @@ impl Store {
                    FROM activities a, (SELECT DISTINCT code FROM unnest($1::text[]) AS k(code)) k
                   WHERE o.order_code = k.code AND o.status = ANY($3) AND a.activity_id = o.activity_id
                   RETURNING o.order_code, o.open_id, o.app_id, o.activity_id, a.stock_id, a.stock_creator_mchid,
-                            o.attempts, o.attempts - o.attempts_before_replay",
+                            o.attempts, o.attempts - o.attempts_before_replay,
+                            coalesce(a.issuer_mchid, a.stock_creator_mchid)",
             )
             .await?;
         let mut begun: HashMap<String, Begun> = HashMap::new();
@@ -71,6 +77,7 @@ impl Store {
                 activity_id: r.get(3),
                 stock_id: r.get(4),
                 stock_creator_mchid: r.get(5),
+                issuer_mchid: r.get(8),
             };
             begun.insert(order.order_code.clone(), Begun::Attempt { order, attempt: r.get(6), since_replay: r.get(7) });
         }
@@ -132,9 +139,9 @@ pub(super) async fn record_attempt(
     outcome: AttemptOutcome,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO upstream_attempts (order_code, attempt, started_at, latency_ms, http_status, code, outcome, message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[&order_code, &a.attempt, &a.started_at, &a.latency_ms, &a.http_status, &a.code, &outcome, &a.message],
+        "INSERT INTO upstream_attempts (order_code, attempt, started_at, latency_ms, http_status, code, outcome, message, mchid)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[&order_code, &a.attempt, &a.started_at, &a.latency_ms, &a.http_status, &a.code, &outcome, &a.message, &a.mchid],
     )
     .await?;
     Ok(())

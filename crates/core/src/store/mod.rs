@@ -6,6 +6,7 @@
 //! index needs them ([`predicates`]).
 //!
 //! - `merchants.rs` `catalogue.rs` `nonces.rs` accounts, products, activities, replay guard
+//! - `accounts.rs` the WeChat Pay merchant accounts coupons are sent from
 //! - `orders.rs`   reading orders back; the partial-index predicates
 //! - `issuance.rs` begin an attempt, note a retry, park (the consumer's bookkeeping)
 //! - `finish.rs`   how an order ends: issued, failed or cancelled with refund and report
@@ -14,6 +15,7 @@
 //! - `pace.rs`     send slots and openid leases shared by every consumer (WeChat's limits)
 //! - `stats.rs`    run totals for summaries
 
+mod accounts;
 mod catalogue;
 pub mod dlq;
 pub mod finish;
@@ -25,6 +27,7 @@ mod pace;
 mod stats;
 mod timeline;
 
+pub use accounts::{AccountRow, NewAccount};
 pub use catalogue::{validate_activity, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
 pub use finish::{Issued, Unissued};
@@ -104,6 +107,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "reports", include_str!("../../migrations/0003_reports.sql")),
     (4, "campaigns", include_str!("../../migrations/0004_campaigns.sql")),
     (5, "one_finish", include_str!("../../migrations/0005_one_finish.sql")),
+    (6, "wxpay_accounts", include_str!("../../migrations/0006_wxpay_accounts.sql")),
     (7, "send_pace", include_str!("../../migrations/0007_send_pace.sql")),
 ];
 

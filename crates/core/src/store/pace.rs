@@ -29,7 +29,9 @@ impl Store {
     pub async fn take_slots(&self, key: &str, rate: f64, want: u32, horizon: Duration) -> Result<Grant, StoreError> {
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached("SELECT first_slot, granted, spacing_us, db_now FROM lijian_take_slots($1, $2, $3, $4::text::interval)")
+            .prepare_cached(
+                "SELECT first_slot, granted, spacing_us, db_now FROM lijian_take_slots($1, $2, $3, $4::text::interval)",
+            )
             .await?;
         let want = i32::try_from(want).unwrap_or(i32::MAX);
         let horizon = pg_interval(horizon);
@@ -113,7 +115,8 @@ pub struct Lease {
 }
 
 fn columns(leases: &[Lease]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
-    let mut columns = (Vec::with_capacity(leases.len()), Vec::with_capacity(leases.len()), Vec::with_capacity(leases.len()));
+    let mut columns =
+        (Vec::with_capacity(leases.len()), Vec::with_capacity(leases.len()), Vec::with_capacity(leases.len()));
     for l in leases {
         columns.0.push(l.mchid.as_str());
         columns.1.push(l.openid.as_str());

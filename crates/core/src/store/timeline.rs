@@ -46,6 +46,8 @@ pub enum Event {
         code: Option<String>,
         message: Option<String>,
         latency_ms: i32,
+        /// The WeChat Pay account that sent it (None for attempts recorded before v6).
+        mchid: Option<String>,
     },
     /// Its issue job (lane issue) or its report (lane notify) waits for an operator.
     Parked { at: OffsetDateTime, lane: Lane, reason: Option<String> },
@@ -184,7 +186,7 @@ fn finished(order: &OrderView) -> Option<Event> {
 async fn attempts(client: &impl GenericClient, code: &str) -> Result<Vec<Event>, StoreError> {
     let rows = client
         .query(
-            "SELECT started_at, attempt, outcome, http_status, code, message, latency_ms
+            "SELECT started_at, attempt, outcome, http_status, code, message, latency_ms, mchid
                FROM upstream_attempts WHERE order_code = $1 ORDER BY id",
             &[&code],
         )
@@ -199,6 +201,7 @@ async fn attempts(client: &impl GenericClient, code: &str) -> Result<Vec<Event>,
             code: r.get(4),
             message: r.get(5),
             latency_ms: r.get(6),
+            mchid: r.get(7),
         })
         .collect())
 }
