@@ -20,3 +20,4 @@ mod ops;
 mod outage;
 mod signing;
 mod wxpay_protocol;
+mod wxpay_sim;

@@ -71,8 +71,10 @@ pub async fn run(base: &Settings, load: Load) -> anyhow::Result<()> {
         );
 
         let per_run = (load.rate * load.seconds) as usize;
-        for (i, wiring) in [Wiring::SharedRuntime, Wiring::Serve].into_iter().enumerate() {
-            measure(&env, &settings, &api_key, wiring, &load, i * per_run).await?;
+        // The same load with nothing to issue: this run's machine, undisturbed.
+        let runs = [(Wiring::SharedRuntime, 0), (Wiring::SharedRuntime, load.orders), (Wiring::Serve, load.orders)];
+        for (i, (wiring, backlog)) in runs.into_iter().enumerate() {
+            measure(&env, &settings, &api_key, wiring, backlog, &load, i * per_run).await?;
         }
         stop_sim.cancel();
         let _ = tokio::task::spawn_blocking(move || sim_thread.join()).await;
@@ -88,14 +90,12 @@ async fn measure(
     settings: &Settings,
     api_key: &RsaPrivateKey,
     wiring: Wiring,
+    backlog: usize,
     load: &Load,
     offset: usize,
 ) -> anyhow::Result<()> {
-    let prefix = match wiring {
-        Wiring::SharedRuntime => "BKA",
-        Wiring::Serve => "BKB",
-    };
-    queue_backlog(env, settings, prefix, load.orders).await?;
+    let prefix = format!("BK{offset}-");
+    queue_backlog(env, settings, &prefix, backlog).await?;
     let requests = sign_all(api_key, offset, (load.rate * load.seconds) as usize)?;
 
     let stop = CancellationToken::new();
@@ -120,7 +120,7 @@ async fn measure(
         let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
         Ok(open_loop(&client, &url, requests, rate).await)
     })?;
-    let issued = wait_issued(env, prefix, load.orders, &started).await?;
+    let issued = wait_issued(env, &prefix, backlog, &started).await?;
     let issuing = started.elapsed();
     let samples = tokio::task::spawn_blocking(move || client_thread.join())
         .await?
@@ -128,14 +128,14 @@ async fn measure(
     stop.cancel();
     roles.await;
 
-    let name = match wiring {
-        Wiring::SharedRuntime => "gateway on the consumer's runtime",
-        Wiring::Serve => "gateway on its own runtime (as `lijian serve`)",
+    let name = match (wiring, backlog) {
+        (_, 0) => "baseline, nothing to issue",
+        (Wiring::SharedRuntime, _) => "gateway on the consumer's runtime",
+        (Wiring::Serve, _) => "gateway on its own runtime (as `lijian serve`)",
     };
     let ok = samples.iter().filter(|s| s.ok).count();
     println!(
-        "{name}: backlog {issued}/{} issued in {:.2}s; API {rate}/s for {}s, {ok}/{} accepted",
-        load.orders,
+        "{name}: backlog {issued}/{backlog} issued in {:.2}s; API {rate}/s for {}s, {ok}/{} accepted",
         issuing.as_secs_f64(),
         load.seconds,
         samples.len()
@@ -148,7 +148,7 @@ async fn measure(
     let after: Vec<&Sample> = samples.iter().filter(|s| s.due >= issuing).collect();
     if !after.is_empty() {
         let h = histogram(after.iter().copied())?;
-        println!("  afterwards    ({:>5} orders)  {}", after.len(), percentiles(&h));
+        println!("  not issuing   ({:>5} orders)  {}", after.len(), percentiles(&h));
     }
     Ok(())
 }

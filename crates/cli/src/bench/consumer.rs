@@ -107,8 +107,8 @@ impl WxpayKeys {
         settings.wxpay.base_url = format!("http://{sim}");
         settings.wxpay.mchid = Some("1900000001".into());
         settings.wxpay.serial_no = Some("BENCH".into());
-        settings.wxpay.private_key = Some(write("merchant.pem", self.merchant.to_pkcs8_pem()?)?.into());
-        settings.wxpay.public_key = Some(write("platform.pem", self.platform.public_key_pem()?)?.into());
+        settings.wxpay.private_key = Some(write("merchant.pem", self.merchant.to_pkcs8_pem()?)?);
+        settings.wxpay.public_key = Some(write("platform.pem", self.platform.public_key_pem()?)?);
         settings.wxpay.public_key_id = Some("PUB_KEY_ID_BENCH".into());
         Ok(settings)
     }
