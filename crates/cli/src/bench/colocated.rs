@@ -121,7 +121,7 @@ async fn measure(
         Ok(open_loop(&client, &url, requests, rate).await)
     })?;
     let issued = wait_issued(env, &prefix, backlog, &started).await?;
-    let issuing = started.elapsed();
+    let issuing = if backlog == 0 { Duration::ZERO } else { started.elapsed() };
     let samples = tokio::task::spawn_blocking(move || client_thread.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the load client panicked"))??;
