@@ -22,3 +22,4 @@ mod outage;
 mod scale_out;
 mod signing;
 mod wxpay_protocol;
+mod wxpay_sim;

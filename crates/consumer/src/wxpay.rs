@@ -1,10 +1,12 @@
 //! A WeChat Pay API v3 client for one call: send a coupon of a stock to a user.
 //! Requests are signed with the merchant API key; every 2xx answer is verified
-//! with the WeChat Pay public key before it is believed.
+//! with the WeChat Pay public key before it is believed. Both RSA operations run
+//! off the async workers ([`off_workers`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lijian_core::signing::{RsaPrivateKey, RsaPublicKey};
+use lijian_core::signing::{off_workers, RsaPrivateKey, RsaPublicKey};
 use serde::Serialize;
 
 /// The body WeChat documents for 发放指定批次的代金券. coupon_value/coupon_minimum
@@ -43,8 +45,8 @@ pub struct WxPayClient {
     base_url: String,
     mchid: String,
     serial_no: String,
-    key: RsaPrivateKey,
-    platform_key: RsaPublicKey,
+    key: Arc<RsaPrivateKey>,
+    platform_key: Arc<RsaPublicKey>,
     platform_key_id: String,
 }
 
@@ -73,29 +75,36 @@ impl WxPayClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             mchid: mchid.to_string(),
             serial_no: serial_no.to_string(),
-            key,
-            platform_key,
+            key: Arc::new(key),
+            platform_key: Arc::new(platform_key),
             platform_key_id: platform_key_id.to_string(),
         })
     }
 
-    /// The Authorization header for one request (public for protocol tests).
-    /// The merchant account this client sends from.
-    pub fn mchid(&self) -> &str {
-        &self.mchid
+    /// The Authorization header for one request, signed on the calling thread
+    /// (public for protocol tests).
+    pub fn authorization(&self, method: &str, path: &str, body: &[u8]) -> Result<String, String> {
+        let (timestamp, nonce, message) = string_to_sign(method, path, body);
+        let signature = self.key.sign_base64(&message).map_err(|e| e.to_string())?;
+        Ok(self.authorization_header(timestamp, &nonce, &signature))
     }
 
-    pub fn authorization(&self, method: &str, path: &str, body: &[u8]) -> Result<String, String> {
-        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
-        let nonce = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
-        let mut message = format!("{method}\n{path}\n{timestamp}\n{nonce}\n").into_bytes();
-        message.extend_from_slice(body);
-        message.push(b'\n');
-        let signature = self.key.sign_base64(&message).map_err(|e| e.to_string())?;
-        Ok(format!(
+    /// [`WxPayClient::authorization`], signed off the async workers.
+    async fn authorization_off_workers(&self, method: &str, path: &str, body: &[u8]) -> Result<String, String> {
+        let (timestamp, nonce, message) = string_to_sign(method, path, body);
+        let key = Arc::clone(&self.key);
+        let signature = off_workers(move || key.sign_base64(&message))
+            .await
+            .and_then(|signed| signed)
+            .map_err(|e| e.to_string())?;
+        Ok(self.authorization_header(timestamp, &nonce, &signature))
+    }
+
+    fn authorization_header(&self, timestamp: i64, nonce: &str, signature: &str) -> String {
+        format!(
             "WECHATPAY2-SHA256-RSA2048 mchid=\"{}\",nonce_str=\"{nonce}\",signature=\"{signature}\",timestamp=\"{timestamp}\",serial_no=\"{}\"",
             self.mchid, self.serial_no
-        ))
+        )
     }
 
     /// POST /v3/marketing/favor/users/{openid}/coupons
@@ -111,7 +120,7 @@ impl WxPayClient {
             Ok(b) => b,
             Err(e) => return Reply::NoAnswer { reason: e.to_string(), timed_out: false },
         };
-        let authorization = match self.authorization("POST", &path, &body) {
+        let authorization = match self.authorization_off_workers("POST", &path, &body).await {
             Ok(a) => a,
             Err(e) => return Reply::NoAnswer { reason: format!("signing failed: {e}"), timed_out: false },
         };
@@ -142,7 +151,7 @@ impl WxPayClient {
                 message: json["message"].as_str().unwrap_or_default().chars().take(200).collect(),
             };
         }
-        if let Err(reason) = self.verify_answer(&headers, &bytes) {
+        if let Err(reason) = self.verify_answer(&headers, &bytes).await {
             return Reply::Unverifiable { http_status: status, reason };
         }
         match json["coupon_id"].as_str() {
@@ -153,7 +162,7 @@ impl WxPayClient {
 
     /// `{Wechatpay-Timestamp}\n{Wechatpay-Nonce}\n{body}\n` signed by the WeChat Pay
     /// key named in `Wechatpay-Serial`, over the exact bytes received.
-    fn verify_answer(&self, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Result<(), String> {
+    async fn verify_answer(&self, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Result<(), String> {
         let get = |name: &str| {
             headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string).ok_or(format!("missing {name}"))
         };
@@ -173,11 +182,24 @@ impl WxPayClient {
         let mut message = format!("{timestamp}\n{nonce}\n").into_bytes();
         message.extend_from_slice(body);
         message.push(b'\n');
-        self.platform_key.verify_base64(&message, &signature).map_err(|e| e.to_string())
+        let key = Arc::clone(&self.platform_key);
+        off_workers(move || key.verify_base64(&message, &signature))
+            .await
+            .and_then(|verified| verified)
+            .map_err(|e| e.to_string())
     }
 }
 
-/// An error and its causes on one line.
+/// Timestamp (Unix seconds), nonce and `METHOD\nPATH\nTIMESTAMP\nNONCE\nBODY\n`.
+fn string_to_sign(method: &str, path: &str, body: &[u8]) -> (i64, String, Vec<u8>) {
+    let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let nonce = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    let mut message = format!("{method}\n{path}\n{timestamp}\n{nonce}\n").into_bytes();
+    message.extend_from_slice(body);
+    message.push(b'\n');
+    (timestamp, nonce, message)
+}
+
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

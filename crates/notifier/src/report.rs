@@ -1,8 +1,10 @@
 //! The status report as merchants receive it: the JSON body and the signed
 //! headers (same rule as requests: sorted auth headers + raw body).
 
+use std::sync::Arc;
+
 use lijian_core::money::Fen;
-use lijian_core::signing::{md5_sign, string_to_sign, RsaPrivateKey, SignError};
+use lijian_core::signing::{md5_sign, off_workers, string_to_sign, RsaPrivateKey, SignError};
 use lijian_core::status::OrderStatus;
 use serde_json::json;
 
@@ -49,13 +51,14 @@ impl Report {
 /// How a merchant's reports are signed.
 pub enum Signer<'a> {
     /// SHA256-RSA with the platform's key; merchants verify with its public key.
-    Platform(&'a RsaPrivateKey),
+    Platform(&'a Arc<RsaPrivateKey>),
     /// MD5 with the merchant's own MD5 key (merchants set up without RSA).
     Md5(&'a str),
 }
 
-/// `businessId`, a fresh `nonce`, `timestamp` (ms), `signType` and `sign`.
-pub fn signed_headers(
+/// `businessId`, a fresh `nonce`, `timestamp` (ms), `signType` and `sign`. An
+/// RSA signature is made off the async workers ([`off_workers`]).
+pub async fn signed_headers(
     business_id: &str,
     signer: &Signer<'_>,
     body: &[u8],
@@ -74,7 +77,10 @@ pub fn signed_headers(
     ];
     let message = string_to_sign(&auth, body);
     let sign = match signer {
-        Signer::Platform(key) => key.sign_base64(&message)?,
+        Signer::Platform(key) => {
+            let key = Arc::clone(key);
+            off_workers(move || key.sign_base64(&message)).await??
+        }
         Signer::Md5(key) => md5_sign(&message, key),
     };
     Ok(vec![

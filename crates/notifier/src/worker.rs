@@ -155,7 +155,7 @@ impl NotifyHandler {
             Some(key) => Signer::Md5(key),
             None => Signer::Platform(&self.platform_key),
         };
-        let headers = match signed_headers(&pending.business_id, &signer, &body) {
+        let headers = match signed_headers(&pending.business_id, &signer, &body).await {
             Ok(h) => h,
             Err(e) => return self.park(notify_id, &format!("cannot sign the report: {e}")).await,
         };

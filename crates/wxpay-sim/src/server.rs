@@ -21,22 +21,42 @@ use tokio_util::sync::CancellationToken;
 use crate::protocol::{parse_authorization, sign_response, verify_request};
 use crate::state::{Refusal, RequestRecord, SimState};
 
+/// A merchant account the simulator knows besides the default one: requests
+/// whose Authorization names `mchid` are verified with `public_key` and counted
+/// against `rate` of their own.
+#[derive(Debug, Clone)]
+pub struct SimAccount {
+    pub mchid: String,
+    /// PEM: the public key of the account's merchant API key.
+    pub public_key: String,
+    /// Requests per second before 429 FREQUENCY_LIMITED; None = unlimited.
+    pub rate: Option<u32>,
+}
+
 /// Everything `lijian sim wxpay` can set.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub addr: String,
-    /// PEM: the public key of the merchant private key lijian signs with.
+    /// PEM: the public key of the merchant private key lijian signs with, for
+    /// any mchid not in `accounts`. Empty: only `accounts` exist.
     pub merchant_public_key: String,
     /// PEM: the simulator's own key, signing its answers (WeChat Pay's key).
     pub private_key: String,
     /// Sent as `Wechatpay-Serial`, e.g. `PUB_KEY_ID_0114232134912410000000000000000`.
     pub public_key_id: String,
-    /// When set, any other mchid is answered 400 MCH_NOT_EXISTS.
+    /// When set, any other mchid not in `accounts` is answered 400 MCH_NOT_EXISTS.
     pub mchid: Option<String>,
+    /// Further merchant accounts, each with its own key and rate.
+    pub accounts: Vec<SimAccount>,
     /// When non-empty, any other appid is answered 400 APPID_MCHID_NOT_MATCH.
     pub appids: Vec<String>,
-    /// Requests per second before 429 FREQUENCY_LIMITED; None = unlimited.
+    /// The default merchant's requests per second before 429 FREQUENCY_LIMITED
+    /// (aligned one-second windows); None = unlimited.
     pub rate: Option<u32>,
+    /// WeChat's behaviour for concurrent sends to one user: a request arriving
+    /// while another for the same (mchid, openid) is being processed is answered
+    /// 403 RULE_LIMIT. Overlaps are counted in `/__sim/stats` either way.
+    pub strict_openid: bool,
     /// Mean processing latency; each request waits uniformly 0.5×–1.5× of it.
     pub latency_ms: u64,
     pub error_rate: f64,
@@ -59,8 +79,10 @@ impl SimConfig {
             private_key: private_key.into(),
             public_key_id: public_key_id.into(),
             mchid: None,
+            accounts: Vec::new(),
             appids: Vec::new(),
             rate: None,
+            strict_openid: false,
             latency_ms: 0,
             error_rate: 0.0,
             timeout_rate: 0.0,
@@ -80,9 +102,31 @@ pub struct RunningSim {
 
 struct Shared {
     config: SimConfig,
-    merchant_key: RsaPublicKey,
+    merchant_key: Option<RsaPublicKey>,
+    accounts: HashMap<String, Account>,
     own_key: RsaPrivateKey,
     state: Mutex<SimState>,
+}
+
+struct Account {
+    key: RsaPublicKey,
+    rate: Option<u32>,
+}
+
+/// Holds (mchid, openid) in flight until the answer is produced (or the request
+/// is dropped).
+struct InFlight {
+    shared: Arc<Shared>,
+    mchid: String,
+    openid: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.shared.state.lock() {
+            s.leave(&self.mchid, &self.openid);
+        }
+    }
 }
 
 /// The connection is closed without an answer.
@@ -100,6 +144,10 @@ impl std::error::Error for Dropped {}
 pub enum SimError {
     #[error("merchant public key: {0}")]
     MerchantKey(String),
+    #[error("public key of account {0}: {1}")]
+    AccountKey(String, String),
+    #[error("no merchant known: give a merchant public key or at least one account")]
+    NoMerchant,
     #[error("simulator private key: {0}")]
     OwnKey(String),
     #[error("cannot listen on {0}: {1}")]
@@ -108,13 +156,22 @@ pub enum SimError {
 
 /// Binds and serves until `shutdown`.
 pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<RunningSim, SimError> {
-    let merchant_key =
-        RsaPublicKey::parse(&config.merchant_public_key).map_err(|e| SimError::MerchantKey(e.to_string()))?;
+    let merchant_key = match config.merchant_public_key.trim() {
+        "" if config.accounts.is_empty() => return Err(SimError::NoMerchant),
+        "" => None,
+        pem => Some(RsaPublicKey::parse(pem).map_err(|e| SimError::MerchantKey(e.to_string()))?),
+    };
+    let mut accounts = HashMap::new();
+    for a in &config.accounts {
+        let key =
+            RsaPublicKey::parse(&a.public_key).map_err(|e| SimError::AccountKey(a.mchid.clone(), e.to_string()))?;
+        accounts.insert(a.mchid.clone(), Account { key, rate: a.rate });
+    }
     let own_key = RsaPrivateKey::from_pem(&config.private_key).map_err(|e| SimError::OwnKey(e.to_string()))?;
     let listener = TcpListener::bind(&config.addr).await.map_err(|e| SimError::Bind(config.addr.clone(), e))?;
     let addr = listener.local_addr().map_err(|e| SimError::Bind(config.addr.clone(), e))?;
     let state = Mutex::new(SimState::new(config.stocks.clone()));
-    let shared = Arc::new(Shared { config, merchant_key, own_key, state });
+    let shared = Arc::new(Shared { config, merchant_key, accounts, own_key, state });
     let task = tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -155,6 +212,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             let ledger = shared.state.lock().map(|s| json!(s.ledger)).unwrap_or(Value::Null);
             Ok(json_response(StatusCode::OK, &ledger))
         }
+        (&Method::GET, "/__sim/stats") => {
+            let stats = shared.state.lock().map(|s| json!(s.stats)).unwrap_or(Value::Null);
+            Ok(json_response(StatusCode::OK, &stats))
+        }
         (&Method::GET, "/__sim/requests") => {
             let requests = shared.state.lock().map(|s| json!(s.requests)).unwrap_or(Value::Null);
             Ok(json_response(StatusCode::OK, &requests))
@@ -182,18 +243,46 @@ async fn send_coupon(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp
     };
     let fields: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let out_request_no = fields["out_request_no"].as_str().unwrap_or_default().to_string();
-    let record = |status: u16| {
+    let mchid = parse_authorization(authorization.as_deref().unwrap_or_default()).map(|a| a.mchid).unwrap_or_default();
+    let mut log = RequestRecord {
+        time_ms: received,
+        out_request_no: out_request_no.clone(),
+        status: 0,
+        mchid: mchid.clone(),
+        openid: openid.clone(),
+    };
+    let mut record = |status: u16| {
+        log.status = status;
         if let Ok(mut s) = shared.state.lock() {
-            s.requests.push(RequestRecord { time_ms: received, out_request_no: out_request_no.clone(), status });
+            s.record(log.clone());
         }
     };
 
     let cfg = &shared.config;
-    let admitted = shared.state.lock().map(|mut s| s.admit(received, cfg.rate)).unwrap_or(true);
+    let (bucket, limit) = match shared.accounts.get(&mchid) {
+        Some(account) => (Some(mchid.as_str()), account.rate),
+        None => (None, cfg.rate),
+    };
+    let (admitted, alone) = shared
+        .state
+        .lock()
+        .map(|mut s| (s.admit(received, &mchid, bucket, limit), s.enter(&mchid, &openid)))
+        .unwrap_or((true, true));
+    let in_flight = InFlight { shared: shared.clone(), mchid, openid: openid.clone() };
     let verdict = if !admitted {
         Err(error(429, "FREQUENCY_LIMITED", "rate limited"))
     } else {
-        check_request(&shared, authorization.as_deref(), &path_and_query, &body, &fields)
+        check_request(&shared, authorization.as_deref(), &path_and_query, &body, &fields).and_then(|()| {
+            if cfg.strict_openid && !alone {
+                Err(error(
+                    403,
+                    "RULE_LIMIT",
+                    "同一用户的发券请求正在处理中: another request for this user is in progress",
+                ))
+            } else {
+                Ok(())
+            }
+        })
     };
     let (status, answer) = match verdict {
         Err(refusal) => refusal,
@@ -204,6 +293,8 @@ async fn send_coupon(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp
             } else if roll < cfg.throttle_rate + cfg.error_rate {
                 error(500, "SYSTEM_ERROR", "simulated system error")
             } else if roll < cfg.throttle_rate + cfg.error_rate + cfg.timeout_rate {
+                // A network black hole, not processing: the user is free again.
+                drop(in_flight);
                 tokio::time::sleep(cfg.timeout_hold).await;
                 record(0);
                 return Err(Dropped);
@@ -234,7 +325,6 @@ async fn send_coupon(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp
             }
         }
     };
-    record(status);
     let bytes = answer.to_string().into_bytes();
     let mut resp = json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &answer);
     if let Ok(headers) = sign_response(&shared.own_key, &cfg.public_key_id, &bytes) {
@@ -244,6 +334,8 @@ async fn send_coupon(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp
             }
         }
     }
+    record(status);
+    drop(in_flight);
     Ok(resp)
 }
 
@@ -256,14 +348,20 @@ fn check_request(
     fields: &Value,
 ) -> Result<(), (u16, Value)> {
     let auth = parse_authorization(authorization.unwrap_or_default()).map_err(|e| error(401, "SIGN_ERROR", &e))?;
-    verify_request(&shared.merchant_key, &auth, "POST", path_and_query, body)
+    let no_such_merchant = || error(400, "MCH_NOT_EXISTS", "商户号不存在");
+    let account = shared.accounts.get(&auth.mchid);
+    let key = match account {
+        Some(account) => &account.key,
+        None => shared.merchant_key.as_ref().ok_or_else(no_such_merchant)?,
+    };
+    verify_request(key, &auth, "POST", path_and_query, body)
         .map_err(|_| error(401, "SIGN_ERROR", "签名错误: signature does not verify with the merchant certificate"))?;
     let age = time::OffsetDateTime::now_utc().unix_timestamp() - auth.timestamp.parse::<i64>().unwrap_or(0);
     if age.abs() > 300 {
         return Err(error(401, "SIGN_ERROR", "timestamp expired"));
     }
-    if shared.config.mchid.as_deref().is_some_and(|m| m != auth.mchid) {
-        return Err(error(400, "MCH_NOT_EXISTS", "商户号不存在"));
+    if account.is_none() && shared.config.mchid.as_deref().is_some_and(|m| m != auth.mchid) {
+        return Err(no_such_merchant());
     }
     if fields.get("coupon_value").is_some() || fields.get("coupon_minimum").is_some() {
         return Err(error(400, "PARAM_ERROR", "coupon_value/coupon_minimum are not accepted for this stock"));

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use lijian_core::config::Settings;
+use lijian_core::signing::RsaPrivateKey;
 use tokio_util::sync::CancellationToken;
-use wxpay_sim::{IssuedCoupon, RequestRecord, SimConfig};
+use wxpay_sim::{IssuedCoupon, RequestRecord, SimAccount, SimConfig, SimStats};
 
 use super::{fixture, order_body, Req, TestApp};
 
@@ -41,7 +42,38 @@ pub async fn spawn_sim(tweak: impl FnOnce(&mut SimConfig)) -> Sim {
     Sim { addr: running.addr, stop }
 }
 
+/// A strict simulator (403 RULE_LIMIT for a second concurrent send to one user),
+/// adjusted by `tweak`.
+pub async fn spawn_strict_sim(tweak: impl FnOnce(&mut SimConfig)) -> Sim {
+    spawn_sim(|c| {
+        c.strict_openid = true;
+        tweak(c);
+    })
+    .await
+}
+
+/// A further WeChat Pay merchant account with a key generated for the test.
+pub struct TestAccount {
+    pub mchid: String,
+    pub key: RsaPrivateKey,
+}
+
+impl TestAccount {
+    pub fn generate(mchid: &str) -> TestAccount {
+        TestAccount { mchid: mchid.into(), key: RsaPrivateKey::generate().expect("generate key") }
+    }
+
+    /// The account as the simulator knows it, limited to `rate` per second.
+    pub fn sim_account(&self, rate: Option<u32>) -> SimAccount {
+        SimAccount { mchid: self.mchid.clone(), public_key: self.key.public_key_pem().expect("public key"), rate }
+    }
+}
+
 impl Sim {
+    pub async fn stats(&self) -> SimStats {
+        reqwest::get(format!("{}/__sim/stats", self.url())).await.expect("stats").json().await.expect("stats JSON")
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }

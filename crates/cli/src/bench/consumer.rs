@@ -18,57 +18,26 @@ use wxpay_sim::SimConfig;
 use super::common::{rsa_sign_per_sec, BenchEnv};
 
 pub async fn run(base: &Settings, orders: usize, concurrency: usize) -> anyhow::Result<()> {
-    let merchant_key = RsaPrivateKey::generate()?;
-    let platform_key = RsaPrivateKey::generate()?;
-    let keys = tempfile::tempdir()?;
-    let write = |name: &str, text: String| -> anyhow::Result<String> {
-        let path = keys.path().join(name);
-        std::fs::write(&path, text)?;
-        Ok(path.display().to_string())
-    };
-    let env = BenchEnv::create(base, &merchant_key.public_key_pem()?).await?;
+    let keys = WxpayKeys::generate()?;
+    let env = BenchEnv::create(base, &keys.merchant.public_key_pem()?).await?;
     // Whatever happens below, the bench database and queues are removed.
     let outcome = async {
 
     println!("baselines (same machine, same run):");
-    let sign = rsa_sign_per_sec(&merchant_key)?;
+    let sign = rsa_sign_per_sec(&keys.merchant)?;
     println!("  RSA-2048 sign, one core            {sign:>10.0} /s");
     let consume = consume_ack_per_sec(&env.settings, 20_000).await?;
     println!("  quorum consume+ack (prefetch 256)  {consume:>10.0} /s");
 
     let stop = CancellationToken::new();
-    let mut sim = SimConfig::new(
-        "127.0.0.1:0",
-        &merchant_key.public_key_pem()?,
-        &platform_key.to_pkcs8_pem()?,
-        "PUB_KEY_ID_BENCH",
-    );
-    sim.max_per_user = u32::MAX;
-    let sim = wxpay_sim::start(sim, stop.clone()).await?;
+    let sim = wxpay_sim::start(keys.sim_config()?, stop.clone()).await?;
 
-    let mut settings = env.settings.clone();
-    settings.wxpay.base_url = format!("http://{}", sim.addr);
-    settings.wxpay.mchid = Some("1900000001".into());
-    settings.wxpay.serial_no = Some("BENCH".into());
-    settings.wxpay.private_key = Some(write("merchant.pem", merchant_key.to_pkcs8_pem()?)?.into());
-    settings.wxpay.public_key = Some(write("platform.pem", platform_key.public_key_pem()?)?.into());
-    settings.wxpay.public_key_id = Some("PUB_KEY_ID_BENCH".into());
+    let mut settings = keys.settings_for(&env.settings, sim.addr)?;
     settings.wxpay.rate = 0;
     settings.consumer.concurrency = concurrency;
     settings.consumer.prefetch = concurrency * 2;
 
-    store_orders(&env, orders).await?;
-    let publisher = Publisher::new(&settings.broker.url, "lijian-bench", Topology::from_settings(&settings));
-    let published = stream::iter(0..orders)
-        .map(|i| {
-            let publisher = &publisher;
-            async move { publisher.publish_issue(&IssueJob::V1 { order_code: order_code(i) }).await }
-        })
-        .buffer_unordered(512)
-        .filter(|r| std::future::ready(r.is_ok()))
-        .count()
-        .await;
-    anyhow::ensure!(published == orders, "only {published} of {orders} jobs published");
+    queue_backlog(&env, &settings, "LJB", orders).await?;
 
     let started = Instant::now();
     let consumer = lijian_consumer::start(&lijian_core::deps::Deps::connect(&settings, "lijian-bench")?, stop.clone())?;
@@ -98,20 +67,80 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize) -> anyhow::
     outcome
 }
 
-fn order_code(i: usize) -> String {
-    format!("LJB{i:012}")
+/// The merchant key lijian signs WeChat Pay requests with and the simulator's
+/// own key, generated per run and written where the settings can name them.
+pub(super) struct WxpayKeys {
+    pub merchant: RsaPrivateKey,
+    pub platform: RsaPrivateKey,
+    dir: tempfile::TempDir,
 }
 
-/// Orders stored directly (status 0), as the gateway would have accepted them.
-async fn store_orders(env: &BenchEnv, n: usize) -> anyhow::Result<()> {
+impl WxpayKeys {
+    pub fn generate() -> anyhow::Result<WxpayKeys> {
+        Ok(WxpayKeys {
+            merchant: RsaPrivateKey::generate()?,
+            platform: RsaPrivateKey::generate()?,
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    /// A simulator that knows the merchant key: no latency, no limit, no per-user maximum.
+    pub fn sim_config(&self) -> anyhow::Result<SimConfig> {
+        let mut sim = SimConfig::new(
+            "127.0.0.1:0",
+            &self.merchant.public_key_pem()?,
+            &self.platform.to_pkcs8_pem()?,
+            "PUB_KEY_ID_BENCH",
+        );
+        sim.max_per_user = u32::MAX;
+        Ok(sim)
+    }
+
+    /// `base` with the consumer pointed at the simulator at `sim`.
+    pub fn settings_for(&self, base: &Settings, sim: std::net::SocketAddr) -> anyhow::Result<Settings> {
+        let write = |name: &str, text: String| -> anyhow::Result<std::path::PathBuf> {
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, text)?;
+            Ok(path)
+        };
+        let mut settings = base.clone();
+        settings.wxpay.base_url = format!("http://{sim}");
+        settings.wxpay.mchid = Some("1900000001".into());
+        settings.wxpay.serial_no = Some("BENCH".into());
+        settings.wxpay.private_key = Some(write("merchant.pem", self.merchant.to_pkcs8_pem()?)?);
+        settings.wxpay.public_key = Some(write("platform.pem", self.platform.public_key_pem()?)?);
+        settings.wxpay.public_key_id = Some("PUB_KEY_ID_BENCH".into());
+        Ok(settings)
+    }
+}
+
+/// `n` accepted orders (codes `{prefix}000000000000`…) stored directly, as the
+/// gateway would have, and their issue jobs published.
+pub(super) async fn queue_backlog(env: &BenchEnv, settings: &Settings, prefix: &str, n: usize) -> anyhow::Result<()> {
+    store_orders(env, prefix, n).await?;
+    let publisher = Publisher::new(&settings.broker.url, "lijian-bench", Topology::from_settings(settings));
+    let published = stream::iter(0..n)
+        .map(|i| {
+            let publisher = &publisher;
+            async move { publisher.publish_issue(&IssueJob::V1 { order_code: format!("{prefix}{i:012}") }).await }
+        })
+        .buffer_unordered(512)
+        .filter(|r| std::future::ready(r.is_ok()))
+        .count()
+        .await;
+    anyhow::ensure!(published == n, "only {published} of {n} jobs published");
+    Ok(())
+}
+
+async fn store_orders(env: &BenchEnv, prefix: &str, n: usize) -> anyhow::Result<()> {
     let client = env.store.client().await?;
     let n = n as i64;
     client
         .execute(
             "INSERT INTO orders (order_code, merchant_id, biz_code, open_id, app_id, product_code, activity_id, settlement_fen, enqueued_at)
-             SELECT 'LJB' || lpad(i::text, 12, '0'), 'bench-m', 'b' || i, 'oBench' || i, 'wx0000000000000000', 'bench-p', 'bench-a', 450, now()
+             SELECT $2 || lpad(i::text, 12, '0'), 'bench-m', $2 || i, 'oBench' || i, 'wx0000000000000000', 'bench-p', 'bench-a', 450, now()
                FROM generate_series(0::bigint, $1::bigint - 1) AS i",
-            &[&n],
+            &[&n, &prefix],
         )
         .await?;
     Ok(())

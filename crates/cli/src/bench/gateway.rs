@@ -3,7 +3,6 @@
 //! load, beside raw baselines measured in the same run. Requests are signed before
 //! the clock starts so the client's RSA work does not compete with the gateway.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
@@ -14,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::common::{insert_tx_per_sec, publish_confirm_per_sec, rsa_verify_per_sec, BenchEnv};
 
-struct Signed {
+pub(super) struct Signed {
     headers: Vec<(&'static str, String)>,
     body: String,
 }
@@ -54,38 +53,11 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize, rate: u64, 
 
     let total = (rate * seconds) as usize;
     let requests = sign_all(&key, orders, total)?;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let start = tokio::time::Instant::now() + Duration::from_millis(100);
-    let histogram = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
-    let mut tasks = Vec::with_capacity(total);
-    for (i, request) in requests.into_iter().enumerate() {
-        let due = start + interval * i as u32;
-        let (client, url, histogram) = (client.clone(), url.clone(), histogram.clone());
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep_until(due).await;
-            let ok = matches!(send(&client, &url, request).await, Ok((0, _)));
-            // Measured from when the request was due, so a stalled server cannot
-            // hide its queueing delay (no coordinated omission).
-            let micros = due.elapsed().as_micros() as u64;
-            if let Ok(mut h) = histogram.lock() {
-                let _ = h.record(micros);
-            }
-            ok
-        }));
-    }
-    let mut ok = 0;
-    for t in tasks {
-        ok += usize::from(t.await.unwrap_or(false));
-    }
-    let h = histogram.lock().map_err(|_| anyhow::anyhow!("histogram poisoned"))?.clone();
+    let samples = open_loop(&client, &url, requests, rate).await;
+    let ok = samples.iter().filter(|s| s.ok).count();
+    let h = histogram(samples.iter())?;
     println!("latency at {rate} orders/s offered for {seconds}s ({ok}/{total} accepted):");
-    println!(
-        "  p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (goal p99 < 20 ms)",
-        h.value_at_quantile(0.5) as f64 / 1000.0,
-        h.value_at_quantile(0.9) as f64 / 1000.0,
-        h.value_at_quantile(0.99) as f64 / 1000.0,
-        h.max() as f64 / 1000.0
-    );
+    println!("  {}  (goal p99 < 20 ms)", percentiles(&h));
 
     shutdown.cancel();
     let _ = gateway.task.await;
@@ -96,7 +68,63 @@ pub async fn run(base: &Settings, orders: usize, concurrency: usize, rate: u64, 
     outcome
 }
 
-fn sign_all(key: &RsaPrivateKey, offset: usize, n: usize) -> anyhow::Result<Vec<Signed>> {
+/// One request of an open-loop run.
+pub(super) struct Sample {
+    /// When it was due, from the start of the schedule.
+    pub due: Duration,
+    /// From when it was due until its answer, so a stalled server cannot hide
+    /// its queueing delay (no coordinated omission).
+    pub latency: Duration,
+    pub ok: bool,
+}
+
+/// Sends `requests` at `rate` per second on a fixed schedule, each on its own task.
+pub(super) async fn open_loop(client: &reqwest::Client, url: &str, requests: Vec<Signed>, rate: u64) -> Vec<Sample> {
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, request)| {
+            let due = start + interval * i as u32;
+            let (client, url) = (client.clone(), url.to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep_until(due).await;
+                let ok = matches!(send(&client, &url, request).await, Ok((0, _)));
+                Sample { due: due - start, latency: due.elapsed(), ok }
+            })
+        })
+        .collect();
+    let mut samples = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        if let Ok(sample) = t.await {
+            samples.push(sample);
+        }
+    }
+    samples
+}
+
+pub(super) fn histogram<'a>(samples: impl Iterator<Item = &'a Sample>) -> anyhow::Result<Histogram<u64>> {
+    let mut h = Histogram::<u64>::new(3)?;
+    for s in samples {
+        h.record(s.latency.as_micros() as u64)?;
+    }
+    Ok(h)
+}
+
+/// `p50 … p90 … p99 … max …` in milliseconds.
+pub(super) fn percentiles(h: &Histogram<u64>) -> String {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    format!(
+        "p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.9)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max())
+    )
+}
+
+pub(super) fn sign_all(key: &RsaPrivateKey, offset: usize, n: usize) -> anyhow::Result<Vec<Signed>> {
     let ts = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).to_string();
     (offset..offset + n)
         .map(|i| {
@@ -111,7 +139,7 @@ fn sign_all(key: &RsaPrivateKey, offset: usize, n: usize) -> anyhow::Result<Vec<
         .collect()
 }
 
-async fn send(client: &reqwest::Client, url: &str, r: Signed) -> anyhow::Result<(i64, serde_json::Value)> {
+pub(super) async fn send(client: &reqwest::Client, url: &str, r: Signed) -> anyhow::Result<(i64, serde_json::Value)> {
     let mut req = client.post(url).header("Content-Type", "application/json; charset=utf-8").body(r.body);
     for (k, v) in r.headers {
         req = req.header(k, v);

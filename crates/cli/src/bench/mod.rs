@@ -1,6 +1,7 @@
 //! `lijian bench …`: throughput and latency goals, measured against raw baselines
 //! in the same run (see docs/benchmarks.md).
 
+mod colocated;
 mod common;
 mod consumer;
 mod gateway;
@@ -37,6 +38,23 @@ pub enum BenchCommand {
         /// Jobs the consumer works on at once.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+    },
+    /// Gateway latency at a fixed API load while a backlog issues in the same
+    /// process: the gateway on the consumer's runtime, then as `lijian serve` runs it.
+    /// The WeChat Pay simulator runs in-process on a runtime of its own.
+    Colocated {
+        /// Orders queued for issuing before the API load starts.
+        #[arg(long, default_value_t = 2_000)]
+        orders: usize,
+        /// Offered API load, orders per second (open loop).
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// Length of the API load.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Mean simulator latency in ms.
+        #[arg(long, default_value_t = 100)]
+        latency_ms: u64,
     },
     /// Status reports delivered per second to 20 local receivers, alone and beside a black-holed one.
     Notifier {
@@ -75,6 +93,9 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
             gateway::run(settings, orders, concurrency, rate, seconds).await
         }
         BenchCommand::Consumer { orders, concurrency } => consumer::run(settings, orders, concurrency).await,
+        BenchCommand::Colocated { orders, rate, seconds, latency_ms } => {
+            colocated::run(settings, colocated::Load { orders, rate, seconds, latency_ms }).await
+        }
         BenchCommand::Notifier { reports } => notifier::run(settings, reports).await,
         BenchCommand::Rate { limit, latency_ms, seconds } => rate::run(settings, limit, latency_ms, seconds).await,
         BenchCommand::Load { rows, bad_per_mille } => load::run(settings, rows, bad_per_mille).await,
