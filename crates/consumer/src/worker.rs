@@ -17,7 +17,7 @@ use crate::accounts::{Accounts, Unresolved};
 use crate::batch::{self, Begins, Finishes};
 use crate::limits::Limits;
 use crate::outcome::{classify, Verdict};
-use crate::wxpay::{Reply, SendCoupon};
+use crate::wxpay::{Call, Reply, SendCoupon};
 
 /// Counters for progress reports and metrics.
 pub struct Counters {
@@ -159,10 +159,13 @@ impl IssueHandler {
             appid,
             stock_creator_mchid: order.stock_creator_mchid.clone(),
         };
-        let call = {
-            let _sending =
-                self.limits.send_turn(&account.mchid, account.rate, &order.activity_id, &order.open_id).await;
-            account.client.send_coupon(&order.open_id, &request).await
+        let call = match account.client.prepare(&order.open_id, &request).await {
+            Ok(prepared) => {
+                let _sending =
+                    self.limits.send_turn(&account.mchid, account.rate, &order.activity_id, &order.open_id).await;
+                account.client.send(prepared).await
+            }
+            Err(reply) => Call { reply, latency: Duration::ZERO },
         };
         self.counters.upstream_latency.observe(call.latency);
         let started_at = time::OffsetDateTime::now_utc() - call.latency;

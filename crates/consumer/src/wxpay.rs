@@ -107,23 +107,38 @@ impl WxPayClient {
         )
     }
 
-    /// POST /v3/marketing/favor/users/{openid}/coupons
-    pub async fn send_coupon(&self, openid: &str, request: &SendCoupon) -> Call {
+    /// Builds and signs the send-coupon request, ready to go. Signing comes
+    /// before the wait for a send slot, so that once the slot comes only the
+    /// HTTP write is left: work between slot and wire would let sends drift
+    /// together at WeChat, whose limit counts arrivals.
+    pub async fn prepare(&self, openid: &str, request: &SendCoupon) -> Result<Prepared, Reply> {
+        let path = format!("/v3/marketing/favor/users/{openid}/coupons");
+        let body =
+            serde_json::to_vec(request).map_err(|e| Reply::NoAnswer { reason: e.to_string(), timed_out: false })?;
+        let authorization = self
+            .authorization_off_workers("POST", &path, &body)
+            .await
+            .map_err(|e| Reply::NoAnswer { reason: format!("signing failed: {e}"), timed_out: false })?;
+        Ok(Prepared { path, body, authorization })
+    }
+
+    /// POST /v3/marketing/favor/users/{openid}/coupons, prepared and signed.
+    pub async fn send(&self, prepared: Prepared) -> Call {
         let started = Instant::now();
-        let reply = self.send_inner(openid, request).await;
+        let reply = self.send_inner(prepared).await;
         Call { reply, latency: started.elapsed() }
     }
 
-    async fn send_inner(&self, openid: &str, request: &SendCoupon) -> Reply {
-        let path = format!("/v3/marketing/favor/users/{openid}/coupons");
-        let body = match serde_json::to_vec(request) {
-            Ok(b) => b,
-            Err(e) => return Reply::NoAnswer { reason: e.to_string(), timed_out: false },
-        };
-        let authorization = match self.authorization_off_workers("POST", &path, &body).await {
-            Ok(a) => a,
-            Err(e) => return Reply::NoAnswer { reason: format!("signing failed: {e}"), timed_out: false },
-        };
+    /// Prepares and sends at once (no slot to wait for in between).
+    pub async fn send_coupon(&self, openid: &str, request: &SendCoupon) -> Call {
+        match self.prepare(openid, request).await {
+            Ok(prepared) => self.send(prepared).await,
+            Err(reply) => Call { reply, latency: Duration::ZERO },
+        }
+    }
+
+    async fn send_inner(&self, prepared: Prepared) -> Reply {
+        let Prepared { path, body, authorization } = prepared;
         let sent = self
             .http
             .post(format!("{}{path}", self.base_url))
@@ -188,6 +203,13 @@ impl WxPayClient {
             .and_then(|verified| verified)
             .map_err(|e| e.to_string())
     }
+}
+
+/// A signed send-coupon request waiting for its slot.
+pub struct Prepared {
+    path: String,
+    body: Vec<u8>,
+    authorization: String,
 }
 
 /// Timestamp (Unix seconds), nonce and `METHOD\nPATH\nTIMESTAMP\nNONCE\nBODY\n`.

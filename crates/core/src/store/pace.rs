@@ -21,6 +21,11 @@ pub struct Grant {
     /// The database clock when the slots were cut: slot times are read relative
     /// to it, so the consumer's own clock need not agree with the database's.
     pub db_now: OffsetDateTime,
+    /// This process's clock just before the statement was sent and just after
+    /// its answer came: `db_now` lies between. Measured around the statement
+    /// alone — a wait for a pooled connection before it would shift every slot.
+    pub sent: std::time::Instant,
+    pub received: std::time::Instant,
 }
 
 impl Store {
@@ -35,8 +40,12 @@ impl Store {
             .await?;
         let want = i32::try_from(want).unwrap_or(i32::MAX);
         let horizon = pg_interval(horizon);
+        let sent = std::time::Instant::now();
         let row = client.query_one(&stmt, &[&key, &rate, &want, &horizon]).await?;
+        let received = std::time::Instant::now();
         Ok(Grant {
+            sent,
+            received,
             first_slot: row.get(0),
             granted: u32::try_from(row.get::<_, i32>(1)).unwrap_or(0),
             spacing: Duration::from_micros(u64::try_from(row.get::<_, i64>(2)).unwrap_or(1)),
