@@ -140,6 +140,30 @@ fn per_second(requests: &[RequestRecord]) -> BTreeMap<i64, usize> {
 /// What every scale-out run must show at the simulator: each order one coupon,
 /// no 429, no two sends to one user at once, no sliding second over the limit.
 async fn assert_contract_held(sim: &Sim, orders: &HashSet<String>) -> Vec<RequestRecord> {
+    assert_contract_held_by(None, sim, orders).await
+}
+
+/// Like [`assert_contract_held`]; with the app, also prints the worst sliding
+/// second by our own send instants (the attempts' start), beside the simulator's.
+async fn assert_contract_held_by(app: Option<&TestApp>, sim: &Sim, orders: &HashSet<String>) -> Vec<RequestRecord> {
+    if let Some(app) = app {
+        let client = app.store.client().await.expect("client");
+        let rows = client
+            .query("SELECT (extract(epoch FROM started_at) * 1000)::bigint FROM upstream_attempts", &[])
+            .await
+            .expect("attempts");
+        let ours: Vec<RequestRecord> = rows
+            .iter()
+            .map(|r| RequestRecord {
+                time_ms: r.get(0),
+                out_request_no: String::new(),
+                status: 200,
+                mchid: String::new(),
+                openid: String::new(),
+            })
+            .collect();
+        eprintln!("our send instants: worst sliding second {}", worst_second(&ours));
+    }
     assert_eq!(sim.stats().await.overlaps, 0, "never two sends to one user at once");
     let ledger = sim.ledger().await;
     let issued: HashSet<&str> = ledger.iter().map(|c| c.out_request_no.as_str()).collect();
@@ -170,7 +194,7 @@ async fn same_configuration_shares_the_limit(consumers: usize) {
     let processes: Vec<ConsumerProcess> = (0..consumers).map(|_| ConsumerProcess::spawn(&settings)).collect();
     let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 1200, Duration::from_secs(60)).await;
     assert_eq!(done, 1200);
-    assert_contract_held(&sim, &orders).await;
+    assert_contract_held_by(Some(&app), &sim, &orders).await;
     for p in &processes {
         assert!(p.sends().await > 0, "every consumer took part");
     }
