@@ -18,7 +18,7 @@ use std::time::Duration;
 use lijian_core::config::Settings;
 use lijian_core::money::Fen;
 use lijian_core::store::NewAccount;
-use wxpay_sim::RequestRecord;
+use wxpay_sim::{busiest_second, RequestRecord};
 
 use crate::helpers::wxpay::{spawn_strict_sim, Sim, TestAccount, PUBLIC_KEY_ID};
 use crate::helpers::*;
@@ -114,20 +114,6 @@ async fn strict_sim() -> Sim {
     .await
 }
 
-/// The most requests the simulator saw in any sliding one-second window.
-fn worst_second(requests: &[RequestRecord]) -> usize {
-    let mut times: Vec<i64> = requests.iter().map(|r| r.time_ms).collect();
-    times.sort_unstable();
-    let (mut worst, mut end) = (0, 0);
-    for start in 0..times.len() {
-        while end < times.len() && times[end] < times[start] + 1000 {
-            end += 1;
-        }
-        worst = worst.max(end - start);
-    }
-    worst
-}
-
 /// Requests per whole second.
 fn per_second(requests: &[RequestRecord]) -> BTreeMap<i64, usize> {
     let mut counts = BTreeMap::new();
@@ -162,7 +148,7 @@ async fn assert_contract_held_by(app: Option<&TestApp>, sim: &Sim, orders: &Hash
                 openid: String::new(),
             })
             .collect();
-        eprintln!("our send instants: worst sliding second {}", worst_second(&ours));
+        eprintln!("our send instants: worst sliding second {}", busiest_second(&ours));
     }
     assert_eq!(sim.stats().await.overlaps, 0, "never two sends to one user at once");
     let ledger = sim.ledger().await;
@@ -172,7 +158,7 @@ async fn assert_contract_held_by(app: Option<&TestApp>, sim: &Sim, orders: &Hash
     let requests = sim.requests().await;
     let throttled = requests.iter().filter(|r| r.status == 429).count();
     assert_eq!(throttled, 0, "no request answered 429");
-    let worst = worst_second(&requests);
+    let worst = busiest_second(&requests);
     eprintln!("scale-out: {} requests, worst sliding second {worst} at a {LIMIT}/s limit", requests.len());
     if worst > LIMIT as usize {
         let mut times: Vec<i64> = requests.iter().map(|r| r.time_ms).collect();
@@ -317,7 +303,7 @@ async fn two_accounts_are_each_held_to_their_own_limit() {
     let requests = sim.requests().await;
     for (account, rate) in &accounts {
         let own: Vec<RequestRecord> = requests.iter().filter(|r| r.mchid == account.mchid).cloned().collect();
-        let worst = worst_second(&own);
+        let worst = busiest_second(&own);
         eprintln!("account {}: {} requests, worst sliding second {worst} at {rate}/s", account.mchid, own.len());
         assert!(worst <= *rate as usize, "{worst} requests in one second from {} at {rate}/s", account.mchid);
         let seconds = per_second(&own);

@@ -28,4 +28,4 @@ mod state;
 
 pub use protocol::{parse_authorization, Authorization};
 pub use server::{start, RunningSim, SimAccount, SimConfig, SimError};
-pub use state::{IssuedCoupon, RequestRecord, SimStats};
+pub use state::{busiest_second, IssuedCoupon, RequestRecord, SimStats};

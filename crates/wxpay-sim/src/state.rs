@@ -45,6 +45,21 @@ pub struct SimStats {
     pub per_mchid: BTreeMap<String, BTreeMap<i64, u64>>,
 }
 
+/// The most requests in any sliding one-second window of `records` (by
+/// arrival): what a per-second limit at WeChat is judged by.
+pub fn busiest_second(records: &[RequestRecord]) -> usize {
+    let mut times: Vec<i64> = records.iter().map(|r| r.time_ms).collect();
+    times.sort_unstable();
+    let (mut busiest, mut end) = (0, 0);
+    for start in 0..times.len() {
+        while end < times.len() && times[end] < times[start] + 1000 {
+            end += 1;
+        }
+        busiest = busiest.max(end - start);
+    }
+    busiest
+}
+
 #[derive(Default)]
 pub struct SimState {
     /// Remaining budget per stock; absent = created on first use, unlimited.

@@ -213,20 +213,11 @@ impl Steady {
             seconds.iter().map(|(_, n)| *n).collect()
         };
         steady.sort_unstable();
-        let mut times: Vec<i64> = run.iter().map(|r| r.time_ms).collect();
-        times.sort_unstable();
-        let (mut worst, mut end) = (0, 0);
-        for start in 0..times.len() {
-            while end < times.len() && times[end] < times[start] + 1000 {
-                end += 1;
-            }
-            worst = worst.max(end - start);
-        }
         Steady {
             min: steady.first().copied().unwrap_or(0),
             median: steady.get(steady.len() / 2).copied().unwrap_or(0),
             max: steady.last().copied().unwrap_or(0),
-            worst_window: worst,
+            worst_window: wxpay_sim::busiest_second(run),
             throttled: run.iter().filter(|r| r.status == 429).count(),
         }
     }
