@@ -133,7 +133,7 @@ impl Limits {
     }
 
     /// Waits until a request to `openid` may be sent now from `mchid`, whose
-    /// whole-cluster limit is `rate` per second: this user's turn in the
+    /// whole-cluster limit is `rate` per second (0: none): this user's turn in the
     /// cluster, the activity's and the account's slot. Hold the returned value
     /// until the call ends.
     pub async fn send_turn(&self, mchid: &str, rate: u32, activity_id: &str, openid: &str) -> Sending<'_> {
@@ -151,17 +151,24 @@ impl Limits {
         if self.activity_rate > 0 {
             self.activity(activity_id).acquire(self.activity_rate).await;
         }
-        loop {
-            let slot = account.pace.reserve(rate).await;
-            if !user.try_lease().await {
-                // Another process is sending to this user: the slot is the next
-                // sender's, and this one waits for the user.
-                account.pace.put_back(slot).await;
-                user.wait_for_lease().await;
-                continue;
-            }
-            if account.pace.wait_for(slot).await {
-                break;
+        if rate == 0 {
+            // No limit (the benchmarks measure the consumer itself this way):
+            // the user's turn still holds, no slot is needed.
+            user.wait_for_lease().await;
+            account.pace.used.fetch_add(1, Ordering::Relaxed);
+        } else {
+            loop {
+                let slot = account.pace.reserve(rate).await;
+                if !user.try_lease().await {
+                    // Another process is sending to this user: the slot is the
+                    // next sender's, and this one waits for the user.
+                    account.pace.put_back(slot).await;
+                    user.wait_for_lease().await;
+                    continue;
+                }
+                if account.pace.wait_for(slot).await {
+                    break;
+                }
             }
         }
         let waited = started.elapsed();
