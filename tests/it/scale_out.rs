@@ -4,10 +4,10 @@
 //! second, each order issued once, and the work shared — also after a SIGKILL
 //! and with a backlog queued before a consumer started.
 //!
-//! Ignored in the default run until issue 11 is closed: on this 2-core machine
-//! they pass most runs but a sliding second at the simulator sometimes holds
-//! 201–206 requests at a 200/s limit, and a survivor dips for ~2 s after the
-//! kill (see the issue's closing note). `cargo test -- --ignored scale_out`.
+//! Ignored in the default run until issue 11 is closed: on a saturated 2-core
+//! host our own send instants stay within the limit (worst sliding second
+//! 192–199 at 200/s) but the simulator sometimes counts 201 (transit; see
+//! docs/decisions.md). `cargo test -- --ignored scale_out`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -167,6 +167,15 @@ async fn assert_contract_held_by(app: Option<&TestApp>, sim: &Sim, orders: &Hash
         let zero = gaps.iter().filter(|g| **g == 0).count();
         let max_gap = gaps.iter().max().copied().unwrap_or(0);
         eprintln!("gaps: {zero} zero, max {max_gap} ms; first 40 gaps {:?}", &gaps[..gaps.len().min(40)]);
+        let start = times
+            .iter()
+            .position(|t| times.iter().filter(|u| **u >= *t && **u < t + 1000).count() == worst)
+            .unwrap_or(0);
+        let from = times[start];
+        let tenths: Vec<usize> = (0..10)
+            .map(|k| times.iter().filter(|t| **t >= from + k * 100 && **t < from + (k + 1) * 100).count())
+            .collect();
+        eprintln!("worst window from {from}: per 100 ms {tenths:?}");
     }
     assert!(worst <= LIMIT as usize, "{worst} requests in one second at a {LIMIT}/s limit");
     requests
@@ -191,19 +200,19 @@ async fn same_configuration_shares_the_limit(consumers: usize) {
 }
 
 #[tokio::test]
-#[ignore = "issue 11 open: intermittent 1-3% sliding-second overshoot and a post-SIGKILL dip on a busy machine; run with --ignored"]
+#[ignore = "issue 11 open: on a saturated 2-core host the simulator counts 1-2% over the limit (transit, not slots; docs/decisions.md); run with --ignored"]
 async fn two_consumers_with_one_configuration_keep_the_accounts_limit_together() {
     same_configuration_shares_the_limit(2).await;
 }
 
 #[tokio::test]
-#[ignore = "issue 11 open: intermittent 1-3% sliding-second overshoot and a post-SIGKILL dip on a busy machine; run with --ignored"]
+#[ignore = "issue 11 open: on a saturated 2-core host the simulator counts 1-2% over the limit (transit, not slots; docs/decisions.md); run with --ignored"]
 async fn three_consumers_with_one_configuration_keep_the_accounts_limit_together() {
     same_configuration_shares_the_limit(3).await;
 }
 
 #[tokio::test]
-#[ignore = "issue 11 open: intermittent 1-3% sliding-second overshoot and a post-SIGKILL dip on a busy machine; run with --ignored"]
+#[ignore = "issue 11 open: on a saturated 2-core host the simulator counts 1-2% over the limit (transit, not slots; docs/decisions.md); run with --ignored"]
 async fn a_backlog_queued_before_the_second_consumer_starts_is_shared() {
     let app = Arc::new(spawn_app_alone().await);
     let sim = strict_sim().await;
@@ -224,7 +233,7 @@ async fn a_backlog_queued_before_the_second_consumer_starts_is_shared() {
 }
 
 #[tokio::test]
-#[ignore = "issue 11 open: intermittent 1-3% sliding-second overshoot and a post-SIGKILL dip on a busy machine; run with --ignored"]
+#[ignore = "issue 11 open: on a saturated 2-core host the simulator counts 1-2% over the limit (transit, not slots; docs/decisions.md); run with --ignored"]
 async fn a_sigkilled_consumer_leaves_the_whole_limit_to_the_survivor() {
     let app = Arc::new(spawn_app_alone().await);
     let sim = strict_sim().await;
@@ -237,9 +246,13 @@ async fn a_sigkilled_consumer_leaves_the_whole_limit_to_the_survivor() {
     victim.kill();
     let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 2000, Duration::from_secs(90)).await;
     assert_eq!(done, 2000, "the survivor finished the victim's work too");
-    let requests = assert_contract_held(&sim, &orders).await;
     // Whole seconds from 3 s after the kill to the one before the last.
-    let seconds = per_second(&requests);
+    let seconds = per_second(&sim.requests().await);
+    eprintln!(
+        "around the kill (second {killed_at}): {:?}",
+        seconds.range(killed_at - 2..killed_at + 4).collect::<Vec<_>>()
+    );
+    assert_contract_held(&sim, &orders).await;
     let last = seconds.keys().next_back().copied().unwrap_or_default();
     let after: Vec<usize> = seconds.range(killed_at + 3..last).map(|(_, n)| *n).collect();
     eprintln!("survivor: sends per second from 3 s after the kill: {after:?}");
@@ -251,7 +264,7 @@ async fn a_sigkilled_consumer_leaves_the_whole_limit_to_the_survivor() {
 }
 
 #[tokio::test]
-#[ignore = "issue 11 open: intermittent 1-3% sliding-second overshoot and a post-SIGKILL dip on a busy machine; run with --ignored"]
+#[ignore = "issue 11 open: on a saturated 2-core host the simulator counts 1-2% over the limit (transit, not slots; docs/decisions.md); run with --ignored"]
 async fn two_accounts_are_each_held_to_their_own_limit() {
     let app = Arc::new(spawn_app_alone().await);
     let accounts = [(TestAccount::generate("1900000301"), 120u32), (TestAccount::generate("1900000302"), 80u32)];

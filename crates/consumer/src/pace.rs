@@ -12,9 +12,9 @@
 //! - the database unreachable: no slots, so nothing is sent (fail closed);
 //! - a process stalled (GC pause, SIGSTOP) while holding slots: a slot woken up
 //!   for more than [`LATE`] after its time is thrown away, never spent late;
-//! - clocks of hosts that disagree: slot times are read relative to the database
-//!   clock of the same answer (and the round trip halved), never compared with
-//!   another host's clock.
+//! - clocks of hosts that disagree: slot times are read through an estimate of
+//!   the database clock on this process's clock ([`DbClock`]), taken from the
+//!   quickest recent round trips, never compared with another host's clock.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,14 +22,20 @@ use std::time::{Duration, Instant};
 
 use lijian_core::store::{Grant, Store};
 
-/// Fraction of the limit used. Slots are exact, but a send reaches WeChat a few
-/// milliseconds after its slot (scheduling, the network), and may leave up to
-/// [`LATE`] after it. At 98.5% the simulator still saw sliding seconds of 201–205
-/// at a 200/s limit with two or three consumers on this 2-core machine; 97% is
-/// the safe side until that drift is understood (issue 11's note).
+/// Fraction of the limit used. The issue asks every steady second to reach 98%
+/// of the limit, which leaves at most 2% for sends that reach WeChat later than
+/// their slot. Our own send instants stay within 98.5% (worst sliding second
+/// 487–499 at 500/s, measured at 98.5%), but on a saturated host the simulator
+/// counted up to 1–2% more (made in transit; docs/decisions.md, "Cluster-wide
+/// limits"), and the default test run shares its two cores with seventy other
+/// tests: 97% until transit is dealt with.
 pub const RATE_FACTOR: f64 = 0.97;
 /// Slots are granted at most this far ahead of the database clock.
 const HORIZON: Duration = Duration::from_millis(100);
+/// Slots are granted at least this far ahead of the database clock, so that the
+/// answer reaches us, and the sender its slot, before the slot is [`LATE`]
+/// (migration 0008 says what happened without it).
+const LEAD: Duration = Duration::from_millis(20);
 /// Most slots one call takes: this long of the rate. A process gets at most this
 /// many slots per round trip to PostgreSQL, so it bounds a process's rate at
 /// `CHUNK × rate / round trip`: measured with 20 ms, a lone survivor on a loaded
@@ -59,6 +65,8 @@ pub struct Pace {
     pub stale: AtomicU64,
     /// Calls to the database for slots.
     pub calls: AtomicU64,
+    /// The database clock on this process's clock (shared by the key's calls).
+    clock: std::sync::Mutex<DbClock>,
 }
 
 impl Pace {
@@ -71,6 +79,7 @@ impl Pace {
             used: AtomicU64::new(0),
             stale: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            clock: std::sync::Mutex::new(DbClock::default()),
         }
     }
 
@@ -86,9 +95,8 @@ impl Pace {
     }
 
     /// Takes the next slot (its time may be up to the horizon ahead) without
-    /// waiting for it: the caller gets ready for it, then [`Pace::wait_for`]s it,
-    /// or [`Pace::put_back`]s it for another sender of this process.
-    pub async fn reserve(&self, rate: u32) -> Instant {
+    /// waiting for it.
+    async fn reserve(&self, rate: u32) -> Instant {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Leave(&self.waiting);
         let per_second = (f64::from(rate.max(1)) * RATE_FACTOR).max(1.0);
@@ -122,7 +130,7 @@ impl Pace {
 
     /// Sleeps until `slot`; true when it is still good to send on (not more than
     /// [`LATE`] behind, e.g. after a stall), false when it was thrown away.
-    pub async fn wait_for(&self, slot: Instant) -> bool {
+    async fn wait_for(&self, slot: Instant) -> bool {
         tokio::time::sleep_until(slot.into()).await;
         if Instant::now() <= slot + LATE {
             self.used.fetch_add(1, Ordering::Relaxed);
@@ -133,20 +141,12 @@ impl Pace {
         }
     }
 
-    /// Hands a reserved slot that will not be used to the next sender of this
-    /// process (slots stay in time order).
-    pub async fn put_back(&self, slot: Instant) {
-        let mut slots = self.slots.lock().await;
-        let at = slots.partition_point(|s| *s < slot);
-        slots.insert(at, slot);
-    }
-
     /// Asks the database for slots; returns the first and keeps the rest.
     async fn refill(&self, slots: &mut VecDeque<Instant>, per_second: f64) -> Result<Instant, Wait> {
         let chunk = (per_second * CHUNK.as_secs_f64()).ceil().max(1.0) as usize;
         let want = self.waiting.load(Ordering::Relaxed).clamp(1, chunk) as u32;
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let grant = match self.store.take_slots(&self.key, per_second, want, HORIZON).await {
+        let grant = match self.store.take_slots(&self.key, per_second, want, LEAD, HORIZON).await {
             Ok(grant) => grant,
             Err(e) => {
                 tracing::warn!(key = %self.key, error = %e, "no send slots (database unreachable?); sending nothing until it answers");
@@ -154,8 +154,11 @@ impl Pace {
             }
         };
         let answered = grant.received;
-        let clock = Clock { local: grant.sent + (grant.received - grant.sent) / 2, grant };
-        let first = clock.local_time(grant.first_slot);
+        let first = {
+            let mut clock = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+            clock.sample(&grant);
+            clock.local_time(grant.first_slot).unwrap_or(answered)
+        };
         if grant.granted == 0 {
             // The first free slot becomes grantable once it is within the horizon.
             let ready = first.checked_sub(HORIZON).unwrap_or(answered);
@@ -175,22 +178,37 @@ enum Wait {
     Unavailable,
 }
 
-/// Reads the database's slot times on this process's clock.
-struct Clock {
-    /// The local instant matching `grant.db_now` (the middle of the round trip).
-    local: Instant,
-    grant: Grant,
+/// Round trips a clock estimate is chosen from.
+const CLOCK_SAMPLES: usize = 32;
+
+/// Where the database clock stands on this process's clock, estimated the way
+/// NTP does: each answer's `db_now` was read somewhere between sending and
+/// receiving, so the quickest round trips pin it down best. Taking the middle of
+/// every round trip instead misplaces slots by up to half of it — the row lock
+/// in `lijian_take_slots` waits for other processes, and the task wakes late on
+/// a busy machine — and 20–40 ms round trips under load put sends of two
+/// processes 10–20 ms closer together than their slots, which WeChat counts.
+#[derive(Default)]
+struct DbClock {
+    /// Recent samples: (round trip, local instant matching `db_now`, `db_now`).
+    samples: VecDeque<(Duration, Instant, time::OffsetDateTime)>,
 }
 
-impl Clock {
-    fn local_time(&self, db_time: time::OffsetDateTime) -> Instant {
-        let offset = db_time - self.grant.db_now;
-        let magnitude = offset.unsigned_abs();
-        if offset.is_negative() {
-            self.local.checked_sub(magnitude).unwrap_or(self.local)
-        } else {
-            self.local + magnitude
+impl DbClock {
+    fn sample(&mut self, grant: &Grant) {
+        let trip = grant.received.saturating_duration_since(grant.sent);
+        if self.samples.len() == CLOCK_SAMPLES {
+            self.samples.pop_front();
         }
+        self.samples.push_back((trip, grant.sent + trip / 2, grant.db_now));
+    }
+
+    /// `db_time` on this process's clock, by the quickest recent round trip.
+    fn local_time(&self, db_time: time::OffsetDateTime) -> Option<Instant> {
+        let (_, local, db_now) = self.samples.iter().min_by_key(|(trip, _, _)| *trip)?;
+        let offset = db_time - *db_now;
+        let magnitude = offset.unsigned_abs();
+        Some(if offset.is_negative() { local.checked_sub(magnitude).unwrap_or(*local) } else { *local + magnitude })
     }
 }
 

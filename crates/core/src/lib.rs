@@ -24,7 +24,8 @@
 //!
 //! # Layout
 //! - `money.rs`    parse/format yuan, the `Fen` newtype
-//! - `signing.rs`  string-to-sign, SHA256-RSA and MD5, key parsing and generation
+//! - `signing.rs`  string-to-sign, SHA256-RSA and MD5, key parsing and generation;
+//!   `crypto_pool.rs` the low-priority threads RSA work runs on
 //! - `status.rs`   order status 0–4, API status codes 0–99
 //! - `config/`     layered settings in sections, each key declared once (`mod.rs`);
 //!   how values read and print (`values.rs`)
@@ -40,6 +41,7 @@
 
 pub mod batch;
 pub mod config;
+mod crypto_pool;
 pub mod deps;
 pub mod money;
 pub mod outbox;

@@ -17,13 +17,13 @@ use base64::Engine;
 use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 
-/// Runs RSA work (`work`) on tokio's blocking pool, where it cannot stall the
-/// async workers: an RSA-2048 private-key operation holds a thread for ~0.25 ms,
-/// and on a worker every task queued behind it waits that long, the gateway's
-/// requests too when roles share a runtime (docs/benchmarks.md, "Co-located
-/// roles"). The hop costs ~10–20 µs. Fails only if the work panicked.
+/// Runs RSA work (`work`) on this process's crypto threads ([`crypto_pool`]),
+/// where it cannot stall the async workers: an RSA-2048 private-key operation
+/// holds a thread for ~0.25 ms, and on a worker every task queued behind it
+/// waits that long, the gateway's requests too when roles share a runtime
+/// (docs/benchmarks.md, "Co-located roles"). Fails only if the work panicked.
 pub async fn off_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, SignError> {
-    tokio::task::spawn_blocking(work).await.map_err(|_| SignError::SigningFailed)
+    crate::crypto_pool::run(work).await.ok_or(SignError::SigningFailed)
 }
 
 /// Why a key could not be read or a signature could not be checked. The messages

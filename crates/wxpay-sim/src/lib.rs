@@ -27,5 +27,5 @@ mod server;
 mod state;
 
 pub use protocol::{parse_authorization, Authorization};
-pub use server::{start, RunningSim, SimAccount, SimConfig, SimError};
+pub use server::{start, start_on_own_thread, RunningSim, SimAccount, SimConfig, SimError};
 pub use state::{busiest_second, IssuedCoupon, RequestRecord, SimStats};

@@ -38,26 +38,9 @@ pub async fn spawn_sim(tweak: impl FnOnce(&mut SimConfig)) -> Sim {
     );
     tweak(&mut config);
     let stop = CancellationToken::new();
-    // On threads of its own, like the real WeChat Pay: on the test's
-    // single-threaded runtime, requests arriving while the test (or an
-    // in-process consumer) held the thread were stamped together on arrival,
-    // and the request log showed bursts our consumers never sent.
-    let (started, addr) = tokio::sync::oneshot::channel();
-    let until = stop.clone();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("simulator runtime");
-        runtime.block_on(async move {
-            let running = wxpay_sim::start(config, until.clone()).await.expect("start simulator");
-            let _ = started.send(running.addr);
-            until.cancelled().await;
-            let _ = running.task.await;
-        });
-    });
-    Sim { addr: addr.await.expect("simulator started"), stop }
+    // On threads of its own (see `start_on_own_thread`).
+    let addr = wxpay_sim::start_on_own_thread(config, stop.clone()).await.expect("start simulator");
+    Sim { addr, stop }
 }
 
 /// A strict simulator (403 RULE_LIMIT for a second concurrent send to one user),

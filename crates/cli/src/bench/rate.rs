@@ -39,8 +39,8 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
         sim.max_per_user = u32::MAX;
         sim.rate = Some(limit);
         sim.latency_ms = latency_ms;
-        let sim = wxpay_sim::start(sim, stop.clone()).await?;
-        let sim_url = format!("http://{}", sim.addr);
+        let sim_addr = wxpay_sim::start_on_own_thread(sim, stop.clone()).await?;
+        let sim_url = format!("http://{sim_addr}");
 
         let mut settings = env.settings.clone();
         settings.wxpay.base_url = sim_url.clone();
@@ -60,19 +60,24 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
 
         println!("baseline: the limit, {limit} requests/s per account (simulator at {latency_ms} ms, 429 beyond it)");
         println!("sends per steady second, all consumers together:");
-        println!("  consumers   min  median   max   (× limit: min / median / max)   worst sliding 1 s   429s");
+        println!(
+            "  consumers   min  median   max   (× limit: min / median / max)   worst sliding 1 s   429s   slots used / stale"
+        );
         let mut next = 0;
         for consumers in [1usize, 2, 4] {
             let codes = store_and_queue(&env, &publisher, next, backlog).await?;
             next += backlog;
             let started_ms = now_ms();
-            let mut children: Vec<Child> = (0..consumers).map(|_| spawn_consumer(&settings)).collect::<Result<_, _>>()?;
+            let mut children: Vec<Consumer> =
+                (0..consumers).map(|_| spawn_consumer(&settings)).collect::<Result<_, _>>()?;
             wait_issued(&env, next as i64, Duration::from_secs(seconds * 4 + 30)).await?;
+            let (used, stale) = slot_use(&children).await;
             stop_children(&mut children);
             let run = requests_of(&sim_url, &codes, started_ms).await?;
             let report = Steady::of(&run);
+            let transit = Transit::of(&env, &run).await?;
             println!(
-                "  {consumers:>9}  {:>4}  {:>6}  {:>4}   ({:.3} / {:.3} / {:.3})           {:>6}       {:>5}",
+                "  {consumers:>9}  {:>4}  {:>6}  {:>4}   ({:.3} / {:.3} / {:.3})           {:>6}       {:>5}   {used:>6} / {stale}",
                 report.min,
                 report.median,
                 report.max,
@@ -82,17 +87,21 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
                 report.worst_window,
                 report.throttled
             );
+            println!(
+                "             by our send instants: worst sliding 1 s {}; send → arrival at the simulator p50 {} ms, p99 {} ms, max {} ms",
+                transit.worst_window, transit.p50, transit.p99, transit.max
+            );
         }
 
         // The survivor: two consumers, one SIGKILLed once both are busy.
         let codes = store_and_queue(&env, &publisher, next, backlog).await?;
         next += backlog;
         let started_ms = now_ms();
-        let mut children: Vec<Child> = (0..2).map(|_| spawn_consumer(&settings)).collect::<Result<_, _>>()?;
+        let mut children: Vec<Consumer> = (0..2).map(|_| spawn_consumer(&settings)).collect::<Result<_, _>>()?;
         tokio::time::sleep(Duration::from_secs(seconds / 3 + 2)).await;
         let killed_ms = now_ms();
-        children[0].kill()?;
-        children[0].wait()?;
+        children[0].child.kill()?;
+        children[0].child.wait()?;
         wait_issued(&env, next as i64, Duration::from_secs(seconds * 4 + 30)).await?;
         stop_children(&mut children[1..]);
         let run = requests_of(&sim_url, &codes, started_ms).await?;
@@ -147,23 +156,47 @@ async fn store_and_queue(
     Ok(codes.into_iter().collect())
 }
 
-fn spawn_consumer(settings: &Settings) -> std::io::Result<Child> {
-    Command::new(std::env::current_exe()?)
+/// A consumer child process and where its metrics are.
+struct Consumer {
+    child: Child,
+    metrics: String,
+}
+
+fn spawn_consumer(settings: &Settings) -> std::io::Result<Consumer> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new(std::env::current_exe()?)
         .arg("consumer")
         .envs(settings.to_env())
-        .env("LIJIAN_OPS_ADDR", "127.0.0.1:0")
+        .env("LIJIAN_OPS_ADDR", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .spawn()?;
+    Ok(Consumer { child, metrics: format!("http://127.0.0.1:{port}/metrics") })
 }
 
-fn stop_children(children: &mut [Child]) {
-    for child in children.iter() {
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+/// Slots the consumers used and threw away (reached too late), summed over
+/// processes: where a shortfall against the limit went.
+async fn slot_use(children: &[Consumer]) -> (u64, u64) {
+    let mut totals = (0, 0);
+    for child in children {
+        let Ok(answer) = reqwest::get(&child.metrics).await else { continue };
+        let text = answer.text().await.unwrap_or_default();
+        let sum = |name: &str| -> u64 {
+            text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
+        };
+        totals.0 += sum("lijian_wxpay_sends_total{");
+        totals.1 += sum("lijian_wxpay_slots_stale_total{");
     }
-    for child in children.iter_mut() {
-        let _ = child.wait();
+    totals
+}
+
+fn stop_children(children: &mut [Consumer]) {
+    for c in children.iter() {
+        let _ = Command::new("kill").args(["-TERM", &c.child.id().to_string()]).status();
+    }
+    for c in children.iter_mut() {
+        let _ = c.child.wait();
     }
 }
 
@@ -225,4 +258,40 @@ impl Steady {
 
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Our side of a run: the worst sliding second by the instants the consumers
+/// sent at (`upstream_attempts.started_at`), and how long requests took to reach
+/// the simulator. When the simulator's worst second is over the limit and ours
+/// is not, the excess was made in transit (a stalled runtime or host), not by
+/// the send slots.
+struct Transit {
+    worst_window: usize,
+    p50: i64,
+    p99: i64,
+    max: i64,
+}
+
+impl Transit {
+    async fn of(env: &BenchEnv, run: &[RequestRecord]) -> anyhow::Result<Transit> {
+        let client = env.store.client().await?;
+        let rows = client
+            .query("SELECT order_code, (extract(epoch FROM started_at) * 1000)::bigint FROM upstream_attempts", &[])
+            .await?;
+        let sent: std::collections::HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let ours: Vec<RequestRecord> = run
+            .iter()
+            .filter_map(|r| sent.get(&r.out_request_no).map(|at| RequestRecord { time_ms: *at, ..r.clone() }))
+            .collect();
+        let mut delays: Vec<i64> =
+            run.iter().filter_map(|r| sent.get(&r.out_request_no).map(|at| r.time_ms - at)).collect();
+        delays.sort_unstable();
+        let at = |q: usize| delays.get((delays.len() * q / 100).min(delays.len().saturating_sub(1))).copied();
+        Ok(Transit {
+            worst_window: wxpay_sim::busiest_second(&ours),
+            p50: at(50).unwrap_or(0),
+            p99: at(99).unwrap_or(0),
+            max: delays.last().copied().unwrap_or(0),
+        })
+    }
 }

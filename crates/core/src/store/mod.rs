@@ -109,6 +109,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "one_finish", include_str!("../../migrations/0005_one_finish.sql")),
     (6, "wxpay_accounts", include_str!("../../migrations/0006_wxpay_accounts.sql")),
     (7, "send_pace", include_str!("../../migrations/0007_send_pace.sql")),
+    (8, "slot_lead", include_str!("../../migrations/0008_slot_lead.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.

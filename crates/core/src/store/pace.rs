@@ -29,19 +29,28 @@ pub struct Grant {
 }
 
 impl Store {
-    /// Takes up to `want` send slots of `key` at `rate` per second, none further
-    /// than `horizon` ahead.
-    pub async fn take_slots(&self, key: &str, rate: f64, want: u32, horizon: Duration) -> Result<Grant, StoreError> {
+    /// Takes up to `want` send slots of `key` at `rate` per second, none sooner
+    /// than `lead` and none further than `horizon` ahead.
+    pub async fn take_slots(
+        &self,
+        key: &str,
+        rate: f64,
+        want: u32,
+        lead: Duration,
+        horizon: Duration,
+    ) -> Result<Grant, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT first_slot, granted, spacing_us, db_now FROM lijian_take_slots($1, $2, $3, $4::text::interval)",
+                "SELECT first_slot, granted, spacing_us, db_now
+                   FROM lijian_take_slots($1, $2, $3, $4::text::interval, $5::text::interval)",
             )
             .await?;
         let want = i32::try_from(want).unwrap_or(i32::MAX);
         let horizon = pg_interval(horizon);
         let sent = std::time::Instant::now();
-        let row = client.query_one(&stmt, &[&key, &rate, &want, &horizon]).await?;
+        let lead = pg_interval(lead);
+        let row = client.query_one(&stmt, &[&key, &rate, &want, &horizon, &lead]).await?;
         let received = std::time::Instant::now();
         Ok(Grant {
             sent,
