@@ -11,6 +11,7 @@ mod campaigns;
 mod cli;
 mod crash;
 mod demo;
+mod hangs;
 mod intake;
 mod issuance;
 mod notifier;

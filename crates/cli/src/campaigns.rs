@@ -91,8 +91,8 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
     let rejects = std::io::BufWriter::new(
         std::fs::File::create(&rejects_file).with_context(|| format!("creating {}", rejects_file.display()))?,
     );
-    let store = Store::connect(&settings.database.url, lijian_producer::bulk::CONNECTIONS)?;
-    let publisher = Publisher::new(&settings.broker.url, "lijian-load", Topology::from_settings(settings));
+    let store = Store::for_settings(settings, lijian_producer::bulk::CONNECTIONS)?;
+    let publisher = Publisher::for_settings(settings, "lijian-load", Topology::from_settings(settings));
     let spec = LoadSpec {
         campaign: CampaignSpec { name, merchant_id: args.merchant_id.clone(), release_at, rate: args.rate },
         activity_id: args.activity_id.clone(),

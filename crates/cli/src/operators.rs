@@ -76,7 +76,7 @@ pub struct OrderShowArgs {
 
 fn connect(settings: &Settings) -> anyhow::Result<(Store, std::sync::Arc<Publisher>)> {
     let store = crate::command_store(settings)?;
-    let publisher = Publisher::new(&settings.broker.url, "lijian-dlq", Topology::from_settings(settings));
+    let publisher = Publisher::for_settings(settings, "lijian-dlq", Topology::from_settings(settings));
     Ok((store, publisher))
 }
 

@@ -12,7 +12,7 @@ mod values;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use values::{format_duration, parse_duration, parse_schedule, redact_url};
+pub use values::{format_duration, parse_duration, parse_schedule, redact_url, server_address};
 use values::{optional_rate, queue_prefix, Value};
 
 /// Why settings could not be loaded.
@@ -113,6 +113,9 @@ settings! {
         /// PostgreSQL connections per process, shared by the roles it runs (the
         /// gateway of `lijian serve` has a pool of its own on its own threads).
         pool_size: usize = 16, "LIJIAN_DB_POOL_SIZE";
+        /// Longest wait for a new PostgreSQL connection, TCP connect and startup
+        /// together; past it the attempt fails with a warning naming the address.
+        connect_timeout: Duration = Duration::from_secs(5), "LIJIAN_DB_CONNECT_TIMEOUT";
     }
     /// RabbitMQ: issue and notify jobs.
     broker: BrokerSettings {
@@ -120,6 +123,10 @@ settings! {
         url: String = "amqp://guest:guest@127.0.0.1:5672/%2f".into(), "LIJIAN_AMQP_URL";
         /// Prefix of every exchange and queue, so installations and tests can share a broker.
         queue_prefix: String = "lijian".into(), "LIJIAN_QUEUE_PREFIX", queue_prefix;
+        /// Longest wait for a RabbitMQ connection, TCP connect, AMQP handshake and
+        /// declarations together (a broker out of file handles accepts TCP and
+        /// never answers); past it the role warns naming the address and retries.
+        connect_timeout: Duration = Duration::from_secs(10), "LIJIAN_AMQP_CONNECT_TIMEOUT";
     }
     /// The open API.
     gateway: GatewaySettings {
@@ -210,7 +217,8 @@ settings! {
         /// `/readyz`. Unset: 127.0.0.1 with a port per role (consumer 9101, notifier
         /// 9102, scheduler 9103, `serve` 9100), so roles on one host do not collide.
         ops_addr: Option<String> = None, "LIJIAN_OPS_ADDR";
-        /// On SIGTERM, how long in-flight jobs may finish before they return to the queue.
+        /// On SIGTERM, how long in-flight jobs may finish before they return to the
+        /// queue; the process exits within it, whatever it is waiting for.
         shutdown_grace: Duration = Duration::from_secs(30), "LIJIAN_SHUTDOWN_GRACE";
     }
 }
