@@ -11,6 +11,7 @@ mod campaigns;
 mod cli;
 mod crash;
 mod demo;
+mod footprint;
 mod hangs;
 mod intake;
 mod issuance;

@@ -186,7 +186,7 @@ settings! {
         prefetch: usize = 128, "LIJIAN_CONSUMER_PREFETCH";
         /// Jobs one consumer works on at once.
         concurrency: usize = 64, "LIJIAN_CONSUMER_CONCURRENCY";
-        /// Waits between issue attempts (±15% jitter); its length is the number of
+        /// Waits between issue attempts (one delay queue each); its length is the number of
         /// retries before a job is parked (1s … 30m: eight retries over about 68 minutes).
         retry_schedule: Vec<Duration> = secs(&[1, 5, 30, 120, 300, 600, 1200, 1800]), "LIJIAN_ISSUE_RETRY_SCHEDULE";
     }
@@ -195,7 +195,7 @@ settings! {
         /// PEM file of the platform key that signs status reports (never logged;
         /// merchants verify with `lijian platform public-key`). Required by the notifier.
         platform_private_key: Option<PathBuf> = None, "LIJIAN_PLATFORM_PRIVATE_KEY";
-        /// Waits between report attempts (±15% jitter; the original platform's
+        /// Waits between report attempts (one delay queue each; the original platform's
         /// schedule); after the last, the report is parked.
         schedule: Vec<Duration> = secs(&[15, 30, 180, 600, 1200, 1800, 3600, 10800, 21600]), "LIJIAN_NOTIFY_SCHEDULE";
         /// One report POST, connect to answer.

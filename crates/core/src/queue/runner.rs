@@ -289,7 +289,7 @@ async fn hand_on(
 ) -> Result<(), QueueError> {
     match disposition {
         Disposition::RetryAfter(delay) => {
-            let tier = topology.jittered_retry_queue(lane, *delay);
+            let tier = topology.retry_queue_for(lane, *delay);
             publisher.publish("", &tier, payload, None).await
         }
         Disposition::Park { reason } => {
