@@ -23,5 +23,6 @@ mod ops;
 mod outage;
 mod scale_out;
 mod signing;
+mod undeliverable;
 mod wxpay_protocol;
 mod wxpay_sim;

@@ -82,8 +82,10 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
         .transpose()?;
     let name = args.campaign.clone().unwrap_or_else(|| default_campaign(&args.file));
     campaign::check_campaign_name(&name).map_err(|e| anyhow::anyhow!("{e} (use --campaign)"))?;
+    let callback_guard = lijian_core::ssrf::Guard::from_settings(settings).map_err(anyhow::Error::msg)?;
     if let Some(url) = &args.callback_url {
-        lijian_producer::check_callback_url(url).map_err(|e| anyhow::anyhow!("--callback-url: {e}"))?;
+        lijian_producer::check_callback_url(url, &callback_guard)
+            .map_err(|e| anyhow::anyhow!("--callback-url: {e}"))?;
     }
     let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -98,6 +100,7 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
         activity_id: args.activity_id.clone(),
         product_code: args.product_code.clone(),
         callback_url: args.callback_url.clone(),
+        callback_guard,
     };
     let progress = Arc::new(Progress::default());
     let display = tokio::spawn(show_progress(progress.clone(), size));

@@ -92,7 +92,8 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
                 }
             }
             if let Some(url) = &callback_url {
-                check_callback_url(url).map_err(anyhow::Error::msg).context("--callback-url")?;
+                let guard = lijian_core::ssrf::Guard::from_settings(settings).map_err(anyhow::Error::msg)?;
+                check_callback_url(url, &guard).map_err(anyhow::Error::msg).context("--callback-url")?;
             }
             let allow_ips = allow_ip.iter().map(|t| parse_cidr(t)).collect::<anyhow::Result<Vec<_>>>()?;
             let m = NewMerchant {

@@ -74,6 +74,8 @@ pub struct RowDefaults {
     pub activity_id: Option<String>,
     pub product_code: Option<String>,
     pub callback_url: Option<String>,
+    /// Refuses callback URLs that could never be delivered, as the open API does.
+    pub guard: lijian_core::ssrf::Guard,
 }
 
 /// A row that passed validation, ready to be staged.
@@ -136,7 +138,7 @@ pub fn judge(layout: &Layout, defaults: &RowDefaults, line: u64, record: &ByteRe
         source: Source::Csv,
         replay_guard: None,
     };
-    request.validate()?;
+    request.validate(&defaults.guard)?;
     Ok(ValidRow {
         line,
         biz_code: request.biz_code,
@@ -181,6 +183,7 @@ mod tests {
             activity_id: Some("a1".into()),
             product_code: Some("p1".into()),
             callback_url: None,
+            guard: Default::default(),
         }
     }
 
