@@ -62,3 +62,54 @@ async fn a_callback_url_inside_our_network_is_refused_at_every_door() {
     assert_eq!(app.count("SELECT count(*) FROM orders WHERE source = 'csv'").await, 1, "the other row loads");
     app.stop().await;
 }
+
+/// A parked report is listed, and `dlq fail` acts on exactly what `dlq list`
+/// shows: it dismisses the report (and the list and the dead-letter queue then
+/// agree it is gone); another parked report is re-targeted to a working
+/// endpoint and delivered.
+#[tokio::test]
+async fn a_parked_report_can_be_dismissed_or_retargeted_and_list_and_fail_agree() {
+    use crate::helpers::receiver::{Answer, Receiver};
+    use crate::helpers::wxpay::spawn_sim;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let app = Arc::new(spawn_app().await);
+    let sim = spawn_sim(|_| {}).await;
+    let failing = Receiver::start(Vec::new(), Answer::Reply(500, "no")).await;
+    let consumer = app.start_consumer(&app.consumer_settings(&sim));
+    let notifier = app.start_notifier(&app.settings);
+    let orders = app.place_orders_to("parked", 2, 2, Some(&failing.url())).await;
+    assert_eq!(orders.len(), 2);
+    let parked = "SELECT count(*) FROM reports WHERE outcome = 'parked'";
+    assert_eq!(app.wait_for_count(parked, 2, Duration::from_secs(30)).await, 2);
+
+    let listed = lijian_ok(&app, &["dlq", "list"]);
+    assert!(listed.contains(&orders[0]) && listed.contains(&orders[1]) && listed.contains("2 parked"), "{listed}");
+
+    // Dismissed: what the list showed, fail acts on.
+    let failed = lijian_ok(&app, &["dlq", "fail", "--order", &orders[0]]);
+    assert!(failed.contains("dismissed 1 parked reports") && !failed.contains("left alone"), "{failed}");
+    let listed = lijian_ok(&app, &["dlq", "list"]);
+    assert!(!listed.contains(&orders[0]) && listed.contains("1 parked"), "{listed}");
+    assert!(lijian_ok(&app, &["order", "show", &orders[0]]).contains("dismissed"));
+
+    // Re-targeted to a working endpoint, then delivered.
+    let healthy = Receiver::healthy().await;
+    let refused = lijian_command(&app.settings)
+        .args(["dlq", "replay", "--order", &orders[1], "--callback-url", "http://10.1.2.3/cb"])
+        .output()
+        .expect("run lijian");
+    assert!(!refused.status.success(), "a target that can never work is refused for a replay too");
+    let replayed = lijian_ok(&app, &["dlq", "replay", "--order", &orders[1], "--callback-url", &healthy.url()]);
+    assert!(replayed.contains("re-targeted 1 reports") && replayed.contains("1 reports"), "{replayed}");
+    assert_eq!(healthy.wait_for(1, Duration::from_secs(20)).await, 1);
+    assert!(lijian_ok(&app, &["dlq", "list"]).contains("nothing parked"));
+    let delivered =
+        format!("SELECT count(*) FROM reports WHERE order_code = '{}' AND outcome = 'delivered'", orders[1]);
+    assert_eq!(app.wait_for_count(&delivered, 1, Duration::from_secs(10)).await, 1);
+
+    consumer.stop().await;
+    notifier.stop().await;
+    stop_shared(app).await;
+}

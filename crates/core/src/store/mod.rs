@@ -111,6 +111,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "one_finish", include_str!("../../migrations/0005_one_finish.sql")),
     (6, "wxpay_accounts", include_str!("../../migrations/0006_wxpay_accounts.sql")),
     (7, "send_pace", include_str!("../../migrations/0007_send_pace.sql")),
+    (10, "report_dismissed", include_str!("../../migrations/0010_report_dismissed.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.
