@@ -15,6 +15,7 @@ mod footprint;
 mod hangs;
 mod intake;
 mod issuance;
+mod loads;
 mod notifier;
 mod notifier_docs;
 mod openapi;

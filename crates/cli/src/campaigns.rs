@@ -90,9 +90,14 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
     let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let rejects_file = args.rejects.clone().unwrap_or_else(|| rejects_path(&args.file));
-    let rejects = std::io::BufWriter::new(
-        std::fs::File::create(&rejects_file).with_context(|| format!("creating {}", rejects_file.display()))?,
-    );
+    // A rejects file left by an earlier run of this file would describe that run.
+    match std::fs::remove_file(&rejects_file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing the old {}", rejects_file.display()));
+        }
+        _ => {}
+    }
+    let rejects = CreatedOnWrite { path: rejects_file.clone(), file: None };
     let store = Store::for_settings(settings, lijian_producer::bulk::CONNECTIONS)?;
     let publisher = Publisher::for_settings(settings, "lijian-load", Topology::from_settings(settings));
     let spec = LoadSpec {
@@ -143,11 +148,37 @@ async fn show_progress(progress: Arc<Progress>, size: u64) {
     }
 }
 
+/// The rejects file, created with its first byte: a load that refused nothing
+/// leaves no file behind.
+struct CreatedOnWrite {
+    path: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl std::io::Write for CreatedOnWrite {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.file.is_none() {
+            let file = std::fs::File::create(&self.path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("creating {}: {e}", self.path.display())))?;
+            self.file = Some(std::io::BufWriter::new(file));
+        }
+        self.file.as_mut().map_or(Ok(0), |f| f.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}
+
 fn print_summary(spec: &LoadSpec, s: &LoadSummary, rejects_file: &Path) {
     println!("campaign {}: {} rows in {:.1}s", spec.campaign.name, s.rows, s.elapsed.as_secs_f64());
     println!("  accepted:   {}", s.accepted);
     println!("  duplicates: {} (already stored; nothing charged again)", s.duplicates);
-    println!("  rejected:   {} (see {})", s.rejected_total(), rejects_file.display());
+    if s.rejected_total() > 0 {
+        println!("  rejected:   {} (see {})", s.rejected_total(), rejects_file.display());
+    } else {
+        println!("  rejected:   0");
+    }
     for (reason, n) in &s.rejected {
         println!("    {n:>9}  {reason}");
     }

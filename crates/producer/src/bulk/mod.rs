@@ -142,6 +142,7 @@ where
         return Err(LoadError::Csv("the file is empty (a header row is required)".into()));
     }
     let layout = Layout::from_header(&header).map_err(LoadError::Csv)?;
+    layout.check_required(spec.activity_id.is_some(), spec.product_code.is_some()).map_err(LoadError::Csv)?;
     if !layout.ignored.is_empty() {
         tracing::warn!(columns = ?layout.ignored, "ignoring columns lijian does not know");
     }

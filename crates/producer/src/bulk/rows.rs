@@ -61,6 +61,24 @@ impl Layout {
         Ok(layout)
     }
 
+    /// Refuses a file whose rows could never all be valid: a required column
+    /// (activityId, productCode) absent from the header with no flag to supply
+    /// it would refuse every row.
+    pub fn check_required(&self, activity_flag: bool, product_flag: bool) -> Result<(), String> {
+        for (column, flag, given) in [
+            (Column::ActivityId, "--activity-id", activity_flag),
+            (Column::ProductCode, "--product-code", product_flag),
+        ] {
+            if self.positions[column as usize].is_none() && !given {
+                let name = Column::ALL[column as usize].1;
+                return Err(format!(
+                    "the header has no {name} column and no {flag} was given: every row would be refused"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn has_biz_code(&self) -> bool {
         self.positions[Column::BizCode as usize].is_some()
     }
