@@ -7,6 +7,7 @@ mod helpers;
 
 mod accounts;
 mod api_status;
+mod campaign_state;
 mod campaigns;
 mod cli;
 mod crash;

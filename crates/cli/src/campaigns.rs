@@ -216,7 +216,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                     "{:<24} {:<14} {:<10} {:<27} {:>8} {:>10} {:>10}",
                     c.name,
                     c.merchant_id,
-                    c.state.as_str(),
+                    c.shown_state(),
                     c.release_at.map(|t| t.format(&Rfc3339).unwrap_or_default()).unwrap_or_else(|| "as loaded".into()),
                     c.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "-".into()),
                     total,
@@ -227,7 +227,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
         CampaignCommand::Status { name } => {
             let s = campaign::status(&store, &name).await?;
             let c = &s.campaign;
-            println!("campaign {} (merchant {}): {}", c.name, c.merchant_id, c.state);
+            println!("campaign {} (merchant {}): {}", c.name, c.merchant_id, c.shown_state());
             match (c.release_at, c.rate) {
                 (Some(at), rate) => println!(
                     "  release:   from {}{}; {} released, {} waiting",

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use lijian_core::money::Fen;
 use lijian_core::status::OrderStatus;
 use lijian_core::store::{predicates, Store, StoreError};
-use lijian_core::vocab::CampaignState;
+use lijian_core::vocab::{CampaignState, ReportOutcome};
 use time::OffsetDateTime;
 
 /// Longest campaign name: it prefixes generated bizCodes (`<name>-<line>`), which
@@ -69,9 +69,22 @@ pub struct Campaign {
     pub rate: Option<i32>,
     pub released: i64,
     pub created_at: OffsetDateTime,
+    /// Active, with every order final and every report delivered or closed:
+    /// nothing more will happen (shown as state `finished`; not stored, so a
+    /// later load into it simply makes it active again).
+    pub finished: bool,
 }
 
 impl Campaign {
+    /// The state an operator sees: the stored one, or `finished`.
+    pub fn shown_state(&self) -> &'static str {
+        if self.finished {
+            "finished"
+        } else {
+            self.state.as_str()
+        }
+    }
+
     pub fn is_scheduled(&self) -> bool {
         self.release_at.is_some()
     }
@@ -88,6 +101,7 @@ fn campaign_from_row(r: &tokio_postgres::Row) -> Campaign {
         rate: r.get(4),
         released: r.get(5),
         created_at: r.get(6),
+        finished: false,
     }
 }
 
@@ -149,12 +163,27 @@ pub async fn list(store: &Store) -> Result<Vec<(Campaign, i64, i64)>, CampaignEr
     let sql = format!(
         "SELECT {CAMPAIGN_COLUMNS},
                 (SELECT count(*) FROM orders o WHERE o.campaign = c.name),
-                (SELECT count(*) FROM orders o WHERE o.campaign = c.name AND o.status <> ALL($1))
+                (SELECT count(*) FROM orders o WHERE o.campaign = c.name AND o.status <> ALL($1)),
+                ({UNREPORTED})
            FROM campaigns c ORDER BY created_at DESC"
     );
-    let rows = client.query(&sql, &[&&OrderStatus::OPEN[..]]).await?;
-    Ok(rows.iter().map(|r| (campaign_from_row(r), r.get(7), r.get(8))).collect())
+    let rows = client.query(&sql, &[&&OrderStatus::OPEN[..], &ReportOutcome::Parked]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let mut campaign = campaign_from_row(r);
+            let (total, done, unreported): (i64, i64, i64) = (r.get(7), r.get(8), r.get(9));
+            campaign.finished =
+                campaign.state == CampaignState::Active && total > 0 && done == total && unreported == 0;
+            (campaign, total, done)
+        })
+        .collect())
 }
+
+/// Final orders of campaign `c.name` whose report is still owed or parked
+/// (`$2` = parked): a campaign is finished only once every report is closed.
+const UNREPORTED: &str = "SELECT count(*) FROM orders o JOIN reports r USING (order_code)
+                           WHERE o.campaign = c.name AND (r.outcome IS NULL OR r.outcome = $2)";
 
 /// Where a campaign stands.
 #[derive(Debug, Clone)]
@@ -190,16 +219,25 @@ impl CampaignStatus {
     }
 
     /// Seconds until every order is final at the current pace (release rate for
-    /// held orders, the observed finishing rate otherwise); `None` if stalled.
+    /// held orders, the observed finishing rate otherwise), plus the wait for a
+    /// start still ahead; `None` if stalled.
     pub fn eta_secs(&self) -> Option<f64> {
+        self.eta_secs_at(OffsetDateTime::now_utc())
+    }
+
+    fn eta_secs_at(&self, now: OffsetDateTime) -> Option<f64> {
         if self.open() == 0 {
             return Some(0.0);
         }
+        let until_start = match self.campaign.release_at {
+            Some(at) if self.unreleased > 0 && at > now => (at - now).as_seconds_f64(),
+            _ => 0.0,
+        };
         let rate = match (self.campaign.state, self.campaign.rate) {
             (CampaignState::Active, Some(r)) if self.unreleased > 0 => f64::from(r),
             _ => self.finishing_per_sec,
         };
-        (rate > 0.0).then(|| self.open() as f64 / rate)
+        (rate > 0.0).then(|| until_start + self.open() as f64 / rate)
     }
 }
 
@@ -223,8 +261,8 @@ pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, Campaig
     let client = store.client().await?;
     let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE name = $1");
     let row = client.query_opt(&sql, &[&name]).await?.ok_or_else(|| CampaignError::NotFound(name.into()))?;
-    let campaign = campaign_from_row(&row);
-    let by_status = client
+    let mut campaign = campaign_from_row(&row);
+    let by_status: HashMap<OrderStatus, i64> = client
         .query("SELECT status, count(*) FROM orders WHERE campaign = $1 GROUP BY status", &[&name])
         .await?
         .iter()
@@ -242,6 +280,16 @@ pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, Campaig
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
+    let unreported: i64 = client
+        .query_one(
+            &format!("SELECT ({}) FROM campaigns c WHERE c.name = $1", UNREPORTED),
+            &[&name, &ReportOutcome::Parked],
+        )
+        .await?
+        .get(0);
+    let total: i64 = by_status.values().sum();
+    let open: i64 = OrderStatus::OPEN.iter().map(|s| by_status.get(s).copied().unwrap_or(0)).sum();
+    campaign.finished = campaign.state == CampaignState::Active && total > 0 && open == 0 && unreported == 0;
     Ok(CampaignStatus {
         campaign,
         by_status,
