@@ -17,6 +17,7 @@ mod hangs;
 mod intake;
 mod issuance;
 mod loads;
+mod merchant_edit;
 mod notifier;
 mod notifier_docs;
 mod openapi;

@@ -32,7 +32,7 @@ pub use catalogue::{validate_activity, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
 pub use finish::{Issued, Unissued};
 pub use issuance::{AttemptRecord, Begun, IssueOrder};
-pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
+pub use merchants::{MerchantAuth, MerchantEdit, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
 pub use pace::{Grant, Lease};
 pub use stats::{DeliveryLatency, StatusCounts};
