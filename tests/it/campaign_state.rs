@@ -65,3 +65,31 @@ async fn a_campaign_is_finished_once_every_order_is_final_and_reported() {
     notifier.stop().await;
     stop_shared(app).await;
 }
+
+#[tokio::test]
+async fn a_load_that_accepted_nothing_leaves_an_empty_campaign_that_can_be_deleted() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("nothing.csv");
+    std::fs::write(&file, "openId\nnot valid!\nalso bad?\n").expect("csv");
+    let summary = load(&app, &file, &[]);
+    assert!(summary.contains("accepted:   0"), "{summary}");
+    let list = lijian_ok(&app, &["campaign", "list"]);
+    let row = list.lines().find(|l| l.starts_with("nothing")).unwrap_or_default();
+    assert!(row.contains("empty"), "{list}");
+    assert!(lijian_ok(&app, &["campaign", "status", "nothing"])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .ends_with(": empty"));
+    assert!(lijian_ok(&app, &["campaign", "delete", "nothing"]).contains("campaign nothing deleted"));
+    assert_eq!(app.count("SELECT count(*) FROM campaigns WHERE name = 'nothing'").await, 0);
+
+    // A campaign with orders is not deleted.
+    std::fs::write(&file, "openId\noKept1\n").expect("csv");
+    load(&app, &file, &[]);
+    let out = lijian_command(&app.settings).args(["campaign", "delete", "nothing"]).output().expect("run lijian");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("only an empty campaign can be deleted"), "{stderr}");
+    app.stop().await;
+}

@@ -59,6 +59,8 @@ pub enum CampaignCommand {
     Resume { name: String },
     /// Finish every unreleased order as cancelled (status 4), refund it and queue its report.
     Cancel { name: String },
+    /// Delete a campaign without orders (a load that accepted nothing).
+    Delete { name: String },
 }
 
 fn default_campaign(file: &Path) -> String {
@@ -273,6 +275,10 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
         CampaignCommand::Cancel { name } => {
             let (n, refunded) = campaign::cancel(&store, &name).await?;
             println!("campaign {name} cancelled: {n} unreleased orders finished as status 4, {refunded} yuan refunded, reports queued");
+        }
+        CampaignCommand::Delete { name } => {
+            campaign::delete_empty(&store, &name).await?;
+            println!("campaign {name} deleted");
         }
     }
     Ok(())

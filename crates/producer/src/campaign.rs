@@ -73,12 +73,16 @@ pub struct Campaign {
     /// nothing more will happen (shown as state `finished`; not stored, so a
     /// later load into it simply makes it active again).
     pub finished: bool,
+    /// No orders at all (a load that accepted nothing): `campaign delete` removes it.
+    pub empty: bool,
 }
 
 impl Campaign {
-    /// The state an operator sees: the stored one, or `finished`.
+    /// The state an operator sees: the stored one, `finished`, or `empty`.
     pub fn shown_state(&self) -> &'static str {
-        if self.finished {
+        if self.empty {
+            "empty"
+        } else if self.finished {
             "finished"
         } else {
             self.state.as_str()
@@ -102,6 +106,7 @@ fn campaign_from_row(r: &tokio_postgres::Row) -> Campaign {
         released: r.get(5),
         created_at: r.get(6),
         finished: false,
+        empty: false,
     }
 }
 
@@ -175,6 +180,7 @@ pub async fn list(store: &Store) -> Result<Vec<(Campaign, i64, i64)>, CampaignEr
             let (total, done, unreported): (i64, i64, i64) = (r.get(7), r.get(8), r.get(9));
             campaign.finished =
                 campaign.state == CampaignState::Active && total > 0 && done == total && unreported == 0;
+            campaign.empty = total == 0;
             (campaign, total, done)
         })
         .collect())
@@ -290,6 +296,7 @@ pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, Campaig
     let total: i64 = by_status.values().sum();
     let open: i64 = OrderStatus::OPEN.iter().map(|s| by_status.get(s).copied().unwrap_or(0)).sum();
     campaign.finished = campaign.state == CampaignState::Active && total > 0 && open == 0 && unreported == 0;
+    campaign.empty = total == 0;
     Ok(CampaignStatus {
         campaign,
         by_status,
@@ -339,6 +346,26 @@ async fn current_state(
     name: &str,
 ) -> Result<Option<CampaignState>, CampaignError> {
     Ok(client.query_opt("SELECT state FROM campaigns WHERE name = $1", &[&name]).await?.map(|r| r.get(0)))
+}
+
+/// Deletes a campaign that has no orders (a load that accepted nothing), so its
+/// name can be used again. The campaign row is locked first: a load adding
+/// orders holds the same lock, so its orders are seen before anything is deleted.
+pub async fn delete_empty(store: &Store, name: &str) -> Result<(), CampaignError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    if tx.query_opt("SELECT 1 FROM campaigns WHERE name = $1 FOR UPDATE", &[&name]).await?.is_none() {
+        return Err(CampaignError::NotFound(name.into()));
+    }
+    let orders: i64 = tx.query_one("SELECT count(*) FROM orders WHERE campaign = $1", &[&name]).await?.get(0);
+    if orders > 0 {
+        return Err(CampaignError::Refused(format!(
+            "campaign {name} has {orders} orders; only an empty campaign can be deleted (cancel it instead)"
+        )));
+    }
+    tx.execute("DELETE FROM campaigns WHERE name = $1", &[&name]).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Cancels: every unreleased order becomes cancelled, refunded, with its report
