@@ -61,6 +61,14 @@ async fn a_campaign_is_finished_once_every_order_is_final_and_reported() {
     assert!((60.0..=72.0).contains(&eta), "ETA counts the wait for the start: {status}");
     assert!(status.lines().next().unwrap_or_default().ends_with(": active"), "{status}");
 
+    // Cancelled before its start: the summary says in plain words where the money went.
+    lijian_ok(&app, &["campaign", "cancel", "winter"]);
+    let status = lijian_ok(&app, &["campaign", "status", "winter"]);
+    assert!(
+        status.contains("0.00 yuan charged") && status.contains("47.50 yuan refunded (failed and cancelled orders)"),
+        "{status}"
+    );
+
     consumer.stop().await;
     notifier.stop().await;
     stop_shared(app).await;

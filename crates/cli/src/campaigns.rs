@@ -256,7 +256,10 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                 Some(eta) => println!("  ETA:       {:.0}s", eta),
                 None => println!("  ETA:       unknown (nothing finishing now)"),
             }
-            println!("  charged:   {} yuan (not refunded)", s.charged);
+            println!(
+                "  money:     {} yuan charged (orders issued or in progress); {} yuan refunded (failed and cancelled orders)",
+                s.charged, s.refunded
+            );
             if !s.failures.is_empty() {
                 println!("  failures by reason:");
                 for (reason, n) in &s.failures {

@@ -207,6 +207,8 @@ pub struct CampaignStatus {
     pub finishing_per_sec: f64,
     /// Money charged for orders not refunded.
     pub charged: Fen,
+    /// Money given back for failed and cancelled orders.
+    pub refunded: Fen,
 }
 
 impl CampaignStatus {
@@ -257,7 +259,8 @@ static CAMPAIGN_FIGURES: LazyLock<String> = LazyLock::new(|| {
         "SELECT count(*) FILTER (WHERE {unreleased}),
                 count(*) FILTER (WHERE dead_at IS NOT NULL AND status = ANY($2)),
                 count(*) FILTER (WHERE finished_at > now() - interval '10 seconds'),
-                coalesce(sum(settlement_fen) FILTER (WHERE status = ANY($3)), 0)::bigint
+                coalesce(sum(settlement_fen) FILTER (WHERE status = ANY($3)), 0)::bigint,
+                coalesce(sum(settlement_fen) FILTER (WHERE status <> ALL($3)), 0)::bigint
            FROM orders WHERE campaign = $1",
         unreleased = predicates::UNRELEASED
     )
@@ -305,6 +308,7 @@ pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, Campaig
         finishing_per_sec: figures.get::<_, i64>(2) as f64 / 10.0,
         failures,
         charged: Fen(figures.get(3)),
+        refunded: Fen(figures.get(4)),
     })
 }
 
