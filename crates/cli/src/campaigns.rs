@@ -59,6 +59,8 @@ pub enum CampaignCommand {
     Resume { name: String },
     /// Finish every unreleased order as cancelled (status 4), refund it and queue its report.
     Cancel { name: String },
+    /// Delete a campaign without orders (a load that accepted nothing).
+    Delete { name: String },
 }
 
 fn default_campaign(file: &Path) -> String {
@@ -82,22 +84,30 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
         .transpose()?;
     let name = args.campaign.clone().unwrap_or_else(|| default_campaign(&args.file));
     campaign::check_campaign_name(&name).map_err(|e| anyhow::anyhow!("{e} (use --campaign)"))?;
+    let callback_guard = lijian_core::ssrf::Guard::from_settings(settings).map_err(anyhow::Error::msg)?;
     if let Some(url) = &args.callback_url {
-        lijian_producer::check_callback_url(url).map_err(|e| anyhow::anyhow!("--callback-url: {e}"))?;
+        lijian_producer::check_callback_url(url, &callback_guard)
+            .map_err(|e| anyhow::anyhow!("--callback-url: {e}"))?;
     }
     let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let rejects_file = args.rejects.clone().unwrap_or_else(|| rejects_path(&args.file));
-    let rejects = std::io::BufWriter::new(
-        std::fs::File::create(&rejects_file).with_context(|| format!("creating {}", rejects_file.display()))?,
-    );
-    let store = Store::connect(&settings.database.url, lijian_producer::bulk::CONNECTIONS)?;
-    let publisher = Publisher::new(&settings.broker.url, "lijian-load", Topology::from_settings(settings));
+    // A rejects file left by an earlier run of this file would describe that run.
+    match std::fs::remove_file(&rejects_file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing the old {}", rejects_file.display()));
+        }
+        _ => {}
+    }
+    let rejects = CreatedOnWrite { path: rejects_file.clone(), file: None };
+    let store = Store::for_settings(settings, lijian_producer::bulk::CONNECTIONS)?;
+    let publisher = Publisher::for_settings(settings, "lijian-load", Topology::from_settings(settings));
     let spec = LoadSpec {
         campaign: CampaignSpec { name, merchant_id: args.merchant_id.clone(), release_at, rate: args.rate },
         activity_id: args.activity_id.clone(),
         product_code: args.product_code.clone(),
         callback_url: args.callback_url.clone(),
+        callback_guard,
     };
     let progress = Arc::new(Progress::default());
     let display = tokio::spawn(show_progress(progress.clone(), size));
@@ -140,11 +150,37 @@ async fn show_progress(progress: Arc<Progress>, size: u64) {
     }
 }
 
+/// The rejects file, created with its first byte: a load that refused nothing
+/// leaves no file behind.
+struct CreatedOnWrite {
+    path: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl std::io::Write for CreatedOnWrite {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.file.is_none() {
+            let file = std::fs::File::create(&self.path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("creating {}: {e}", self.path.display())))?;
+            self.file = Some(std::io::BufWriter::new(file));
+        }
+        self.file.as_mut().map_or(Ok(0), |f| f.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}
+
 fn print_summary(spec: &LoadSpec, s: &LoadSummary, rejects_file: &Path) {
     println!("campaign {}: {} rows in {:.1}s", spec.campaign.name, s.rows, s.elapsed.as_secs_f64());
     println!("  accepted:   {}", s.accepted);
     println!("  duplicates: {} (already stored; nothing charged again)", s.duplicates);
-    println!("  rejected:   {} (see {})", s.rejected_total(), rejects_file.display());
+    if s.rejected_total() > 0 {
+        println!("  rejected:   {} (see {})", s.rejected_total(), rejects_file.display());
+    } else {
+        println!("  rejected:   0");
+    }
     for (reason, n) in &s.rejected {
         println!("    {n:>9}  {reason}");
     }
@@ -182,7 +218,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                     "{:<24} {:<14} {:<10} {:<27} {:>8} {:>10} {:>10}",
                     c.name,
                     c.merchant_id,
-                    c.state.as_str(),
+                    c.shown_state(),
                     c.release_at.map(|t| t.format(&Rfc3339).unwrap_or_default()).unwrap_or_else(|| "as loaded".into()),
                     c.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "-".into()),
                     total,
@@ -193,7 +229,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
         CampaignCommand::Status { name } => {
             let s = campaign::status(&store, &name).await?;
             let c = &s.campaign;
-            println!("campaign {} (merchant {}): {}", c.name, c.merchant_id, c.state);
+            println!("campaign {} (merchant {}): {}", c.name, c.merchant_id, c.shown_state());
             match (c.release_at, c.rate) {
                 (Some(at), rate) => println!(
                     "  release:   from {}{}; {} released, {} waiting",
@@ -220,7 +256,10 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                 Some(eta) => println!("  ETA:       {:.0}s", eta),
                 None => println!("  ETA:       unknown (nothing finishing now)"),
             }
-            println!("  charged:   {} yuan (not refunded)", s.charged);
+            println!(
+                "  money:     {} yuan charged (orders issued or in progress); {} yuan refunded (failed and cancelled orders)",
+                s.charged, s.refunded
+            );
             if !s.failures.is_empty() {
                 println!("  failures by reason:");
                 for (reason, n) in &s.failures {
@@ -239,6 +278,10 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
         CampaignCommand::Cancel { name } => {
             let (n, refunded) = campaign::cancel(&store, &name).await?;
             println!("campaign {name} cancelled: {n} unreleased orders finished as status 4, {refunded} yuan refunded, reports queued");
+        }
+        CampaignCommand::Delete { name } => {
+            campaign::delete_empty(&store, &name).await?;
+            println!("campaign {name} deleted");
         }
     }
     Ok(())

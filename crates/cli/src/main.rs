@@ -112,7 +112,7 @@ const COMMAND_CONNECTIONS: usize = 2;
 
 /// The store for a one-shot command.
 fn command_store(settings: &Settings) -> anyhow::Result<lijian_core::store::Store> {
-    Ok(lijian_core::store::Store::connect(&settings.database.url, COMMAND_CONNECTIONS)?)
+    Ok(lijian_core::store::Store::for_settings(settings, COMMAND_CONNECTIONS)?)
 }
 
 fn init_tracing(default: &str) {
@@ -168,7 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Migrate => {
-            let applied = lijian_core::store::migrate(&settings.database.url)
+            let applied = lijian_core::store::migrate_within(&settings.database.url, settings.database.connect_timeout)
                 .await
                 .with_context(|| format!("migrating {}", redact_url(&settings.database.url)))?;
             if applied.is_empty() {

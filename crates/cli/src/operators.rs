@@ -26,8 +26,14 @@ pub enum DlqCommand {
         all: bool,
         #[command(flatten)]
         filter: FilterArgs,
+        /// Re-target: send the replayed reports to this callback URL instead
+        /// (the orders' own URL changes; checked like any callbackUrl).
+        #[arg(long, value_name = "URL")]
+        callback_url: Option<String>,
     },
-    /// Finish parked issue jobs as failed: status 3, refund, report queued.
+    /// Give up on parked work of these orders: an issue job is finished as failed
+    /// (status 3, refund, report queued); a parked report is dismissed (nothing
+    /// more is sent).
     Fail {
         #[arg(long = "order", value_name = "CODE", num_args = 1.., required = true)]
         orders: Vec<String>,
@@ -76,7 +82,7 @@ pub struct OrderShowArgs {
 
 fn connect(settings: &Settings) -> anyhow::Result<(Store, std::sync::Arc<Publisher>)> {
     let store = crate::command_store(settings)?;
-    let publisher = Publisher::new(&settings.broker.url, "lijian-dlq", Topology::from_settings(settings));
+    let publisher = Publisher::for_settings(settings, "lijian-dlq", Topology::from_settings(settings));
     Ok((store, publisher))
 }
 
@@ -107,7 +113,7 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
             }
             println!("{} parked (attempts: since the last replay / in all)", jobs.len());
         }
-        DlqCommand::Replay { all, filter } => {
+        DlqCommand::Replay { all, filter, callback_url } => {
             if all != filter.is_empty() {
                 bail!("say what to replay: --all, or --order CODE…, --reason TEXT, --campaign NAME, --kind");
             }
@@ -115,6 +121,14 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
             let orders: Vec<String> =
                 jobs.iter().filter(|j| j.lane == Lane::Issue).map(|j| j.order_code.clone()).collect();
             let reports: Vec<String> = jobs.iter().filter_map(|j| j.notify_id.clone()).collect();
+            if let Some(url) = &callback_url {
+                let guard = lijian_core::ssrf::Guard::from_settings(settings).map_err(anyhow::Error::msg)?;
+                lijian_producer::check_callback_url(url, &guard).map_err(|e| anyhow::anyhow!("--callback-url: {e}"))?;
+                let report_orders: Vec<String> =
+                    jobs.iter().filter(|j| j.lane == Lane::Notify).map(|j| j.order_code.clone()).collect();
+                let changed = store.retarget_reports(&report_orders, url).await?;
+                println!("re-targeted {changed} reports to {url}");
+            }
             let replayed = lijian_producer::replay_orders(&store, &publisher, &orders).await?;
             let revived = store.revive_reports(&reports).await?;
             sweep(&store, &publisher).await?;
@@ -125,9 +139,19 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
         }
         DlqCommand::Fail { orders } => {
             let failed = store.fail_parked_orders(&orders, "failed by an operator (lijian dlq fail)").await?;
+            // What `dlq list` shows as parked, `dlq fail` must act on: reports too.
+            let dismissed = store.dismiss_reports(&orders).await?;
             sweep(&store, &publisher).await?;
-            let skipped: Vec<&String> = orders.iter().filter(|o| !failed.contains(o)).collect();
+            let skipped: Vec<&String> =
+                orders.iter().filter(|o| !failed.contains(o) && !dismissed.contains(o)).collect();
             println!("failed {} orders: status 3, refunded, reports queued", failed.len());
+            if !dismissed.is_empty() {
+                println!(
+                    "dismissed {} parked reports (nothing more is sent): {}",
+                    dismissed.len(),
+                    dismissed.join(" ")
+                );
+            }
             if !skipped.is_empty() {
                 println!(
                     "not parked, left alone: {}",

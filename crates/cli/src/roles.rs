@@ -123,7 +123,24 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
         let (bound, _) = serve_ops(listener, deps.ops.clone(), shutdown.clone())?;
         println!("metrics and health on http://{bound}/metrics");
     }
-    started.wait().await;
+    // Each role bounds its own stop by the grace; this bounds the process, whatever
+    // a role is stuck on (a server that never answers), so SIGTERM is kept.
+    let grace = settings.process.shutdown_grace;
+    let overran = tokio::select! {
+        _ = started.wait() => false,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => true,
+    };
+    if overran {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "shutdown grace over; exiting with work still pending (unacknowledged jobs return to their queues)"
+        );
+        // Returning would wait for the runtime's blocking threads, which may be the
+        // stuck ones.
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::process::exit(0);
+    }
     Ok(())
 }
 

@@ -46,7 +46,7 @@ pub struct Stopped;
 
 impl From<Stopped> for StoreError {
     fn from(_: Stopped) -> StoreError {
-        StoreError::Unavailable("writer stopped".into())
+        StoreError::Unavailable("(the batch writer stopped)".into())
     }
 }
 

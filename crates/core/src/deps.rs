@@ -31,8 +31,8 @@ impl Deps {
     /// RabbitMQ's connection list. Nothing connects yet.
     pub fn connect(settings: &Settings, name: &str) -> Result<Deps, StoreError> {
         let topology = Topology::from_settings(settings);
-        let store = Store::connect(&settings.database.url, settings.database.pool_size)?;
-        let publisher = Publisher::new(&settings.broker.url, name, topology.clone());
+        let store = Store::for_settings(settings, settings.database.pool_size)?;
+        let publisher = Publisher::for_settings(settings, name, topology.clone());
         let ops = Arc::new(Ops::new(store.clone(), publisher.clone(), topology.clone()));
         Ok(Deps { settings: settings.clone(), store, publisher, topology, ops })
     }

@@ -37,6 +37,7 @@
 //! - `outbox.rs`   take owed rows, publish with confirms, settle, commit; the relay loop
 //! - `batch.rs`    writer tasks that batch concurrent writes, one-by-one fallback
 //! - `telemetry/`  metrics exposition, histograms; `ops.rs`: the `Ops` view and its endpoints
+//! - `ssrf.rs`     where a merchant callback may point (intake and delivery share it)
 //! - `vocab.rs`    the stored words: one enum each, one mapping to SQL, JSON and the CLI
 
 pub mod batch;
@@ -47,6 +48,7 @@ pub mod money;
 pub mod outbox;
 pub mod queue;
 pub mod signing;
+pub mod ssrf;
 pub mod status;
 pub mod store;
 pub mod telemetry;

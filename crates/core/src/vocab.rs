@@ -149,6 +149,9 @@ text_vocab! {
         NoCallback = "no_callback",
         /// Attempts exhausted or the target refused: waits for an operator.
         Parked = "parked",
+        /// An operator gave up on a parked report (`lijian dlq fail`): nothing
+        /// more is sent.
+        Dismissed = "dismissed",
     }
 }
 

@@ -72,7 +72,7 @@ async fn place(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Bo
         source: Source::Api,
         replay_guard: Some(auth.replay_guard),
     };
-    request.validate().map_err(ApiError::bad_parameter)?;
+    request.validate(&state.callback_guard).map_err(ApiError::bad_parameter)?;
     let biz_code = request.biz_code.clone();
     let placed = state.producer.place(request).await.map_err(|e| {
         tracing::error!(error = %e, biz_code, "order intake failed");

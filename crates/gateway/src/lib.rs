@@ -43,6 +43,8 @@ pub struct AppState {
     /// Allowed clock difference for `timestamp` (status 5 beyond it).
     pub window: Duration,
     pub metrics: Arc<metrics::GatewayMetrics>,
+    /// Refuses a callbackUrl that could never be delivered (status 3).
+    pub callback_guard: lijian_core::ssrf::Guard,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,8 @@ pub enum GatewayError {
     Bind { addr: String, source: std::io::Error },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// Every (method, path) [`router`] serves, so docs and tests can be checked
@@ -106,6 +110,7 @@ pub async fn start(deps: &Deps, shutdown: CancellationToken) -> Result<RunningGa
         merchants: auth::MerchantCache::new(settings.merchant_cache_ttl),
         window,
         metrics,
+        callback_guard: lijian_core::ssrf::Guard::from_settings(&deps.settings).map_err(GatewayError::Settings)?,
     });
     let app = router(state, deps.ops.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let pruner = tokio::spawn(prune_nonces(deps.store.clone(), window * 2, shutdown.clone()));

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use lijian_core::money::Fen;
 use lijian_core::status::OrderStatus;
 use lijian_core::store::{predicates, Store, StoreError};
-use lijian_core::vocab::CampaignState;
+use lijian_core::vocab::{CampaignState, ReportOutcome};
 use time::OffsetDateTime;
 
 /// Longest campaign name: it prefixes generated bizCodes (`<name>-<line>`), which
@@ -69,9 +69,26 @@ pub struct Campaign {
     pub rate: Option<i32>,
     pub released: i64,
     pub created_at: OffsetDateTime,
+    /// Active, with every order final and every report delivered or closed:
+    /// nothing more will happen (shown as state `finished`; not stored, so a
+    /// later load into it simply makes it active again).
+    pub finished: bool,
+    /// No orders at all (a load that accepted nothing): `campaign delete` removes it.
+    pub empty: bool,
 }
 
 impl Campaign {
+    /// The state an operator sees: the stored one, `finished`, or `empty`.
+    pub fn shown_state(&self) -> &'static str {
+        if self.empty {
+            "empty"
+        } else if self.finished {
+            "finished"
+        } else {
+            self.state.as_str()
+        }
+    }
+
     pub fn is_scheduled(&self) -> bool {
         self.release_at.is_some()
     }
@@ -88,6 +105,8 @@ fn campaign_from_row(r: &tokio_postgres::Row) -> Campaign {
         rate: r.get(4),
         released: r.get(5),
         created_at: r.get(6),
+        finished: false,
+        empty: false,
     }
 }
 
@@ -149,12 +168,28 @@ pub async fn list(store: &Store) -> Result<Vec<(Campaign, i64, i64)>, CampaignEr
     let sql = format!(
         "SELECT {CAMPAIGN_COLUMNS},
                 (SELECT count(*) FROM orders o WHERE o.campaign = c.name),
-                (SELECT count(*) FROM orders o WHERE o.campaign = c.name AND o.status <> ALL($1))
+                (SELECT count(*) FROM orders o WHERE o.campaign = c.name AND o.status <> ALL($1)),
+                ({UNREPORTED})
            FROM campaigns c ORDER BY created_at DESC"
     );
-    let rows = client.query(&sql, &[&&OrderStatus::OPEN[..]]).await?;
-    Ok(rows.iter().map(|r| (campaign_from_row(r), r.get(7), r.get(8))).collect())
+    let rows = client.query(&sql, &[&&OrderStatus::OPEN[..], &ReportOutcome::Parked]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let mut campaign = campaign_from_row(r);
+            let (total, done, unreported): (i64, i64, i64) = (r.get(7), r.get(8), r.get(9));
+            campaign.finished =
+                campaign.state == CampaignState::Active && total > 0 && done == total && unreported == 0;
+            campaign.empty = total == 0;
+            (campaign, total, done)
+        })
+        .collect())
 }
+
+/// Final orders of campaign `c.name` whose report is still owed or parked
+/// (`$2` = parked): a campaign is finished only once every report is closed.
+const UNREPORTED: &str = "SELECT count(*) FROM orders o JOIN reports r USING (order_code)
+                           WHERE o.campaign = c.name AND (r.outcome IS NULL OR r.outcome = $2)";
 
 /// Where a campaign stands.
 #[derive(Debug, Clone)]
@@ -172,6 +207,8 @@ pub struct CampaignStatus {
     pub finishing_per_sec: f64,
     /// Money charged for orders not refunded.
     pub charged: Fen,
+    /// Money given back for failed and cancelled orders.
+    pub refunded: Fen,
 }
 
 impl CampaignStatus {
@@ -190,16 +227,25 @@ impl CampaignStatus {
     }
 
     /// Seconds until every order is final at the current pace (release rate for
-    /// held orders, the observed finishing rate otherwise); `None` if stalled.
+    /// held orders, the observed finishing rate otherwise), plus the wait for a
+    /// start still ahead; `None` if stalled.
     pub fn eta_secs(&self) -> Option<f64> {
+        self.eta_secs_at(OffsetDateTime::now_utc())
+    }
+
+    fn eta_secs_at(&self, now: OffsetDateTime) -> Option<f64> {
         if self.open() == 0 {
             return Some(0.0);
         }
+        let until_start = match self.campaign.release_at {
+            Some(at) if self.unreleased > 0 && at > now => (at - now).as_seconds_f64(),
+            _ => 0.0,
+        };
         let rate = match (self.campaign.state, self.campaign.rate) {
             (CampaignState::Active, Some(r)) if self.unreleased > 0 => f64::from(r),
             _ => self.finishing_per_sec,
         };
-        (rate > 0.0).then(|| self.open() as f64 / rate)
+        (rate > 0.0).then(|| until_start + self.open() as f64 / rate)
     }
 }
 
@@ -213,7 +259,8 @@ static CAMPAIGN_FIGURES: LazyLock<String> = LazyLock::new(|| {
         "SELECT count(*) FILTER (WHERE {unreleased}),
                 count(*) FILTER (WHERE dead_at IS NOT NULL AND status = ANY($2)),
                 count(*) FILTER (WHERE finished_at > now() - interval '10 seconds'),
-                coalesce(sum(settlement_fen) FILTER (WHERE status = ANY($3)), 0)::bigint
+                coalesce(sum(settlement_fen) FILTER (WHERE status = ANY($3)), 0)::bigint,
+                coalesce(sum(settlement_fen) FILTER (WHERE status <> ALL($3)), 0)::bigint
            FROM orders WHERE campaign = $1",
         unreleased = predicates::UNRELEASED
     )
@@ -223,8 +270,8 @@ pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, Campaig
     let client = store.client().await?;
     let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE name = $1");
     let row = client.query_opt(&sql, &[&name]).await?.ok_or_else(|| CampaignError::NotFound(name.into()))?;
-    let campaign = campaign_from_row(&row);
-    let by_status = client
+    let mut campaign = campaign_from_row(&row);
+    let by_status: HashMap<OrderStatus, i64> = client
         .query("SELECT status, count(*) FROM orders WHERE campaign = $1 GROUP BY status", &[&name])
         .await?
         .iter()
@@ -242,6 +289,17 @@ pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, Campaig
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
+    let unreported: i64 = client
+        .query_one(
+            &format!("SELECT ({}) FROM campaigns c WHERE c.name = $1", UNREPORTED),
+            &[&name, &ReportOutcome::Parked],
+        )
+        .await?
+        .get(0);
+    let total: i64 = by_status.values().sum();
+    let open: i64 = OrderStatus::OPEN.iter().map(|s| by_status.get(s).copied().unwrap_or(0)).sum();
+    campaign.finished = campaign.state == CampaignState::Active && total > 0 && open == 0 && unreported == 0;
+    campaign.empty = total == 0;
     Ok(CampaignStatus {
         campaign,
         by_status,
@@ -250,6 +308,7 @@ pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, Campaig
         finishing_per_sec: figures.get::<_, i64>(2) as f64 / 10.0,
         failures,
         charged: Fen(figures.get(3)),
+        refunded: Fen(figures.get(4)),
     })
 }
 
@@ -291,6 +350,26 @@ async fn current_state(
     name: &str,
 ) -> Result<Option<CampaignState>, CampaignError> {
     Ok(client.query_opt("SELECT state FROM campaigns WHERE name = $1", &[&name]).await?.map(|r| r.get(0)))
+}
+
+/// Deletes a campaign that has no orders (a load that accepted nothing), so its
+/// name can be used again. The campaign row is locked first: a load adding
+/// orders holds the same lock, so its orders are seen before anything is deleted.
+pub async fn delete_empty(store: &Store, name: &str) -> Result<(), CampaignError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    if tx.query_opt("SELECT 1 FROM campaigns WHERE name = $1 FOR UPDATE", &[&name]).await?.is_none() {
+        return Err(CampaignError::NotFound(name.into()));
+    }
+    let orders: i64 = tx.query_one("SELECT count(*) FROM orders WHERE campaign = $1", &[&name]).await?.get(0);
+    if orders > 0 {
+        return Err(CampaignError::Refused(format!(
+            "campaign {name} has {orders} orders; only an empty campaign can be deleted (cancel it instead)"
+        )));
+    }
+    tx.execute("DELETE FROM campaigns WHERE name = $1", &[&name]).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Cancels: every unreleased order becomes cancelled, refunded, with its report

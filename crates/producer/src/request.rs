@@ -1,6 +1,7 @@
 //! An order request as every door hands it in, and the rules it must meet before
 //! the database is asked anything.
 
+pub use lijian_core::ssrf::Guard;
 pub use lijian_core::vocab::Source;
 
 /// One order to accept: the open API body's fields.
@@ -36,9 +37,10 @@ const MAX_OPEN_ID_LEN: usize = 128;
 const MAX_URL_LEN: usize = 512;
 
 impl OrderRequest {
-    /// Checks shape only (presence, length, characters); existence, balance and
-    /// budget are the accepting transaction's job. The message names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks shape (presence, length, characters) and that a callbackUrl can
+    /// ever pass `guard`; existence, balance and budget are the accepting
+    /// transaction's job. The message names the field.
+    pub fn validate(&self, guard: &Guard) -> Result<(), String> {
         required("merchantId", &self.merchant_id, MAX_ID_LEN)?;
         required("bizCode", &self.biz_code, MAX_BIZ_CODE_LEN)?;
         required("openId", &self.open_id, MAX_OPEN_ID_LEN)?;
@@ -53,7 +55,7 @@ impl OrderRequest {
             }
         }
         if let Some(url) = self.callback_url.as_deref().filter(|u| !u.is_empty()) {
-            check_callback_url(url)?;
+            check_callback_url(url, guard)?;
         }
         Ok(())
     }
@@ -72,9 +74,11 @@ fn required(name: &str, value: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// A callback URL must be absolute http(s); where it may point (SSRF) is judged
-/// by the notifier at connect time, against the resolved address.
-pub fn check_callback_url(url: &str) -> Result<(), String> {
+/// A callback URL must be absolute http(s), and its host must not be an address
+/// the SSRF guard refuses (a report there could never be delivered, and would
+/// park for good). A host name is judged again by the notifier at connect time,
+/// against the address it resolves to.
+pub fn check_callback_url(url: &str, guard: &Guard) -> Result<(), String> {
     let lower = url.to_ascii_lowercase();
     let rest = lower
         .strip_prefix("https://")
@@ -87,7 +91,12 @@ pub fn check_callback_url(url: &str) -> Result<(), String> {
     if host.is_empty() || host.contains('@') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("callbackUrl must name a host and contain no spaces or credentials".into());
     }
-    Ok(())
+    guard.check_host(host).map_err(|why| {
+        format!(
+            "callbackUrl {url} can never be delivered: {why}; reports are not sent inside our network \
+             (an operator can open a range with LIJIAN_NOTIFY_ALLOW_CIDRS)"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -110,18 +119,18 @@ mod tests {
 
     #[test]
     fn names_the_offending_field() {
-        assert!(sample().validate().is_ok());
+        assert!(sample().validate(&Guard::default()).is_ok());
         let mut r = sample();
         r.biz_code = "x".repeat(65);
-        assert_eq!(r.validate(), Err("bizCode is longer than 64 characters".into()));
+        assert_eq!(r.validate(&Guard::default()), Err("bizCode is longer than 64 characters".into()));
         let mut r = sample();
         r.open_id = String::new();
-        assert_eq!(r.validate(), Err("openId is required".into()));
+        assert_eq!(r.validate(&Guard::default()), Err("openId is required".into()));
         let mut r = sample();
         r.callback_url = Some("ftp://x".into());
-        assert!(r.validate().is_err_and(|e| e.contains("callbackUrl")));
+        assert!(r.validate(&Guard::default()).is_err_and(|e| e.contains("callbackUrl")));
         let mut r = sample();
         r.callback_url = Some("http://user@host/".into());
-        assert!(r.validate().is_err());
+        assert!(r.validate(&Guard::default()).is_err());
     }
 }

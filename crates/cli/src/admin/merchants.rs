@@ -5,7 +5,7 @@ use clap::Subcommand;
 use ipnet::IpNet;
 use lijian_core::config::Settings;
 use lijian_core::signing::RsaPublicKey;
-use lijian_core::store::NewMerchant;
+use lijian_core::store::{MerchantEdit, NewMerchant};
 use lijian_producer::check_callback_url;
 
 use super::{store, yuan};
@@ -35,6 +35,25 @@ pub enum MerchantCommand {
         /// Opening balance in yuan.
         #[arg(long, default_value = "0")]
         balance: String,
+    },
+    /// Change a merchant's name, default callback URL or allowed addresses.
+    Set {
+        #[arg(long)]
+        merchant_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// New default callbackUrl for status reports (checked like any callbackUrl).
+        #[arg(long, conflicts_with = "no_callback_url")]
+        callback_url: Option<String>,
+        /// Remove the default callbackUrl (orders without one get no report).
+        #[arg(long)]
+        no_callback_url: bool,
+        /// Replace the allowed addresses (repeatable).
+        #[arg(long = "allow-ip", value_name = "CIDR", conflicts_with = "allow_any_ip")]
+        allow_ip: Vec<String>,
+        /// Allow calls from any address.
+        #[arg(long)]
+        allow_any_ip: bool,
     },
     /// Add money to a merchant's balance (yuan).
     Topup {
@@ -92,7 +111,8 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
                 }
             }
             if let Some(url) = &callback_url {
-                check_callback_url(url).map_err(anyhow::Error::msg).context("--callback-url")?;
+                let guard = lijian_core::ssrf::Guard::from_settings(settings).map_err(anyhow::Error::msg)?;
+                check_callback_url(url, &guard).map_err(anyhow::Error::msg).context("--callback-url")?;
             }
             let allow_ips = allow_ip.iter().map(|t| parse_cidr(t)).collect::<anyhow::Result<Vec<_>>>()?;
             let m = NewMerchant {
@@ -107,6 +127,34 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
             };
             store(settings)?.add_merchant(&m).await?;
             println!("merchant {} added (balance {} yuan)", m.merchant_id, m.opening_balance);
+        }
+        MerchantCommand::Set { merchant_id, name, callback_url, no_callback_url, allow_ip, allow_any_ip } => {
+            if let Some(n) = &name {
+                if n.trim().is_empty() || n.len() > 64 {
+                    bail!("--name must be 1 to 64 characters");
+                }
+            }
+            if let Some(url) = &callback_url {
+                let guard = lijian_core::ssrf::Guard::from_settings(settings).map_err(anyhow::Error::msg)?;
+                check_callback_url(url, &guard).map_err(anyhow::Error::msg).context("--callback-url")?;
+            }
+            let allow_ips = match (allow_ip.is_empty(), allow_any_ip) {
+                (_, true) => Some(Vec::new()),
+                (false, false) => Some(allow_ip.iter().map(|t| parse_cidr(t)).collect::<anyhow::Result<Vec<_>>>()?),
+                (true, false) => None,
+            };
+            let edit = MerchantEdit {
+                name,
+                callback_url: if no_callback_url { Some(None) } else { callback_url.map(Some) },
+                allow_ips,
+            };
+            if edit.name.is_none() && edit.callback_url.is_none() && edit.allow_ips.is_none() {
+                bail!(
+                    "nothing to change: give --name, --callback-url, --no-callback-url, --allow-ip or --allow-any-ip"
+                );
+            }
+            store(settings)?.edit_merchant(&merchant_id, &edit).await?;
+            println!("merchant {merchant_id} changed (gateways apply it within LIJIAN_MERCHANT_CACHE_TTL)");
         }
         MerchantCommand::Topup { merchant_id, amount } => {
             let balance = store(settings)?.topup(&merchant_id, yuan("amount", &amount)?).await?;

@@ -93,6 +93,7 @@ async fn load_csv(store: &Store, publisher: &Arc<Publisher>, rows: usize, dir: &
         activity_id: Some(ACTIVITY.into()),
         product_code: Some(PRODUCT.into()),
         callback_url: None,
+        callback_guard: Default::default(),
     };
     let file = std::fs::File::open(&path)?;
     let rejects = std::fs::File::create(dir.join("demo.rejects.csv"))?;

@@ -12,7 +12,7 @@ mod values;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use values::{format_duration, parse_duration, parse_schedule, redact_url};
+pub use values::{format_duration, parse_duration, parse_schedule, redact_url, server_address};
 use values::{optional_rate, queue_prefix, Value};
 
 /// Why settings could not be loaded.
@@ -113,6 +113,9 @@ settings! {
         /// PostgreSQL connections per process, shared by the roles it runs (the
         /// gateway of `lijian serve` has a pool of its own on its own threads).
         pool_size: usize = 16, "LIJIAN_DB_POOL_SIZE";
+        /// Longest wait for a new PostgreSQL connection, TCP connect and startup
+        /// together; past it the attempt fails with a warning naming the address.
+        connect_timeout: Duration = Duration::from_secs(5), "LIJIAN_DB_CONNECT_TIMEOUT";
     }
     /// RabbitMQ: issue and notify jobs.
     broker: BrokerSettings {
@@ -120,6 +123,10 @@ settings! {
         url: String = "amqp://guest:guest@127.0.0.1:5672/%2f".into(), "LIJIAN_AMQP_URL";
         /// Prefix of every exchange and queue, so installations and tests can share a broker.
         queue_prefix: String = "lijian".into(), "LIJIAN_QUEUE_PREFIX", queue_prefix;
+        /// Longest wait for a RabbitMQ connection, TCP connect, AMQP handshake and
+        /// declarations together (a broker out of file handles accepts TCP and
+        /// never answers); past it the role warns naming the address and retries.
+        connect_timeout: Duration = Duration::from_secs(10), "LIJIAN_AMQP_CONNECT_TIMEOUT";
     }
     /// The open API.
     gateway: GatewaySettings {
@@ -179,7 +186,7 @@ settings! {
         prefetch: usize = 128, "LIJIAN_CONSUMER_PREFETCH";
         /// Jobs one consumer works on at once.
         concurrency: usize = 64, "LIJIAN_CONSUMER_CONCURRENCY";
-        /// Waits between issue attempts (±15% jitter); its length is the number of
+        /// Waits between issue attempts (one delay queue each); its length is the number of
         /// retries before a job is parked (1s … 30m: eight retries over about 68 minutes).
         retry_schedule: Vec<Duration> = secs(&[1, 5, 30, 120, 300, 600, 1200, 1800]), "LIJIAN_ISSUE_RETRY_SCHEDULE";
     }
@@ -188,7 +195,7 @@ settings! {
         /// PEM file of the platform key that signs status reports (never logged;
         /// merchants verify with `lijian platform public-key`). Required by the notifier.
         platform_private_key: Option<PathBuf> = None, "LIJIAN_PLATFORM_PRIVATE_KEY";
-        /// Waits between report attempts (±15% jitter; the original platform's
+        /// Waits between report attempts (one delay queue each; the original platform's
         /// schedule); after the last, the report is parked.
         schedule: Vec<Duration> = secs(&[15, 30, 180, 600, 1200, 1800, 3600, 10800, 21600]), "LIJIAN_NOTIFY_SCHEDULE";
         /// One report POST, connect to answer.
@@ -210,7 +217,8 @@ settings! {
         /// `/readyz`. Unset: 127.0.0.1 with a port per role (consumer 9101, notifier
         /// 9102, scheduler 9103, `serve` 9100), so roles on one host do not collide.
         ops_addr: Option<String> = None, "LIJIAN_OPS_ADDR";
-        /// On SIGTERM, how long in-flight jobs may finish before they return to the queue.
+        /// On SIGTERM, how long in-flight jobs may finish before they return to the
+        /// queue; the process exits within it, whatever it is waiting for.
         shutdown_grace: Duration = Duration::from_secs(30), "LIJIAN_SHUTDOWN_GRACE";
     }
 }

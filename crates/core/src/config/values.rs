@@ -104,6 +104,14 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The `host:port` a connection URL points at, for messages that must name the
+/// server without its credentials or database.
+pub fn server_address(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    authority.rsplit('@').next().unwrap_or(authority).to_string()
+}
+
 /// Writes a duration the way [`parse_duration`] reads it, in the largest exact unit.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -149,6 +157,8 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact_url("amqp://guest:secret@h:5672/%2f"), "amqp://guest:***@h:5672/%2f");
         assert_eq!(redact_url("postgres://postgres@h/db"), "postgres://postgres@h/db");
+        assert_eq!(server_address("amqp://guest:secret@h:5672/%2f"), "h:5672");
+        assert_eq!(server_address("postgres://postgres@127.0.0.1:5432/db?x=1"), "127.0.0.1:5432");
     }
 
     #[test]

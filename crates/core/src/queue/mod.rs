@@ -20,10 +20,13 @@ use lapin::types::{FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
 
+use crate::config::{format_duration, server_address};
+
 /// Why a publish or declaration failed. Every variant means "not durably queued".
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("RabbitMQ unavailable: {0}")]
+    /// The text names RabbitMQ (and its address, where a connect failed).
+    #[error("{0}")]
     Unavailable(String),
     #[error("RabbitMQ refused the message (nack)")]
     Nacked,
@@ -35,10 +38,30 @@ pub enum QueueError {
     Amqp(#[from] lapin::Error),
 }
 
-/// Opens an AMQP connection named after the role, for the broker's management UI.
+/// How long [`connect`] waits when the caller has no setting at hand
+/// (`broker.connect_timeout`'s default).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens an AMQP connection named after the role, for the broker's management UI,
+/// giving up after [`CONNECT_TIMEOUT`].
 pub async fn connect(url: &str, name: &str) -> Result<Connection, QueueError> {
+    connect_within(url, name, CONNECT_TIMEOUT).await
+}
+
+/// [`connect`] with its own limit on TCP connect and AMQP handshake together: a
+/// broker that accepts TCP and never answers (out of file handles) would
+/// otherwise hold the caller for ever. Errors name the broker's address.
+pub async fn connect_within(url: &str, name: &str, limit: Duration) -> Result<Connection, QueueError> {
     let props = ConnectionProperties::default().with_connection_name(LongString::from(name));
-    Connection::connect(url, props).await.map_err(|e| QueueError::Unavailable(e.to_string()))
+    let at = server_address(url);
+    match tokio::time::timeout(limit, Connection::connect(url, props)).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(e)) => Err(QueueError::Unavailable(format!("RabbitMQ at {at}: {e}"))),
+        Err(_) => Err(QueueError::Unavailable(format!(
+            "RabbitMQ at {at}: connect and AMQP handshake timed out after {}",
+            format_duration(limit)
+        ))),
+    }
 }
 
 /// A publisher with confirms on one channel that reconnects on demand. Shared by
@@ -50,7 +73,13 @@ pub struct Publisher {
     /// Longest wait for a broker confirm before the publish counts as failed (the
     /// relay then takes over), so a hung broker cannot hang merchants' requests.
     confirm_timeout: Duration,
+    /// Longest wait for connection, channel and declarations together.
+    connect_timeout: Duration,
     link: Mutex<Link>,
+    /// Why the last connect failed (None once one succeeds): repeated to callers
+    /// while failing fast, and read by `/readyz` without waiting on `link`, which
+    /// a connect in progress holds.
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 #[derive(Default)]
@@ -72,7 +101,22 @@ impl Publisher {
             name: name.to_string(),
             topology,
             confirm_timeout: Duration::from_secs(5),
+            connect_timeout: CONNECT_TIMEOUT,
             link: Mutex::new(Link::default()),
+            last_error: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// A publisher for these settings: the broker's address, and its connect timeout.
+    pub fn for_settings(settings: &crate::config::Settings, name: &str, topology: Topology) -> Arc<Publisher> {
+        Arc::new(Publisher {
+            url: settings.broker.url.clone(),
+            name: name.to_string(),
+            topology,
+            confirm_timeout: Duration::from_secs(5),
+            connect_timeout: settings.broker.connect_timeout,
+            link: Mutex::new(Link::default()),
+            last_error: std::sync::Mutex::new(None),
         })
     }
 
@@ -95,7 +139,8 @@ impl Publisher {
         }
         if let Some(at) = link.last_failure {
             if at.elapsed() < RECONNECT_PAUSE {
-                return Err(QueueError::Unavailable("reconnect pending".into()));
+                let why = self.last_error().unwrap_or_else(|| "RabbitMQ reconnect pending".into());
+                return Err(QueueError::Unavailable(why));
             }
         }
         link.channel = None;
@@ -104,28 +149,34 @@ impl Publisher {
                 tokio::time::timeout(Duration::from_millis(200), old.close(200, ShortString::from("reconnect"))).await;
         }
         let opened = async {
-            let connection = connect(&self.url, &self.name).await?;
+            let connection = connect_within(&self.url, &self.name, self.connect_timeout).await?;
             let channel = connection.create_channel().await?;
             channel.confirm_select(ConfirmSelectOptions::default()).await?;
             self.topology.declare(&channel).await?;
             Ok::<_, QueueError>((connection, channel))
         };
-        match tokio::time::timeout(Duration::from_secs(5), opened).await {
+        // The connect has its own limit; this one also covers a broker that
+        // completes the handshake and then stalls the declarations.
+        let outcome = match tokio::time::timeout(self.connect_timeout + Duration::from_secs(1), opened).await {
             Ok(Ok((connection, channel))) => {
                 link.connection = Some(connection);
                 link.channel = Some(channel.clone());
                 link.last_failure = None;
-                Ok(channel)
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                return Ok(channel);
             }
-            Ok(Err(e)) => {
-                link.last_failure = Some(Instant::now());
-                Err(e)
-            }
-            Err(_) => {
-                link.last_failure = Some(Instant::now());
-                Err(QueueError::Timeout(Duration::from_secs(5)))
-            }
-        }
+            Ok(Err(QueueError::Unavailable(why))) => why,
+            Ok(Err(e)) => format!("RabbitMQ at {}: {e}", server_address(&self.url)),
+            Err(_) => format!(
+                "RabbitMQ at {}: no answer to declarations within {}",
+                server_address(&self.url),
+                format_duration(self.connect_timeout)
+            ),
+        };
+        tracing::warn!(broker = %server_address(&self.url), error = %outcome, "cannot open a publishing channel; will retry");
+        link.last_failure = Some(Instant::now());
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome.clone());
+        Err(QueueError::Unavailable(outcome))
     }
 
     /// Drops the current channel so the next call reconnects.
@@ -165,7 +216,9 @@ impl Publisher {
             Ok(Ok(Confirmation::Ack(None))) => return Ok(()),
             Ok(Ok(Confirmation::Ack(Some(_)))) => return Err(QueueError::Unroutable),
             Ok(Ok(Confirmation::Nack(_))) => Err(QueueError::Nacked),
-            Ok(Ok(Confirmation::NotRequested)) => Err(QueueError::Unavailable("channel not in confirm mode".into())),
+            Ok(Ok(Confirmation::NotRequested)) => {
+                Err(QueueError::Unavailable("RabbitMQ channel not in confirm mode".into()))
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(QueueError::Timeout(self.confirm_timeout)),
         };
@@ -187,6 +240,19 @@ impl Publisher {
 
     /// Whether a broker channel is usable right now (for readiness).
     pub async fn ping(&self) -> bool {
-        self.channel().await.is_ok()
+        self.check().await.is_ok()
+    }
+
+    /// Like [`Publisher::ping`], with why not (the broker's address included).
+    pub async fn check(&self) -> Result<(), String> {
+        self.channel().await.map(drop).map_err(|e| match e {
+            QueueError::Unavailable(why) => why,
+            other => format!("RabbitMQ at {}: {other}", server_address(&self.url)),
+        })
+    }
+
+    /// The last reason a connect failed, if the link is down now.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

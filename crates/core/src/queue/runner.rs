@@ -18,7 +18,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{connect, Lane, Publisher, QueueError, Topology};
+use super::{connect_within, Lane, Publisher, QueueError, Topology};
+use crate::config::{format_duration, server_address};
 
 /// What the runner must do with a delivery once the handler is done with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub struct RunnerSettings {
     /// Shown in RabbitMQ's connection list.
     pub connection_name: String,
     pub amqp_url: String,
+    /// Longest wait for connect, handshake and declarations of one session.
+    pub connect_timeout: Duration,
     pub prefetch: u16,
     pub concurrency: usize,
     pub shutdown_grace: Duration,
@@ -72,6 +75,7 @@ impl RunnerSettings {
             lane,
             connection_name: name.to_string(),
             amqp_url: settings.broker.url.clone(),
+            connect_timeout: settings.broker.connect_timeout,
             prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX),
             concurrency,
             shutdown_grace: settings.process.shutdown_grace,
@@ -107,9 +111,20 @@ pub async fn run<W: JobHandler>(
     shutdown: CancellationToken,
 ) {
     let mut pauses = reconnect_pauses();
+    let broker = server_address(&settings.amqp_url);
     while !shutdown.is_cancelled() {
         let started = std::time::Instant::now();
-        match session(&worker, &publisher, &topology, &settings, &shutdown).await {
+        // Opening is raced against shutdown: a broker that never answers must not
+        // keep a stopping process waiting.
+        let opened = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            opened = open(topology.clone(), &settings) => opened,
+        };
+        let outcome = match opened {
+            Ok(session) => serve(session, &worker, &publisher, &topology, &settings, &shutdown).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(()) => return,
             Err(e) => {
                 if started.elapsed() > Duration::from_secs(30) {
@@ -117,7 +132,12 @@ pub async fn run<W: JobHandler>(
                     pauses = reconnect_pauses();
                 }
                 let pause = pauses.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "consumer session ended; reconnecting");
+                tracing::warn!(
+                    %broker,
+                    error = %e,
+                    pause_ms = pause.as_millis() as u64,
+                    "consumer session ended or could not start; reconnecting"
+                );
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(pause) => {}
@@ -138,26 +158,53 @@ fn reconnect_pauses() -> impl Iterator<Item = Duration> {
         .build()
 }
 
-async fn session<W: JobHandler>(
+/// A connected channel consuming the lane's queue.
+struct Session {
+    connection: lapin::Connection,
+    channel: lapin::Channel,
+    consumer: lapin::Consumer,
+    tag: String,
+}
+
+/// Connects, declares and starts consuming, all within `connect_timeout` (the
+/// handshake has its own limit; this one also covers a broker that stalls later).
+async fn open(topology: Topology, settings: &RunnerSettings) -> Result<Session, QueueError> {
+    let limit = settings.connect_timeout;
+    let steps = async {
+        let connection = connect_within(&settings.amqp_url, &settings.connection_name, limit).await?;
+        let channel = connection.create_channel().await?;
+        topology.declare(&channel).await?;
+        channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
+        let tag = format!("{}-{}", settings.connection_name, uuid::Uuid::new_v4().simple());
+        let consumer = channel
+            .basic_consume(
+                topology.queue(settings.lane).as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok::<_, QueueError>(Session { connection, channel, consumer, tag })
+    };
+    match tokio::time::timeout(limit + Duration::from_secs(1), steps).await {
+        Ok(opened) => opened,
+        Err(_) => Err(QueueError::Unavailable(format!(
+            "RabbitMQ at {}: no answer to declarations within {}",
+            server_address(&settings.amqp_url),
+            format_duration(limit)
+        ))),
+    }
+}
+
+async fn serve<W: JobHandler>(
+    session: Session,
     worker: &Arc<W>,
     publisher: &Arc<Publisher>,
     topology: &Topology,
     settings: &RunnerSettings,
     shutdown: &CancellationToken,
 ) -> Result<(), QueueError> {
-    let connection = connect(&settings.amqp_url, &settings.connection_name).await?;
-    let channel = connection.create_channel().await?;
-    topology.declare(&channel).await?;
-    channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
-    let tag = format!("{}-{}", settings.connection_name, uuid::Uuid::new_v4().simple());
-    let mut consumer = channel
-        .basic_consume(
-            topology.queue(settings.lane).as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let Session { connection, channel, mut consumer, tag } = session;
     tracing::info!(queue = topology.queue(settings.lane), prefetch = settings.prefetch, "consuming jobs");
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let tasks = TaskTracker::new();
@@ -169,14 +216,14 @@ async fn session<W: JobHandler>(
         let delivery = match next {
             Some(Ok(delivery)) => delivery,
             Some(Err(e)) => break Err(QueueError::from(e)),
-            None => break Err(QueueError::Unavailable("the broker cancelled our consumer".into())),
+            None => break Err(QueueError::Unavailable("RabbitMQ cancelled our consumer".into())),
         };
         let permit = tokio::select! {
             _ = shutdown.cancelled() => {
                 Job { delivery }.requeue().await;
                 break Ok(());
             }
-            permit = permits.clone().acquire_owned() => permit.map_err(|_| QueueError::Unavailable("closed".into()))?,
+            permit = permits.clone().acquire_owned() => permit.map_err(|_| QueueError::Unavailable("RabbitMQ session closed".into()))?,
         };
         let (worker, publisher, topology, lane) = (worker.clone(), publisher.clone(), topology.clone(), settings.lane);
         tasks.spawn(async move {
@@ -186,12 +233,15 @@ async fn session<W: JobHandler>(
     };
     // Stop taking jobs, let those in flight finish within the grace period; any
     // still unacknowledged after it go back to the queue when the channel closes.
-    let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+    // Each broker call is bounded: a broker that stalls mid-session must not hold
+    // the process past its grace.
+    let brief = Duration::from_secs(2);
+    let _ = tokio::time::timeout(brief, channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default())).await;
     tasks.close();
     if tokio::time::timeout(settings.shutdown_grace, tasks.wait()).await.is_err() {
         tracing::warn!("grace period over; unfinished jobs return to the queue");
     }
-    let _ = connection.close(200, "bye".into()).await;
+    let _ = tokio::time::timeout(brief, connection.close(200, "bye".into())).await;
     outcome
 }
 
@@ -239,7 +289,7 @@ async fn hand_on(
 ) -> Result<(), QueueError> {
     match disposition {
         Disposition::RetryAfter(delay) => {
-            let tier = topology.jittered_retry_queue(lane, *delay);
+            let tier = topology.retry_queue_for(lane, *delay);
             publisher.publish("", &tier, payload, None).await
         }
         Disposition::Park { reason } => {

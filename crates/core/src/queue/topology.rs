@@ -3,8 +3,13 @@
 //! Two lanes with the same shape (prefix `p`, lane `issue` or `notify`):
 //! - `p.<lane>` direct exchange → `p.<lane>` quorum queue (routing key = lane);
 //! - `p.<lane>.dlx` exchange → `p.<lane>.dlq` quorum queue, where jobs are parked;
-//! - `p.<lane>.retry.<delay>` quorum queues with a queue-level TTL that
-//!   dead-letter back to `p.<lane>`: retries wait in the broker, not in a task.
+//! - `p.<lane>.retry.<delay>` quorum queues, one per distinct delay of the lane's
+//!   schedule, with a queue-level TTL that dead-letter back to `p.<lane>`:
+//!   retries wait in the broker, not in a task.
+//!
+//! With the default schedules that is 22 queues per prefix (docs/operations.md,
+//! "Broker footprint"). Each delay had three queues once (85/100/115%, for
+//! jitter); docs/decisions.md says why one is enough.
 //!
 //! Work queues dead-letter with `at-least-once` (which needs
 //! `overflow = reject-publish`): RabbitMQ only confirm-protects dead-lettering with
@@ -27,15 +32,9 @@ impl Lane {
     }
 }
 
-/// Spread of retry delays (see [`Topology::with_retry_delays`]).
-const RETRY_JITTER: [f64; 3] = [0.85, 1.0, 1.15];
-
-fn jittered(delay: Duration, factor: f64) -> Duration {
-    Duration::from_millis((delay.as_millis() as f64 * factor).round() as u64)
-}
-
-fn spread(delays: &[Duration]) -> Vec<Duration> {
-    let mut all: Vec<Duration> = delays.iter().flat_map(|d| RETRY_JITTER.map(|f| jittered(*d, f))).collect();
+/// The distinct delays of a schedule, one delay queue each.
+fn tiers(delays: &[Duration]) -> Vec<Duration> {
+    let mut all = delays.to_vec();
     all.sort();
     all.dedup();
     all
@@ -65,17 +64,15 @@ impl Topology {
             .with_notify_delays(&notify)
     }
 
-    /// Declares, for each delay, queues at 85%, 100% and 115% of it: a retry picks
-    /// one at random, so jobs that failed together do not all come back together
-    /// (jitter without sleeping on a delivery).
+    /// Declares one delay queue per distinct delay of the issue lane.
     pub fn with_retry_delays(mut self, delays: &[Duration]) -> Topology {
-        self.issue_delays = spread(delays);
+        self.issue_delays = tiers(delays);
         self
     }
 
     /// Like [`Topology::with_retry_delays`], for the notify lane.
     pub fn with_notify_delays(mut self, delays: &[Duration]) -> Topology {
-        self.notify_delays = spread(delays);
+        self.notify_delays = tiers(delays);
         self
     }
 
@@ -107,10 +104,13 @@ impl Topology {
     pub fn retry_queue(&self, lane: Lane, delay: Duration) -> String {
         format!("{}.{}.retry.{}", self.prefix, lane.as_str(), crate::config::format_duration(delay))
     }
-    /// A delay queue for a retry after about `delay` (one of its jittered variants).
-    pub fn jittered_retry_queue(&self, lane: Lane, delay: Duration) -> String {
-        let factor = RETRY_JITTER[rand::random_range(0..RETRY_JITTER.len())];
-        self.retry_queue(lane, jittered(delay, factor))
+    /// The delay queue a retry after `delay` goes to: its tier, or the nearest
+    /// declared one if `delay` is not in the schedule (never a queue that does
+    /// not exist, where the publish would be unroutable).
+    pub fn retry_queue_for(&self, lane: Lane, delay: Duration) -> String {
+        let declared = self.delays(lane);
+        let nearest = declared.iter().min_by_key(|d| d.abs_diff(delay)).copied().unwrap_or(delay);
+        self.retry_queue(lane, nearest)
     }
 
     pub fn issue_exchange(&self) -> String {
@@ -222,11 +222,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_tiers_are_jittered_and_named_by_delay() {
+    fn one_retry_tier_per_distinct_delay_named_by_it() {
         let t = Topology::new("p").with_retry_delays(&[Duration::from_secs(1), Duration::from_secs(1)]);
-        assert_eq!(t.queues().len(), 4 + 3);
-        assert!(t.queues().contains(&"p.issue.retry.850ms".to_string()));
-        assert!(t.queues().contains(&t.jittered_retry_queue(Lane::Issue, Duration::from_secs(1))));
+        assert_eq!(t.queues().len(), 4 + 1);
+        assert!(t.queues().contains(&"p.issue.retry.1s".to_string()));
+        assert_eq!(t.retry_queue_for(Lane::Issue, Duration::from_secs(1)), "p.issue.retry.1s");
+        assert_eq!(t.retry_queue_for(Lane::Issue, Duration::from_millis(1100)), "p.issue.retry.1s");
         assert!(t.queues().contains(&"p.notify.dlq".to_string()));
     }
 }

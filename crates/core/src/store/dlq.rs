@@ -99,6 +99,32 @@ impl Store {
         Ok(jobs)
     }
 
+    /// Gives up on the parked reports of these orders: nothing more is sent and
+    /// they leave `dlq list`. Returns the order codes whose report was dismissed.
+    pub async fn dismiss_reports(&self, order_codes: &[String]) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "UPDATE reports SET outcome = $2,
+                        last_error = coalesce(last_error, '') || ' (dismissed by an operator: lijian dlq fail)'
+                  WHERE order_code = ANY($1) AND outcome = $3
+                  RETURNING order_code",
+                &[&order_codes, &ReportOutcome::Dismissed, &ReportOutcome::Parked],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Points the reports of these orders at another callback URL (checked by
+    /// the caller): the order's own URL changes, so the next delivery attempt
+    /// goes there. Returns how many orders changed.
+    pub async fn retarget_reports(&self, order_codes: &[String], url: &str) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .execute("UPDATE orders SET callback_url = $2 WHERE order_code = ANY($1)", &[&order_codes, &url])
+            .await?)
+    }
+
     /// Puts parked reports back in line with a fresh retry budget: the notifier's
     /// relay queues them again. Returns the notify ids revived (a second call
     /// finds nothing to do).

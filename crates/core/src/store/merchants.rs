@@ -23,6 +23,16 @@ pub struct NewMerchant {
     pub opening_balance: Fen,
 }
 
+/// What `merchant set` changes; `None` fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct MerchantEdit {
+    pub name: Option<String>,
+    /// `Some(None)` removes the default callback URL.
+    pub callback_url: Option<Option<String>>,
+    /// `Some(empty)` allows any address.
+    pub allow_ips: Option<Vec<ipnet::IpNet>>,
+}
+
 /// A merchant as operators see it (no secrets).
 #[derive(Debug, Clone)]
 pub struct MerchantView {
@@ -100,6 +110,29 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Fen(balance))
+    }
+
+    /// Changes what an operator set up with `merchant add`; `None` leaves a field
+    /// as it is, `Some(None)` clears the callback URL, an empty list allows any
+    /// address. Gateways pick it up within their credential cache TTL.
+    pub async fn edit_merchant(&self, merchant_id: &str, edit: &MerchantEdit) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let ips: Option<Vec<String>> =
+            edit.allow_ips.as_ref().map(|nets| nets.iter().map(|n| n.trunc().to_string()).collect());
+        let n = client
+            .execute(
+                "UPDATE merchants SET name = coalesce($2, name),
+                        callback_url = CASE WHEN $3 THEN $4 ELSE callback_url END,
+                        allow_ips = coalesce($5::text[]::cidr[], allow_ips),
+                        updated_at = now()
+                  WHERE merchant_id = $1",
+                &[&merchant_id, &edit.name, &edit.callback_url.is_some(), &edit.callback_url.clone().flatten(), &ips],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("merchant {merchant_id} does not exist")));
+        }
+        Ok(())
     }
 
     pub async fn set_merchant_enabled(&self, merchant_id: &str, enabled: bool) -> Result<(), StoreError> {

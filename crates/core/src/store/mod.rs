@@ -32,13 +32,15 @@ pub use catalogue::{validate_activity, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
 pub use finish::{Issued, Unissued};
 pub use issuance::{AttemptRecord, Begun, IssueOrder};
-pub use merchants::{MerchantAuth, MerchantView, NewMerchant};
+pub use merchants::{MerchantAuth, MerchantEdit, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
 pub use pace::{Grant, Lease};
 pub use stats::{DeliveryLatency, StatusCounts};
 pub use timeline::{Door, Event, Timeline};
 
 use std::str::FromStr;
+
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
@@ -48,7 +50,7 @@ use tokio_postgres::NoTls;
 pub enum StoreError {
     #[error("database URL is not valid: {0}")]
     BadUrl(String),
-    #[error("cannot reach PostgreSQL: {0}")]
+    #[error("cannot reach PostgreSQL {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
     Db(#[from] tokio_postgres::Error),
@@ -110,41 +112,82 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "wxpay_accounts", include_str!("../../migrations/0006_wxpay_accounts.sql")),
     (7, "send_pace", include_str!("../../migrations/0007_send_pace.sql")),
     (8, "slot_lead", include_str!("../../migrations/0008_slot_lead.sql")),
+    (9, "report_dismissed", include_str!("../../migrations/0009_report_dismissed.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// `host:port`, so every "cannot reach" names the server.
+    address: std::sync::Arc<str>,
 }
+
+/// How long a new connection may take when the caller has no setting at hand
+/// (`database.connect_timeout`'s default).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store {
     /// Builds a pool; connections are opened lazily, so this succeeds while
     /// PostgreSQL is down and the pool recovers by itself when it comes back.
     pub fn connect(database_url: &str, max_size: usize) -> Result<Store, StoreError> {
-        let config = tokio_postgres::Config::from_str(database_url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        Store::open(database_url, max_size, CONNECT_TIMEOUT)
+    }
+
+    /// [`Store::connect`] with the URL and connect timeout of `settings`.
+    pub fn for_settings(settings: &crate::config::Settings, max_size: usize) -> Result<Store, StoreError> {
+        Store::open(&settings.database.url, max_size, settings.database.connect_timeout)
+    }
+
+    /// [`Store::connect`] where a new connection (TCP and startup together) gives
+    /// up after `connect_timeout`: a server that accepts and never answers would
+    /// otherwise hold every caller.
+    pub fn open(database_url: &str, max_size: usize, connect_timeout: Duration) -> Result<Store, StoreError> {
+        let mut config =
+            tokio_postgres::Config::from_str(database_url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        config.connect_timeout(connect_timeout);
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(max_size.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(std::time::Duration::from_secs(10)))
-            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(connect_timeout))
             .build()
             .map_err(|e| StoreError::BadUrl(e.to_string()))?;
-        Ok(Store { pool })
+        Ok(Store { pool, address: crate::config::server_address(database_url).into() })
     }
 
     /// A pooled client, for crates that run their own statements (the producer).
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        Ok(self.pool.get().await?)
+        self.pool.get().await.map_err(|e| match StoreError::from(e) {
+            StoreError::Unavailable(why) => StoreError::Unavailable(self.unreachable(&why)),
+            other => other,
+        })
+    }
+
+    fn unreachable(&self, why: &str) -> String {
+        let why = why.replace("Timeout occurred while creating a new object", "timed out connecting");
+        format!("at {}: {why}", self.address)
     }
 
     /// Answers whether PostgreSQL is reachable right now (for readiness).
     pub async fn ping(&self) -> bool {
-        match self.pool.get().await {
-            Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
-            Err(_) => false,
-        }
+        self.check().await.is_ok()
+    }
+
+    /// Like [`Store::ping`], with why not (the server's address included).
+    pub async fn check(&self) -> Result<(), String> {
+        let client = self.client().await.map_err(|e| e.to_string())?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map(drop)
+            .map_err(|e| format!("PostgreSQL {}", self.unreachable(&e.to_string())))
+    }
+
+    /// The server's `host:port`.
+    pub fn address(&self) -> &str {
+        &self.address
     }
 }
 
@@ -152,11 +195,18 @@ impl Store {
 /// an advisory lock so two processes migrating at once do not collide. Returns
 /// the versions applied now (empty when already up to date).
 pub async fn migrate(database_url: &str) -> Result<Vec<i32>, StoreError> {
-    let config = tokio_postgres::Config::from_str(database_url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
-    let dbname = config.get_dbname().unwrap_or("postgres").to_string();
-    create_database_if_missing(&config, &dbname).await?;
+    migrate_within(database_url, CONNECT_TIMEOUT).await
+}
 
-    let (mut client, connection) = config.connect(NoTls).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+/// [`migrate`] where each connection gives up after `connect_timeout`.
+pub async fn migrate_within(database_url: &str, connect_timeout: Duration) -> Result<Vec<i32>, StoreError> {
+    let mut config = tokio_postgres::Config::from_str(database_url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+    config.connect_timeout(connect_timeout);
+    let dbname = config.get_dbname().unwrap_or("postgres").to_string();
+    let address = crate::config::server_address(database_url);
+    create_database_if_missing(&config, &dbname, &address, connect_timeout).await?;
+
+    let (mut client, connection) = connect_once(&config, &address, connect_timeout).await?;
     let driver = tokio::spawn(connection);
     client
         .batch_execute(
@@ -201,10 +251,34 @@ pub async fn drop_database(database_url: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn create_database_if_missing(config: &tokio_postgres::Config, dbname: &str) -> Result<(), StoreError> {
+/// One connection outside the pool, TCP and startup within `limit`.
+async fn connect_once(
+    config: &tokio_postgres::Config,
+    address: &str,
+    limit: Duration,
+) -> Result<
+    (tokio_postgres::Client, tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>),
+    StoreError,
+> {
+    match tokio::time::timeout(limit, config.connect(NoTls)).await {
+        Ok(Ok(connected)) => Ok(connected),
+        Ok(Err(e)) => Err(StoreError::Unavailable(format!("at {address}: {e}"))),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "at {address}: timed out connecting after {}",
+            crate::config::format_duration(limit)
+        ))),
+    }
+}
+
+async fn create_database_if_missing(
+    config: &tokio_postgres::Config,
+    dbname: &str,
+    address: &str,
+    limit: Duration,
+) -> Result<(), StoreError> {
     let mut admin = config.clone();
     admin.dbname("postgres");
-    let (client, connection) = admin.connect(NoTls).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let (client, connection) = connect_once(&admin, address, limit).await?;
     let driver = tokio::spawn(connection);
     let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname]).await?.is_some();
     if !exists {

@@ -237,7 +237,7 @@ impl Report {
             vec![Event::ReportQueued { at: self.created_at, notify_id: self.notify_id.clone(), status: self.status }];
         match (self.outcome, self.dead_at) {
             (Some(ReportOutcome::NoCallback), _) => events.push(Event::ReportNotNeeded { at: self.created_at }),
-            (Some(ReportOutcome::Parked), Some(at)) => {
+            (Some(ReportOutcome::Parked | ReportOutcome::Dismissed), Some(at)) => {
                 events.push(Event::Parked { at, lane: Lane::Notify, reason: self.last_error.clone() })
             }
             _ => {}

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{Exposition, MetricsSource};
+use crate::config::server_address;
 use crate::queue::{Lane, Publisher, Topology};
 use crate::store::Store;
 
@@ -51,17 +52,30 @@ impl Ops {
         self.roles.lock().unwrap_or_else(|p| p.into_inner()).push((role, source));
     }
 
-    /// Ready when PostgreSQL and RabbitMQ both answer; otherwise which does not.
+    /// Ready when PostgreSQL and RabbitMQ both answer; otherwise which does not,
+    /// at which address and why (one line each).
     pub async fn ready(&self) -> Result<(), String> {
+        let patience = Duration::from_secs(2);
         let (db, broker) = tokio::join!(
-            tokio::time::timeout(Duration::from_secs(2), self.store.ping()),
-            tokio::time::timeout(Duration::from_secs(2), self.publisher.ping())
+            tokio::time::timeout(patience, self.store.check()),
+            tokio::time::timeout(patience, self.publisher.check())
         );
-        match (db.unwrap_or(false), broker.unwrap_or(false)) {
-            (true, true) => Ok(()),
-            (false, true) => Err("PostgreSQL unreachable".into()),
-            (true, false) => Err("RabbitMQ unreachable".into()),
-            (false, false) => Err("PostgreSQL and RabbitMQ unreachable".into()),
+        let db = db.unwrap_or_else(|_| Err(format!("PostgreSQL at {}: no answer within 2s", self.store.address())));
+        let broker = match broker {
+            Ok(checked) => checked,
+            // Still connecting: the last failure says more than our own wait.
+            Err(_) => Err(self.publisher.last_error().unwrap_or_else(|| {
+                format!("RabbitMQ at {}: no answer within 2s", server_address(self.publisher.url()))
+            })),
+        };
+        let why: Vec<String> = [db.err().map(|e| e.trim_start_matches("cannot reach ").to_string()), broker.err()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(why.join("; "))
         }
     }
 

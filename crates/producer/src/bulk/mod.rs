@@ -75,6 +75,8 @@ pub struct LoadSpec {
     pub activity_id: Option<String>,
     pub product_code: Option<String>,
     pub callback_url: Option<String>,
+    /// The SSRF guard (`LIJIAN_NOTIFY_ALLOW_CIDRS`) rows' callback URLs must pass.
+    pub callback_guard: lijian_core::ssrf::Guard,
 }
 
 /// Where a running load stands, for progress displays.
@@ -140,6 +142,7 @@ where
         return Err(LoadError::Csv("the file is empty (a header row is required)".into()));
     }
     let layout = Layout::from_header(&header).map_err(LoadError::Csv)?;
+    layout.check_required(spec.activity_id.is_some(), spec.product_code.is_some()).map_err(LoadError::Csv)?;
     if !layout.ignored.is_empty() {
         tracing::warn!(columns = ?layout.ignored, "ignoring columns lijian does not know");
     }
@@ -150,6 +153,7 @@ where
         activity_id: spec.activity_id.clone(),
         product_code: spec.product_code.clone(),
         callback_url: spec.callback_url.clone(),
+        guard: spec.callback_guard.clone(),
     };
 
     let mut rejects = RejectsFile::start(rejects, &header)?;

@@ -11,16 +11,19 @@ use super::LoadError;
 
 pub(super) struct RejectsFile<W: Write> {
     out: csv::Writer<W>,
+    /// Written before the first refused row, so a load that refused nothing
+    /// writes nothing (and the CLI creates no file).
+    header: Option<ByteRecord>,
 }
 
 impl<W: Write> RejectsFile<W> {
-    /// Starts the file with its header: `line`, `reason`, then the input's.
+    /// The file's header is `line`, `reason`, then the input's; written with
+    /// the first refused row.
     pub(super) fn start(out: W, input_header: &ByteRecord) -> Result<RejectsFile<W>, LoadError> {
-        let mut out = csv::WriterBuilder::new().flexible(true).from_writer(out);
+        let out = csv::WriterBuilder::new().flexible(true).from_writer(out);
         let mut header = ByteRecord::from(vec!["line", "reason"]);
         header.extend(input_header.iter());
-        out.write_byte_record(&header).map_err(rejects_error)?;
-        Ok(RejectsFile { out })
+        Ok(RejectsFile { out, header: Some(header) })
     }
 
     /// Writes one batch's refused rows in line order and counts them per kind
@@ -31,6 +34,11 @@ impl<W: Write> RejectsFile<W> {
         counts: &mut BTreeMap<String, u64>,
     ) -> Result<(), LoadError> {
         refused.sort_by_key(|r| r.line);
+        if !refused.is_empty() {
+            if let Some(header) = self.header.take() {
+                self.out.write_byte_record(&header).map_err(rejects_error)?;
+            }
+        }
         for r in refused {
             *counts.entry(reason_kind(&r.reason)).or_default() += 1;
             let mut out = ByteRecord::from(vec![r.line.to_string(), r.reason]);

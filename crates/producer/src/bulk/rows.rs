@@ -61,6 +61,24 @@ impl Layout {
         Ok(layout)
     }
 
+    /// Refuses a file whose rows could never all be valid: a required column
+    /// (activityId, productCode) absent from the header with no flag to supply
+    /// it would refuse every row.
+    pub fn check_required(&self, activity_flag: bool, product_flag: bool) -> Result<(), String> {
+        for (column, flag, given) in [
+            (Column::ActivityId, "--activity-id", activity_flag),
+            (Column::ProductCode, "--product-code", product_flag),
+        ] {
+            if self.positions[column as usize].is_none() && !given {
+                let name = Column::ALL[column as usize].1;
+                return Err(format!(
+                    "the header has no {name} column and no {flag} was given: every row would be refused"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn has_biz_code(&self) -> bool {
         self.positions[Column::BizCode as usize].is_some()
     }
@@ -74,6 +92,8 @@ pub struct RowDefaults {
     pub activity_id: Option<String>,
     pub product_code: Option<String>,
     pub callback_url: Option<String>,
+    /// Refuses callback URLs that could never be delivered, as the open API does.
+    pub guard: lijian_core::ssrf::Guard,
 }
 
 /// A row that passed validation, ready to be staged.
@@ -136,7 +156,7 @@ pub fn judge(layout: &Layout, defaults: &RowDefaults, line: u64, record: &ByteRe
         source: Source::Csv,
         replay_guard: None,
     };
-    request.validate()?;
+    request.validate(&defaults.guard)?;
     Ok(ValidRow {
         line,
         biz_code: request.biz_code,
@@ -181,6 +201,7 @@ mod tests {
             activity_id: Some("a1".into()),
             product_code: Some("p1".into()),
             callback_url: None,
+            guard: Default::default(),
         }
     }
 
