@@ -19,6 +19,7 @@ mod openapi;
 mod operators;
 mod ops;
 mod outage;
+mod poison;
 mod scale_out;
 mod signing;
 mod wxpay_protocol;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use lijian_core::config::NOTIFY_BUSY_DELAY;
 use lijian_core::queue::{Disposition, JobHandler, NotifyJob};
 use lijian_core::signing::RsaPrivateKey;
-use lijian_core::store::Store;
+use lijian_core::store::{storable, Store};
 use lijian_core::vocab::ReportOutcome;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
@@ -108,7 +108,7 @@ impl NotifyHandler {
             Ok(Loaded::NotFound) => return Disposition::Park { reason: format!("report {notify_id} not found") },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the report; job handed back");
-                return Disposition::Requeue;
+                return Disposition::handed_back(&e);
             }
         };
         let order_code = pending.report.order_code.clone();
@@ -244,8 +244,19 @@ impl NotifyHandler {
             Ok(None) => Err(Disposition::Ack),
             Err(e) => {
                 tracing::warn!(error = %e, delivered = log.delivered, "cannot record the attempt; job handed back");
-                Err(Disposition::Requeue)
+                Err(Disposition::handed_back(&e))
             }
+        }
+    }
+
+    /// Parks the report in the database first (see [`JobHandler::give_up`]).
+    pub async fn give_up(&self, payload: &[u8], reason: String) -> Disposition {
+        match NotifyJob::from_bytes(payload) {
+            Ok(job) => {
+                tracing::warn!(notify_id = job.notify_id(), %reason, "report given up");
+                self.park(job.notify_id(), &reason).await
+            }
+            Err(unreadable) => Disposition::Park { reason: format!("{reason}; {unreadable}") },
         }
     }
 
@@ -264,7 +275,7 @@ impl NotifyHandler {
             Ok(()) => Disposition::Ack,
             Err(e) => {
                 tracing::warn!(error = %e, %outcome, "cannot close the report; job handed back");
-                Disposition::Requeue
+                Disposition::handed_back(&e)
             }
         }
     }
@@ -325,7 +336,7 @@ async fn read_prefix(mut response: reqwest::Response) -> String {
         }
     }
     kept.truncate(ANSWER_KEEP);
-    String::from_utf8_lossy(&kept).into_owned()
+    storable(&String::from_utf8_lossy(&kept)).into_owned()
 }
 
 fn error_text(e: &reqwest::Error) -> String {
@@ -336,12 +347,16 @@ fn error_text(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    storable(&text).into_owned()
 }
 
 impl JobHandler for NotifyHandler {
     fn process(&self, payload: &[u8]) -> impl std::future::Future<Output = Disposition> + Send {
         NotifyHandler::process(self, payload)
+    }
+
+    fn give_up(&self, payload: &[u8], reason: String) -> impl std::future::Future<Output = Disposition> + Send {
+        NotifyHandler::give_up(self, payload, reason)
     }
 }
 

@@ -212,6 +212,11 @@ settings! {
         ops_addr: Option<String> = None, "LIJIAN_OPS_ADDR";
         /// On SIGTERM, how long in-flight jobs may finish before they return to the queue.
         shutdown_grace: Duration = Duration::from_secs(30), "LIJIAN_SHUTDOWN_GRACE";
+        /// Times in a row the database may refuse a job's write (a value it cannot
+        /// store, a constraint; not an outage, which is waited out) before the job
+        /// is parked with the reason. Each hand-back waits in a retry tier, 1 s
+        /// doubling to 10 s.
+        requeue_limit: usize = 10, "LIJIAN_REQUEUE_LIMIT";
     }
 }
 

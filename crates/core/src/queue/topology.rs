@@ -49,11 +49,20 @@ pub struct Topology {
     /// TTL only expires at the head and a long wait would block short ones.
     issue_delays: Vec<Duration>,
     notify_delays: Vec<Duration>,
+    /// The delays as configured, before the jitter spread.
+    issue_base: Vec<Duration>,
+    notify_base: Vec<Duration>,
 }
 
 impl Topology {
     pub fn new(prefix: &str) -> Topology {
-        Topology { prefix: prefix.to_string(), issue_delays: Vec::new(), notify_delays: Vec::new() }
+        Topology {
+            prefix: prefix.to_string(),
+            issue_delays: Vec::new(),
+            notify_delays: Vec::new(),
+            issue_base: Vec::new(),
+            notify_base: Vec::new(),
+        }
     }
 
     /// The topology for these settings, retry tiers of both lanes included.
@@ -70,12 +79,14 @@ impl Topology {
     /// (jitter without sleeping on a delivery).
     pub fn with_retry_delays(mut self, delays: &[Duration]) -> Topology {
         self.issue_delays = spread(delays);
+        self.issue_base = sorted(delays);
         self
     }
 
     /// Like [`Topology::with_retry_delays`], for the notify lane.
     pub fn with_notify_delays(mut self, delays: &[Duration]) -> Topology {
         self.notify_delays = spread(delays);
+        self.notify_base = sorted(delays);
         self
     }
 
@@ -111,6 +122,19 @@ impl Topology {
     pub fn jittered_retry_queue(&self, lane: Lane, delay: Duration) -> String {
         let factor = RETRY_JITTER[rand::random_range(0..RETRY_JITTER.len())];
         self.retry_queue(lane, jittered(delay, factor))
+    }
+
+    /// A delay queue for the `n`th hand-back in a row of a job: about 2^(n-1)
+    /// seconds, at most `cap`, as near as the lane's declared delays allow (the
+    /// longest of them not above the target, else the shortest).
+    pub fn backoff_queue(&self, lane: Lane, n: u32, cap: Duration) -> String {
+        let base = match lane {
+            Lane::Issue => &self.issue_base,
+            Lane::Notify => &self.notify_base,
+        };
+        let target = cap.min(Duration::from_secs(1u64 << n.saturating_sub(1).min(20)));
+        let delay = base.iter().rev().find(|d| **d <= target).or(base.first()).copied().unwrap_or(cap);
+        self.jittered_retry_queue(lane, delay)
     }
 
     pub fn issue_exchange(&self) -> String {
@@ -195,6 +219,13 @@ impl Topology {
     }
 }
 
+fn sorted(delays: &[Duration]) -> Vec<Duration> {
+    let mut all = delays.to_vec();
+    all.sort();
+    all.dedup();
+    all
+}
+
 fn quorum_args() -> FieldTable {
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), text("quorum"));
@@ -228,5 +259,24 @@ mod tests {
         assert!(t.queues().contains(&"p.issue.retry.850ms".to_string()));
         assert!(t.queues().contains(&t.jittered_retry_queue(Lane::Issue, Duration::from_secs(1))));
         assert!(t.queues().contains(&"p.notify.dlq".to_string()));
+    }
+
+    #[test]
+    fn back_off_grows_to_the_cap_within_declared_delays() {
+        let secs = |s: &[u64]| s.iter().map(|s| Duration::from_secs(*s)).collect::<Vec<_>>();
+        let t = Topology::new("p").with_retry_delays(&secs(&[1, 5, 30]));
+        let cap = Duration::from_secs(10);
+        let base = |n| {
+            let q = t.backoff_queue(Lane::Issue, n, cap);
+            assert!(t.queues().contains(&q), "{q} is declared");
+            q
+        };
+        assert!(["p.issue.retry.850ms", "p.issue.retry.1s", "p.issue.retry.1150ms"].contains(&base(1).as_str()));
+        for _ in 0..20 {
+            let q = base(4);
+            assert!(["p.issue.retry.4250ms", "p.issue.retry.5s", "p.issue.retry.5750ms"].contains(&q.as_str()), "{q}");
+            let q = base(16);
+            assert!(q.ends_with("retry.4250ms") || q.ends_with("retry.5s") || q.ends_with("retry.5750ms"), "{q}");
+        }
     }
 }
