@@ -20,6 +20,7 @@ mod operators;
 mod ops;
 mod outage;
 mod poison;
+mod price_rules;
 mod scale_out;
 mod signing;
 mod wxpay_protocol;

@@ -143,6 +143,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "one_finish", include_str!("../../migrations/0005_one_finish.sql")),
     (6, "wxpay_accounts", include_str!("../../migrations/0006_wxpay_accounts.sql")),
     (7, "send_pace", include_str!("../../migrations/0007_send_pace.sql")),
+    (9, "price_rules", include_str!("../../migrations/0009_price_rules.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.
