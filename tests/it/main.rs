@@ -16,6 +16,7 @@ mod issuance;
 mod notifier;
 mod notifier_docs;
 mod openapi;
+mod order_query;
 mod operators;
 mod ops;
 mod outage;

@@ -12,7 +12,7 @@ use lijian_core::store::{OrderLookup, OrderView};
 use lijian_producer::{IntakeOutcome, OrderRequest, Source};
 use serde_json::{json, Value};
 
-use crate::auth::{authenticate, consume_nonce};
+use crate::auth::{authenticate, consume_nonce, Naming};
 use crate::response::{success, ApiError};
 use crate::AppState;
 
@@ -60,7 +60,8 @@ pub async fn create_coupon_order(
 
 async fn place(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let raw = read_body(body).await?;
-    let auth = authenticate(&state.store, &state.merchants, state.window, headers, &raw, peer.ip()).await?;
+    let auth =
+        authenticate(&state.store, &state.merchants, state.window, (headers, &raw), peer.ip(), Naming::Body).await?;
     let request = OrderRequest {
         merchant_id: auth.merchant_id,
         biz_code: text(&auth.body, "bizCode")?,
@@ -100,7 +101,8 @@ async fn place(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Bo
     }
 }
 
-/// `POST /v1/openapi/order/info` with `{"orderCode"}` or `{"bizCode"}`.
+/// `POST /v1/openapi/order/info` with `{"orderCode"}` or `{"bizCode"}`: the
+/// merchant is the `businessId` header's, as on the original platform.
 pub async fn order_info(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -108,7 +110,8 @@ pub async fn order_info(
     body: Body,
 ) -> Result<Response, ApiError> {
     let raw = read_body(body).await?;
-    let auth = authenticate(&state.store, &state.merchants, state.window, &headers, &raw, peer.ip()).await?;
+    let auth =
+        authenticate(&state.store, &state.merchants, state.window, (&headers, &raw), peer.ip(), Naming::Header).await?;
     consume_nonce(&state.store, &auth.replay_guard).await?;
     let lookup = match (optional_text(&auth.body, "orderCode")?, optional_text(&auth.body, "bizCode")?) {
         (Some(code), _) => OrderLookup::OrderCode(code),

@@ -166,6 +166,16 @@ impl Store {
         }))
     }
 
+    /// The merchants registered under a businessId (at most two: enough to tell
+    /// whether it names one merchant), for requests that name only the header.
+    pub async fn merchants_of_business(&self, business_id: &str) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT merchant_id FROM merchants WHERE business_id = $1 ORDER BY merchant_id LIMIT 2")
+            .await?;
+        Ok(client.query(&stmt, &[&business_id]).await?.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Sum of the merchant's ledger, which must always equal its balance.
     pub async fn ledger_sum(&self, merchant_id: &str) -> Result<Fen, StoreError> {
         let client = self.client().await?;
