@@ -19,9 +19,17 @@ use crate::AppState;
 /// Bodies above this are refused (status 3) before anything is parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
+/// The whole body within `timeout` (a client trickling it would otherwise hold
+/// the connection and a task for as long as it likes).
+async fn read_body(body: Body, timeout: std::time::Duration) -> Result<axum::body::Bytes, ApiError> {
+    tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
+        .map_err(|_| {
+            ApiError::bad_parameter(format!(
+                "body not received within {}",
+                lijian_core::config::format_duration(timeout)
+            ))
+        })?
         .map_err(|_| ApiError::bad_parameter(format!("body is larger than {} KiB", MAX_BODY_BYTES / 1024)))
 }
 
@@ -59,7 +67,7 @@ pub async fn create_coupon_order(
 }
 
 async fn place(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let raw = read_body(body).await?;
+    let raw = read_body(body, state.body_timeout).await?;
     let auth =
         authenticate(&state.store, &state.merchants, state.window, (headers, &raw), peer.ip(), Naming::Body).await?;
     let request = OrderRequest {
@@ -109,7 +117,7 @@ pub async fn order_info(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let raw = read_body(body).await?;
+    let raw = read_body(body, state.body_timeout).await?;
     let auth =
         authenticate(&state.store, &state.merchants, state.window, (&headers, &raw), peer.ip(), Naming::Header).await?;
     consume_nonce(&state.store, &auth.replay_guard).await?;

@@ -16,11 +16,13 @@
 //! - `api.rs`      the two methods and the order JSON
 //! - `response.rs` the envelope and `ApiError`
 //! - `metrics.rs`  the gateway's counters
+//! - `serve.rs`    the HTTP server: header timeout, connection cap, bounded drain
 
 pub mod api;
 pub mod auth;
 pub mod metrics;
 pub mod response;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub merchants: auth::MerchantCache,
     /// Allowed clock difference for `timestamp` (status 5 beyond it).
     pub window: Duration,
+    /// Longest wait for a request body once its head arrived.
+    pub body_timeout: Duration,
     pub metrics: Arc<metrics::GatewayMetrics>,
 }
 
@@ -105,15 +109,21 @@ pub async fn start(deps: &Deps, shutdown: CancellationToken) -> Result<RunningGa
         producer: producer.clone(),
         merchants: auth::MerchantCache::new(settings.merchant_cache_ttl),
         window,
-        metrics,
+        body_timeout: settings.body_timeout,
+        metrics: metrics.clone(),
     });
-    let app = router(state, deps.ops.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state, deps.ops.clone());
+    let limits = serve::Limits {
+        header_timeout: settings.header_timeout,
+        max_connections: settings.max_connections,
+        drain: deps.settings.process.shutdown_grace,
+    };
     let pruner = tokio::spawn(prune_nonces(deps.store.clone(), window * 2, shutdown.clone()));
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        serve::serve(listener, app, limits, metrics, shutdown).await;
         pruner.abort();
         producer.finish().await;
-        served.map_err(GatewayError::Serve)
+        Ok(())
     });
     tracing::info!(%addr, "gateway listening");
     Ok(RunningGateway { addr, task })

@@ -131,6 +131,16 @@ settings! {
         /// How long a gateway reuses a merchant's credentials; admin changes
         /// (disable, new key, allowlist) apply within it.
         merchant_cache_ttl: Duration = Duration::from_secs(1), "LIJIAN_MERCHANT_CACHE_TTL";
+        /// How long a client may take to send a request's line and headers (also
+        /// the idle limit between two requests on one connection); the
+        /// connection is closed after it.
+        header_timeout: Duration = Duration::from_secs(10), "LIJIAN_HTTP_HEADER_TIMEOUT";
+        /// How long a client may take to send a request's body once its headers
+        /// arrived; past it the answer is status 3 and the connection is closed.
+        body_timeout: Duration = Duration::from_secs(10), "LIJIAN_HTTP_BODY_TIMEOUT";
+        /// Connections the API port keeps open at once; one more is closed at once
+        /// (`lijian_http_connections_refused_total`). Mind the process's open-file limit.
+        max_connections: usize = 4096, "LIJIAN_HTTP_MAX_CONNECTIONS";
     }
     /// Accepting orders and putting their jobs on the broker.
     producer: ProducerSection {
