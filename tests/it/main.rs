@@ -15,6 +15,7 @@ mod intake;
 mod issuance;
 mod notifier;
 mod notifier_docs;
+mod notifier_edges;
 mod openapi;
 mod operators;
 mod ops;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use values::{format_duration, parse_duration, parse_schedule, redact_url};
-use values::{optional_rate, queue_prefix, Value};
+use values::{optional_rate, port_list, queue_prefix, Value};
 
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +206,9 @@ settings! {
         /// CIDRs exempt from the SSRF guard, comma-separated (e.g. `127.0.0.0/8`
         /// for local receivers).
         allow_cidrs: Option<String> = None, "LIJIAN_NOTIFY_ALLOW_CIDRS";
+        /// Ports a callbackUrl may use: ports and ranges, comma-separated. Others
+        /// park the report as a refused target.
+        ports: String = "80,443,1024-65535".into(), "LIJIAN_NOTIFY_PORTS", port_list;
         /// Reports one notifier delivers at once.
         concurrency: usize = 256, "LIJIAN_NOTIFY_CONCURRENCY";
         /// Reports in flight to one host:port at once, so a slow merchant cannot
