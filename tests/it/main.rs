@@ -24,6 +24,7 @@ mod outage;
 mod poison;
 mod price_rules;
 mod scale_out;
+mod secrets;
 mod signing;
 mod slow_clients;
 mod wxpay_protocol;

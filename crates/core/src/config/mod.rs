@@ -78,9 +78,19 @@ macro_rules! settings {
 
         $(
             $(#[doc = $section_doc])*
-            #[derive(Debug, Clone)]
+            #[derive(Clone)]
             pub struct $Section {
                 $( $(#[doc = $doc])* pub $field: $ty, )*
+            }
+
+            /// Each value as the environment takes it, connection URLs without
+            /// their password: settings end up in logs and panic messages.
+            impl std::fmt::Debug for $Section {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.debug_struct(stringify!($Section))
+                        $( .field(stringify!($field), &redact_url(&Value::show(&self.$field))) )*
+                        .finish()
+                }
             }
 
             impl Default for $Section {
@@ -376,6 +386,16 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), KEYS.len(), "an environment variable declared twice");
         Ok(())
+    }
+
+    #[test]
+    fn debug_hides_passwords_in_urls() {
+        let mut s = Settings::default();
+        s.database.url = "postgres://app:hunter2@db/lijian".into();
+        s.broker.url = "amqp://app:hunter3@mq:5672/%2f".into();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("hunter3"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db/lijian"), "{shown}");
     }
 
     #[test]

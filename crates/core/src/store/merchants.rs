@@ -10,7 +10,7 @@ use crate::money::Fen;
 use crate::vocab::LedgerKind;
 
 /// What `lijian merchant add` registers.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct NewMerchant {
     pub merchant_id: String,
     pub business_id: String,
@@ -21,6 +21,42 @@ pub struct NewMerchant {
     pub callback_url: Option<String>,
     pub allow_ips: Vec<IpNet>,
     pub opening_balance: Fen,
+}
+
+/// The MD5 key is a shared secret: a `{:?}` in a log line must not print it.
+fn secret(key: &Option<String>) -> &'static str {
+    if key.is_some() {
+        "Some(<redacted>)"
+    } else {
+        "None"
+    }
+}
+
+impl std::fmt::Debug for NewMerchant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewMerchant")
+            .field("merchant_id", &self.merchant_id)
+            .field("business_id", &self.business_id)
+            .field("name", &self.name)
+            .field("rsa_public_key", &self.rsa_public_key.as_ref().map(|_| "<public key>"))
+            .field("md5_key", &format_args!("{}", secret(&self.md5_key)))
+            .field("callback_url", &self.callback_url)
+            .field("allow_ips", &self.allow_ips)
+            .field("opening_balance", &self.opening_balance)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MerchantAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MerchantAuth")
+            .field("business_id", &self.business_id)
+            .field("enabled", &self.enabled)
+            .field("rsa_public_key", &self.rsa_public_key.as_ref().map(|_| "<public key>"))
+            .field("md5_key", &format_args!("{}", secret(&self.md5_key)))
+            .field("allow_ips", &self.allow_ips)
+            .finish()
+    }
 }
 
 /// A merchant as operators see it (no secrets).
@@ -39,7 +75,7 @@ pub struct MerchantView {
 }
 
 /// What the gateway needs to authenticate one request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MerchantAuth {
     pub business_id: String,
     pub enabled: bool,
@@ -186,5 +222,27 @@ impl Store {
             )
             .await?;
         Ok(Fen(row.get(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_no_md5_key() {
+        let key = Some("a-very-secret-md5-key".to_string());
+        let new = NewMerchant { merchant_id: "m1".into(), md5_key: key.clone(), ..Default::default() };
+        let auth = MerchantAuth {
+            business_id: "b1".into(),
+            enabled: true,
+            rsa_public_key: None,
+            md5_key: key,
+            allow_ips: Vec::new(),
+        };
+        for shown in [format!("{new:?}"), format!("{auth:?}")] {
+            assert!(!shown.contains("a-very-secret"), "{shown}");
+            assert!(shown.contains("md5_key: Some(<redacted>)"), "{shown}");
+        }
     }
 }
