@@ -19,6 +19,7 @@ mod notifier_edges;
 mod openapi;
 mod operators;
 mod ops;
+mod ops_endpoints;
 mod order_query;
 mod outage;
 mod poison;

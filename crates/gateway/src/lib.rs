@@ -5,7 +5,8 @@
 //! - authentication: auth headers, timestamp window, IP allowlist, signature over
 //!   the raw body, nonce replay guard ([`auth`]);
 //! - its counters ([`metrics`]); the operator endpoints (`/metrics`, `/healthz`,
-//!   `/readyz`) are core's (`lijian_core::telemetry::ops`), merged into the API port.
+//!   `/readyz`) are core's (`lijian_core::telemetry::ops`), merged into the API
+//!   port (`/metrics` only while `LIJIAN_OPS_ADDR` is unset).
 //!
 //! # Must not touch
 //! How an order is accepted or enqueued (that is `lijian-producer`), the schema
@@ -32,7 +33,7 @@ use axum::routing::post;
 use axum::Router;
 use lijian_core::deps::Deps;
 use lijian_core::store::Store;
-use lijian_core::telemetry::{ops_routes, Ops};
+use lijian_core::telemetry::{health_routes, ops_routes, Ops};
 use lijian_producer::{Producer, ProducerSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -68,18 +69,27 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
 ];
 
-pub fn router(state: Arc<AppState>, ops: Arc<Ops>) -> Router {
-    Router::new()
+/// The API, with `/healthz` and `/readyz`; with `/metrics` too unless
+/// `metrics_elsewhere` (`LIJIAN_OPS_ADDR` set: metrics are for operators, not
+/// for whoever reaches the public port).
+pub fn router(state: Arc<AppState>, ops: Arc<Ops>, metrics_elsewhere: bool) -> Router {
+    let api = Router::new()
         .route("/v1/openapi/order/wechat/coupons", post(api::create_coupon_order).fallback(api::no_such_method))
         .route("/v1/openapi/order/info", post(api::order_info).fallback(api::no_such_method))
         .fallback(api::no_such_method)
-        .with_state(state)
-        .merge(ops_routes(ops))
+        .with_state(state);
+    if metrics_elsewhere {
+        api.merge(health_routes(ops))
+    } else {
+        api.merge(ops_routes(ops))
+    }
 }
 
 /// A running gateway's address and the handle that stops it.
 pub struct RunningGateway {
     pub addr: SocketAddr,
+    /// Its counters, for a process that serves them on another [`Ops`].
+    pub metrics: Arc<metrics::GatewayMetrics>,
     pub task: tokio::task::JoinHandle<Result<(), GatewayError>>,
 }
 
@@ -112,21 +122,22 @@ pub async fn start(deps: &Deps, shutdown: CancellationToken) -> Result<RunningGa
         body_timeout: settings.body_timeout,
         metrics: metrics.clone(),
     });
-    let app = router(state, deps.ops.clone());
+    let app = router(state, deps.ops.clone(), deps.settings.process.ops_addr.is_some());
     let limits = serve::Limits {
         header_timeout: settings.header_timeout,
         max_connections: settings.max_connections,
         drain: deps.settings.process.shutdown_grace,
     };
     let pruner = tokio::spawn(prune_nonces(deps.store.clone(), window * 2, shutdown.clone()));
+    let served_metrics = metrics.clone();
     let task = tokio::spawn(async move {
-        serve::serve(listener, app, limits, metrics, shutdown).await;
+        serve::serve(listener, app, limits, served_metrics, shutdown).await;
         pruner.abort();
         producer.finish().await;
         Ok(())
     });
     tracing::info!(%addr, "gateway listening");
-    Ok(RunningGateway { addr, task })
+    Ok(RunningGateway { addr, metrics, task })
 }
 
 async fn prune_nonces(store: Store, keep: Duration, shutdown: CancellationToken) {
