@@ -92,8 +92,8 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
             };
             if rsa_public_key.is_none() && md5_key.is_none() {
                 bail!(
-                    "give --public-key FILE or --md5-key-file FILE (or --md5-key KEY): without either the merchant \
-                     cannot sign requests"
+                    "give --public-key FILE or --md5-key KEY (better --md5-key-file FILE, off the command line): \
+                     without either the merchant cannot sign requests"
                 );
             }
             if md5_key.as_deref().is_some_and(|k| k.len() < 16) {
