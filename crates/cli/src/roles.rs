@@ -77,7 +77,10 @@ pub async fn start(deps: &Deps, roles: &[Role], shutdown: &CancellationToken) ->
         let task = match role {
             Role::Gateway => {
                 let (addr, task) = if roles.len() > 1 {
-                    gateway_on_own_runtime(deps.settings.clone(), shutdown.clone()).await?
+                    let (addr, metrics, task) = gateway_on_own_runtime(deps.settings.clone(), shutdown.clone()).await?;
+                    // Its Deps are its own: its counters join this process's ops port.
+                    deps.ops.add_role("gateway", metrics);
+                    (addr, task)
                 } else {
                     let running = lijian_gateway::start(deps, shutdown.clone()).await?;
                     (running.addr, tokio::spawn(log_end(running.task)))
@@ -104,8 +107,9 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
         _ => "lijian-serve".to_string(),
     };
     // Claimed before any role starts, so a taken port stops the process before
-    // it takes work. A process running only the gateway needs no second port.
-    let ops_listener = if roles != [Role::Gateway] {
+    // it takes work. A process running only the gateway needs no second port
+    // unless LIJIAN_OPS_ADDR asks for one (then /metrics leaves the API port).
+    let ops_listener = if roles != [Role::Gateway] || settings.process.ops_addr.is_some() {
         let port = if roles.len() == 1 { roles[0].default_ops_port() } else { SERVE_OPS_PORT };
         let addr = settings.process.ops_addr.clone().unwrap_or_else(|| format!("127.0.0.1:{port}"));
         let listener =
@@ -141,6 +145,7 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
         let _ = std::io::stdout().flush();
         std::process::exit(0);
     }
+    deps.ops.close().await;
     Ok(())
 }
 
@@ -162,7 +167,8 @@ async fn log_end(task: tokio::task::JoinHandle<Result<(), lijian_gateway::Gatewa
 async fn gateway_on_own_runtime(
     settings: Settings,
     shutdown: CancellationToken,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(SocketAddr, std::sync::Arc<lijian_gateway::metrics::GatewayMetrics>, tokio::task::JoinHandle<()>)>
+{
     let (started, addr) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new().name("gateway".into()).spawn(move || {
         let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -185,7 +191,7 @@ async fn gateway_on_own_runtime(
             };
             match gateway {
                 Ok(running) => {
-                    let _ = started.send(Ok(running.addr));
+                    let _ = started.send(Ok((running.addr, running.metrics)));
                     log_end(running.task).await;
                 }
                 Err(e) => {
@@ -194,9 +200,9 @@ async fn gateway_on_own_runtime(
             }
         });
     })?;
-    let addr = addr.await.map_err(|_| anyhow::anyhow!("the gateway thread ended before starting"))??;
+    let (addr, metrics) = addr.await.map_err(|_| anyhow::anyhow!("the gateway thread ended before starting"))??;
     let task = tokio::task::spawn_blocking(move || {
         let _ = thread.join();
     });
-    Ok((addr, task))
+    Ok((addr, metrics, task))
 }

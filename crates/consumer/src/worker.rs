@@ -132,7 +132,7 @@ impl IssueHandler {
             Ok(Begun::NotFound) => return Disposition::Park { reason: format!("order {order_code} not found") },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot mark the order processing; job handed back");
-                return Disposition::Requeue;
+                return Disposition::handed_back(&e);
             }
         };
         let account = match self.accounts.resolve(&order.issuer_mchid).await {
@@ -142,7 +142,7 @@ impl IssueHandler {
             Err(Unresolved::Park(reason)) => {
                 return match self.store.mark_parked(order_code, &reason, None).await {
                     Ok(()) => self.park(reason),
-                    Err(_) => Disposition::Requeue,
+                    Err(e) => Disposition::handed_back(&e),
                 };
             }
             Err(Unresolved::Retry(reason)) => {
@@ -214,7 +214,7 @@ impl IssueHandler {
                     let parked = self.store.mark_parked(order_code, &reason, Some(record)).await;
                     return match parked {
                         Ok(()) => self.park(reason),
-                        Err(_) => Disposition::Requeue,
+                        Err(e) => Disposition::handed_back(&e),
                     };
                 }
                 self.store.note_retry(order_code, reason, record).await
@@ -224,7 +224,7 @@ impl IssueHandler {
             // The outcome is not recorded; the job comes back and the re-send with the
             // same out_request_no returns the same answer (for a coupon: the same one).
             tracing::warn!(error = %e, "cannot record the outcome; job handed back");
-            return Disposition::Requeue;
+            return Disposition::handed_back(&e);
         }
         match verdict {
             Verdict::Issued { coupon_id } => {
@@ -246,6 +246,22 @@ impl IssueHandler {
                 Disposition::RetryAfter(delay)
             }
         }
+    }
+
+    /// Parks the job's open orders in the database first (see
+    /// [`JobHandler::give_up`]); orders already final are left alone.
+    pub async fn give_up(&self, payload: &[u8], reason: String) -> Disposition {
+        let job = match IssueJob::from_bytes(payload) {
+            Ok(job) => job,
+            Err(unreadable) => return Disposition::Park { reason: format!("{reason}; {unreadable}") },
+        };
+        for order_code in job.order_codes() {
+            if let Err(e) = self.store.mark_parked(order_code, &reason, None).await {
+                tracing::warn!(error = %e, order_code, "cannot park the order; job handed back");
+                return Disposition::Requeue;
+            }
+        }
+        self.park(reason)
     }
 
     fn park(&self, reason: String) -> Disposition {
@@ -285,5 +301,9 @@ impl MetricsSource for IssueHandler {
 impl JobHandler for IssueHandler {
     fn process(&self, payload: &[u8]) -> impl std::future::Future<Output = Disposition> + Send {
         IssueHandler::process(self, payload)
+    }
+
+    fn give_up(&self, payload: &[u8], reason: String) -> impl std::future::Future<Output = Disposition> + Send {
+        IssueHandler::give_up(self, payload, reason)
     }
 }

@@ -160,11 +160,12 @@ impl WxPayClient {
         };
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         if !(200..300).contains(&status) {
-            return Reply::Refused {
-                http_status: status,
-                code: json["code"].as_str().unwrap_or_default().to_string(),
-                message: json["message"].as_str().unwrap_or_default().chars().take(200).collect(),
+            // Stored as written, minus what PostgreSQL cannot hold (a NUL).
+            let text = |field: &str, most: usize| {
+                let kept: String = json[field].as_str().unwrap_or_default().chars().take(most).collect();
+                lijian_core::store::storable(&kept).into_owned()
             };
+            return Reply::Refused { http_status: status, code: text("code", 64), message: text("message", 200) };
         }
         if let Err(reason) = self.verify_answer(&headers, &bytes).await {
             return Reply::Unverifiable { http_status: status, reason };

@@ -12,16 +12,24 @@ use lijian_core::store::{OrderLookup, OrderView};
 use lijian_producer::{IntakeOutcome, OrderRequest, Source};
 use serde_json::{json, Value};
 
-use crate::auth::{authenticate, consume_nonce};
+use crate::auth::{authenticate, consume_nonce, Naming};
 use crate::response::{success, ApiError};
 use crate::AppState;
 
 /// Bodies above this are refused (status 3) before anything is parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
+/// The whole body within `timeout` (a client trickling it would otherwise hold
+/// the connection and a task for as long as it likes).
+async fn read_body(body: Body, timeout: std::time::Duration) -> Result<axum::body::Bytes, ApiError> {
+    tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
+        .map_err(|_| {
+            ApiError::bad_parameter(format!(
+                "body not received within {}",
+                lijian_core::config::format_duration(timeout)
+            ))
+        })?
         .map_err(|_| ApiError::bad_parameter(format!("body is larger than {} KiB", MAX_BODY_BYTES / 1024)))
 }
 
@@ -59,8 +67,9 @@ pub async fn create_coupon_order(
 }
 
 async fn place(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let raw = read_body(body).await?;
-    let auth = authenticate(&state.store, &state.merchants, state.window, headers, &raw, peer.ip()).await?;
+    let raw = read_body(body, state.body_timeout).await?;
+    let auth =
+        authenticate(&state.store, &state.merchants, state.window, (headers, &raw), peer.ip(), Naming::Body).await?;
     let request = OrderRequest {
         merchant_id: auth.merchant_id,
         biz_code: text(&auth.body, "bizCode")?,
@@ -100,15 +109,17 @@ async fn place(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Bo
     }
 }
 
-/// `POST /v1/openapi/order/info` with `{"orderCode"}` or `{"bizCode"}`.
+/// `POST /v1/openapi/order/info` with `{"orderCode"}` or `{"bizCode"}`: the
+/// merchant is the `businessId` header's, as on the original platform.
 pub async fn order_info(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let raw = read_body(body).await?;
-    let auth = authenticate(&state.store, &state.merchants, state.window, &headers, &raw, peer.ip()).await?;
+    let raw = read_body(body, state.body_timeout).await?;
+    let auth =
+        authenticate(&state.store, &state.merchants, state.window, (&headers, &raw), peer.ip(), Naming::Header).await?;
     consume_nonce(&state.store, &auth.replay_guard).await?;
     let lookup = match (optional_text(&auth.body, "orderCode")?, optional_text(&auth.body, "bizCode")?) {
         (Some(code), _) => OrderLookup::OrderCode(code),

@@ -102,15 +102,49 @@ fn body_text<'a>(body: &'a Value, field: &str) -> Result<&'a str, ApiError> {
     }
 }
 
+/// Where a request names its merchant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// `merchantId` and `businessId` in the body, both required (placing orders).
+    Body,
+    /// The `businessId` header; the body's `merchantId` and `businessId` are
+    /// optional and must match when present (the original platform's order query).
+    Header,
+}
+
+fn optional_body_text<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::bad_parameter(format!("{field} must be a string"))),
+    }
+}
+
+/// The one merchant of a businessId; several share it only by an operator's
+/// choice, and then the body must say which.
+async fn merchant_of_business(store: &Store, business_id: &str) -> Result<String, ApiError> {
+    let mut found = store.merchants_of_business(business_id).await.map_err(|e| {
+        tracing::error!(error = %e, "merchant lookup failed");
+        ApiError::internal()
+    })?;
+    match found.len() {
+        0 => Err(ApiError::new(ApiStatus::NotFound, "merchant not found for this businessId")),
+        1 => Ok(found.remove(0)),
+        _ => Err(ApiError::bad_parameter("merchantId is required: several merchants share this businessId")),
+    }
+}
+
 /// Runs every check; on success the caller may act for `merchant_id`.
 pub async fn authenticate(
     store: &Store,
     cache: &MerchantCache,
     window: Duration,
-    headers: &HeaderMap,
-    raw_body: &[u8],
+    request: (&HeaderMap, &[u8]),
     caller: IpAddr,
+    naming: Naming,
 ) -> Result<Authenticated, ApiError> {
+    let (headers, raw_body) = request;
     let business_id = required_header(headers, "businessId")?;
     let nonce = required_header(headers, "nonce")?;
     let timestamp = required_header(headers, "timestamp")?;
@@ -139,11 +173,24 @@ pub async fn authenticate(
     if !body.is_object() {
         return Err(ApiError::bad_parameter("body must be a JSON object"));
     }
-    let merchant_id = body_text(&body, "merchantId")?.to_string();
-    let body_business_id = body_text(&body, "businessId")?;
-    if body_business_id != business_id {
-        return Err(ApiError::bad_parameter("header businessId does not match body businessId"));
-    }
+    let merchant_id = match naming {
+        Naming::Body => {
+            let merchant_id = body_text(&body, "merchantId")?.to_string();
+            if body_text(&body, "businessId")? != business_id {
+                return Err(ApiError::bad_parameter("header businessId does not match body businessId"));
+            }
+            merchant_id
+        }
+        Naming::Header => {
+            if optional_body_text(&body, "businessId")?.is_some_and(|b| b != business_id) {
+                return Err(ApiError::bad_parameter("header businessId does not match body businessId"));
+            }
+            match optional_body_text(&body, "merchantId")? {
+                Some(merchant_id) => merchant_id.to_string(),
+                None => merchant_of_business(store, business_id).await?,
+            }
+        }
+    };
 
     let merchant = cache
         .get(store, &merchant_id)

@@ -5,7 +5,8 @@
 //! - authentication: auth headers, timestamp window, IP allowlist, signature over
 //!   the raw body, nonce replay guard ([`auth`]);
 //! - its counters ([`metrics`]); the operator endpoints (`/metrics`, `/healthz`,
-//!   `/readyz`) are core's (`lijian_core::telemetry::ops`), merged into the API port.
+//!   `/readyz`) are core's (`lijian_core::telemetry::ops`), merged into the API
+//!   port (`/metrics` only while `LIJIAN_OPS_ADDR` is unset).
 //!
 //! # Must not touch
 //! How an order is accepted or enqueued (that is `lijian-producer`), the schema
@@ -16,11 +17,13 @@
 //! - `api.rs`      the two methods and the order JSON
 //! - `response.rs` the envelope and `ApiError`
 //! - `metrics.rs`  the gateway's counters
+//! - `serve.rs`    the HTTP server: header timeout, connection cap, bounded drain
 
 pub mod api;
 pub mod auth;
 pub mod metrics;
 pub mod response;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,7 +33,7 @@ use axum::routing::post;
 use axum::Router;
 use lijian_core::deps::Deps;
 use lijian_core::store::Store;
-use lijian_core::telemetry::{ops_routes, Ops};
+use lijian_core::telemetry::{health_routes, ops_routes, Ops};
 use lijian_producer::{Producer, ProducerSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +45,8 @@ pub struct AppState {
     pub merchants: auth::MerchantCache,
     /// Allowed clock difference for `timestamp` (status 5 beyond it).
     pub window: Duration,
+    /// Longest wait for a request body once its head arrived.
+    pub body_timeout: Duration,
     pub metrics: Arc<metrics::GatewayMetrics>,
     /// Refuses a callbackUrl that could never be delivered (status 3).
     pub callback_guard: lijian_core::ssrf::Guard,
@@ -68,18 +73,27 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
 ];
 
-pub fn router(state: Arc<AppState>, ops: Arc<Ops>) -> Router {
-    Router::new()
+/// The API, with `/healthz` and `/readyz`; with `/metrics` too unless
+/// `metrics_elsewhere` (`LIJIAN_OPS_ADDR` set: metrics are for operators, not
+/// for whoever reaches the public port).
+pub fn router(state: Arc<AppState>, ops: Arc<Ops>, metrics_elsewhere: bool) -> Router {
+    let api = Router::new()
         .route("/v1/openapi/order/wechat/coupons", post(api::create_coupon_order).fallback(api::no_such_method))
         .route("/v1/openapi/order/info", post(api::order_info).fallback(api::no_such_method))
         .fallback(api::no_such_method)
-        .with_state(state)
-        .merge(ops_routes(ops))
+        .with_state(state);
+    if metrics_elsewhere {
+        api.merge(health_routes(ops))
+    } else {
+        api.merge(ops_routes(ops))
+    }
 }
 
 /// A running gateway's address and the handle that stops it.
 pub struct RunningGateway {
     pub addr: SocketAddr,
+    /// Its counters, for a process that serves them on another [`Ops`].
+    pub metrics: Arc<metrics::GatewayMetrics>,
     pub task: tokio::task::JoinHandle<Result<(), GatewayError>>,
 }
 
@@ -109,19 +123,26 @@ pub async fn start(deps: &Deps, shutdown: CancellationToken) -> Result<RunningGa
         producer: producer.clone(),
         merchants: auth::MerchantCache::new(settings.merchant_cache_ttl),
         window,
-        metrics,
+        body_timeout: settings.body_timeout,
+        metrics: metrics.clone(),
         callback_guard: lijian_core::ssrf::Guard::from_settings(&deps.settings).map_err(GatewayError::Settings)?,
     });
-    let app = router(state, deps.ops.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state, deps.ops.clone(), deps.settings.process.ops_addr.is_some());
+    let limits = serve::Limits {
+        header_timeout: settings.header_timeout,
+        max_connections: settings.max_connections,
+        drain: deps.settings.process.shutdown_grace,
+    };
     let pruner = tokio::spawn(prune_nonces(deps.store.clone(), window * 2, shutdown.clone()));
+    let served_metrics = metrics.clone();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        serve::serve(listener, app, limits, served_metrics, shutdown).await;
         pruner.abort();
         producer.finish().await;
-        served.map_err(GatewayError::Serve)
+        Ok(())
     });
     tracing::info!(%addr, "gateway listening");
-    Ok(RunningGateway { addr, task })
+    Ok(RunningGateway { addr, metrics, task })
 }
 
 async fn prune_nonces(store: Store, keep: Duration, shutdown: CancellationToken) {

@@ -12,6 +12,10 @@ pub struct GatewayMetrics {
     pub refused: ReasonCounts,
     /// Time from request to answer for order placements.
     pub latency: Histogram,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections closed at once because `LIJIAN_HTTP_MAX_CONNECTIONS` were open.
+    pub connections_refused: AtomicU64,
 }
 
 impl Default for GatewayMetrics {
@@ -20,6 +24,8 @@ impl Default for GatewayMetrics {
             accepted: AtomicU64::new(0),
             refused: ReasonCounts::default(),
             latency: Histogram::new(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            connections_open: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
         }
     }
 }
@@ -39,5 +45,15 @@ impl MetricsSource for GatewayMetrics {
             &self.refused,
         );
         out.histogram("lijian_order_request_seconds", "Open API order placement, request to answer", &self.latency);
+        out.gauge(
+            "lijian_http_connections_open",
+            "Connections to the API port open now",
+            self.connections_open.load(Ordering::Relaxed) as f64,
+        );
+        out.counter(
+            "lijian_http_connections_refused_total",
+            "Connections closed at once because the connection cap was reached",
+            self.connections_refused.load(Ordering::Relaxed),
+        );
     }
 }

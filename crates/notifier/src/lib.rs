@@ -46,6 +46,8 @@ pub enum NotifierError {
     BadKey(PathBuf, String),
     #[error("LIJIAN_NOTIFY_ALLOW_CIDRS: {0}")]
     BadAllowList(String),
+    #[error("LIJIAN_NOTIFY_PORTS: {0}")]
+    BadPorts(String),
     #[error(transparent)]
     Store(#[from] lijian_core::store::StoreError),
     #[error("HTTP client: {0}")]
@@ -62,14 +64,16 @@ pub fn platform_key(settings: &Settings) -> Result<RsaPrivateKey, NotifierError>
 pub fn build(settings: &Settings, store: Store) -> Result<NotifyHandler, NotifierError> {
     let notifier = &settings.notifier;
     let guard = ssrf::Guard::from_list(notifier.allow_cidrs.as_deref().unwrap_or_default())
-        .map_err(NotifierError::BadAllowList)?;
+        .map_err(NotifierError::BadAllowList)?
+        .with_ports(&notifier.ports)
+        .map_err(NotifierError::BadPorts)?;
     Ok(NotifyHandler::new(
         store,
         guard,
         platform_key(settings)?,
         notifier.schedule.clone(),
         notifier.timeout,
-        notifier.per_endpoint,
+        worker::Slots { per_endpoint: notifier.per_endpoint, endpoints: notifier.concurrency * 2 },
     )?)
 }
 

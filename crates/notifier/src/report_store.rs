@@ -7,7 +7,7 @@ use lijian_core::money::Fen;
 use lijian_core::outbox::{drain, Confirms, Outbox, Taken, Transaction};
 use lijian_core::queue::{NotifyJob, Publisher};
 use lijian_core::status::OrderStatus;
-use lijian_core::store::{Store, StoreError};
+use lijian_core::store::{storable, Store, StoreError};
 use lijian_core::vocab::ReportOutcome;
 
 use crate::report::Report;
@@ -132,7 +132,7 @@ pub async fn close(store: &Store, notify_id: &str, outcome: ReportOutcome, reaso
         .execute(
             "UPDATE reports SET outcome = $2, last_error = $3, dead_at = CASE WHEN $4 THEN now() END
               WHERE notify_id = $1 AND outcome IS NULL",
-            &[&notify_id, &outcome, &reason, &(outcome == ReportOutcome::Parked)],
+            &[&notify_id, &outcome, &storable(reason), &(outcome == ReportOutcome::Parked)],
         )
         .await?;
     Ok(())

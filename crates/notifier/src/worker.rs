@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use lijian_core::config::NOTIFY_BUSY_DELAY;
 use lijian_core::queue::{Disposition, JobHandler, NotifyJob};
 use lijian_core::signing::RsaPrivateKey;
-use lijian_core::store::Store;
+use lijian_core::store::{storable, Store};
 use lijian_core::vocab::ReportOutcome;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::report::{signed_headers, Signer};
 use crate::report_store::{self, AttemptLog, Loaded, Pending};
-use crate::ssrf::{Guard, GuardedResolver};
+use crate::ssrf::{Guard, GuardedResolver, DNS_TIMEOUT};
 
 /// Longest wait for a free slot at an endpoint before the report goes back to the
 /// broker for [`NOTIFY_BUSY_DELAY`].
@@ -39,6 +39,14 @@ pub struct Counters {
     pub busy: AtomicU64,
 }
 
+/// How many reports may be in flight per endpoint, and how many endpoints are
+/// remembered (those with reports in flight always are).
+#[derive(Debug, Clone, Copy)]
+pub struct Slots {
+    pub per_endpoint: usize,
+    pub endpoints: usize,
+}
+
 pub struct NotifyHandler {
     store: Store,
     http: reqwest::Client,
@@ -46,8 +54,10 @@ pub struct NotifyHandler {
     platform_key: Arc<RsaPrivateKey>,
     /// Delays after failed attempts; after the last, the report is parked.
     schedule: Vec<Duration>,
-    per_endpoint: usize,
+    slots: Slots,
     /// In-flight slots per host:port, so one slow merchant cannot hold them all.
+    /// Idle entries are dropped once there are more than `slots.endpoints`, so
+    /// reports to ever new host:ports cannot grow it without end.
     endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
     pub counters: Counters,
 }
@@ -59,13 +69,15 @@ impl NotifyHandler {
         platform_key: RsaPrivateKey,
         schedule: Vec<Duration>,
         timeout: Duration,
-        per_endpoint: usize,
+        slots: Slots,
     ) -> Result<NotifyHandler, reqwest::Error> {
         let guard = Arc::new(guard);
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve and connect past the guarded resolver.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { guard: guard.clone() }))
             .user_agent(concat!("lijian-notifier/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -75,7 +87,7 @@ impl NotifyHandler {
             guard,
             platform_key: Arc::new(platform_key),
             schedule,
-            per_endpoint: per_endpoint.max(1),
+            slots: Slots { per_endpoint: slots.per_endpoint.max(1), endpoints: slots.endpoints.max(1) },
             endpoints: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         })
@@ -108,7 +120,7 @@ impl NotifyHandler {
             Ok(Loaded::NotFound) => return Disposition::Park { reason: format!("report {notify_id} not found") },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the report; job handed back");
-                return Disposition::Requeue;
+                return Disposition::handed_back(&e);
             }
         };
         let order_code = pending.report.order_code.clone();
@@ -244,8 +256,19 @@ impl NotifyHandler {
             Ok(None) => Err(Disposition::Ack),
             Err(e) => {
                 tracing::warn!(error = %e, delivered = log.delivered, "cannot record the attempt; job handed back");
-                Err(Disposition::Requeue)
+                Err(Disposition::handed_back(&e))
             }
+        }
+    }
+
+    /// Parks the report in the database first (see [`JobHandler::give_up`]).
+    pub async fn give_up(&self, payload: &[u8], reason: String) -> Disposition {
+        match NotifyJob::from_bytes(payload) {
+            Ok(job) => {
+                tracing::warn!(notify_id = job.notify_id(), %reason, "report given up");
+                self.park(job.notify_id(), &reason).await
+            }
+            Err(unreadable) => Disposition::Park { reason: format!("{reason}; {unreadable}") },
         }
     }
 
@@ -264,7 +287,7 @@ impl NotifyHandler {
             Ok(()) => Disposition::Ack,
             Err(e) => {
                 tracing::warn!(error = %e, %outcome, "cannot close the report; job handed back");
-                Disposition::Requeue
+                Disposition::handed_back(&e)
             }
         }
     }
@@ -278,11 +301,13 @@ impl NotifyHandler {
         }
         let host = parsed.host_str().ok_or_else(|| Vetting::Refused("callbackUrl has no host".into()))?;
         let port = parsed.port_or_known_default().unwrap_or(80);
+        self.guard.check_port(port).map_err(Vetting::Refused)?;
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let addresses: Vec<IpAddr> = match bare.parse::<IpAddr>() {
             Ok(ip) => vec![ip],
-            Err(_) => tokio::net::lookup_host((bare, port))
+            Err(_) => tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((bare, port)))
                 .await
+                .map_err(|_| Vetting::Unresolved(format!("no DNS answer for {host} within {DNS_TIMEOUT:?}")))?
                 .map_err(|e| Vetting::Unresolved(format!("cannot resolve {host}: {e}")))?
                 .map(|a| a.ip())
                 .collect(),
@@ -296,13 +321,23 @@ impl NotifyHandler {
         Ok(format!("{host}:{port}"))
     }
 
+    /// Host:ports whose slot count is kept now.
+    pub fn endpoints_tracked(&self) -> usize {
+        self.endpoints.lock().map(|m| m.len()).unwrap_or_default()
+    }
+
     /// A slot for the endpoint, waiting at most [`SLOT_WAIT`]: long enough for a
     /// healthy endpoint's slots to turn over, short enough that reports for a dead
     /// one go back to the broker instead of holding delivery capacity.
     async fn endpoint_slot(&self, endpoint: &str) -> Option<OwnedSemaphorePermit> {
         let semaphore = {
             let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(endpoint.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.per_endpoint))).clone()
+            if map.len() >= self.slots.endpoints && !map.contains_key(endpoint) {
+                // Only the map holds an idle endpoint's semaphore (a permit holds
+                // an Arc of it), so these can go without losing a count.
+                map.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+            }
+            map.entry(endpoint.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.slots.per_endpoint))).clone()
         };
         tokio::time::timeout(SLOT_WAIT, semaphore.acquire_owned()).await.ok()?.ok()
     }
@@ -325,7 +360,7 @@ async fn read_prefix(mut response: reqwest::Response) -> String {
         }
     }
     kept.truncate(ANSWER_KEEP);
-    String::from_utf8_lossy(&kept).into_owned()
+    storable(&String::from_utf8_lossy(&kept)).into_owned()
 }
 
 fn error_text(e: &reqwest::Error) -> String {
@@ -336,12 +371,16 @@ fn error_text(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    storable(&text).into_owned()
 }
 
 impl JobHandler for NotifyHandler {
     fn process(&self, payload: &[u8]) -> impl std::future::Future<Output = Disposition> + Send {
         NotifyHandler::process(self, payload)
+    }
+
+    fn give_up(&self, payload: &[u8], reason: String) -> impl std::future::Future<Output = Disposition> + Send {
+        NotifyHandler::give_up(self, payload, reason)
     }
 }
 
@@ -362,6 +401,11 @@ impl lijian_core::telemetry::MetricsSource for NotifyHandler {
         );
         out.counter("lijian_reports_parked_total", "Reports parked in the dead-letter queue", n(&c.parked));
         out.counter("lijian_reports_no_callback_total", "Reports with no callback URL to go to", n(&c.no_callback));
+        out.gauge(
+            "lijian_report_endpoints_tracked",
+            "Callback host:ports with a slot count kept",
+            self.endpoints_tracked() as f64,
+        );
         out.counter(
             "lijian_report_endpoint_busy_total",
             "Jobs delayed because their endpoint was saturated",

@@ -34,7 +34,7 @@ pub struct SimAccount {
 }
 
 /// Everything `lijian sim wxpay` can set.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SimConfig {
     pub addr: String,
     /// PEM: the public key of the merchant private key lijian signs with, for
@@ -68,6 +68,31 @@ pub struct SimConfig {
     pub max_per_user: u32,
     /// How long a simulated timeout holds the request before dropping it.
     pub timeout_hold: Duration,
+}
+
+/// The simulator's private key stays out of `{:?}`.
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("addr", &self.addr)
+            .field("merchant_public_key", &self.merchant_public_key)
+            .field("private_key", &"<redacted>")
+            .field("public_key_id", &self.public_key_id)
+            .field("mchid", &self.mchid)
+            .field("accounts", &self.accounts)
+            .field("appids", &self.appids)
+            .field("rate", &self.rate)
+            .field("strict_openid", &self.strict_openid)
+            .field("latency_ms", &self.latency_ms)
+            .field("error_rate", &self.error_rate)
+            .field("timeout_rate", &self.timeout_rate)
+            .field("throttle_rate", &self.throttle_rate)
+            .field("drop_after_issue", &self.drop_after_issue)
+            .field("stocks", &self.stocks)
+            .field("max_per_user", &self.max_per_user)
+            .field("timeout_hold", &self.timeout_hold)
+            .finish()
+    }
 }
 
 impl SimConfig {

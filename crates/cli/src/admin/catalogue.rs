@@ -17,9 +17,13 @@ pub enum ProductCommand {
         /// Face value in yuan.
         #[arg(long)]
         face_value: String,
-        /// Settlement price charged to the merchant per order, in yuan.
+        /// Settlement price charged to the merchant per order, in yuan: more than
+        /// 0 and at most the face value.
         #[arg(long)]
         price: String,
+        /// Allow a price above the face value (a fee on top of the coupon).
+        #[arg(long)]
+        allow_price_above_face: bool,
     },
 }
 
@@ -60,11 +64,23 @@ pub enum ActivityCommand {
 }
 
 pub async fn product(settings: &Settings, cmd: ProductCommand) -> anyhow::Result<()> {
-    let ProductCommand::Add { product_code, face_value, price } = cmd;
+    let ProductCommand::Add { product_code, face_value, price, allow_price_above_face } = cmd;
     if product_code.trim().is_empty() || product_code.len() > 64 {
         bail!("--product-code must be 1 to 64 characters");
     }
     let p = NewProduct { product_code, face_value: yuan("face-value", &face_value)?, price: yuan("price", &price)? };
+    // A free product would issue coupons at the platform's cost; a price above
+    // the face value is usually a typo (yuan for fen) unless meant as a fee.
+    if p.price.0 <= 0 {
+        bail!("--price must be more than 0 yuan");
+    }
+    if p.price > p.face_value && !allow_price_above_face {
+        bail!(
+            "--price {} yuan is above --face-value {} yuan; pass --allow-price-above-face if that is intended",
+            p.price,
+            p.face_value
+        );
+    }
     store(settings)?.add_product(&p).await?;
     println!("product {} added (face value {} yuan, price {} yuan)", p.product_code, p.face_value, p.price);
     Ok(())

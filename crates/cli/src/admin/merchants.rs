@@ -23,9 +23,14 @@ pub enum MerchantCommand {
         /// RSA public key file: PEM SPKI, PEM PKCS#1 or bare Base64 DER.
         #[arg(long, value_name = "FILE")]
         public_key: Option<std::path::PathBuf>,
-        /// Shared key for signType MD5.
-        #[arg(long)]
+        /// Shared key for signType MD5. On the command line it lands in shell
+        /// history and `ps`; prefer --md5-key-file.
+        #[arg(long, conflicts_with = "md5_key_file")]
         md5_key: Option<String>,
+        /// Read the MD5 key from this file (its first line), or from standard
+        /// input when FILE is `-`.
+        #[arg(long, value_name = "FILE")]
+        md5_key_file: Option<std::path::PathBuf>,
         /// Default callbackUrl for status reports.
         #[arg(long)]
         callback_url: Option<String>,
@@ -87,10 +92,15 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
             name,
             public_key,
             md5_key,
+            md5_key_file,
             callback_url,
             allow_ip,
             balance,
         } => {
+            let md5_key = match md5_key_file {
+                Some(path) => Some(read_secret(&path)?),
+                None => md5_key,
+            };
             let rsa_public_key = match public_key {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -100,7 +110,10 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
                 None => None,
             };
             if rsa_public_key.is_none() && md5_key.is_none() {
-                bail!("give --public-key FILE or --md5-key KEY: without either the merchant cannot sign requests");
+                bail!(
+                    "give --public-key FILE or --md5-key KEY (better --md5-key-file FILE, off the command line): \
+                     without either the merchant cannot sign requests"
+                );
             }
             if md5_key.as_deref().is_some_and(|k| k.len() < 16) {
                 bail!("--md5-key must be at least 16 characters");
@@ -197,4 +210,20 @@ fn parse_cidr(text: &str) -> anyhow::Result<IpNet> {
     t.parse::<IpNet>()
         .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from))
         .map_err(|_| anyhow::anyhow!("--allow-ip {t:?} is not an IP address or CIDR such as 203.0.113.0/24"))
+}
+
+/// A secret's first line from a file, or from standard input for `-`.
+fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("reading the MD5 key from stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading --md5-key-file {}", path.display()))?
+    };
+    let key = text.lines().next().unwrap_or_default().trim().to_string();
+    if key.is_empty() {
+        bail!("--md5-key-file {} holds no key", path.display());
+    }
+    Ok(key)
 }

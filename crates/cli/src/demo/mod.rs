@@ -102,9 +102,10 @@ pub async fn run(base: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     deps.topology.remove(&settings.broker.url).await;
     outcome?;
     summary?;
+    // Redacted: terminals get recorded and shared; the password is the operator's own.
     println!(
         "inspect: LIJIAN_DATABASE_URL={} lijian campaign status demo | lijian order show <orderCode>",
-        settings.database.url
+        lijian_core::config::redact_url(&settings.database.url)
     );
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use values::{format_duration, parse_duration, parse_schedule, redact_url, server_address};
-use values::{optional_rate, queue_prefix, Value};
+use values::{optional_rate, port_list, queue_prefix, Value};
 
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +78,19 @@ macro_rules! settings {
 
         $(
             $(#[doc = $section_doc])*
-            #[derive(Debug, Clone)]
+            #[derive(Clone)]
             pub struct $Section {
                 $( $(#[doc = $doc])* pub $field: $ty, )*
+            }
+
+            /// Each value as the environment takes it, connection URLs without
+            /// their password: settings end up in logs and panic messages.
+            impl std::fmt::Debug for $Section {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.debug_struct(stringify!($Section))
+                        $( .field(stringify!($field), &redact_url(&Value::show(&self.$field))) )*
+                        .finish()
+                }
             }
 
             impl Default for $Section {
@@ -138,6 +148,16 @@ settings! {
         /// How long a gateway reuses a merchant's credentials; admin changes
         /// (disable, new key, allowlist) apply within it.
         merchant_cache_ttl: Duration = Duration::from_secs(1), "LIJIAN_MERCHANT_CACHE_TTL";
+        /// How long a client may take to send a request's line and headers (also
+        /// the idle limit between two requests on one connection); the
+        /// connection is closed after it.
+        header_timeout: Duration = Duration::from_secs(10), "LIJIAN_HTTP_HEADER_TIMEOUT";
+        /// How long a client may take to send a request's body once its headers
+        /// arrived; past it the answer is status 3 and the connection is closed.
+        body_timeout: Duration = Duration::from_secs(10), "LIJIAN_HTTP_BODY_TIMEOUT";
+        /// Connections the API port keeps open at once; one more is closed at once
+        /// (`lijian_http_connections_refused_total`). Mind the process's open-file limit.
+        max_connections: usize = 4096, "LIJIAN_HTTP_MAX_CONNECTIONS";
     }
     /// Accepting orders and putting their jobs on the broker.
     producer: ProducerSection {
@@ -203,6 +223,9 @@ settings! {
         /// CIDRs exempt from the SSRF guard, comma-separated (e.g. `127.0.0.0/8`
         /// for local receivers).
         allow_cidrs: Option<String> = None, "LIJIAN_NOTIFY_ALLOW_CIDRS";
+        /// Ports a callbackUrl may use: ports and ranges, comma-separated. Others
+        /// park the report as a refused target.
+        ports: String = "80,443,1024-65535".into(), "LIJIAN_NOTIFY_PORTS", port_list;
         /// Reports one notifier delivers at once.
         concurrency: usize = 256, "LIJIAN_NOTIFY_CONCURRENCY";
         /// Reports in flight to one host:port at once, so a slow merchant cannot
@@ -220,6 +243,11 @@ settings! {
         /// On SIGTERM, how long in-flight jobs may finish before they return to the
         /// queue; the process exits within it, whatever it is waiting for.
         shutdown_grace: Duration = Duration::from_secs(30), "LIJIAN_SHUTDOWN_GRACE";
+        /// Times in a row the database may refuse a job's write (a value it cannot
+        /// store, a constraint; not an outage, which is waited out) before the job
+        /// is parked with the reason. Each hand-back waits in a retry tier, 1 s
+        /// doubling to 10 s.
+        requeue_limit: usize = 10, "LIJIAN_REQUEUE_LIMIT";
     }
 }
 
@@ -366,6 +394,16 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), KEYS.len(), "an environment variable declared twice");
         Ok(())
+    }
+
+    #[test]
+    fn debug_hides_passwords_in_urls() {
+        let mut s = Settings::default();
+        s.database.url = "postgres://app:hunter2@db/lijian".into();
+        s.broker.url = "amqp://app:hunter3@mq:5672/%2f".into();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("hunter3"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db/lijian"), "{shown}");
     }
 
     #[test]

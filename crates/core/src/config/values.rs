@@ -85,6 +85,22 @@ pub(super) fn queue_prefix(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// Ports and ranges ("80,443,1024-65535"); the notifier reads the ranges.
+pub(super) fn port_list(text: &str) -> Result<String, String> {
+    let ok = |p: &str| p.trim().parse::<u16>().is_ok();
+    let parts: Vec<&str> = text.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    let valid = !parts.is_empty()
+        && parts.iter().all(|p| match p.split_once('-') {
+            Some((low, high)) => ok(low) && ok(high),
+            None => ok(p),
+        });
+    if valid {
+        Ok(text.trim().to_string())
+    } else {
+        Err("expected ports and ranges such as 80,443,1024-65535".into())
+    }
+}
+
 /// A rate cap where 0 is allowed and means none.
 pub(super) fn optional_rate(text: &str) -> Result<u32, String> {
     text.trim().parse().map_err(|_| "expected a whole number (0 = off)".into())

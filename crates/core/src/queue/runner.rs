@@ -14,7 +14,7 @@ use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -30,23 +30,63 @@ pub enum Disposition {
     RetryAfter(Duration),
     /// Publish to the lane's dead-letter queue with this reason, then acknowledge.
     Park { reason: String },
-    /// Could not decide (database unreachable): hand the job back to the broker.
+    /// Could not decide (database unreachable): the job waits in a retry tier,
+    /// longer each time up to [`BACKOFF_CAP`], without holding a slot, and is
+    /// never parked for it: an outage is waited out.
     Requeue,
+    /// The database refused what this job needed to write (its own data, not an
+    /// outage, see `StoreError::is_refusal`): handed back like `Requeue`, but
+    /// counted; past the runner's `requeue_limit` in a row the handler's
+    /// [`JobHandler::give_up`] parks it with this reason.
+    Refused { reason: String },
     /// Not worked on here: publish it to the lane's work queue again, now, then
     /// acknowledge — the rest of a batch job handed back so that every running
     /// worker, also one started after the batch was queued, can take a share.
     Again,
     /// A batch job was taken apart: each part (a job of its own, with its payload)
-    /// gets its disposition, then the batch is acknowledged. If any part says
-    /// `Requeue`, or a part cannot be published, the whole batch goes back instead;
-    /// its finished parts are skipped when it returns.
+    /// gets its disposition (a part handed back waits in a retry tier as a job of
+    /// its own), then the batch is acknowledged. If a part cannot be published,
+    /// the whole batch goes back instead; its finished parts are skipped when it
+    /// returns.
     Split(Vec<(Vec<u8>, Disposition)>),
+}
+
+impl Disposition {
+    /// After a failed database write: a refusal is counted towards parking, an
+    /// unreachable database is waited out.
+    pub fn handed_back(e: &crate::store::StoreError) -> Disposition {
+        if e.is_refusal() {
+            Disposition::Refused { reason: e.reason() }
+        } else {
+            Disposition::Requeue
+        }
+    }
 }
 
 /// A role's work on one job; everything but the broker side effects.
 pub trait JobHandler: Send + Sync + 'static {
     fn process(&self, payload: &[u8]) -> impl std::future::Future<Output = Disposition> + Send;
+
+    /// The job keeps failing the same way (refused too often, or redelivered
+    /// close to the broker's own limit): record it as parked in the database
+    /// with `reason` and answer `Park`, or `Requeue` when that write fails —
+    /// a job in the dead-letter queue the database does not know as parked
+    /// would be dropped by the next sweep.
+    fn give_up(&self, payload: &[u8], reason: String) -> impl std::future::Future<Output = Disposition> + Send;
 }
+
+/// Counts consecutive refusals of a job (see [`Disposition::Refused`]).
+const REFUSALS_HEADER: &str = "x-lijian-refusals";
+/// Counts hand-backs of either kind, for the growing wait.
+const HANDBACKS_HEADER: &str = "x-lijian-handbacks";
+
+/// Longest wait of a handed-back job; an outage is noticed as over within it.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(10);
+
+/// A delivery this many times redelivered (`x-delivery-count`, set by quorum
+/// queues) is given up before RabbitMQ 4's default delivery limit of 20 would
+/// dead-letter it behind the database's back.
+pub const REDELIVERY_LIMIT: i64 = 15;
 
 /// Broker settings of a worker process.
 #[derive(Debug, Clone)]
@@ -60,6 +100,8 @@ pub struct RunnerSettings {
     pub prefetch: u16,
     pub concurrency: usize,
     pub shutdown_grace: Duration,
+    /// Consecutive refusals after which a job is given up (parked).
+    pub requeue_limit: usize,
 }
 
 impl RunnerSettings {
@@ -79,6 +121,7 @@ impl RunnerSettings {
             prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX),
             concurrency,
             shutdown_grace: settings.process.shutdown_grace,
+            requeue_limit: settings.process.requeue_limit,
         }
     }
 }
@@ -225,10 +268,10 @@ async fn serve<W: JobHandler>(
             }
             permit = permits.clone().acquire_owned() => permit.map_err(|_| QueueError::Unavailable("RabbitMQ session closed".into()))?,
         };
-        let (worker, publisher, topology, lane) = (worker.clone(), publisher.clone(), topology.clone(), settings.lane);
+        let (worker, publisher, topology) = (worker.clone(), publisher.clone(), topology.clone());
+        let context = Context { lane: settings.lane, requeue_limit: settings.requeue_limit };
         tasks.spawn(async move {
-            handle(Job { delivery }, &*worker, &publisher, &topology, lane).await;
-            drop(permit);
+            handle(Job { delivery }, permit, &*worker, &publisher, &topology, context).await;
         });
     };
     // Stop taking jobs, let those in flight finish within the grace period; any
@@ -245,38 +288,74 @@ async fn serve<W: JobHandler>(
     outcome
 }
 
-async fn handle<W: JobHandler>(job: Job, worker: &W, publisher: &Publisher, topology: &Topology, lane: Lane) {
-    match worker.process(&job.delivery.data).await {
-        Disposition::Ack => job.ack().await,
-        Disposition::Requeue => requeue_later(job).await,
-        Disposition::Split(parts) => {
-            if parts.iter().any(|(_, d)| matches!(d, Disposition::Requeue | Disposition::Split(_))) {
-                return requeue_later(job).await;
-            }
-            let sends = parts.iter().map(|(payload, d)| hand_on(publisher, topology, lane, payload, d));
-            match futures::future::try_join_all(sends).await {
-                Ok(_) => job.ack().await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot hand on part of a batch job; the batch goes back");
-                    job.requeue().await;
-                }
-            }
+#[derive(Clone, Copy)]
+struct Context {
+    lane: Lane,
+    requeue_limit: usize,
+}
+
+async fn handle<W: JobHandler>(
+    job: Job,
+    permit: OwnedSemaphorePermit,
+    worker: &W,
+    publisher: &Publisher,
+    topology: &Topology,
+    cx: Context,
+) {
+    let payload = &job.delivery.data;
+    let refusals = header_count(&job.delivery, REFUSALS_HEADER);
+    let handbacks = header_count(&job.delivery, HANDBACKS_HEADER);
+    let redelivered = header_count(&job.delivery, "x-delivery-count");
+    let mut disposition = if redelivered >= REDELIVERY_LIMIT {
+        let reason = format!("delivered {} times without an outcome (a worker crashing on it?)", redelivered + 1);
+        worker.give_up(payload, reason).await
+    } else {
+        worker.process(payload).await
+    };
+    if let Disposition::Refused { reason } = &disposition {
+        if refusals + 1 > cx.requeue_limit as i64 {
+            let reason = format!("refused {} times by the database; last: {reason}", refusals + 1);
+            disposition = worker.give_up(payload, reason).await;
         }
-        other => match hand_on(publisher, topology, lane, &job.delivery.data, &other).await {
-            Ok(()) => job.ack().await,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot schedule the retry or park the job; handed back");
-                job.requeue().await;
-            }
-        },
+    }
+    let sent = match &disposition {
+        Disposition::Ack => Ok(()),
+        Disposition::Split(parts) => {
+            let sends = parts.iter().map(|(part, d)| hand_on(publisher, topology, cx.lane, part, d, (0, 0)));
+            futures::future::try_join_all(sends).await.map(|_| ())
+        }
+        other => hand_on(publisher, topology, cx.lane, payload, other, (refusals, handbacks)).await,
+    };
+    match sent {
+        Ok(()) => {
+            drop(permit);
+            job.ack().await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot hand the job on (retry, park or back off); it goes back to the queue");
+            // The broker (or its topology) is what failed: waiting here, without a
+            // slot, keeps a redelivery from spinning on the same failure.
+            drop(permit);
+            let pause = BACKOFF_CAP.min(Duration::from_millis(500) * 2u32.pow(redelivered.clamp(0, 5) as u32));
+            tokio::time::sleep(pause).await;
+            job.requeue().await;
+        }
     }
 }
 
-/// Not straight back: the database is likely down, and an instant redelivery
-/// would spin.
-async fn requeue_later(job: Job) {
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    job.requeue().await;
+/// A numeric header of the delivery, 0 when absent.
+fn header_count(delivery: &Delivery, name: &str) -> i64 {
+    let Some(headers) = delivery.properties.headers() else { return 0 };
+    match headers.inner().get(name) {
+        Some(AMQPValue::LongLongInt(n)) => *n,
+        Some(AMQPValue::LongInt(n)) => i64::from(*n),
+        Some(AMQPValue::ShortInt(n)) => i64::from(*n),
+        Some(AMQPValue::LongUInt(n)) => i64::from(*n),
+        Some(AMQPValue::ShortShortInt(n)) => i64::from(*n),
+        Some(AMQPValue::ShortUInt(n)) => i64::from(*n),
+        Some(AMQPValue::ShortShortUInt(n)) => i64::from(*n),
+        _ => 0,
+    }
 }
 
 /// Publishes what a retry or a parking needs; nothing for an acknowledgement.
@@ -286,8 +365,20 @@ async fn hand_on(
     lane: Lane,
     payload: &[u8],
     disposition: &Disposition,
+    (refusals, handbacks): (i64, i64),
 ) -> Result<(), QueueError> {
     match disposition {
+        Disposition::Requeue | Disposition::Refused { .. } => {
+            // Requeue keeps the count (an outage between two refusals does not
+            // reset it); a refusal adds one.
+            let refusals = refusals + i64::from(matches!(disposition, Disposition::Refused { .. }));
+            let handbacks = handbacks + 1;
+            let mut headers = FieldTable::default();
+            headers.insert(REFUSALS_HEADER.into(), AMQPValue::LongLongInt(refusals));
+            headers.insert(HANDBACKS_HEADER.into(), AMQPValue::LongLongInt(handbacks));
+            let tier = topology.backoff_queue(lane, handbacks.clamp(1, 16) as u32, BACKOFF_CAP);
+            publisher.publish("", &tier, payload, Some(headers)).await
+        }
         Disposition::RetryAfter(delay) => {
             let tier = topology.retry_queue_for(lane, *delay);
             publisher.publish("", &tier, payload, None).await
@@ -299,6 +390,7 @@ async fn hand_on(
             publisher.publish(&exchange, lane.routing_key(), payload, Some(headers)).await
         }
         Disposition::Again => publisher.publish(&topology.exchange(lane), lane.routing_key(), payload, None).await,
-        Disposition::Ack | Disposition::Requeue | Disposition::Split(_) => Ok(()),
+        Disposition::Ack => Ok(()),
+        Disposition::Split(_) => Err(QueueError::Unavailable("a batch part cannot be a batch".into())),
     }
 }

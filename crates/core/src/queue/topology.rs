@@ -113,6 +113,16 @@ impl Topology {
         self.retry_queue(lane, nearest)
     }
 
+    /// A delay queue for the `n`th hand-back in a row of a job: about 2^(n-1)
+    /// seconds, at most `cap`, as near as the lane's declared delays allow (the
+    /// longest of them not above the target, else the shortest).
+    pub fn backoff_queue(&self, lane: Lane, n: u32, cap: Duration) -> String {
+        let base = self.delays(lane);
+        let target = cap.min(Duration::from_secs(1u64 << n.saturating_sub(1).min(20)));
+        let delay = base.iter().rev().find(|d| **d <= target).or(base.first()).copied().unwrap_or(cap);
+        self.retry_queue(lane, delay)
+    }
+
     pub fn issue_exchange(&self) -> String {
         self.exchange(Lane::Issue)
     }
@@ -229,5 +239,24 @@ mod tests {
         assert_eq!(t.retry_queue_for(Lane::Issue, Duration::from_secs(1)), "p.issue.retry.1s");
         assert_eq!(t.retry_queue_for(Lane::Issue, Duration::from_millis(1100)), "p.issue.retry.1s");
         assert!(t.queues().contains(&"p.notify.dlq".to_string()));
+    }
+
+    #[test]
+    fn back_off_grows_to_the_cap_within_declared_delays() {
+        let secs = |s: &[u64]| s.iter().map(|s| Duration::from_secs(*s)).collect::<Vec<_>>();
+        let t = Topology::new("p").with_retry_delays(&secs(&[1, 5, 30]));
+        let cap = Duration::from_secs(10);
+        let base = |n| {
+            let q = t.backoff_queue(Lane::Issue, n, cap);
+            assert!(t.queues().contains(&q), "{q} is declared");
+            q
+        };
+        assert!(["p.issue.retry.850ms", "p.issue.retry.1s", "p.issue.retry.1150ms"].contains(&base(1).as_str()));
+        for _ in 0..20 {
+            let q = base(4);
+            assert!(["p.issue.retry.4250ms", "p.issue.retry.5s", "p.issue.retry.5750ms"].contains(&q.as_str()), "{q}");
+            let q = base(16);
+            assert!(q.ends_with("retry.4250ms") || q.ends_with("retry.5s") || q.ends_with("retry.5750ms"), "{q}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use crate::money::Fen;
 use crate::vocab::LedgerKind;
 
 /// What `lijian merchant add` registers.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct NewMerchant {
     pub merchant_id: String,
     pub business_id: String,
@@ -33,6 +33,42 @@ pub struct MerchantEdit {
     pub allow_ips: Option<Vec<ipnet::IpNet>>,
 }
 
+/// The MD5 key is a shared secret: a `{:?}` in a log line must not print it.
+fn secret(key: &Option<String>) -> &'static str {
+    if key.is_some() {
+        "Some(<redacted>)"
+    } else {
+        "None"
+    }
+}
+
+impl std::fmt::Debug for NewMerchant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewMerchant")
+            .field("merchant_id", &self.merchant_id)
+            .field("business_id", &self.business_id)
+            .field("name", &self.name)
+            .field("rsa_public_key", &self.rsa_public_key.as_ref().map(|_| "<public key>"))
+            .field("md5_key", &format_args!("{}", secret(&self.md5_key)))
+            .field("callback_url", &self.callback_url)
+            .field("allow_ips", &self.allow_ips)
+            .field("opening_balance", &self.opening_balance)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MerchantAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MerchantAuth")
+            .field("business_id", &self.business_id)
+            .field("enabled", &self.enabled)
+            .field("rsa_public_key", &self.rsa_public_key.as_ref().map(|_| "<public key>"))
+            .field("md5_key", &format_args!("{}", secret(&self.md5_key)))
+            .field("allow_ips", &self.allow_ips)
+            .finish()
+    }
+}
+
 /// A merchant as operators see it (no secrets).
 #[derive(Debug, Clone)]
 pub struct MerchantView {
@@ -49,7 +85,7 @@ pub struct MerchantView {
 }
 
 /// What the gateway needs to authenticate one request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MerchantAuth {
     pub business_id: String,
     pub enabled: bool,
@@ -199,6 +235,16 @@ impl Store {
         }))
     }
 
+    /// The merchants registered under a businessId (at most two: enough to tell
+    /// whether it names one merchant), for requests that name only the header.
+    pub async fn merchants_of_business(&self, business_id: &str) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT merchant_id FROM merchants WHERE business_id = $1 ORDER BY merchant_id LIMIT 2")
+            .await?;
+        Ok(client.query(&stmt, &[&business_id]).await?.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Sum of the merchant's ledger, which must always equal its balance.
     pub async fn ledger_sum(&self, merchant_id: &str) -> Result<Fen, StoreError> {
         let client = self.client().await?;
@@ -209,5 +255,27 @@ impl Store {
             )
             .await?;
         Ok(Fen(row.get(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_no_md5_key() {
+        let key = Some("a-very-secret-md5-key".to_string());
+        let new = NewMerchant { merchant_id: "m1".into(), md5_key: key.clone(), ..Default::default() };
+        let auth = MerchantAuth {
+            business_id: "b1".into(),
+            enabled: true,
+            rsa_public_key: None,
+            md5_key: key,
+            allow_ips: Vec::new(),
+        };
+        for shown in [format!("{new:?}"), format!("{auth:?}")] {
+            assert!(!shown.contains("a-very-secret"), "{shown}");
+            assert!(shown.contains("md5_key: Some(<redacted>)"), "{shown}");
+        }
     }
 }

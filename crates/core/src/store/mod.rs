@@ -84,6 +84,29 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 }
 
 impl StoreError {
+    /// The server refused the statement because of what this job asked it to
+    /// store (a bad value, a constraint, a trigger) rather than because it is
+    /// down, restarting or busy: trying the same job again will fail again.
+    pub fn is_refusal(&self) -> bool {
+        let StoreError::Db(e) = self else { return false };
+        let Some(code) = e.code() else { return false };
+        // Connection (08), transaction rollback (40), resources (53), operator
+        // intervention such as a restart (57) and system errors (58) pass.
+        !matches!(&code.code()[..2], "08" | "40" | "53" | "57" | "58")
+    }
+
+    /// The server's own words when it refused a statement (tokio-postgres shows
+    /// only "db error"), else the error as displayed.
+    pub fn reason(&self) -> String {
+        match self {
+            StoreError::Db(e) => match e.as_db_error() {
+                Some(db) => format!("{} (PostgreSQL {})", db.message(), db.code().code()),
+                None => self.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+
     /// Maps a constraint violation to a message a person can act on.
     pub(crate) fn from_db(e: tokio_postgres::Error, conflict: &str) -> StoreError {
         match e.code() {
@@ -101,6 +124,17 @@ impl StoreError {
     }
 }
 
+/// Text as PostgreSQL can store it: `text` refuses the NUL character, so a
+/// merchant's or WeChat's answer that carries one would make the write fail on
+/// every attempt. It is written as the two characters `\0` instead.
+pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\\0"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Versioned migrations compiled into the binary. Append only: never edit one
 /// that has shipped.
 const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -113,6 +147,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (7, "send_pace", include_str!("../../migrations/0007_send_pace.sql")),
     (8, "slot_lead", include_str!("../../migrations/0008_slot_lead.sql")),
     (9, "report_dismissed", include_str!("../../migrations/0009_report_dismissed.sql")),
+    (10, "price_rules", include_str!("../../migrations/0010_price_rules.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use ops::{bind_ops, ops_routes, serve_ops, Ops, OpsError};
+pub use ops::{bind_ops, health_routes, ops_routes, serve_ops, Ops, OpsError};
 
 /// Something that has metrics to report.
 pub trait MetricsSource: Send + Sync {

@@ -40,11 +40,15 @@ pub struct Ops {
     topology: Topology,
     /// Filled by each role's `start`, so starting a role is all it takes to be seen.
     roles: Mutex<Vec<Role>>,
+    /// A connection of its own for queue depths: a passive declare of a missing
+    /// queue closes its channel, which must never be the one orders are
+    /// published on.
+    inspector: tokio::sync::Mutex<Option<(lapin::Connection, lapin::Channel)>>,
 }
 
 impl Ops {
     pub fn new(store: Store, publisher: Arc<Publisher>, topology: Topology) -> Ops {
-        Ops { store, publisher, topology, roles: Mutex::new(Vec::new()) }
+        Ops { store, publisher, topology, roles: Mutex::new(Vec::new()), inspector: tokio::sync::Mutex::new(None) }
     }
 
     /// Adds a running role's metrics to this process's exposition.
@@ -105,11 +109,37 @@ impl Ops {
     }
 
     async fn queue_depth(&self, queue: &str) -> Option<u32> {
-        let channel = tokio::time::timeout(Duration::from_secs(1), self.publisher.channel()).await.ok()?.ok()?;
+        let mut inspector = self.inspector.lock().await;
+        if !inspector.as_ref().is_some_and(|(_, channel)| channel.status().connected()) {
+            if let Some((old, _)) = inspector.take() {
+                let _ = tokio::time::timeout(Duration::from_millis(200), old.close(200, "reopen".into())).await;
+            }
+            let opened = async {
+                let connection = crate::queue::connect(self.publisher.url(), "lijian-metrics").await.ok()?;
+                let channel = connection.create_channel().await.ok()?;
+                Some((connection, channel))
+            };
+            *inspector = tokio::time::timeout(Duration::from_secs(1), opened).await.ok()?;
+        }
+        let (_, channel) = inspector.as_ref()?;
         let options = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
         let declared = channel.queue_declare(queue.into(), options, Default::default()).await.ok()?;
         Some(declared.message_count())
     }
+
+    /// Closes the metrics connection (a clean exit; see `Deps`).
+    pub async fn close(&self) {
+        if let Some((connection, channel)) = self.inspector.lock().await.take() {
+            let _ = channel.close(200, "bye".into()).await;
+            let _ = connection.close(200, "bye".into()).await;
+        }
+    }
+}
+
+/// `/healthz` and `/readyz` only: for a gateway whose `/metrics` is on
+/// `LIJIAN_OPS_ADDR`, away from the public port.
+pub fn health_routes<S: Clone + Send + Sync + 'static>(ops: Arc<Ops>) -> Router<S> {
+    Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).with_state(ops)
 }
 
 /// The three endpoints over `ops`.
