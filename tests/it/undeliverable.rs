@@ -27,7 +27,7 @@ async fn a_callback_url_inside_our_network_is_refused_at_every_door() {
     assert_eq!(app.count("SELECT count(*) FROM orders").await, 0, "nothing accepted, nothing charged");
     // A public address and the test's allowlisted loopback still pass.
     assert_eq!(app.post_signed(ORDERS, &with_callback("door-ok", "https://93.184.216.34/cb")).await["status"], 0);
-    assert_eq!(app.post_signed(ORDERS, &with_callback("door-lo", "http://127.0.0.1:9/cb")).await["status"], 0);
+    assert_eq!(app.post_signed(ORDERS, &with_callback("door-lo", "http://127.0.0.1:9999/cb")).await["status"], 0);
 
     // merchant add refuses it too, naming the rule.
     let out = lijian_command(&app.settings)

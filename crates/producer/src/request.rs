@@ -96,7 +96,19 @@ pub fn check_callback_url(url: &str, guard: &Guard) -> Result<(), String> {
             "callbackUrl {url} can never be delivered: {why}; reports are not sent inside our network \
              (an operator can open a range with LIJIAN_NOTIFY_ALLOW_CIDRS)"
         )
-    })
+    })?;
+    // A port outside the notifier's policy (LIJIAN_NOTIFY_PORTS) is refused at
+    // delivery too: refuse it here, where the merchant still hears why.
+    let after_host = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+        None => host.rfind(':').map_or("", |i| &host[i..]),
+    };
+    let port = match after_host.strip_prefix(':') {
+        Some(port) => port.parse::<u16>().map_err(|_| format!("callbackUrl {url} has an invalid port"))?,
+        None if lower.starts_with("https://") => 443,
+        None => 80,
+    };
+    guard.check_port(port).map_err(|why| format!("callbackUrl {url} can never be delivered: {why}"))
 }
 
 #[cfg(test)]
