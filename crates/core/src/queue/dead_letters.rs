@@ -48,6 +48,8 @@ pub async fn sweep_dead_letters(
         }
         delivery.ack(BasicAckOptions::default()).await?;
     }
+    // Channel first (see `Topology::remove`).
+    let _ = channel.close(200, "swept".into()).await;
     let _ = connection.close(200, "swept".into()).await;
     Ok(swept)
 }

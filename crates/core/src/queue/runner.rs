@@ -284,6 +284,8 @@ async fn serve<W: JobHandler>(
     if tokio::time::timeout(settings.shutdown_grace, tasks.wait()).await.is_err() {
         tracing::warn!("grace period over; unfinished jobs return to the queue");
     }
+    // Channel first (see `Topology::remove`).
+    let _ = tokio::time::timeout(brief, channel.close(200, "bye".into())).await;
     let _ = tokio::time::timeout(brief, connection.close(200, "bye".into())).await;
     outcome
 }

@@ -160,6 +160,9 @@ impl Topology {
             for e in self.exchanges() {
                 let _ = channel.exchange_delete(e.as_str().into(), Default::default()).await;
             }
+            // Channel first: closing the connection under an open channel makes
+            // lapin log "invalid channel state: Closing" as an ERROR.
+            let _ = channel.close(200, "removed".into()).await;
         }
         let _ = connection.close(200, "removed".into()).await;
     }
