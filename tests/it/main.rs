@@ -7,8 +7,10 @@ mod helpers;
 
 mod accounts;
 mod api_status;
+mod bad_input;
 mod campaign_state;
 mod campaigns;
+mod clean_exit;
 mod cli;
 mod crash;
 mod demo;

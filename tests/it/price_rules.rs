@@ -3,22 +3,14 @@
 
 use std::time::Duration;
 
-use lijian_core::money::Fen;
-use lijian_core::store::NewProduct;
-
 use crate::helpers::*;
-
-const CHEAP: &str = "p-cheap";
 
 #[tokio::test]
 async fn an_order_for_a_product_of_another_face_value_is_refused_at_every_door() {
     let app = spawn_app().await;
     // A 1-yuan product at 0.01: ordered against the 10-yuan activity it would
     // buy a 10-yuan coupon for a fen.
-    app.store
-        .add_product(&NewProduct { product_code: CHEAP.into(), face_value: Fen(100), price: Fen(1) })
-        .await
-        .expect("product");
+    app.add_cheap_product().await;
     let balance = app.balance(MERCHANT).await;
 
     let body = order_body("cheap-1").replace(PRODUCT, CHEAP);

@@ -102,3 +102,6 @@ mod tests {
         assert_eq!(Fen(-5).to_string(), "-0.05");
     }
 }
+
+#[cfg(test)]
+mod props;

@@ -257,3 +257,6 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod props;

@@ -5,6 +5,7 @@
 
 pub mod proxy;
 pub mod receiver;
+pub mod roles;
 pub mod wxpay;
 
 use std::net::SocketAddr;
@@ -26,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 pub const MERCHANT: &str = "m-test";
 pub const BUSINESS: &str = "b-test";
 pub const PRODUCT: &str = "p-test";
+/// A product of another face value than the seeded activity's ([`TestApp::add_cheap_product`]).
+pub const CHEAP: &str = "p-cheap";
 pub const ACTIVITY: &str = "a-test";
 pub const MD5_KEY: &str = "test-md5-key-0123456789";
 /// Settlement price of the seeded product, 9.50 yuan.
@@ -462,6 +465,17 @@ impl TestApp {
 
     pub async fn balance(&self, merchant: &str) -> i64 {
         self.store.show_merchant(merchant).await.expect("merchant").balance.0
+    }
+
+    /// Adds [`CHEAP`]: a 1-yuan product sold at 0.01, whose face value is not
+    /// the seeded activity's 10-yuan coupon (the price rule must refuse it).
+    pub async fn add_cheap_product(&self) {
+        let cheap = lijian_core::store::NewProduct {
+            product_code: CHEAP.into(),
+            face_value: lijian_core::money::Fen(100),
+            price: lijian_core::money::Fen(1),
+        };
+        self.store.add_product(&cheap).await.expect("product");
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

@@ -138,7 +138,7 @@ pub async fn insert_tx_per_sec(store: &Store, concurrency: usize, n: usize) -> a
 
 async fn cleanup(settings: &Settings) {
     Topology::from_settings(settings).remove(&settings.broker.url).await;
-    let _ = lijian_core::store::drop_database(&settings.database.url).await;
+    let _ = lijian_core::store::drop_database_after(&settings.database.url, Duration::from_secs(3)).await;
 }
 
 /// RSA-2048 signatures per second on one core, for one second.

@@ -279,10 +279,31 @@ pub fn with_database(url: &str, dbname: &str) -> String {
 /// Drops the database `database_url` names, closing its connections (for tests
 /// and benchmarks that create their own).
 pub async fn drop_database(database_url: &str) -> Result<(), StoreError> {
+    drop_database_after(database_url, Duration::ZERO).await
+}
+
+/// [`drop_database`], first waiting up to `patience` for other connections to
+/// leave: pools a caller just dropped close asynchronously, and connections
+/// killed by the drop each log "Connection error" at WARN on the way out of a
+/// bench (tests pass no patience: they do not read those lines, and time counts).
+pub async fn drop_database_after(database_url: &str, patience: Duration) -> Result<(), StoreError> {
     let config = tokio_postgres::Config::from_str(database_url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
-    let dbname = config.get_dbname().ok_or_else(|| StoreError::BadUrl("no database name".into()))?.replace('"', "\"\"");
+    let name = config.get_dbname().ok_or_else(|| StoreError::BadUrl("no database name".into()))?;
     let admin = Store::connect(&with_database(database_url, "postgres"), 1)?;
-    admin.client().await?.batch_execute(&format!("DROP DATABASE IF EXISTS \"{dbname}\" WITH (FORCE)")).await?;
+    let client = admin.client().await?;
+    let deadline = std::time::Instant::now() + patience;
+    while std::time::Instant::now() < deadline {
+        let others: i64 = client
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", &[&name])
+            .await?
+            .get(0);
+        if others == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let quoted = name.replace('"', "\"\"");
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{quoted}\" WITH (FORCE)")).await?;
     Ok(())
 }
 

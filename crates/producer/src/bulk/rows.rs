@@ -248,3 +248,6 @@ mod tests {
         assert_eq!(out, b"3\ta\\\\b\to\t\tp\ta\t\n".to_vec());
     }
 }
+
+#[cfg(test)]
+mod props;
