@@ -155,6 +155,8 @@ async fn main() {
     let cli = Cli::parse();
     init_tracing(match cli.command {
         // lapin logs a closed channel as an error even when we closed it.
+        // The faults are the point of --faults: counted in its summary, not logged one by one.
+        Command::Demo(demo::DemoArgs { faults: true, .. }) => "error,lapin=off",
         Command::Demo(_) | Command::Load(_) => "warn,lapin=off",
         _ => "info,tokio_postgres=warn,lapin=warn",
     });

@@ -164,7 +164,7 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
 }
 
 /// Makes both dead-letter queues hold exactly what the database says is parked.
-async fn sweep(store: &Store, publisher: &Publisher) -> anyhow::Result<()> {
+pub(crate) async fn sweep(store: &Store, publisher: &Publisher) -> anyhow::Result<()> {
     let parked = store.dead_jobs(&DeadFilter::default()).await?;
     let orders: HashSet<String> =
         parked.iter().filter(|j| j.lane == Lane::Issue).map(|j| j.order_code.clone()).collect();

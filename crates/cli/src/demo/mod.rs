@@ -11,7 +11,9 @@
 //! - `receiver.rs`  the merchant endpoint that verifies each report
 //! - `load.rs`      orders through the open API and a CSV campaign
 //! - `summary.rs`   progress, and the summary checked against the simulator
+//! - `faults.rs`    `--faults`: injected failures and the operator's part
 
+mod faults;
 mod load;
 mod preflight;
 mod receiver;
@@ -43,10 +45,15 @@ pub struct DemoArgs {
     /// The demo's queue prefix (its queues are deleted before and after).
     #[arg(long, default_value = "lijian-demo")]
     pub queue_prefix: String,
+    /// Make it hard: WeChat Pay errors, 429s, timeouts and dropped answers, a
+    /// merchant endpoint refusing first attempts, a consumer restarted mid-run,
+    /// orders parked on a disabled account and replayed. The summary must still add up.
+    #[arg(long)]
+    pub faults: bool,
 }
 
 /// How long the roles may take to finish in-flight work once the demo is over.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(base: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     if args.orders == 0 {
@@ -73,15 +80,31 @@ pub async fn run(base: &Settings, args: DemoArgs) -> anyhow::Result<()> {
         setup::KEY_ID,
     );
     sim_config.max_per_user = u32::MAX;
+    if args.faults {
+        faults::tune(&mut settings, &mut sim_config);
+    }
     let sim = wxpay_sim::start(sim_config, stop.clone()).await?;
     settings.wxpay.base_url = format!("http://{}", sim.addr);
-    let receiver = receiver::start(&keys.platform.public_key_pem()?, stop.clone()).await?;
+    let flaky = match args.faults {
+        true => receiver::Flaky { every: faults::REFUSE_EVERY, attempts: faults::REFUSED_ATTEMPTS },
+        false => receiver::Flaky::default(),
+    };
+    let receiver = receiver::start(&keys.platform.public_key_pem()?, flaky, stop.clone()).await?;
     let callback = format!("http://{}/callback", receiver.addr);
 
     // The same wiring as `lijian serve`; the load shares the roles' pool and publisher.
     let deps = Deps::connect(&settings, "lijian-demo")?;
     setup::seed(&deps.store, &keys.merchant, &callback, args.orders).await?;
-    let started = roles::start(&deps, &Role::ALL, &stop).await?;
+    // With --faults the consumer runs apart, so that it can be restarted.
+    let (roles_here, consumer) = match args.faults {
+        true => {
+            faults::seed(&deps.store, &settings, faults::PARKED_ORDERS).await?;
+            let consumer = faults::RestartableConsumer::start(&deps, &stop).await?;
+            (vec![Role::Gateway, Role::Notifier, Role::Scheduler], Some(consumer))
+        }
+        false => (Role::ALL.to_vec(), None),
+    };
+    let started = roles::start(&deps, &roles_here, &stop).await?;
     let gateway = started.gateway.ok_or_else(|| anyhow::anyhow!("the gateway did not start"))?;
     println!(
         "  running: WeChat Pay simulator http://{}, gateway http://{gateway}, consumer, notifier, scheduler, merchant {callback}",
@@ -91,13 +114,42 @@ pub async fn run(base: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     let clock = Instant::now();
     let split = load::Split::of(args.orders);
     load::place(&gateway.to_string(), &keys.merchant, &deps.store, &deps.publisher, &split, dir.path()).await?;
+    let mut total = args.orders as i64;
+    if consumer.is_some() {
+        faults::place_parked(&gateway.to_string(), &keys.merchant).await?;
+        total += faults::PARKED_ORDERS as i64;
+    }
     let timeout = Duration::from_secs(args.timeout);
-    let outcome = summary::wait_for_everything(&deps.store, &receiver, args.orders as i64, timeout).await;
+    // The operator's part (--faults) runs beside the watch, until the watch ends.
+    let watching = CancellationToken::new();
+    let (outcome, operated) = tokio::join!(
+        async {
+            let outcome = summary::wait_for_everything(&deps.store, &receiver, total, timeout).await;
+            watching.cancel();
+            outcome
+        },
+        async {
+            match consumer {
+                Some(consumer) => Some(faults::operate(&deps, consumer, total, &stop, &watching).await),
+                None => None,
+            }
+        }
+    );
     let elapsed = clock.elapsed();
+    let (interventions, consumer) = match operated {
+        Some(operated) => {
+            let (done, consumer) = operated?;
+            (Some(done), Some(consumer))
+        }
+        None => (None, None),
+    };
     let sim_url = format!("http://{}", sim.addr);
-    let summary = summary::summarise(&deps.store, &receiver, &sim_url, elapsed, &split).await;
+    let summary = summary::summarise(&deps.store, &receiver, &sim_url, elapsed, &split, interventions.as_ref()).await;
 
     stop.cancel();
+    if let Some(consumer) = consumer {
+        consumer.stop().await;
+    }
     let _ = tokio::time::timeout(STOP_GRACE, started.wait()).await;
     deps.topology.remove(&settings.broker.url).await;
     outcome?;

@@ -9,11 +9,17 @@ use anyhow::bail;
 use lijian_core::status::OrderStatus;
 use lijian_core::store::Store;
 
+use super::faults::{self, Interventions};
 use super::load::Split;
 use super::receiver::Receiver;
 
 fn verified(receiver: &Receiver) -> (usize, usize) {
     receiver.seen.lock().map(|s| (s.verified.len(), s.bad_signatures)).unwrap_or((0, 0))
+}
+
+/// POSTs the merchant answered 503 on purpose (`--faults`).
+fn refused(receiver: &Receiver) -> usize {
+    receiver.seen.lock().map(|s| s.refused).unwrap_or(0)
 }
 
 /// Progress once a second until every order is final and reported (verified).
@@ -64,6 +70,7 @@ pub async fn summarise(
     sim_url: &str,
     elapsed: Duration,
     split: &Split,
+    faults: Option<&Interventions>,
 ) -> anyhow::Result<()> {
     let c = store.status_counts().await?;
     let failures = store.failure_reasons().await?;
@@ -71,11 +78,13 @@ pub async fn summarise(
     let ledger: Vec<serde_json::Value> = reqwest::get(format!("{sim_url}/__sim/ledger")).await?.json().await?;
     let distinct: HashSet<&str> = ledger.iter().filter_map(|c| c["out_request_no"].as_str()).collect();
     let (verified, bad) = verified(receiver);
+    let retries = store.retry_counts().await?;
     let (api, csv) = (split.api, split.csv);
-    let total = api + csv;
+    let parked = if faults.is_some() { faults::PARKED_ORDERS } else { 0 };
+    let total = api + csv + parked;
     let issued = c.orders(OrderStatus::Success);
     println!("summary:");
-    println!("  orders      {total} ({api} through the signed open API, {csv} from CSV campaign \"demo\")");
+    println!("  orders      {total} ({} through the signed open API, {csv} from CSV campaign \"demo\")", api + parked);
     println!(
         "  coupons     {issued} issued; the simulator issued {} to {} distinct orders",
         ledger.len(),
@@ -99,7 +108,28 @@ pub async fn summarise(
         latency.p50_secs.unwrap_or(f64::NAN),
         latency.p99_secs.unwrap_or(f64::NAN)
     );
-    if ledger.len() != distinct.len()
+    println!(
+        "  retries     {} calls to WeChat Pay retried; {} report POSTs not answered SUCCESS, retried",
+        retries.issue_retries, retries.report_failures
+    );
+    let mut adds_up = true;
+    if let Some(f) = faults {
+        let refused = refused(receiver);
+        println!(
+            "  faults      merchant refused {refused} POSTs on purpose; consumer restarted at {} final; {} parked orders replayed",
+            f.restarted_at.map_or("-".to_string(), |n| n.to_string()),
+            f.replayed
+        );
+        // Every fault was met: the replay took all parked orders, each refused
+        // POST was recorded (and, since every report is delivered, retried),
+        // WeChat Pay's faults were retried, and the restart happened.
+        adds_up = f.replayed == faults::PARKED_ORDERS
+            && f.restarted_at.is_some()
+            && retries.report_failures >= refused as i64
+            && retries.issue_retries > 0;
+    }
+    if !adds_up
+        || ledger.len() != distinct.len()
         || distinct.len() as i64 != issued
         || bad > 0
         || verified as i64 != c.reports_delivered

@@ -35,7 +35,7 @@ pub use issuance::{AttemptRecord, Begun, IssueOrder};
 pub use merchants::{MerchantAuth, MerchantEdit, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
 pub use pace::{Grant, Lease};
-pub use stats::{DeliveryLatency, StatusCounts};
+pub use stats::{DeliveryLatency, RetryCounts, StatusCounts};
 pub use timeline::{Door, Event, Timeline};
 
 use std::str::FromStr;

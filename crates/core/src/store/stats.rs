@@ -25,6 +25,17 @@ impl StatusCounts {
     }
 }
 
+/// Attempts that did not settle an order or a report, over a whole run: what
+/// retries absorbed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RetryCounts {
+    /// Calls to WeChat Pay whose outcome was "try again" (errors, 429s,
+    /// timeouts, dropped answers).
+    pub issue_retries: i64,
+    /// POSTs to merchants that were not answered `SUCCESS`.
+    pub report_failures: i64,
+}
+
 /// Time from acceptance to the merchant's `SUCCESS`, over delivered reports.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DeliveryLatency {
@@ -69,5 +80,12 @@ impl Store {
             )
             .await?;
         Ok(DeliveryLatency { p50_secs: row.get(0), p99_secs: row.get(1) })
+    }
+
+    pub async fn retry_counts(&self) -> Result<RetryCounts, StoreError> {
+        let client = self.client().await?;
+        let issue = client.query_one("SELECT count(*) FROM upstream_attempts WHERE outcome = 'retry'", &[]).await?;
+        let reports = client.query_one("SELECT count(*) FROM report_attempts WHERE NOT delivered", &[]).await?;
+        Ok(RetryCounts { issue_retries: issue.get(0), report_failures: reports.get(0) })
     }
 }
