@@ -33,6 +33,7 @@ async fn drop_demo_database(database: &str) {
 
 #[tokio::test]
 async fn the_demo_runs_end_to_end_and_again() {
+    let _machine = share_machine().await;
     let (database, prefix) = demo_names();
     for orders in ["300", "120"] {
         let out = demo(&database, &prefix, orders, &[]);
@@ -55,6 +56,7 @@ async fn the_demo_runs_end_to_end_and_again() {
 /// and one verified report, and the summary counts what was absorbed.
 #[tokio::test]
 async fn the_demo_with_faults_still_adds_up_and_counts_them() {
+    let _machine = share_machine().await;
     let (database, prefix) = demo_names();
     let out = demo(&database, &prefix, "400", &["--faults"]);
     let stdout = String::from_utf8_lossy(&out.stdout);

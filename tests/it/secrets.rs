@@ -53,6 +53,7 @@ async fn md5_keys_come_from_a_file_or_stdin() {
 /// runs with one and must not print it.
 #[tokio::test]
 async fn the_demo_prints_no_database_password() {
+    let _machine = share_machine().await;
     let base = std::env::var("LIJIAN_DATABASE_URL").unwrap_or(lijian_core::config::Settings::default().database.url);
     let Some(with_password) =
         base.contains("://postgres@").then(|| base.replace("://postgres@", "://postgres:s3cret-pw@"))

@@ -418,7 +418,12 @@ pub async fn start_on_own_thread(config: SimConfig, shutdown: CancellationToken)
     std::thread::Builder::new()
         .name("wxpay-sim".into())
         .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("wxpay-sim-worker")
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(e) => {
                     let _ = started.send(Err(SimError::Bind(config.addr.clone(), e)));

@@ -222,6 +222,12 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     app
 }
 
+/// For heavy work without a test app (the demo as a child process): holds the
+/// machine shared, so a test that measures alone never runs beside it.
+pub async fn share_machine() -> Machine {
+    Machine::Shared(MACHINE.read().await)
+}
+
 /// How a test app holds the machine (see [`MACHINE`]); released when dropped.
 pub enum Machine {
     Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
