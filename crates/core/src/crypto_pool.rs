@@ -29,7 +29,11 @@ pub async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
     let job: Job = Box::new(move || {
         let _ = answer.send(work());
     });
-    pool().send(job).ok()?;
+    if let Err(unsent) = pool().send(job) {
+        // No crypto thread could be started (the error was logged): tokio's
+        // blocking pool is slower beside busy workers, but signing still works.
+        tokio::task::spawn_blocking(unsent.0).await.ok()?;
+    }
     answered.await.ok()
 }
 
