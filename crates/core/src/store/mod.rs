@@ -20,6 +20,7 @@ mod catalogue;
 pub mod dlq;
 pub mod finish;
 pub mod issuance;
+mod merchant_keys;
 mod merchants;
 mod nonces;
 mod orders;
@@ -28,10 +29,11 @@ mod stats;
 mod timeline;
 
 pub use accounts::{AccountRow, NewAccount};
-pub use catalogue::{validate_activity, NewActivity, NewProduct};
+pub use catalogue::{validate_activity, ActivityEdit, ActivityView, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
 pub use finish::{Issued, Unissued};
 pub use issuance::{AttemptRecord, Begun, IssueOrder};
+pub use merchant_keys::{MerchantKey, NewKey, Retired};
 pub use merchants::{MerchantAuth, MerchantEdit, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
 pub use pace::{Grant, Lease};
@@ -148,6 +150,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (8, "slot_lead", include_str!("../../migrations/0008_slot_lead.sql")),
     (9, "report_dismissed", include_str!("../../migrations/0009_report_dismissed.sql")),
     (10, "price_rules", include_str!("../../migrations/0010_price_rules.sql")),
+    (12, "edits", include_str!("../../migrations/0012_edits.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.
