@@ -4,47 +4,12 @@
 //! within the shutdown grace on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::helpers::silent::SilentListener;
 use crate::helpers::*;
-
-/// Accepts connections and keeps them open without ever writing a byte.
-struct SilentListener {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SilentListener {
-    async fn start() -> SilentListener {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind silent listener");
-        let addr = listener.local_addr().expect("addr");
-        let task = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                held.push(socket);
-            }
-        });
-        SilentListener { addr, task }
-    }
-
-    /// `url` with its host:port replaced by this listener's.
-    fn route(&self, url: &str) -> String {
-        let (scheme, rest) = url.split_once("://").expect("a URL");
-        let (authority, path) =
-            rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, String::new()));
-        let userinfo = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
-        format!("{scheme}://{userinfo}{}{path}", self.addr)
-    }
-}
-
-impl Drop for SilentListener {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// A role started with short connect timeouts; its stderr collected as it comes.
 struct Role {

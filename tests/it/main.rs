@@ -13,6 +13,7 @@ mod catalogue_edit;
 mod cli;
 mod crash;
 mod demo;
+mod doctor;
 mod footprint;
 mod hangs;
 mod intake;

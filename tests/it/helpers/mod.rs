@@ -5,6 +5,7 @@
 
 pub mod proxy;
 pub mod receiver;
+pub mod silent;
 pub mod wxpay;
 
 use std::net::SocketAddr;

@@ -272,6 +272,38 @@ pub async fn migrate_within(database_url: &str, connect_timeout: Duration) -> Re
     Ok(applied)
 }
 
+/// How a database's schema compares with the migrations of this binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Known here, not applied there: `lijian migrate` applies them.
+    pub pending: Vec<(i32, &'static str)>,
+    /// Applied there, unknown here: a newer release migrated the database.
+    pub unknown: Vec<i32>,
+    pub applied: usize,
+}
+
+impl Store {
+    /// Reads which migrations the database has applied (none when it was never migrated).
+    pub async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+        let client = self.client().await?;
+        let migrated: bool = client.query_one("SELECT to_regclass('lijian_migrations') IS NOT NULL", &[]).await?.get(0);
+        let applied: Vec<i32> = if migrated {
+            client.query("SELECT version FROM lijian_migrations", &[]).await?.iter().map(|r| r.get(0)).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(MigrationStatus {
+            pending: MIGRATIONS
+                .iter()
+                .filter(|(v, _, _)| !applied.contains(v))
+                .map(|(v, name, _)| (*v, *name))
+                .collect(),
+            unknown: applied.iter().copied().filter(|v| !MIGRATIONS.iter().any(|(known, _, _)| known == v)).collect(),
+            applied: applied.len(),
+        })
+    }
+}
+
 /// The same connection URL naming another database (query string kept).
 pub fn with_database(url: &str, dbname: &str) -> String {
     let (base, query) = url.split_once('?').map(|(b, q)| (b, format!("?{q}"))).unwrap_or((url, String::new()));
