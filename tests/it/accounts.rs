@@ -16,13 +16,6 @@ use crate::helpers::*;
 /// The stored account of these tests: another merchant number with its own key.
 const OTHER_MCHID: &str = "1900000777";
 
-/// Runs `lijian ARGS`; it must fail. Its stderr.
-fn lijian_err(app: &TestApp, args: &[&str]) -> String {
-    let out = lijian_command(&app.settings).args(args).output().expect("run lijian");
-    assert!(!out.status.success(), "lijian {args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// A fresh merchant API key pair in `dir` (private.pem, public.pem).
 fn keygen(app: &TestApp, dir: &Path) {
     lijian_ok(app, &["keygen", "--out", dir.to_str().expect("utf-8 path")]);
@@ -127,7 +120,7 @@ async fn accounts_are_added_with_checked_keys_and_managed_without_printing_them(
     let platform = fixture_path("wxpay-platform-public.pem");
     let add = add_args;
     let secret_line = std::fs::read_to_string(private).expect("key").lines().nth(1).expect("a body line").to_string();
-    let run_err = |args: Vec<String>| lijian_err(&app, &strs(&args));
+    let run_err = |args: Vec<String>| lijian_fails(&app, &strs(&args));
 
     let missing = run_err(add("/nonexistent/private.pem", &platform));
     assert!(missing.contains("cannot read private key /nonexistent/private.pem"), "{missing}");
@@ -170,13 +163,13 @@ async fn accounts_are_added_with_checked_keys_and_managed_without_printing_them(
     lijian_ok(&app, &["wxpay-account", "set-rate", "--mchid", OTHER_MCHID, "--rate", "200"]);
     assert!(lijian_ok(&app, &["wxpay-account", "show", "--mchid", OTHER_MCHID]).contains("200/s"));
     assert!(
-        lijian_err(&app, &["wxpay-account", "set-rate", "--mchid", OTHER_MCHID, "--rate", "0"]).contains("positive")
+        lijian_fails(&app, &["wxpay-account", "set-rate", "--mchid", OTHER_MCHID, "--rate", "0"]).contains("positive")
     );
     lijian_ok(&app, &["wxpay-account", "disable", "--mchid", OTHER_MCHID]);
     assert!(lijian_ok(&app, &["wxpay-account", "show", "--mchid", OTHER_MCHID]).contains("enabled        false"));
     lijian_ok(&app, &["wxpay-account", "enable", "--mchid", OTHER_MCHID]);
     assert!(lijian_ok(&app, &["wxpay-account", "show", "--mchid", OTHER_MCHID]).contains("enabled        true"));
-    assert!(lijian_err(&app, &["wxpay-account", "enable", "--mchid", "1900000999"]).contains("no WeChat Pay account"));
+    assert!(lijian_fails(&app, &["wxpay-account", "enable", "--mchid", "1900000999"]).contains("no WeChat Pay account"));
 
     // --issuer must name a stored account, and the account's appids bind.
     let refused = add_activity(&app, "a-nobody", MCHID, &["--issuer", "1900000999"]).expect_err("unknown issuer");

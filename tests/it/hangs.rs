@@ -6,7 +6,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::helpers::roles::{readyz, spawn_role, SilentListener};
+use crate::helpers::roles::{readyz, spawn_role};
+use crate::helpers::silent::SilentListener;
 use crate::helpers::*;
 
 /// Which server a role is pointed at the silent listener instead of.

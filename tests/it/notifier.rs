@@ -209,10 +209,8 @@ async fn md5_merchants_get_md5_signed_reports() {
     let sim = spawn_sim(|_| {}).await;
     let receiver = Receiver::healthy().await;
     let client = app.store.client().await.expect("client");
-    client
-        .execute("UPDATE merchants SET rsa_public_key = NULL, callback_url = $1", &[&receiver.url()])
-        .await
-        .expect("md5 only");
+    client.execute("UPDATE merchants SET callback_url = $1", &[&receiver.url()]).await.expect("callback");
+    client.execute("DELETE FROM merchant_keys WHERE sign_type = 'SHA256-RSA'", &[]).await.expect("md5 only");
     let consumer = app.start_consumer(&app.consumer_settings(&sim));
     let notifier = app.start_notifier(&app.settings);
     let body = order_body("md5-report");

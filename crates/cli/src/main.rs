@@ -6,6 +6,7 @@ mod bench;
 mod campaigns;
 mod client;
 mod demo;
+mod doctor;
 mod operators;
 mod roles;
 mod sim;
@@ -40,6 +41,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Create the database if missing and apply pending migrations (safe to repeat).
     Migrate,
+    /// Check this installation: PostgreSQL, RabbitMQ, migrations, key files, settings,
+    /// clock; one line per check (OK, WARN or FAIL with what to do); exits 1 on any FAIL.
+    Doctor(doctor::DoctorArgs),
     /// Generate an RSA-2048 key pair: DIR/private.pem (PKCS#8) and DIR/public.pem (SPKI).
     Keygen {
         #[arg(long, value_name = "DIR")]
@@ -157,7 +161,8 @@ async fn main() {
         // lapin logs a closed channel as an error even when we closed it.
         // The faults are the point of --faults: counted in its summary, not logged one by one.
         Command::Demo(demo::DemoArgs { faults: true, .. }) => "error,lapin=off",
-        Command::Demo(_) | Command::Load(_) => "warn,lapin=off",
+        // The doctor's passive declare of a queue not declared yet closes a channel.
+        Command::Demo(_) | Command::Load(_) | Command::Doctor(_) => "warn,lapin=off",
         _ => "info,tokio_postgres=warn,lapin=warn",
     });
     if let Err(e) = run(cli).await {
@@ -180,6 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Doctor(args) => doctor::run(&settings, args).await,
         Command::Keygen { out } => admin::keygen(&out),
         Command::Merchant(cmd) => admin::merchant(&settings, cmd).await,
         Command::Product(cmd) => admin::product(&settings, cmd).await,

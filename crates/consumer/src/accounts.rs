@@ -90,25 +90,52 @@ fn load_named_keys(
     Ok((key, platform_key))
 }
 
+/// The settings of the default account, by variable: whether each is set.
+fn default_account_settings(w: &WxPaySettings) -> [(&'static str, bool); 5] {
+    [
+        ("LIJIAN_WXPAY_MCHID", w.mchid.is_some()),
+        ("LIJIAN_WXPAY_SERIAL_NO", w.serial_no.is_some()),
+        ("LIJIAN_WXPAY_PRIVATE_KEY", w.private_key.is_some()),
+        ("LIJIAN_WXPAY_PUBLIC_KEY", w.public_key.is_some()),
+        ("LIJIAN_WXPAY_PUBLIC_KEY_ID", w.public_key_id.is_some()),
+    ]
+}
+
+/// Every setting the default account lacks, all at once; empty when it is
+/// complete or not configured at all (no `LIJIAN_WXPAY_*` account set).
+pub fn missing_default_settings(w: &WxPaySettings) -> Vec<&'static str> {
+    let settings = default_account_settings(w);
+    if !settings.iter().any(|(_, set)| *set) {
+        return Vec::new();
+    }
+    settings.iter().filter(|(_, set)| !set).map(|(name, _)| *name).collect()
+}
+
+/// "A is" / "A and B are" / "A, B and C are".
+pub fn missing_list(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => format!("{one} is"),
+        [init @ .., last] => format!("{} and {last} are", init.join(", ")),
+    }
+}
+
 /// The account `LIJIAN_WXPAY_*` describes, if any of it is set; all of it must be then.
 pub fn default_account(settings: &Settings) -> Result<Option<Account>, ConsumerError> {
     let w = &settings.wxpay;
-    let any_set = w.mchid.is_some()
-        || w.serial_no.is_some()
-        || w.private_key.is_some()
-        || w.public_key.is_some()
-        || w.public_key_id.is_some();
-    if !any_set {
+    let missing = missing_default_settings(w);
+    if !missing.is_empty() {
+        return Err(ConsumerError::Missing(missing));
+    }
+    let (Some(mchid), Some(serial_no), Some(public_key_id), Some(private), Some(public)) = (
+        w.mchid.as_deref(),
+        w.serial_no.as_deref(),
+        w.public_key_id.as_deref(),
+        w.private_key.as_deref(),
+        w.public_key.as_deref(),
+    ) else {
         return Ok(None);
-    }
-    fn required<'a, T: ?Sized>(what: &'static str, value: Option<&'a T>) -> Result<&'a T, ConsumerError> {
-        value.ok_or(ConsumerError::Missing(what))
-    }
-    let mchid = required("LIJIAN_WXPAY_MCHID", w.mchid.as_deref())?;
-    let serial_no = required("LIJIAN_WXPAY_SERIAL_NO", w.serial_no.as_deref())?;
-    let public_key_id = required("LIJIAN_WXPAY_PUBLIC_KEY_ID", w.public_key_id.as_deref())?;
-    let private = required("LIJIAN_WXPAY_PRIVATE_KEY", w.private_key.as_deref())?;
-    let public = required("LIJIAN_WXPAY_PUBLIC_KEY", w.public_key.as_deref())?;
+    };
     let (key, platform_key) =
         load_named_keys(("LIJIAN_WXPAY_PRIVATE_KEY", private), ("LIJIAN_WXPAY_PUBLIC_KEY", public))?;
     let client = WxPayClient::new(&w.base_url, mchid, serial_no, key, platform_key, public_key_id, w.timeout)?;
@@ -243,5 +270,25 @@ impl Accounts {
                 Entry::Unusable(reason)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_missing_default_setting_is_named_at_once() {
+        let mut w = Settings::default().wxpay;
+        assert!(missing_default_settings(&w).is_empty(), "no default account configured is fine");
+        w.mchid = Some("1900000001".into());
+        w.public_key_id = Some("PUB_KEY_ID_X".into());
+        let missing = missing_default_settings(&w);
+        assert_eq!(missing, ["LIJIAN_WXPAY_SERIAL_NO", "LIJIAN_WXPAY_PRIVATE_KEY", "LIJIAN_WXPAY_PUBLIC_KEY"]);
+        assert_eq!(
+            missing_list(&missing),
+            "LIJIAN_WXPAY_SERIAL_NO, LIJIAN_WXPAY_PRIVATE_KEY and LIJIAN_WXPAY_PUBLIC_KEY are"
+        );
+        assert_eq!(missing_list(&missing[..1]), "LIJIAN_WXPAY_SERIAL_NO is");
     }
 }

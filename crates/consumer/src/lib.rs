@@ -49,9 +49,10 @@ pub use worker::IssueHandler;
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
     #[error(
-        "{0} is required with the other LIJIAN_WXPAY_* settings of the default account (see README, Configuration)"
+        "{} required with the other LIJIAN_WXPAY_* settings of the default account (see README, Configuration)",
+        accounts::missing_list(.0)
     )]
-    Missing(&'static str),
+    Missing(Vec<&'static str>),
     #[error("cannot read {what} {path}")]
     ReadKey { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{what} {path} is not usable: {reason}")]

@@ -191,6 +191,16 @@ impl RsaPublicKey {
     }
 }
 
+/// `SHA256:` and the first 16 hex digits of SHA-256 over the DER of a public
+/// key as handed in (PEM or Base64), so operators can tell keys apart without
+/// printing them: for a PEM SubjectPublicKeyInfo file it is the start of
+/// `openssl pkey -pubin -in FILE -outform DER | sha256sum`. None when not key text.
+pub fn public_key_fingerprint(text: &str) -> Option<String> {
+    let der = pem_body(text)?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+    Some(format!("SHA256:{}", &hex::encode(digest.as_ref())[..16]))
+}
+
 /// The DER bytes inside a PEM block, or of bare Base64 text (whitespace ignored).
 fn pem_body(text: &str) -> Option<Vec<u8>> {
     let b64: String =
@@ -254,6 +264,10 @@ mod tests {
         assert!(public.verify_base64(b"hello", &sig).is_ok());
         assert_eq!(public.verify_base64(b"hellO", &sig), Err(SignError::RsaMismatch));
         assert_eq!(public.verify_base64(b"hello", "%%%"), Err(SignError::SignNotBase64));
+        let pem = private.public_key_pem()?;
+        let print = public_key_fingerprint(&pem).unwrap_or_default();
+        assert!(print.starts_with("SHA256:") && print.len() == 23, "{print}");
+        assert_eq!(public_key_fingerprint(&pem.replace('\n', "\r\n")), Some(print), "line endings do not matter");
         Ok(())
     }
 }

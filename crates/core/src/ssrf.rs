@@ -43,6 +43,11 @@ impl Guard {
         Ok(self)
     }
 
+    /// The ranges an operator opened (`LIJIAN_NOTIFY_ALLOW_CIDRS`).
+    pub fn allowed(&self) -> &[IpNet] {
+        &self.allow
+    }
+
     /// Ok when a callback may use `port`.
     pub fn check_port(&self, port: u16) -> Result<(), String> {
         if self.ports.iter().any(|r| r.contains(&port)) {

@@ -42,8 +42,8 @@ pub struct MerchantCache {
 
 pub struct CachedMerchant {
     pub auth: MerchantAuth,
-    /// None when the merchant has no RSA key, or an unreadable one.
-    pub rsa_key: Option<Arc<RsaPublicKey>>,
+    /// The live RSA keys that parse, newest first (an unreadable one is skipped).
+    pub rsa_keys: Vec<RsaPublicKey>,
 }
 
 impl MerchantCache {
@@ -66,8 +66,8 @@ impl MerchantCache {
         else {
             return Ok(None);
         };
-        let rsa_key = auth.rsa_public_key.as_deref().and_then(|text| RsaPublicKey::parse(text).ok()).map(Arc::new);
-        let merchant = Arc::new(CachedMerchant { auth, rsa_key });
+        let rsa_keys = auth.rsa_public_keys.iter().filter_map(|text| RsaPublicKey::parse(text).ok()).collect();
+        let merchant = Arc::new(CachedMerchant { auth, rsa_keys });
         if let Ok(mut entries) = self.entries.write() {
             entries.insert(merchant_id.to_string(), (Instant::now(), merchant.clone()));
         }
@@ -213,21 +213,38 @@ pub async fn authenticate(
         auth_headers.push(("signType", st));
     }
     let message = string_to_sign(&auth_headers, raw_body);
+    // During a key rotation the merchant has more than one live key: any verifies.
     let verdict = match sign_type {
-        SignType::Sha256Rsa => match (&merchant.rsa_key, &merchant.auth.rsa_public_key) {
-            (Some(key), _) => key.verify_base64(&message, sign),
-            (None, Some(_)) => Err(SignError::BadPublicKey),
-            (None, None) => Err(SignError::NoRsaKey),
-        },
-        SignType::Md5 => match merchant.auth.md5_key.as_deref() {
-            Some(key) => md5_verify(&message, key, sign),
-            None => Err(SignError::NoMd5Key),
-        },
+        SignType::Sha256Rsa => {
+            let none =
+                if merchant.auth.rsa_public_keys.is_empty() { SignError::NoRsaKey } else { SignError::BadPublicKey };
+            verify_with_any(&merchant.rsa_keys, none, |key| key.verify_base64(&message, sign))
+        }
+        SignType::Md5 => {
+            verify_with_any(&merchant.auth.md5_keys, SignError::NoMd5Key, |key| md5_verify(&message, key, sign))
+        }
     };
     verdict.map_err(|e| ApiError::new(ApiStatus::BadSignature, e.to_string()))?;
 
     let replay_guard = ReplayGuard { business_id: business_id.to_string(), nonce: nonce.to_string() };
     Ok(Authenticated { merchant_id, replay_guard, body })
+}
+
+/// Ok when one of `keys` verifies; otherwise the last key's complaint, or `none`
+/// when there is no key to try.
+fn verify_with_any<K>(
+    keys: &[K],
+    none: SignError,
+    verify: impl Fn(&K) -> Result<(), SignError>,
+) -> Result<(), SignError> {
+    let mut verdict = Err(none);
+    for key in keys {
+        verdict = verify(key);
+        if verdict.is_ok() {
+            break;
+        }
+    }
+    verdict
 }
 
 /// Records the nonce on its own (for requests that do not place an order).

@@ -18,7 +18,9 @@ pub struct Pending {
     /// The order's callbackUrl, else the merchant's; None when both are empty.
     pub url: Option<String>,
     pub business_id: String,
-    /// Some when the merchant signs with MD5 only: its reports are MD5-signed too.
+    /// Some when the merchant signs with MD5 only (no live RSA key): its reports
+    /// are MD5-signed too, with its newest live MD5 key — during a rotation the
+    /// key it was given last (docs/callbacks.md).
     pub md5_key: Option<String>,
 }
 
@@ -38,7 +40,11 @@ pub async fn load(store: &Store, notify_id: &str) -> Result<Loaded, StoreError> 
                     o.coupon_id, o.settlement_fen, coalesce(o.last_error, ''),
                     (extract(epoch FROM coalesce(o.finished_at, r.created_at)) * 1000)::bigint,
                     coalesce(nullif(o.callback_url, ''), nullif(m.callback_url, '')),
-                    m.business_id, m.md5_key, m.rsa_public_key IS NOT NULL
+                    m.business_id,
+                    (SELECT k.key_text FROM merchant_keys k WHERE k.merchant_id = m.merchant_id AND k.sign_type = 'MD5'
+                        AND k.retired_at IS NULL ORDER BY k.key_id DESC LIMIT 1),
+                    EXISTS (SELECT 1 FROM merchant_keys k WHERE k.merchant_id = m.merchant_id
+                               AND k.sign_type = 'SHA256-RSA' AND k.retired_at IS NULL)
                FROM reports r JOIN orders o USING (order_code) JOIN merchants m ON m.merchant_id = o.merchant_id
               WHERE r.notify_id = $1",
         )

@@ -6,6 +6,7 @@
 pub mod proxy;
 pub mod receiver;
 pub mod roles;
+pub mod silent;
 pub mod wxpay;
 
 use std::net::SocketAddr;
@@ -45,7 +46,11 @@ pub fn fixture_path(name: &str) -> String {
 
 /// The fixed test merchant key, parsed by aws-lc-rs directly from the PEM body.
 pub fn test_signer() -> KeyPair {
-    let pem = fixture("merchant-test-private.pem");
+    signer_from_pem(&fixture("merchant-test-private.pem"))
+}
+
+/// A PKCS#8 PEM private key (what `lijian keygen` writes), parsed by aws-lc-rs directly.
+pub fn signer_from_pem(pem: &str) -> KeyPair {
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let der = base64::engine::general_purpose::STANDARD.decode(b64).expect("fixture base64");
     KeyPair::from_pkcs8(&der).expect("fixture key")
@@ -188,6 +193,13 @@ pub fn lijian_ok(app: &TestApp, args: &[&str]) -> String {
     let out = lijian_command(&app.settings).args(args).output().expect("run lijian");
     assert!(out.status.success(), "lijian {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `lijian ARGS` against the app's settings; it must fail. Its stderr.
+pub fn lijian_fails(app: &TestApp, args: &[&str]) -> String {
+    let out = lijian_command(&app.settings).args(args).output().expect("run lijian");
+    assert!(!out.status.success(), "lijian {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Stops an app the test shared through an `Arc` (every clone must be gone).

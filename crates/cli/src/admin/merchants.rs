@@ -8,6 +8,7 @@ use lijian_core::signing::RsaPublicKey;
 use lijian_core::store::{MerchantEdit, NewMerchant};
 use lijian_producer::check_callback_url;
 
+use super::merchant_keys::{merchant_key, KeyCommand};
 use super::{store, yuan};
 
 #[derive(Subcommand)]
@@ -82,6 +83,9 @@ pub enum MerchantCommand {
         #[arg(long)]
         merchant_id: String,
     },
+    /// The merchant's request keys: add one beside the old, list, retire the old.
+    #[command(subcommand)]
+    Key(KeyCommand),
 }
 
 pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Result<()> {
@@ -101,22 +105,15 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
                 Some(path) => Some(read_secret(&path)?),
                 None => md5_key,
             };
-            let rsa_public_key = match public_key {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                    RsaPublicKey::parse(&text).with_context(|| format!("--public-key {}", path.display()))?;
-                    Some(text.trim().to_string())
-                }
-                None => None,
-            };
+            let rsa_public_key = public_key.as_deref().map(read_public_key).transpose()?;
             if rsa_public_key.is_none() && md5_key.is_none() {
                 bail!(
                     "give --public-key FILE or --md5-key KEY (better --md5-key-file FILE, off the command line): \
                      without either the merchant cannot sign requests"
                 );
             }
-            if md5_key.as_deref().is_some_and(|k| k.len() < 16) {
-                bail!("--md5-key must be at least 16 characters");
+            if let Some(key) = &md5_key {
+                check_md5_key(key)?;
             }
             for (flag, value) in [("merchant-id", &merchant_id), ("business-id", &business_id), ("name", &name)] {
                 if value.trim().is_empty() || value.len() > 64 {
@@ -181,9 +178,10 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
             println!("enabled      {}", m.enabled);
             println!("balance      {} yuan", m.balance);
             println!(
-                "signing      {}{}",
+                "signing      {}{}({} live keys: lijian merchant key list)",
                 if m.has_rsa_key { "SHA256-RSA " } else { "" },
-                if m.has_md5_key { "MD5" } else { "" }
+                if m.has_md5_key { "MD5 " } else { "" },
+                m.live_keys
             );
             println!("callback     {}", m.callback_url.as_deref().unwrap_or("-"));
             println!(
@@ -201,6 +199,7 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
             store(settings)?.set_merchant_enabled(&merchant_id, true).await?;
             println!("merchant {merchant_id} enabled");
         }
+        MerchantCommand::Key(cmd) => merchant_key(settings, cmd).await?,
     }
     Ok(())
 }
@@ -212,8 +211,22 @@ fn parse_cidr(text: &str) -> anyhow::Result<IpNet> {
         .map_err(|_| anyhow::anyhow!("--allow-ip {t:?} is not an IP address or CIDR such as 203.0.113.0/24"))
 }
 
+/// An RSA public key file's text, refused unless it parses.
+pub(super) fn read_public_key(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    RsaPublicKey::parse(&text).with_context(|| format!("--public-key {}", path.display()))?;
+    Ok(text.trim().to_string())
+}
+
+pub(super) fn check_md5_key(key: &str) -> anyhow::Result<()> {
+    if key.len() < 16 {
+        bail!("an MD5 key must be at least 16 characters");
+    }
+    Ok(())
+}
+
 /// A secret's first line from a file, or from standard input for `-`.
-fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
+pub(super) fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
     let text = if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("reading the MD5 key from stdin")?;

@@ -7,6 +7,7 @@ use ipnet::IpNet;
 
 use super::{Store, StoreError};
 use crate::money::Fen;
+use crate::signing::SignType;
 use crate::vocab::LedgerKind;
 
 /// What `lijian merchant add` registers.
@@ -15,8 +16,10 @@ pub struct NewMerchant {
     pub merchant_id: String,
     pub business_id: String,
     pub name: String,
-    /// As handed in (PEM or Base64 DER); validated by the caller.
+    /// As handed in (PEM or Base64 DER); validated by the caller. Stored as the
+    /// merchant's first SHA256-RSA key (more with `merchant key add`).
     pub rsa_public_key: Option<String>,
+    /// Stored as its first MD5 key.
     pub md5_key: Option<String>,
     pub callback_url: Option<String>,
     pub allow_ips: Vec<IpNet>,
@@ -42,6 +45,11 @@ fn secret(key: &Option<String>) -> &'static str {
     }
 }
 
+/// How many keys, never which.
+fn key_count(keys: &[String]) -> String {
+    format!("<{} keys>", keys.len())
+}
+
 impl std::fmt::Debug for NewMerchant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewMerchant")
@@ -62,8 +70,8 @@ impl std::fmt::Debug for MerchantAuth {
         f.debug_struct("MerchantAuth")
             .field("business_id", &self.business_id)
             .field("enabled", &self.enabled)
-            .field("rsa_public_key", &self.rsa_public_key.as_ref().map(|_| "<public key>"))
-            .field("md5_key", &format_args!("{}", secret(&self.md5_key)))
+            .field("rsa_public_keys", &format_args!("{}", key_count(&self.rsa_public_keys)))
+            .field("md5_keys", &format_args!("{}", key_count(&self.md5_keys)))
             .field("allow_ips", &self.allow_ips)
             .finish()
     }
@@ -76,8 +84,11 @@ pub struct MerchantView {
     pub business_id: String,
     pub name: String,
     pub enabled: bool,
+    /// Whether a live key of each signType exists.
     pub has_rsa_key: bool,
     pub has_md5_key: bool,
+    /// Live keys of both kinds (`merchant key list` shows them).
+    pub live_keys: i64,
     pub callback_url: Option<String>,
     pub allow_ips: Vec<String>,
     pub balance: Fen,
@@ -89,8 +100,11 @@ pub struct MerchantView {
 pub struct MerchantAuth {
     pub business_id: String,
     pub enabled: bool,
-    pub rsa_public_key: Option<String>,
-    pub md5_key: Option<String>,
+    /// Every live SHA256-RSA public key, newest first: during a rotation a request
+    /// signed with any of them is accepted.
+    pub rsa_public_keys: Vec<String>,
+    /// Every live MD5 key, newest first.
+    pub md5_keys: Vec<String>,
     /// Addresses allowed to call; empty means any.
     pub allow_ips: Vec<IpNet>,
 }
@@ -109,12 +123,21 @@ impl Store {
         let tx = client.transaction().await?;
         let ips: Vec<String> = m.allow_ips.iter().map(|n| n.trunc().to_string()).collect();
         tx.execute(
-            "INSERT INTO merchants (merchant_id, business_id, name, rsa_public_key, md5_key, callback_url, allow_ips, balance_fen)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::cidr[], $8)",
-            &[&m.merchant_id, &m.business_id, &m.name, &m.rsa_public_key, &m.md5_key, &m.callback_url, &ips, &m.opening_balance.0],
+            "INSERT INTO merchants (merchant_id, business_id, name, callback_url, allow_ips, balance_fen)
+             VALUES ($1, $2, $3, $4, $5::text[]::cidr[], $6)",
+            &[&m.merchant_id, &m.business_id, &m.name, &m.callback_url, &ips, &m.opening_balance.0],
         )
         .await
         .map_err(|e| StoreError::from_db(e, &format!("merchant {} already exists", m.merchant_id)))?;
+        for (sign_type, key) in [(SignType::Sha256Rsa, &m.rsa_public_key), (SignType::Md5, &m.md5_key)] {
+            if let Some(key) = key {
+                tx.execute(
+                    "INSERT INTO merchant_keys (merchant_id, sign_type, key_text) VALUES ($1, $2, $3)",
+                    &[&m.merchant_id, &sign_type.as_str(), key],
+                )
+                .await?;
+            }
+        }
         tx.execute(
             "INSERT INTO balance_ledger (merchant_id, kind, amount_fen, balance_after_fen) VALUES ($1, $3, $2, $2)",
             &[&m.merchant_id, &m.opening_balance.0, &LedgerKind::Opening],
@@ -189,9 +212,14 @@ impl Store {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT merchant_id, business_id, name, enabled, rsa_public_key IS NOT NULL, md5_key IS NOT NULL,
-                        callback_url, allow_ips::text[], balance_fen
-                   FROM merchants WHERE merchant_id = $1",
+                "SELECT m.merchant_id, m.business_id, m.name, m.enabled,
+                        EXISTS (SELECT 1 FROM merchant_keys k WHERE k.merchant_id = m.merchant_id
+                                   AND k.retired_at IS NULL AND k.sign_type = 'SHA256-RSA'),
+                        EXISTS (SELECT 1 FROM merchant_keys k WHERE k.merchant_id = m.merchant_id
+                                   AND k.retired_at IS NULL AND k.sign_type = 'MD5'),
+                        m.callback_url, m.allow_ips::text[], m.balance_fen,
+                        (SELECT count(*) FROM merchant_keys k WHERE k.merchant_id = m.merchant_id AND k.retired_at IS NULL)
+                   FROM merchants m WHERE m.merchant_id = $1",
                 &[&merchant_id],
             )
             .await?
@@ -212,6 +240,7 @@ impl Store {
             callback_url: row.get(6),
             allow_ips: row.get(7),
             balance: Fen(row.get(8)),
+            live_keys: row.get(9),
             orders_by_status: counts.iter().map(|r| (r.get(0), r.get(1))).collect(),
         })
     }
@@ -221,16 +250,21 @@ impl Store {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT business_id, enabled, rsa_public_key, md5_key, allow_ips::text[] FROM merchants WHERE merchant_id = $1",
+                "SELECT m.business_id, m.enabled, m.allow_ips::text[],
+                        array(SELECT k.key_text FROM merchant_keys k WHERE k.merchant_id = m.merchant_id
+                                 AND k.retired_at IS NULL AND k.sign_type = 'SHA256-RSA' ORDER BY k.key_id DESC),
+                        array(SELECT k.key_text FROM merchant_keys k WHERE k.merchant_id = m.merchant_id
+                                 AND k.retired_at IS NULL AND k.sign_type = 'MD5' ORDER BY k.key_id DESC)
+                   FROM merchants m WHERE m.merchant_id = $1",
             )
             .await?;
         let Some(row) = client.query_opt(&stmt, &[&merchant_id]).await? else { return Ok(None) };
-        let allow: Vec<String> = row.get(4);
+        let allow: Vec<String> = row.get(2);
         Ok(Some(MerchantAuth {
             business_id: row.get(0),
             enabled: row.get(1),
-            rsa_public_key: row.get(2),
-            md5_key: row.get(3),
+            rsa_public_keys: row.get(3),
+            md5_keys: row.get(4),
             allow_ips: allow.iter().filter_map(|c| c.parse().ok()).collect(),
         }))
     }
@@ -264,18 +298,18 @@ mod tests {
 
     #[test]
     fn debug_prints_no_md5_key() {
-        let key = Some("a-very-secret-md5-key".to_string());
-        let new = NewMerchant { merchant_id: "m1".into(), md5_key: key.clone(), ..Default::default() };
+        let key = "a-very-secret-md5-key".to_string();
+        let new = NewMerchant { merchant_id: "m1".into(), md5_key: Some(key.clone()), ..Default::default() };
         let auth = MerchantAuth {
             business_id: "b1".into(),
             enabled: true,
-            rsa_public_key: None,
-            md5_key: key,
+            rsa_public_keys: Vec::new(),
+            md5_keys: vec![key.clone(), key],
             allow_ips: Vec::new(),
         };
-        for shown in [format!("{new:?}"), format!("{auth:?}")] {
-            assert!(!shown.contains("a-very-secret"), "{shown}");
-            assert!(shown.contains("md5_key: Some(<redacted>)"), "{shown}");
-        }
+        let (new, auth) = (format!("{new:?}"), format!("{auth:?}"));
+        assert!(!new.contains("a-very-secret") && !auth.contains("a-very-secret"), "{new} {auth}");
+        assert!(new.contains("md5_key: Some(<redacted>)"), "{new}");
+        assert!(auth.contains("md5_keys: <2 keys>"), "{auth}");
     }
 }

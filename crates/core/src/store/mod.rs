@@ -20,6 +20,7 @@ mod catalogue;
 pub mod dlq;
 pub mod finish;
 pub mod issuance;
+mod merchant_keys;
 mod merchants;
 mod nonces;
 mod orders;
@@ -28,10 +29,11 @@ mod stats;
 mod timeline;
 
 pub use accounts::{AccountRow, NewAccount};
-pub use catalogue::{validate_activity, NewActivity, NewProduct};
+pub use catalogue::{validate_activity, ActivityEdit, ActivityView, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
 pub use finish::{Issued, Unissued};
 pub use issuance::{AttemptRecord, Begun, IssueOrder};
+pub use merchant_keys::{MerchantKey, NewKey, Retired};
 pub use merchants::{MerchantAuth, MerchantEdit, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
 pub use pace::{Grant, Lease};
@@ -148,6 +150,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (8, "slot_lead", include_str!("../../migrations/0008_slot_lead.sql")),
     (9, "report_dismissed", include_str!("../../migrations/0009_report_dismissed.sql")),
     (10, "price_rules", include_str!("../../migrations/0010_price_rules.sql")),
+    (12, "edits", include_str!("../../migrations/0012_edits.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.
@@ -267,6 +270,38 @@ pub async fn migrate_within(database_url: &str, connect_timeout: Duration) -> Re
     drop(client);
     let _ = driver.await;
     Ok(applied)
+}
+
+/// How a database's schema compares with the migrations of this binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Known here, not applied there: `lijian migrate` applies them.
+    pub pending: Vec<(i32, &'static str)>,
+    /// Applied there, unknown here: a newer release migrated the database.
+    pub unknown: Vec<i32>,
+    pub applied: usize,
+}
+
+impl Store {
+    /// Reads which migrations the database has applied (none when it was never migrated).
+    pub async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+        let client = self.client().await?;
+        let migrated: bool = client.query_one("SELECT to_regclass('lijian_migrations') IS NOT NULL", &[]).await?.get(0);
+        let applied: Vec<i32> = if migrated {
+            client.query("SELECT version FROM lijian_migrations", &[]).await?.iter().map(|r| r.get(0)).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(MigrationStatus {
+            pending: MIGRATIONS
+                .iter()
+                .filter(|(v, _, _)| !applied.contains(v))
+                .map(|(v, name, _)| (*v, *name))
+                .collect(),
+            unknown: applied.iter().copied().filter(|v| !MIGRATIONS.iter().any(|(known, _, _)| known == v)).collect(),
+            applied: applied.len(),
+        })
+    }
 }
 
 /// The same connection URL naming another database (query string kept).
