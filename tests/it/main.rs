@@ -16,6 +16,7 @@ mod footprint;
 mod hangs;
 mod intake;
 mod issuance;
+mod late_coupons;
 mod loads;
 mod merchant_edit;
 mod notifier;

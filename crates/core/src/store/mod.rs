@@ -30,7 +30,7 @@ mod timeline;
 pub use accounts::{AccountRow, NewAccount};
 pub use catalogue::{validate_activity, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
-pub use finish::{Issued, Unissued};
+pub use finish::{FailedParked, Finished, Issued, Unissued};
 pub use issuance::{AttemptRecord, Begun, IssueOrder};
 pub use merchants::{MerchantAuth, MerchantEdit, MerchantView, NewMerchant};
 pub use orders::{predicates, OrderLookup, OrderView};
@@ -148,6 +148,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (8, "slot_lead", include_str!("../../migrations/0008_slot_lead.sql")),
     (9, "report_dismissed", include_str!("../../migrations/0009_report_dismissed.sql")),
     (10, "price_rules", include_str!("../../migrations/0010_price_rules.sql")),
+    (11, "late_coupons", include_str!("../../migrations/0011_late_coupons.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.
