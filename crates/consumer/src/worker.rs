@@ -248,7 +248,13 @@ impl IssueHandler {
         if let Err(e) = written {
             // The outcome is not recorded; the job comes back and the re-send with the
             // same out_request_no returns the same answer (for a coupon: the same one).
-            tracing::warn!(error = %e, "cannot record the outcome; job handed back");
+            // Unless the order was failed meanwhile: then the coupon id logged here is
+            // the only trace of a late coupon (docs/decisions.md).
+            let coupon_id = match &verdict {
+                Verdict::Issued { coupon_id } => coupon_id.as_str(),
+                _ => "",
+            };
+            tracing::warn!(error = %e, coupon_id, "cannot record the outcome; job handed back");
             return Disposition::handed_back(&e);
         }
         match verdict {
