@@ -21,6 +21,7 @@ mod hangs;
 mod intake;
 mod issuance;
 mod key_rotation;
+mod late_coupons;
 mod loads;
 mod merchant_edit;
 mod notifier;

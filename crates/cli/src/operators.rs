@@ -8,7 +8,7 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use lijian_core::config::Settings;
 use lijian_core::queue::{sweep_dead_letters, IssueJob, Lane, NotifyJob, Publisher, Topology};
-use lijian_core::store::{DeadFilter, Store};
+use lijian_core::store::{DeadFilter, FailedParked, Store};
 use time::format_description::well_known::Rfc3339;
 
 #[derive(Subcommand)]
@@ -33,10 +33,16 @@ pub enum DlqCommand {
     },
     /// Give up on parked work of these orders: an issue job is finished as failed
     /// (status 3, refund, report queued); a parked report is dismissed (nothing
-    /// more is sent).
+    /// more is sent). An order whose last WeChat Pay call left the outcome
+    /// unknown (timeout, dropped connection, unverifiable answer, 5xx) is
+    /// refused: `dlq replay` learns the truth.
     Fail {
         #[arg(long = "order", value_name = "CODE", num_args = 1.., required = true)]
         orders: Vec<String>,
+        /// Fail orders whose last outcome is unknown too (should their coupon
+        /// arrive after all, it is recorded and charged again).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -137,13 +143,20 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
                 println!("(reports are queued again by a running `lijian notifier`)");
             }
         }
-        DlqCommand::Fail { orders } => {
-            let failed = store.fail_parked_orders(&orders, "failed by an operator (lijian dlq fail)").await?;
+        DlqCommand::Fail { orders, force } => {
+            let reason = if force {
+                "failed by an operator (lijian dlq fail --force)"
+            } else {
+                "failed by an operator (lijian dlq fail)"
+            };
+            let FailedParked { failed, unknown } = store.fail_parked_orders(&orders, reason, force).await?;
+            let held: Vec<&String> = unknown.iter().map(|(code, _)| code).collect();
             // What `dlq list` shows as parked, `dlq fail` must act on: reports too.
-            let dismissed = store.dismiss_reports(&orders).await?;
+            let report_orders: Vec<String> = orders.iter().filter(|o| !held.contains(o)).cloned().collect();
+            let dismissed = store.dismiss_reports(&report_orders).await?;
             sweep(&store, &publisher).await?;
             let skipped: Vec<&String> =
-                orders.iter().filter(|o| !failed.contains(o) && !dismissed.contains(o)).collect();
+                report_orders.iter().filter(|o| !failed.contains(o) && !dismissed.contains(o)).collect();
             println!("failed {} orders: status 3, refunded, reports queued", failed.len());
             if !dismissed.is_empty() {
                 println!(
@@ -156,6 +169,22 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
                 println!(
                     "not parked, left alone: {}",
                     skipped.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+                );
+            }
+            if !unknown.is_empty() {
+                for (code, why) in &unknown {
+                    eprintln!(
+                        "refused to fail {code}: the outcome of its last WeChat Pay call is unknown ({why}), \
+                         so WeChat may have issued its coupon"
+                    );
+                }
+                let codes = held.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+                bail!(
+                    "{} orders left parked. `lijian dlq replay --order {codes}` re-sends the same out_request_no, \
+                     which WeChat answers with the coupon it issued, if any, and so learns the truth; \
+                     `lijian dlq fail --force --order {codes}` fails them anyway (a coupon that arrives later \
+                     is recorded and charged again)",
+                    unknown.len()
                 );
             }
         }

@@ -16,6 +16,14 @@ pub fn render(t: &Timeline) -> Vec<String> {
     if let Some(coupon) = &o.coupon_id {
         lines.push(format!("  coupon:   {coupon}"));
     }
+    if let Some(at) = t.issued_late_at {
+        lines.push(format!(
+            "  LATE:     issued late at {}: the coupon arrived after the order had ended unissued ({}) and been \
+             refunded; recorded, charged again, corrected report sent",
+            at.format(&Rfc3339).unwrap_or_default(),
+            o.last_error.as_deref().unwrap_or("no reason recorded")
+        ));
+    }
     if let Some(reason) = &t.dead_reason {
         lines.push(format!(
             "  PARKED:   {reason} (lijian dlq replay --order {} / lijian dlq fail --order {})",
@@ -39,6 +47,7 @@ fn kind(e: &Event) -> &'static str {
         Event::Parked { .. } => "parked",
         Event::Finished { .. } => "final",
         Event::Refunded { .. } => "refund",
+        Event::IssuedLate { .. } => "late",
         Event::ReportQueued { .. } | Event::ReportNotNeeded { .. } => "report",
         Event::Delivery { .. } => "delivery",
     }
@@ -88,6 +97,13 @@ fn detail(e: &Event) -> String {
             }
         }
         Event::Refunded { amount, balance_after, .. } => format!("{amount} yuan back; balance {balance_after} yuan"),
+        Event::IssuedLate { coupon_id, charged, balance_after, .. } => {
+            let debt = if balance_after.0 < 0 { " (below zero: a debt the next top-up repays)" } else { "" };
+            format!(
+                "coupon {} issued late: charged {charged} yuan again; balance {balance_after} yuan{debt}",
+                coupon_id.as_deref().unwrap_or_default()
+            )
+        }
         Event::ReportQueued { notify_id, status, .. } => {
             format!("status report {notify_id} (status {}) queued", status.code())
         }
@@ -110,6 +126,7 @@ fn detail(e: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lijian_core::money::Fen;
     use lijian_core::vocab::AttemptOutcome;
     use time::macros::datetime;
 
@@ -143,5 +160,13 @@ mod tests {
             delivered: true,
         };
         assert_eq!(detail(&delivery), "report attempt 5 to http://m/cb → HTTP 200 \"SUCCESS\" (3 ms), delivered");
+        let late = Event::IssuedLate { at, coupon_id: Some("C1".into()), charged: Fen(950), balance_after: Fen(-450) };
+        assert_eq!(
+            (kind(&late), detail(&late).as_str()),
+            (
+                "late",
+                "coupon C1 issued late: charged 9.50 yuan again; balance -4.50 yuan (below zero: a debt the next top-up repays)"
+            )
+        );
     }
 }

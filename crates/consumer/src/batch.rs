@@ -5,7 +5,7 @@
 //! deadlock with another consumer's batch, say) is written again one by one.
 
 use lijian_core::batch::{BatchWrite, Batcher};
-use lijian_core::store::{Begun, Issued, Store, StoreError};
+use lijian_core::store::{Begun, Finished, Issued, Store, StoreError};
 
 /// Writer tasks per batched statement.
 const WRITERS: usize = 2;
@@ -31,13 +31,12 @@ pub struct Finishes(Store);
 
 impl BatchWrite for Finishes {
     type Item = Issued;
-    type Output = ();
+    type Output = Finished;
     type Error = StoreError;
     const NAME: &'static str = "finish issued";
 
-    async fn write(&self, batch: &[Issued]) -> Result<Vec<()>, StoreError> {
-        self.0.finish_issued(batch).await?;
-        Ok(vec![(); batch.len()])
+    async fn write(&self, batch: &[Issued]) -> Result<Vec<Finished>, StoreError> {
+        self.0.finish_issued(batch).await
     }
 }
 

@@ -15,7 +15,9 @@
 //!
 //! # Must not touch
 //! Order intake and charging (producer), delivering reports (notifier). It never
-//! changes an order that is already final.
+//! changes an order that is already final, with one exception that is never
+//! silent: a coupon that arrives for an order already failed and refunded is
+//! recorded on it, charged again and reported again (`store::finish`).
 //!
 //! # Layout
 //! - `wxpay.rs`   the send-coupon call: signing, answer verification

@@ -63,6 +63,18 @@ pub fn classify(reply: &Reply) -> Verdict {
     }
 }
 
+/// Whether WeChat may have issued the coupon although the reply does not say
+/// so: no answer, an answer we cannot trust, or a 5xx (WeChat's SYSTEM_ERROR
+/// asks for a re-send with the same parameters; a proxy's 502 may follow a
+/// request that arrived). Only a re-send with the same out_request_no tells.
+pub fn outcome_unknown(reply: &Reply) -> bool {
+    match reply {
+        Reply::NoAnswer { .. } | Reply::Unverifiable { .. } => true,
+        Reply::Refused { http_status, .. } => *http_status >= 500,
+        Reply::Issued { .. } => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +103,18 @@ mod tests {
         assert!(matches!(timeout, Verdict::Retry { .. }));
         let unverifiable = classify(&Reply::Unverifiable { http_status: 200, reason: "bad sig".into() });
         assert!(matches!(unverifiable, Verdict::Retry { .. }));
+    }
+
+    #[test]
+    fn unknown_outcomes_are_those_a_coupon_may_hide_behind() {
+        let refusal =
+            |status, code: &str| Reply::Refused { http_status: status, code: code.into(), message: "".into() };
+        assert!(outcome_unknown(&Reply::NoAnswer { reason: "x".into(), timed_out: true }));
+        assert!(outcome_unknown(&Reply::Unverifiable { http_status: 200, reason: "bad sig".into() }));
+        assert!(outcome_unknown(&refusal(500, "SYSTEM_ERROR")));
+        assert!(!outcome_unknown(&refusal(429, "FREQUENCY_LIMITED")));
+        assert!(!outcome_unknown(&refusal(403, "NOT_ENOUGH")));
+        assert!(!outcome_unknown(&refusal(401, "SIGN_ERROR")));
+        assert!(!outcome_unknown(&Reply::Issued { coupon_id: "C".into() }));
     }
 }

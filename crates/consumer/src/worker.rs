@@ -9,14 +9,14 @@ use futures::StreamExt;
 
 use lijian_core::batch::Batcher;
 use lijian_core::queue::{Disposition, IssueJob, JobHandler};
-use lijian_core::store::{AttemptRecord, Begun, Issued, Store};
+use lijian_core::store::{AttemptRecord, Begun, Finished, Issued, Store};
 use lijian_core::telemetry::{render_reasons, Exposition, Histogram, MetricsSource, ReasonCounts, LATENCY_BUCKETS};
 use tracing::Instrument;
 
 use crate::accounts::{Accounts, Unresolved};
 use crate::batch::{self, Begins, Finishes};
 use crate::limits::Limits;
-use crate::outcome::{classify, Verdict};
+use crate::outcome::{classify, outcome_unknown, Verdict};
 use crate::wxpay::{Call, Reply, SendCoupon};
 
 /// Counters for progress reports and metrics.
@@ -26,6 +26,9 @@ pub struct Counters {
     pub retried: AtomicU64,
     pub parked: AtomicU64,
     pub skipped: AtomicU64,
+    /// Coupons that arrived for orders already failed or cancelled (and
+    /// refunded): recorded, charged again, corrected report queued.
+    pub issued_late: AtomicU64,
     /// Final failures per WeChat Pay error code.
     pub failures: ReasonCounts,
     /// Every call to WeChat Pay, answered or not.
@@ -40,6 +43,7 @@ impl Default for Counters {
             retried: AtomicU64::default(),
             parked: AtomicU64::default(),
             skipped: AtomicU64::default(),
+            issued_late: AtomicU64::default(),
             failures: ReasonCounts::default(),
             upstream_latency: Histogram::new(LATENCY_BUCKETS),
         }
@@ -129,6 +133,13 @@ impl IssueHandler {
                 self.counters.skipped.fetch_add(1, Ordering::Relaxed);
                 return Disposition::Ack;
             }
+            Ok(Begun::Parked) => {
+                // A stray duplicate: the parked job in the dead-letter queue is the
+                // order's one job now, and only an operator moves it.
+                self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("order parked for an operator; duplicate job dropped");
+                return Disposition::Ack;
+            }
             Ok(Begun::NotFound) => return Disposition::Park { reason: format!("order {order_code} not found") },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot mark the order processing; job handed back");
@@ -159,13 +170,13 @@ impl IssueHandler {
             appid,
             stock_creator_mchid: order.stock_creator_mchid.clone(),
         };
-        let call = match account.client.prepare(&order.open_id, &request).await {
+        let (call, sent) = match account.client.prepare(&order.open_id, &request).await {
             Ok(prepared) => {
                 let _sending =
                     self.limits.send_turn(&account.mchid, account.rate, &order.activity_id, &order.open_id).await;
-                account.client.send(prepared).await
+                (account.client.send(prepared).await, true)
             }
-            Err(reply) => Call { reply, latency: Duration::ZERO },
+            Err(reply) => (Call { reply, latency: Duration::ZERO }, false),
         };
         self.counters.upstream_latency.observe(call.latency);
         let started_at = time::OffsetDateTime::now_utc() - call.latency;
@@ -185,6 +196,7 @@ impl IssueHandler {
             code,
             message,
             mchid: Some(account.mchid.clone()),
+            outcome_unknown: sent && outcome_unknown(&call.reply),
         };
         self.decide(order_code, classify(&call.reply), since_replay, &record).await
     }
@@ -201,7 +213,20 @@ impl IssueHandler {
                 self.limits.succeeded(record.mchid.as_deref().unwrap_or_default());
                 let issued =
                     Issued { order_code: order_code.into(), coupon_id: coupon_id.clone(), attempt: record.clone() };
-                self.finishes.call(issued).await
+                match self.finishes.call(issued).await {
+                    Ok(Finished::IssuedLate { charged, balance_after }) => {
+                        self.counters.issued_late.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            coupon_id,
+                            charged = %charged,
+                            balance_after = %balance_after,
+                            "coupon arrived after the order had ended unissued and been refunded: recorded, \
+                             merchant charged again, corrected report queued"
+                        );
+                        Ok(())
+                    }
+                    other => other.map(|_| ()),
+                }
             }
             Verdict::Fail { message, .. } => self.store.finish_failed(order_code, message, record).await,
             Verdict::Park { message, .. } => self.store.mark_parked(order_code, message, Some(record)).await,
@@ -223,7 +248,13 @@ impl IssueHandler {
         if let Err(e) = written {
             // The outcome is not recorded; the job comes back and the re-send with the
             // same out_request_no returns the same answer (for a coupon: the same one).
-            tracing::warn!(error = %e, "cannot record the outcome; job handed back");
+            // Unless the order was failed meanwhile: then the coupon id logged here is
+            // the only trace of a late coupon (docs/decisions.md).
+            let coupon_id = match &verdict {
+                Verdict::Issued { coupon_id } => coupon_id.as_str(),
+                _ => "",
+            };
+            tracing::warn!(error = %e, coupon_id, "cannot record the outcome; job handed back");
             return Disposition::handed_back(&e);
         }
         match verdict {
@@ -256,7 +287,7 @@ impl IssueHandler {
             Err(unreadable) => return Disposition::Park { reason: format!("{reason}; {unreadable}") },
         };
         for order_code in job.order_codes() {
-            if let Err(e) = self.store.mark_parked(order_code, &reason, None).await {
+            if let Err(e) = self.store.give_up_order(order_code, &reason).await {
                 tracing::warn!(error = %e, order_code, "cannot park the order; job handed back");
                 return Disposition::Requeue;
             }
@@ -286,7 +317,16 @@ impl MetricsSource for IssueHandler {
         );
         out.counter("lijian_issue_retries_total", "Issue attempts that will be retried", n(&c.retried));
         out.counter("lijian_issue_parked_total", "Issue jobs parked in the dead-letter queue", n(&c.parked));
-        out.counter("lijian_issue_skipped_total", "Jobs for orders already final (redeliveries)", n(&c.skipped));
+        out.counter(
+            "lijian_issue_skipped_total",
+            "Jobs for orders already final or parked (redeliveries, stray duplicates)",
+            n(&c.skipped),
+        );
+        out.counter(
+            "lijian_coupons_issued_late_total",
+            "Coupons that arrived for orders already failed or cancelled: recorded, charged again, report corrected",
+            n(&c.issued_late),
+        );
         out.counter("lijian_rate_limit_waits_total", "Sends that waited for the rate limiter", n(&self.limits.waits));
         out.gauge(
             "lijian_rate_limit_wait_seconds_total",

@@ -166,6 +166,9 @@ text_vocab! {
         Debit = "debit",
         /// A failed or cancelled order's settlement price given back.
         Refund = "refund",
+        /// The settlement price charged again because the coupon arrived after
+        /// the order had ended unissued and been refunded (may leave a debt).
+        LateCharge = "late_charge",
     }
 }
 

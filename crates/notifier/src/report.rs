@@ -23,6 +23,9 @@ pub struct Report {
     pub settlement: Fen,
     pub message: String,
     pub finish_time_ms: i64,
+    /// The notifyId of the report this one corrects (a coupon that arrived
+    /// after a failure was reported).
+    pub corrects: Option<String>,
 }
 
 impl Report {
@@ -43,6 +46,9 @@ impl Report {
         });
         if let Some(coupon) = &self.coupon_id {
             body["couponId"] = json!(coupon);
+        }
+        if let Some(corrects) = &self.corrects {
+            body["corrects"] = json!(corrects);
         }
         body.to_string().into_bytes()
     }

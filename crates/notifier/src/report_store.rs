@@ -24,6 +24,10 @@ pub struct Pending {
     pub md5_key: Option<String>,
 }
 
+/// The message of a corrected report (docs/callbacks.md).
+pub const LATE_MESSAGE: &str =
+    "issued late: the coupon arrived after the order was reported failed and refunded; settlementPrice is charged again";
+
 /// What [`load`] found.
 pub enum Loaded {
     Pending(Box<Pending>),
@@ -37,25 +41,33 @@ pub async fn load(store: &Store, notify_id: &str) -> Result<Loaded, StoreError> 
     let stmt = client
         .prepare_cached(
             "SELECT r.outcome, r.status, o.order_code, o.biz_code, o.merchant_id, o.product_code, o.activity_id, o.open_id,
-                    o.coupon_id, o.settlement_fen, coalesce(o.last_error, ''),
-                    (extract(epoch FROM coalesce(o.finished_at, r.created_at)) * 1000)::bigint,
+                    CASE WHEN r.status = $2 THEN o.coupon_id END, o.settlement_fen, coalesce(o.last_error, ''),
+                    -- The first report of an order issued late tells of the failure,
+                    -- when it happened (the report was written in that transaction).
+                    (extract(epoch FROM CASE WHEN o.issued_late_at IS NOT NULL AND r.corrects IS NULL THEN r.created_at
+                                             ELSE coalesce(o.finished_at, r.created_at) END) * 1000)::bigint,
                     coalesce(nullif(o.callback_url, ''), nullif(m.callback_url, '')),
                     m.business_id,
                     (SELECT k.key_text FROM merchant_keys k WHERE k.merchant_id = m.merchant_id AND k.sign_type = 'MD5'
                         AND k.retired_at IS NULL ORDER BY k.key_id DESC LIMIT 1),
                     EXISTS (SELECT 1 FROM merchant_keys k WHERE k.merchant_id = m.merchant_id
-                               AND k.sign_type = 'SHA256-RSA' AND k.retired_at IS NULL)
+                               AND k.sign_type = 'SHA256-RSA' AND k.retired_at IS NULL),
+                    r.corrects
                FROM reports r JOIN orders o USING (order_code) JOIN merchants m ON m.merchant_id = o.merchant_id
               WHERE r.notify_id = $1",
         )
         .await?;
-    let Some(r) = client.query_opt(&stmt, &[&notify_id]).await? else { return Ok(Loaded::NotFound) };
+    let Some(r) = client.query_opt(&stmt, &[&notify_id, &OrderStatus::Success]).await? else {
+        return Ok(Loaded::NotFound);
+    };
     if r.get::<_, Option<String>>(0).is_some() {
         return Ok(Loaded::Closed);
     }
     let status: OrderStatus = r.get(1);
     let last_error: String = r.get(10);
+    let corrects: Option<String> = r.get(16);
     let message = match status {
+        OrderStatus::Success if corrects.is_some() => LATE_MESSAGE.to_string(),
         OrderStatus::Success | OrderStatus::Cancelled => status.label().to_string(),
         _ if last_error.is_empty() => "failed".to_string(),
         _ => last_error,
@@ -76,6 +88,7 @@ pub async fn load(store: &Store, notify_id: &str) -> Result<Loaded, StoreError> 
             settlement: Fen(r.get(9)),
             message,
             finish_time_ms: r.get(11),
+            corrects,
         },
         url: r.get(12),
         business_id: r.get(13),

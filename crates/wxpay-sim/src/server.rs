@@ -131,6 +131,9 @@ struct Shared {
     accounts: HashMap<String, Account>,
     own_key: RsaPrivateKey,
     state: Mutex<SimState>,
+    /// True while `POST /__sim/hold` is in force: requests that would be
+    /// answered wait until `POST /__sim/release` (a call in flight, on cue).
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 struct Account {
@@ -196,7 +199,8 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Run
     let listener = TcpListener::bind(&config.addr).await.map_err(|e| SimError::Bind(config.addr.clone(), e))?;
     let addr = listener.local_addr().map_err(|e| SimError::Bind(config.addr.clone(), e))?;
     let state = Mutex::new(SimState::new(config.stocks.clone()));
-    let shared = Arc::new(Shared { config, merchant_key, accounts, own_key, state });
+    let held = tokio::sync::watch::Sender::new(false);
+    let shared = Arc::new(Shared { config, merchant_key, accounts, own_key, state, held });
     let task = tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -244,6 +248,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         (&Method::GET, "/__sim/requests") => {
             let requests = shared.state.lock().map(|s| json!(s.requests)).unwrap_or(Value::Null);
             Ok(json_response(StatusCode::OK, &requests))
+        }
+        (&Method::POST, "/__sim/hold" | "/__sim/release") => {
+            shared.held.send_replace(path == "/__sim/hold");
+            Ok(json_response(StatusCode::OK, &json!({"held": path == "/__sim/hold"})))
         }
         (&Method::POST, p) if p.starts_with("/v3/marketing/favor/users/") && p.ends_with("/coupons") => {
             send_coupon(shared, req).await
@@ -324,6 +332,7 @@ async fn send_coupon(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp
                 record(0);
                 return Err(Dropped);
             } else {
+                let _ = shared.held.subscribe().wait_for(|held| !*held).await;
                 if cfg.latency_ms > 0 {
                     let jitter: f64 = 0.5 + rand::random::<f64>();
                     tokio::time::sleep(Duration::from_micros((cfg.latency_ms as f64 * 1000.0 * jitter) as u64)).await;

@@ -83,6 +83,21 @@ impl Sim {
         reqwest::get(format!("{}/__sim/ledger", self.url())).await.expect("ledger").json().await.expect("ledger JSON")
     }
 
+    /// From now on requests that would be answered wait (a call in flight, on
+    /// cue) until [`Sim::release`].
+    pub async fn hold(&self) {
+        self.control("hold").await;
+    }
+
+    pub async fn release(&self) {
+        self.control("release").await;
+    }
+
+    async fn control(&self, what: &str) {
+        let answer = reqwest::Client::new().post(format!("{}/__sim/{what}", self.url())).send().await;
+        assert!(answer.expect("simulator control").status().is_success(), "POST /__sim/{what}");
+    }
+
     pub async fn requests(&self) -> Vec<RequestRecord> {
         reqwest::get(format!("{}/__sim/requests", self.url()))
             .await

@@ -9,12 +9,20 @@
 //! Every path changes only an order that is still open, so a redelivered job, a
 //! second `dlq fail` or a cancel racing a failure changes nothing twice. Report
 //! ids come from `lijian_notify_id` (SQL), the one spelling of that rule.
+//!
+//! One exception, and it is not silent: a coupon that arrives for an order
+//! already failed or cancelled (a job mid-call while an operator failed the
+//! parked order) is recorded on it by `lijian_issue_late` (migrations/0011):
+//! status 2, charged again, a corrected report.
+
+use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
 
 use super::issuance::{record_attempt, AttemptRecord};
 use super::{Store, StoreError};
+use crate::money::Fen;
 use crate::status::OrderStatus;
 use crate::vocab::AttemptOutcome;
 
@@ -24,6 +32,28 @@ pub struct Issued {
     pub order_code: String,
     pub coupon_id: String,
     pub attempt: AttemptRecord,
+}
+
+/// What recording one coupon did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The order was open: now issued (status 2), report queued.
+    Issued,
+    /// The order had ended unissued and been refunded: the coupon is recorded
+    /// on it, the merchant charged again (`balance_after` below zero is a debt)
+    /// and a corrected report queued.
+    IssuedLate { charged: Fen, balance_after: Fen },
+    /// The order already had its coupon (a redelivery): only the attempt is new.
+    AlreadyIssued,
+}
+
+/// What `dlq fail` did with the orders it was given.
+#[derive(Debug, Clone, Default)]
+pub struct FailedParked {
+    pub failed: Vec<String>,
+    /// Left parked because the last attempt's outcome is unknown (a coupon may
+    /// exist), each with why; `force` fails them anyway.
+    pub unknown: Vec<(String, String)>,
 }
 
 /// Why an open order ends without a coupon.
@@ -39,8 +69,10 @@ pub enum Unissued {
 impl Store {
     /// Successes: status 2 with the coupon, the attempt and the report, for a
     /// whole batch in one statement (atomic, one commit). An order already final
-    /// only gets its attempt recorded.
-    pub async fn finish_issued(&self, batch: &[Issued]) -> Result<(), StoreError> {
+    /// gets its attempt recorded and, if it ended without a coupon, the late
+    /// coupon recorded in a second statement (see the module notes). One answer
+    /// per item, in order.
+    pub async fn finish_issued(&self, batch: &[Issued]) -> Result<Vec<Finished>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -59,8 +91,8 @@ impl Store {
                  report AS (
                      INSERT INTO reports (notify_id, order_code, status)
                      SELECT lijian_notify_id(order_code), order_code, $9 FROM done
-                     ON CONFLICT (order_code) DO NOTHING)
-                 SELECT count(*) FROM done",
+                     ON CONFLICT (order_code) WHERE corrects IS NULL DO NOTHING)
+                 SELECT coalesce(array_agg(order_code), '{}') FROM done",
             )
             .await?;
         let codes: Vec<&str> = batch.iter().map(|i| i.order_code.as_str()).collect();
@@ -72,7 +104,7 @@ impl Store {
         let code: Vec<Option<&str>> = batch.iter().map(|i| i.attempt.code.as_deref()).collect();
         let message: Vec<Option<&str>> = batch.iter().map(|i| i.attempt.message.as_deref()).collect();
         let mchid: Vec<Option<&str>> = batch.iter().map(|i| i.attempt.mchid.as_deref()).collect();
-        client
+        let done: Vec<String> = client
             .query_one(
                 &stmt,
                 &[
@@ -90,8 +122,31 @@ impl Store {
                     &mchid,
                 ],
             )
-            .await?;
-        Ok(())
+            .await?
+            .get(0);
+        let done: HashSet<&str> = done.iter().map(String::as_str).collect();
+        let mut late: HashMap<String, Finished> = HashMap::new();
+        // Rare (redeliveries, late coupons): a statement of its own, which sees a
+        // failure committed while the first one waited for the row.
+        let (codes, coupons): (Vec<&str>, Vec<&str>) = batch
+            .iter()
+            .filter(|i| !done.contains(i.order_code.as_str()))
+            .map(|i| (i.order_code.as_str(), i.coupon_id.as_str()))
+            .unzip();
+        if !codes.is_empty() {
+            for r in client.query("SELECT * FROM lijian_issue_late($1, $2)", &[&codes, &coupons]).await? {
+                let (charged, balance_after) = (Fen(r.get(1)), Fen(r.get(2)));
+                late.insert(r.get(0), Finished::IssuedLate { charged, balance_after });
+            }
+        }
+        Ok(batch
+            .iter()
+            .map(|i| match late.remove(&i.order_code) {
+                Some(finished) => finished,
+                None if done.contains(i.order_code.as_str()) => Finished::Issued,
+                None => Finished::AlreadyIssued,
+            })
+            .collect())
     }
 
     /// A final refusal from WeChat: the order fails (refund and report, see
@@ -108,17 +163,62 @@ impl Store {
 
     /// Finishes parked orders as failed (an operator's `dlq fail`), one
     /// transaction per order so one bad row cannot hold the others back. Orders no
-    /// longer parked are left alone. Returns the orders failed.
-    pub async fn fail_parked_orders(&self, codes: &[String], reason: &str) -> Result<Vec<String>, StoreError> {
-        let mut failed = Vec::new();
+    /// longer parked are left alone. An order whose last attempt's outcome is
+    /// unknown stays parked, with why, unless `force`: failing it would refund
+    /// a coupon WeChat may have issued.
+    pub async fn fail_parked_orders(
+        &self,
+        codes: &[String],
+        reason: &str,
+        force: bool,
+    ) -> Result<FailedParked, StoreError> {
+        let mut result = FailedParked::default();
         let mut client = self.client().await?;
         for code in codes {
             let tx = client.transaction().await?;
-            failed.extend(end_unissued(&tx, std::slice::from_ref(code), Unissued::FailedIfParked, reason).await?);
+            if !force {
+                if let Some(why) = unknown_outcome(&tx, code).await? {
+                    tx.rollback().await?;
+                    result.unknown.push((code.clone(), why));
+                    continue;
+                }
+            }
+            result
+                .failed
+                .extend(end_unissued(&tx, std::slice::from_ref(code), Unissued::FailedIfParked, reason).await?);
             tx.commit().await?;
         }
-        Ok(failed)
+        Ok(result)
     }
+}
+
+/// Why the parked order `code` may hold a coupon after all: its last attempt
+/// went out and left the outcome unknown. Locks the order, so the answer holds
+/// until `tx` ends. None when the order is not parked or the outcome is known.
+async fn unknown_outcome(tx: &impl GenericClient, code: &str) -> Result<Option<String>, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT a.attempt, a.http_status, a.code, a.message
+               FROM orders o
+               JOIN LATERAL (SELECT * FROM upstream_attempts u WHERE u.order_code = o.order_code
+                              ORDER BY u.id DESC LIMIT 1) a ON true
+              WHERE o.order_code = $1 AND o.dead_at IS NOT NULL AND o.status = ANY($2) AND a.outcome_unknown
+                FOR UPDATE OF o",
+            &[&code, &&OrderStatus::OPEN[..]],
+        )
+        .await?;
+    Ok(row.map(|r| {
+        let (attempt, http_status, code, message): (i32, Option<i32>, Option<String>, Option<String>) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let message = message.unwrap_or_default();
+        match (http_status, code) {
+            (None, _) => format!("attempt {attempt} got no answer ({message})"),
+            (Some(s), Some(c)) => format!("attempt {attempt} got HTTP {s} {c}"),
+            (Some(s), None) => {
+                format!("attempt {attempt} got an answer that could not be verified (HTTP {s}: {message})")
+            }
+        }
+    }))
 }
 
 /// Ends the open orders among `codes` as failed, in `tx`: status 3 with

@@ -36,6 +36,9 @@ pub struct AttemptRecord {
     pub message: Option<String>,
     /// The WeChat Pay account that sent it (None when no call was made).
     pub mchid: Option<String>,
+    /// The call went out and what came back does not rule a coupon out (no
+    /// answer, an unverifiable answer, a 5xx): `dlq fail` then wants `--force`.
+    pub outcome_unknown: bool,
 }
 
 /// What [`Store::begin_attempts`] found for one order.
@@ -49,6 +52,9 @@ pub enum Begun {
     },
     /// The order is already final: nothing to do.
     AlreadyFinal,
+    /// The order is parked for an operator: a stray duplicate job leaves it
+    /// alone (a replay clears the parking before it publishes the job).
+    Parked,
     NotFound,
 }
 
@@ -62,7 +68,8 @@ impl Store {
             .prepare_cached(
                 "UPDATE orders o SET status = $2, attempts = o.attempts + 1, updated_at = now()
                    FROM activities a, (SELECT DISTINCT code FROM unnest($1::text[]) AS k(code)) k
-                  WHERE o.order_code = k.code AND o.status = ANY($3) AND a.activity_id = o.activity_id
+                  WHERE o.order_code = k.code AND o.status = ANY($3) AND o.dead_at IS NULL
+                    AND a.activity_id = o.activity_id
                   RETURNING o.order_code, o.open_id, o.app_id, o.activity_id, a.stock_id, a.stock_creator_mchid,
                             o.attempts, o.attempts - o.attempts_before_replay,
                             coalesce(a.issuer_mchid, a.stock_creator_mchid)",
@@ -83,9 +90,14 @@ impl Store {
         }
         let missing: Vec<&String> = codes.iter().filter(|c| !begun.contains_key(*c)).collect();
         if !missing.is_empty() {
-            let rows = client.query("SELECT order_code FROM orders WHERE order_code = ANY($1)", &[&missing]).await?;
+            let rows = client
+                .query(
+                    "SELECT order_code, dead_at IS NOT NULL AND status = ANY($2) FROM orders WHERE order_code = ANY($1)",
+                    &[&missing, &&OrderStatus::OPEN[..]],
+                )
+                .await?;
             for r in rows {
-                begun.insert(r.get(0), Begun::AlreadyFinal);
+                begun.insert(r.get(0), if r.get(1) { Begun::Parked } else { Begun::AlreadyFinal });
             }
         }
         // A job delivered twice in one batch: both deliveries get the same attempt;
@@ -129,6 +141,35 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Parks an order whose job is given up (redelivered or refused too often).
+    /// An attempt begun for it whose outcome was never recorded — a worker that
+    /// died or could not write after calling — is recorded now, as parked with
+    /// its outcome unknown, so `dlq fail` knows a coupon may exist.
+    pub async fn give_up_order(&self, order_code: &str, reason: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let parked = tx
+            .execute(
+                "UPDATE orders SET dead_at = now(), dead_reason = $2, last_error = $2, updated_at = now()
+                  WHERE order_code = $1 AND status = ANY($3)",
+                &[&order_code, &reason, &&OrderStatus::OPEN[..]],
+            )
+            .await?;
+        if parked > 0 {
+            tx.execute(
+                "INSERT INTO upstream_attempts (order_code, attempt, started_at, latency_ms, outcome, message, outcome_unknown)
+                 SELECT o.order_code, o.attempts, now(), 0, $2, 'outcome never recorded: ' || $3, true
+                   FROM orders o
+                  WHERE o.order_code = $1 AND o.attempts > 0
+                    AND NOT EXISTS (SELECT 1 FROM upstream_attempts u WHERE u.order_code = o.order_code AND u.attempt = o.attempts)",
+                &[&order_code, &AttemptOutcome::Parked, &reason],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// Logs one attempt in `tx`.
@@ -139,9 +180,21 @@ pub(super) async fn record_attempt(
     outcome: AttemptOutcome,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO upstream_attempts (order_code, attempt, started_at, latency_ms, http_status, code, outcome, message, mchid)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[&order_code, &a.attempt, &a.started_at, &a.latency_ms, &a.http_status, &a.code, &outcome, &a.message, &a.mchid],
+        "INSERT INTO upstream_attempts (order_code, attempt, started_at, latency_ms, http_status, code, outcome, message, mchid,
+                                        outcome_unknown)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &order_code,
+            &a.attempt,
+            &a.started_at,
+            &a.latency_ms,
+            &a.http_status,
+            &a.code,
+            &outcome,
+            &a.message,
+            &a.mchid,
+            &a.outcome_unknown,
+        ],
     )
     .await?;
     Ok(())

@@ -31,7 +31,7 @@ mod timeline;
 pub use accounts::{AccountRow, NewAccount};
 pub use catalogue::{validate_activity, ActivityEdit, ActivityView, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
-pub use finish::{Issued, Unissued};
+pub use finish::{FailedParked, Finished, Issued, Unissued};
 pub use issuance::{AttemptRecord, Begun, IssueOrder};
 pub use merchant_keys::{MerchantKey, NewKey, Retired};
 pub use merchants::{MerchantAuth, MerchantEdit, MerchantView, NewMerchant};
@@ -150,6 +150,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (8, "slot_lead", include_str!("../../migrations/0008_slot_lead.sql")),
     (9, "report_dismissed", include_str!("../../migrations/0009_report_dismissed.sql")),
     (10, "price_rules", include_str!("../../migrations/0010_price_rules.sql")),
+    (11, "late_coupons", include_str!("../../migrations/0011_late_coupons.sql")),
     (12, "edits", include_str!("../../migrations/0012_edits.sql")),
 ];
 

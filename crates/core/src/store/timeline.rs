@@ -55,6 +55,9 @@ pub enum Event {
     Finished { at: OffsetDateTime, status: OrderStatus, coupon_id: Option<String>, reason: Option<String> },
     /// Its settlement price was given back.
     Refunded { at: OffsetDateTime, amount: Fen, balance_after: Fen },
+    /// A coupon arrived after the order had ended unissued and been refunded:
+    /// recorded on the order and charged again (a balance below zero is a debt).
+    IssuedLate { at: OffsetDateTime, coupon_id: Option<String>, charged: Fen, balance_after: Fen },
     /// A status report to the merchant was queued.
     ReportQueued { at: OffsetDateTime, notify_id: String, status: OrderStatus },
     /// The report had nowhere to go: no callbackUrl.
@@ -83,6 +86,7 @@ impl Event {
             | Event::Parked { at, .. }
             | Event::Finished { at, .. }
             | Event::Refunded { at, .. }
+            | Event::IssuedLate { at, .. }
             | Event::ReportQueued { at, .. }
             | Event::ReportNotNeeded { at }
             | Event::Delivery { at, .. } => *at,
@@ -98,6 +102,8 @@ pub struct Timeline {
     pub source_line: Option<i64>,
     /// Why its issue job is parked, while it is.
     pub dead_reason: Option<String>,
+    /// When its coupon arrived after it had ended unissued (see [`Event::IssuedLate`]).
+    pub issued_late_at: Option<OffsetDateTime>,
     /// Oldest first; events of the same instant in the order they were written.
     pub events: Vec<Event>,
 }
@@ -131,14 +137,14 @@ impl Store {
             reason: origin.dead_reason.clone(),
         }));
         events.extend(finished(&order));
-        events.extend(refunds(&client, code).await?);
+        events.extend(money_back_and_again(&client, &order).await?);
         for report in reports(&client, code).await? {
             events.extend(report.events());
             events.extend(deliveries(&client, &report.notify_id).await?);
         }
         events.sort_by_key(Event::at);
-        let Origin { campaign, source_line, dead_reason, .. } = origin;
-        Ok(Some(Timeline { order, campaign, source_line, dead_reason, events }))
+        let Origin { campaign, source_line, dead_reason, issued_late_at, .. } = origin;
+        Ok(Some(Timeline { order, campaign, source_line, dead_reason, issued_late_at, events }))
     }
 }
 
@@ -148,13 +154,23 @@ struct Origin {
     source_line: Option<i64>,
     dead_reason: Option<String>,
     dead_at: Option<OffsetDateTime>,
+    issued_late_at: Option<OffsetDateTime>,
 }
 
 async fn origin(client: &impl GenericClient, code: &str) -> Result<Origin, StoreError> {
     let row = client
-        .query_one("SELECT campaign, source_line, dead_reason, dead_at FROM orders WHERE order_code = $1", &[&code])
+        .query_one(
+            "SELECT campaign, source_line, dead_reason, dead_at, issued_late_at FROM orders WHERE order_code = $1",
+            &[&code],
+        )
         .await?;
-    Ok(Origin { campaign: row.get(0), source_line: row.get(1), dead_reason: row.get(2), dead_at: row.get(3) })
+    Ok(Origin {
+        campaign: row.get(0),
+        source_line: row.get(1),
+        dead_reason: row.get(2),
+        dead_at: row.get(3),
+        issued_late_at: row.get(4),
+    })
 }
 
 fn accepted(order: &OrderView, origin: &Origin) -> Event {
@@ -206,17 +222,26 @@ async fn attempts(client: &impl GenericClient, code: &str) -> Result<Vec<Event>,
         .collect())
 }
 
-async fn refunds(client: &impl GenericClient, code: &str) -> Result<Vec<Event>, StoreError> {
+/// Its refund, and the charge again when a coupon arrived after it.
+async fn money_back_and_again(client: &impl GenericClient, order: &OrderView) -> Result<Vec<Event>, StoreError> {
     let rows = client
         .query(
-            "SELECT created_at, amount_fen, balance_after_fen FROM balance_ledger
-              WHERE order_code = $1 AND kind = $2 ORDER BY id",
-            &[&code, &LedgerKind::Refund],
+            "SELECT created_at, amount_fen, balance_after_fen, kind FROM balance_ledger
+              WHERE order_code = $1 AND kind = ANY($2) ORDER BY id",
+            &[&order.order_code, &&[LedgerKind::Refund, LedgerKind::LateCharge][..]],
         )
         .await?;
     Ok(rows
         .iter()
-        .map(|r| Event::Refunded { at: r.get(0), amount: Fen(r.get(1)), balance_after: Fen(r.get(2)) })
+        .map(|r| {
+            let (at, amount, balance_after) = (r.get(0), Fen(r.get(1)), Fen(r.get(2)));
+            match r.get(3) {
+                LedgerKind::LateCharge => {
+                    Event::IssuedLate { at, coupon_id: order.coupon_id.clone(), charged: Fen(-amount.0), balance_after }
+                }
+                _ => Event::Refunded { at, amount, balance_after },
+            }
+        })
         .collect())
 }
 
