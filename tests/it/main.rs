@@ -18,6 +18,7 @@ mod intake;
 mod issuance;
 mod loads;
 mod merchant_edit;
+mod messages;
 mod notifier;
 mod notifier_docs;
 mod notifier_edges;

@@ -116,10 +116,15 @@ fn command_store(settings: &Settings) -> anyhow::Result<lijian_core::store::Stor
 }
 
 fn init_tracing(default: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let format = std::env::var("LIJIAN_LOG_FORMAT").unwrap_or_default().to_ascii_lowercase();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Escape codes only for a person at a terminal: in a file, a pipe or a log
+    // collector they are noise (https://no-color.org: any non-empty NO_COLOR).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format.as_str() {
         // One object per line with the span fields (orderCode, notifyId) flattened in.
         "json" => builder.json().with_current_span(true).init(),
@@ -150,16 +155,46 @@ fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
+/// The command line, where a value may start with '-' when it reads as a number
+/// (`--price -1`): it then reaches our validation, which says what is wrong with
+/// it, instead of clap's "unexpected argument".
+fn command_line() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    fn negative_values(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|arg| if arg.get_action().takes_values() { arg.allow_negative_numbers(true) } else { arg })
+            .mut_subcommands(negative_values)
+    }
+    let matches = negative_values(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The error and its causes, each said once: many errors already include their
+/// cause's text, which `{:#}` would repeat.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let cli = command_line();
     init_tracing(match cli.command {
         // lapin logs a closed channel as an error even when we closed it.
         Command::Demo(_) | Command::Load(_) => "warn,lapin=off",
         _ => "info,tokio_postgres=warn,lapin=warn",
     });
     if let Err(e) = run(cli).await {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", error_text(&e));
         std::process::exit(1);
     }
 }

@@ -19,7 +19,6 @@ use anyhow::Context;
 use lijian_core::config::Settings;
 use lijian_core::money::Fen;
 use lijian_core::store::Store;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 pub(super) fn yuan(flag: &str, text: &str) -> anyhow::Result<Fen> {
@@ -31,6 +30,5 @@ pub(super) fn store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 pub(super) fn timestamp(flag: &str, text: &str) -> anyhow::Result<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339)
-        .with_context(|| format!("--{flag} {text:?} is not an RFC 3339 time such as 2026-12-01T00:00:00+08:00"))
+    lijian_core::times::parse_time(text, OffsetDateTime::now_utc()).map_err(|e| anyhow::anyhow!("--{flag} {e}"))
 }

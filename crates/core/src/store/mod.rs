@@ -113,15 +113,36 @@ impl StoreError {
             Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
                 StoreError::Conflict(conflict.to_string())
             }
-            Some(c) if *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound(
-                e.as_db_error().and_then(|d| d.detail()).unwrap_or("referenced row not found").to_string(),
-            ),
+            Some(c) if *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
+                StoreError::NotFound(missing_reference(e.as_db_error().and_then(|d| d.detail()).unwrap_or_default()))
+            }
             Some(c) if *c == tokio_postgres::error::SqlState::CHECK_VIOLATION => {
                 StoreError::Invalid(e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()))
             }
             _ => StoreError::Db(e),
         }
     }
+}
+
+/// "merchant nobody does not exist" from PostgreSQL's foreign-key detail
+/// (`Key (merchant_id)=(nobody) is not present in table "merchants".`), which
+/// names our columns and tables rather than what the operator typed.
+fn missing_reference(detail: &str) -> String {
+    let value = detail.split_once(")=(").and_then(|(_, rest)| rest.split_once(") is not present"));
+    let table = detail.rsplit_once("table \"").and_then(|(_, rest)| rest.split_once('"'));
+    let (Some((value, _)), Some((table, _))) = (value, table) else {
+        return "it refers to something that does not exist".into();
+    };
+    let thing = match table {
+        "merchants" => "merchant",
+        "products" => "product",
+        "activities" => "activity",
+        "orders" => "order",
+        "campaigns" => "campaign",
+        "wxpay_accounts" => "WeChat Pay account",
+        other => other,
+    };
+    format!("{thing} {value} does not exist")
 }
 
 /// Text as PostgreSQL can store it: `text` refuses the NUL character, so a
