@@ -176,7 +176,10 @@ async fn admin_commands_store_what_they_say_and_refuse_bad_input() {
         (activity("a1", "m1", "0.5", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"), "at least 1 yuan"),
         (activity("a1", "m1", "10", "tomorrow", "2027-01-01T00:00:00Z"), "RFC 3339"),
         (activity("a1", "m1", "10", "2027-01-01T00:00:00Z", "2026-12-01T00:00:00Z"), "after --starts"),
-        (activity("a1", "nobody", "10", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"), "merchant nobody does not exist"),
+        (
+            activity("a1", "nobody", "10", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+            "merchant nobody does not exist",
+        ),
     ] {
         let message = cli.refused(&args);
         assert!(message.contains(expect), "{args:?}: {message}");

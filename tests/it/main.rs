@@ -17,6 +17,7 @@ mod hangs;
 mod intake;
 mod issuance;
 mod loads;
+mod logs;
 mod merchant_edit;
 mod messages;
 mod notifier;

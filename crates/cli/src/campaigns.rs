@@ -13,9 +13,9 @@ use lijian_core::config::Settings;
 use lijian_core::queue::{Publisher, Topology};
 use lijian_core::status::OrderStatus;
 use lijian_core::store::Store;
+use lijian_core::times::rfc3339_seconds;
 use lijian_producer::bulk::{self, LoadSpec, LoadSummary, Progress};
 use lijian_producer::campaign::{self, CampaignSpec};
-use lijian_core::times::rfc3339_seconds;
 use time::OffsetDateTime;
 
 #[derive(Args)]
@@ -241,14 +241,8 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                 (None, _) => println!("  release:   as loaded ({} released)", c.released),
             }
             println!("  orders:    {}", s.total());
-            for (status, label) in [
-                (OrderStatus::Stored, "accepted"),
-                (OrderStatus::Processing, "processing"),
-                (OrderStatus::Success, "issued"),
-                (OrderStatus::Failed, "failed"),
-                (OrderStatus::Cancelled, "cancelled"),
-            ] {
-                println!("    {} {label:<11} {}", status.code(), s.count(status));
+            for status in OrderStatus::ALL {
+                println!("    {} {:<11} {}", status.code(), status.operator_word(), s.count(status));
             }
             println!("  parked:    {} (see `lijian dlq list --campaign {}`)", s.parked, c.name);
             println!("  rate:      {:.1} orders/s finishing (last 10 s)", s.finishing_per_sec);

@@ -16,7 +16,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lijian_core::config::{redact_url, Settings};
+use lijian_core::role_event;
+use lijian_core::telemetry::LogTarget;
 use tokio_util::sync::CancellationToken;
+use tracing::Level;
 
 #[derive(Parser)]
 #[command(
@@ -123,8 +126,7 @@ fn init_tracing(default: &str) {
     // Escape codes only for a person at a terminal: in a file, a pipe or a log
     // collector they are noise (https://no-color.org: any non-empty NO_COLOR).
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format.as_str() {
         // One object per line with the span fields (orderCode, notifyId) flattened in.
         "json" => builder.json().with_current_span(true).init(),
@@ -134,14 +136,15 @@ fn init_tracing(default: &str) {
 }
 
 /// Cancelled on the first SIGTERM or SIGINT; roles then finish what is in flight.
-fn shutdown_on_signals() -> CancellationToken {
+/// `log`: whose target the lines carry.
+fn shutdown_on_signals(log: LogTarget) -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                role_event!(log, Level::ERROR, error = %e, "cannot listen for SIGTERM");
                 return;
             }
         };
@@ -149,7 +152,7 @@ fn shutdown_on_signals() -> CancellationToken {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
-        tracing::info!("shutdown requested; finishing in-flight work");
+        role_event!(log, Level::INFO, "shutdown requested; finishing in-flight work");
         trigger.cancel();
     });
     token
@@ -185,6 +188,10 @@ fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
+async fn run_roles(settings: &Settings, roles: &[roles::Role]) -> anyhow::Result<()> {
+    roles::run(settings, roles, shutdown_on_signals(roles::log_target(roles))).await
+}
+
 #[tokio::main]
 async fn main() {
     let cli = command_line();
@@ -218,11 +225,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Product(cmd) => admin::product(&settings, cmd).await,
         Command::Activity(cmd) => admin::activity(&settings, cmd).await,
         Command::WxpayAccount(cmd) => admin::wxpay_account(&settings, cmd).await,
-        Command::Serve(args) => roles::run(&settings, &args.roles, shutdown_on_signals()).await,
-        Command::Gateway => roles::run(&settings, &[roles::Role::Gateway], shutdown_on_signals()).await,
-        Command::Consumer => roles::run(&settings, &[roles::Role::Consumer], shutdown_on_signals()).await,
-        Command::Notifier => roles::run(&settings, &[roles::Role::Notifier], shutdown_on_signals()).await,
-        Command::Scheduler => roles::run(&settings, &[roles::Role::Scheduler], shutdown_on_signals()).await,
+        Command::Serve(args) => run_roles(&settings, &args.roles).await,
+        Command::Gateway => run_roles(&settings, &[roles::Role::Gateway]).await,
+        Command::Consumer => run_roles(&settings, &[roles::Role::Consumer]).await,
+        Command::Notifier => run_roles(&settings, &[roles::Role::Notifier]).await,
+        Command::Scheduler => run_roles(&settings, &[roles::Role::Scheduler]).await,
         Command::Demo(args) => demo::run(&settings, args).await,
         Command::Dlq(cmd) => operators::dlq(&settings, cmd).await,
         Command::Order(OrderCommand::Show(args)) => operators::order_show(&settings, args).await,
@@ -233,7 +240,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(cmd) => client::run(cmd).await,
-        Command::Sim(cmd) => sim::run(cmd, shutdown_on_signals()).await,
+        Command::Sim(cmd) => sim::run(cmd, shutdown_on_signals(LogTarget::Process)).await,
         Command::Bench(cmd) => bench::run(&settings, cmd).await,
     }
 }

@@ -146,6 +146,7 @@ impl Outbox for Unsent {
     type Key = String;
     type Job = NotifyJob;
     const NAME: &'static str = "report relay";
+    const LOG: lijian_core::telemetry::LogTarget = lijian_core::telemetry::LogTarget::Notifier;
 
     async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<String, NotifyJob>, StoreError> {
         let rows = tx

@@ -15,6 +15,8 @@ use lijian_core::queue::{IssueJob, Publisher};
 use lijian_core::status::OrderStatus;
 use lijian_core::store::predicates::UNRELEASED;
 use lijian_core::store::{Store, StoreError};
+use lijian_core::telemetry::logs::GATEWAY;
+use lijian_core::telemetry::LogTarget;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +32,7 @@ pub(crate) async fn run_marker(store: Store, mut rx: mpsc::UnboundedReceiver<Str
     let mut codes = Vec::with_capacity(MARK_BATCH);
     while rx.recv_many(&mut codes, MARK_BATCH).await > 0 {
         if let Err(e) = mark_enqueued(&store, &codes).await {
-            tracing::warn!(error = %e, orders = codes.len(), "could not stamp enqueued orders; the relay will publish them again");
+            tracing::warn!(target: GATEWAY, error = %e, orders = codes.len(), "could not stamp enqueued orders; the relay will publish them again");
         }
         codes.clear();
     }
@@ -55,14 +57,14 @@ pub(crate) async fn run_relay(
     shutdown: CancellationToken,
 ) {
     let (store, publisher) = (&store, &publisher);
-    run_periodically("issue relay", interval, shutdown, move || async move {
+    run_periodically(LogTarget::Gateway, "issue relay", interval, shutdown, move || async move {
         let orders = relay_once(store, publisher, grace).await?;
         if orders > 0 {
-            tracing::info!(orders, "relay published orders left behind");
+            tracing::info!(target: GATEWAY, orders, "relay published orders left behind");
         }
         let bulk = crate::outbox::flush(store, publisher).await?;
         if bulk > 0 {
-            tracing::info!(orders = bulk, "relay published bulk jobs left in the outbox");
+            tracing::info!(target: GATEWAY, orders = bulk, "relay published bulk jobs left in the outbox");
         }
         Ok::<_, StoreError>(orders + bulk)
     })
@@ -87,6 +89,7 @@ impl Outbox for LeftBehind {
     type Key = String;
     type Job = IssueJob;
     const NAME: &'static str = "issue relay";
+    const LOG: LogTarget = LogTarget::Gateway;
 
     async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<String, IssueJob>, StoreError> {
         let rows = tx.query(LEFT_BEHIND_SQL.as_str(), &[&self.grace_secs, &RELAY_BATCH]).await?;
@@ -121,6 +124,7 @@ impl Outbox for Replay<'_> {
     type Key = Vec<String>;
     type Job = IssueJob;
     const NAME: &'static str = "replay";
+    const LOG: LogTarget = LogTarget::Process;
 
     async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<Vec<String>, IssueJob>, StoreError> {
         let revived: Vec<String> = tx

@@ -32,3 +32,11 @@ pub(super) fn store(settings: &Settings) -> anyhow::Result<Store> {
 pub(super) fn timestamp(flag: &str, text: &str) -> anyhow::Result<OffsetDateTime> {
     lijian_core::times::parse_time(text, OffsetDateTime::now_utc()).map_err(|e| anyhow::anyhow!("--{flag} {e}"))
 }
+
+/// `12 issued (status 2)`: a count of orders by the status's name, its number beside.
+pub(super) fn status_count(status: i16, n: i64) -> String {
+    match lijian_core::status::OrderStatus::try_from(status) {
+        Ok(s) => format!("{n} {} (status {status})", s.operator_word()),
+        Err(_) => format!("{n} with status {status}"),
+    }
+}
