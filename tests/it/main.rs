@@ -35,6 +35,7 @@ mod scale_out;
 mod secrets;
 mod signing;
 mod slow_clients;
+mod timeline;
 mod undeliverable;
 mod wxpay_protocol;
 mod wxpay_sim;

@@ -200,6 +200,7 @@ impl NotifyHandler {
             answer: answer.clone(),
             error: error.clone(),
             delivered,
+            schedule: &self.schedule,
         };
         let since_replay = match self.record(&log).await {
             Ok(since_replay) => since_replay,
@@ -229,6 +230,7 @@ impl NotifyHandler {
             answer: None,
             error: Some(error.clone()),
             delivered: false,
+            schedule: &self.schedule,
         };
         let since_replay = match self.record(&log).await {
             Ok(since_replay) => since_replay,

@@ -17,6 +17,7 @@ use lijian_core::store::predicates::UNRELEASED;
 use lijian_core::store::{Store, StoreError};
 use lijian_core::telemetry::logs::GATEWAY;
 use lijian_core::telemetry::LogTarget;
+use lijian_core::vocab::Lane;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -129,10 +130,18 @@ impl Outbox for Replay<'_> {
     async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<Vec<String>, IssueJob>, StoreError> {
         let revived: Vec<String> = tx
             .query(
-                "UPDATE orders SET dead_at = NULL, dead_reason = NULL, attempts_before_replay = attempts, updated_at = now()
-                  WHERE order_code = ANY($1) AND dead_at IS NOT NULL AND status = ANY($2)
-                  RETURNING order_code",
-                &[&self.codes, &&OrderStatus::OPEN[..]],
+                // The parking it clears is kept as part of the order's story (`replays`).
+                "WITH revived AS (
+                     UPDATE orders o SET dead_at = NULL, dead_reason = NULL, attempts_before_replay = attempts,
+                            updated_at = now()
+                       FROM (SELECT order_code, dead_at, dead_reason FROM orders WHERE order_code = ANY($1)) parked
+                      WHERE o.order_code = parked.order_code AND o.dead_at IS NOT NULL AND o.status = ANY($2)
+                      RETURNING o.order_code, parked.dead_at, parked.dead_reason),
+                 noted AS (
+                     INSERT INTO replays (order_code, lane, parked_at, reason)
+                     SELECT order_code, $3, dead_at, dead_reason FROM revived)
+                 SELECT order_code FROM revived",
+                &[&self.codes, &&OrderStatus::OPEN[..], &Lane::Issue],
             )
             .await?
             .iter()
