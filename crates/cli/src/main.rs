@@ -239,7 +239,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", lijian_notifier::platform_key(&settings)?.public_key_pem()?);
             Ok(())
         }
-        Command::Client(cmd) => client::run(cmd).await,
+        Command::Client(cmd) => client::run(&settings, cmd).await,
         Command::Sim(cmd) => sim::run(cmd, shutdown_on_signals(LogTarget::Process)).await,
         Command::Bench(cmd) => bench::run(&settings, cmd).await,
     }
