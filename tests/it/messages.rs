@@ -94,3 +94,28 @@ async fn a_campaign_with_another_schedule_names_its_time_in_rfc3339() {
     assert!(!out.status.success() && stderr.contains("release at 2030-01-01T02:00:00Z"), "{stderr}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn client_orders_finds_the_gateway_and_fails_loudly() {
+    let app = spawn_app().await;
+    let client = |product: &str, biz: &str| {
+        let mut command = lijian_command(&app.settings);
+        command
+            .args(["client", "orders", "--merchant-id", MERCHANT, "--business-id", BUSINESS])
+            .args(["--key", &fixture_path("merchant-test-private.pem"), "--product-code", product])
+            .args(["--activity-id", ACTIVITY, "--biz-code", biz, "--count", "2"])
+            // No --gateway: the address `lijian gateway` listens on.
+            .env("LIJIAN_HTTP_ADDR", app.addr.to_string());
+        // Not blocking: the gateway it calls runs on this test's runtime.
+        tokio::process::Command::from(command).output()
+    };
+    let placed = client(PRODUCT, "cli-ok").await.expect("run lijian");
+    assert!(placed.status.success(), "{}", String::from_utf8_lossy(&placed.stderr));
+    assert_eq!(app.count("SELECT count(*) FROM orders WHERE biz_code LIKE 'cli-ok-%'").await, 2);
+
+    let refused = client("no-such-product", "cli-bad").await.expect("run lijian");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("2 of 2 orders were not placed") && stderr.contains("product"), "{stderr}");
+    app.stop().await;
+}
