@@ -74,10 +74,10 @@ mod tests {
         assert_eq!(parse_time("now", now), Ok(now));
         assert_eq!(parse_time("now+60d", now), Ok(datetime!(2027-01-24 10:00:00 UTC)));
         assert_eq!(parse_time("now+90m", now), Ok(datetime!(2026-11-25 11:30:00 UTC)));
-        let date = parse_time("2026-12-01", now).unwrap_err();
+        let date = parse_time("2026-12-01", now).expect_err("a bare date");
         assert!(date.contains("2026-12-01T00:00:00+08:00") && date.contains("without a time"), "{date}");
         assert_eq!(date.matches("without").count(), 1, "{date}");
-        assert!(parse_time("tomorrow", now).unwrap_err().contains("RFC 3339"));
+        assert!(parse_time("tomorrow", now).expect_err("a word").contains("RFC 3339"));
         assert!(parse_time("now-1h", now).is_err());
     }
 }
