@@ -64,15 +64,7 @@ fn spawn(settings: &lijian_core::config::Settings, role: &str) -> Role {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn role");
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (pipe, sink) = (child.stderr.take().expect("stderr"), stderr.clone());
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let mut text = sink.lock().expect("stderr lock");
-            text.push_str(&line);
-            text.push('\n');
-        }
-    });
+    let stderr = collect_stderr(&mut child);
     let stdout = child.stdout.take().expect("stdout");
     let line = BufReader::new(stdout)
         .lines()

@@ -2,7 +2,7 @@
 //! (and never with NO_COLOR), each role under its own target, no INFO line per
 //! report that had nowhere to go; and `merchant show` counts orders by name.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,17 +26,7 @@ impl Piped {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn role");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (pipe, sink) = (child.stderr.take().expect("stderr"), stderr.clone());
-        std::thread::spawn(move || {
-            let mut pipe = BufReader::new(pipe);
-            let mut line = Vec::new();
-            // Bytes as written: escape codes must not be lost to UTF-8 decoding.
-            while pipe.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                sink.lock().expect("stderr lock").push_str(&String::from_utf8_lossy(&line));
-                line.clear();
-            }
-        });
+        let stderr = collect_stderr(&mut child);
         let mut stdout = child.stdout.take().expect("stdout");
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         Piped { child, stderr }

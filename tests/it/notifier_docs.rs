@@ -8,16 +8,8 @@ use crate::helpers::wxpay::spawn_sim;
 use crate::helpers::*;
 
 fn docs_script() -> String {
-    let docs =
-        std::fs::read_to_string(format!("{}/../../docs/callbacks.md", env!("CARGO_MANIFEST_DIR"))).expect("docs");
-    let block = docs
-        .split("<!-- verify-example:start -->")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- verify-example:end -->").next())
-        .expect("example markers");
-    let script = block.trim().trim_start_matches("```sh").trim_end_matches("```").trim().to_string();
-    let file = std::fs::read_to_string(format!("{}/../../docs/examples/verify-report.sh", env!("CARGO_MANIFEST_DIR")))
-        .expect("example");
+    let script = doc_block("docs/callbacks.md", "verify-example");
+    let file = repo_file("docs/examples/verify-report.sh");
     assert_eq!(script, file.trim(), "docs/examples/verify-report.sh must be the script shown in docs/callbacks.md");
     script
 }
@@ -110,18 +102,9 @@ impl Drop for PythonReceiver {
 
 #[tokio::test]
 async fn python_example_verifies_real_reports() {
-    let docs =
-        std::fs::read_to_string(format!("{}/../../docs/callbacks.md", env!("CARGO_MANIFEST_DIR"))).expect("docs");
-    let block = docs
-        .split("<!-- python-example:start -->")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- python-example:end -->").next())
-        .expect("example markers");
-    let shown = block.trim().trim_start_matches("```python").trim_end_matches("```").trim();
-    let receiver_script =
-        std::fs::read_to_string(format!("{}/../../docs/examples/callback-receiver.py", env!("CARGO_MANIFEST_DIR")))
-            .expect("receiver");
-    assert!(receiver_script.contains(shown), "callback-receiver.py must carry the function docs/callbacks.md shows");
+    let shown = doc_block("docs/callbacks.md", "python-example");
+    let receiver_script = repo_file("docs/examples/callback-receiver.py");
+    assert!(receiver_script.contains(&shown), "callback-receiver.py must carry the function docs/callbacks.md shows");
 
     let receiver = PythonReceiver::start();
     let app = Arc::new(spawn_app().await);

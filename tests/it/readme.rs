@@ -15,7 +15,7 @@ const ORDERS: i64 = 20;
 
 /// The ```sh blocks between "## Run it for real" and the next section.
 fn walkthrough() -> String {
-    let readme = std::fs::read_to_string(format!("{}/../../README.md", env!("CARGO_MANIFEST_DIR"))).expect("README");
+    let readme = repo_file("README.md");
     let section = readme.split("\n## Run it for real\n").nth(1).expect("a 'Run it for real' section");
     let section = section.split("\n## ").next().unwrap_or_default();
     let blocks: Vec<&str> =

@@ -180,6 +180,40 @@ pub fn lijian_command(settings: &Settings) -> std::process::Command {
     command
 }
 
+/// The text of a repository file (README.md, docs/…).
+pub fn repo_file(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"))).expect(path)
+}
+
+/// The code block of a repository document between `<!-- NAME:start -->` and
+/// `<!-- NAME:end -->`, without its fence.
+pub fn doc_block(path: &str, name: &str) -> String {
+    let text = repo_file(path);
+    let block = text
+        .split(&format!("<!-- {name}:start -->"))
+        .nth(1)
+        .and_then(|rest| rest.split(&format!("<!-- {name}:end -->")).next())
+        .unwrap_or_else(|| panic!("{path} has no {name} markers"));
+    let fenced = block.trim().trim_start_matches("```").trim_end_matches("```");
+    fenced.split_once('\n').map(|(_lang, code)| code).unwrap_or_default().trim().to_string()
+}
+
+/// Collects a child's stderr as it comes (bytes as written: escape codes too).
+pub fn collect_stderr(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::BufRead;
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (pipe, sink) = (child.stderr.take().expect("stderr"), stderr.clone());
+    std::thread::spawn(move || {
+        let mut pipe = std::io::BufReader::new(pipe);
+        let mut line = Vec::new();
+        while pipe.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            sink.lock().expect("stderr lock").push_str(&String::from_utf8_lossy(&line));
+            line.clear();
+        }
+    });
+    stderr
+}
+
 /// Runs `lijian ARGS` against the app's settings; it must succeed. Its stdout.
 pub fn lijian_ok(app: &TestApp, args: &[&str]) -> String {
     let out = lijian_command(&app.settings).args(args).output().expect("run lijian");
