@@ -3,9 +3,14 @@
 //! Requests are signed here by hand (string built with `format!`, RSA by aws-lc-rs
 //! directly), not with lijian's signing code, so the two check each other.
 
+mod child;
+mod docs;
 pub mod proxy;
 pub mod receiver;
 pub mod wxpay;
+
+pub use child::collect_stderr;
+pub use docs::{doc_block, repo_file};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -178,40 +183,6 @@ pub fn lijian_command(settings: &Settings) -> std::process::Command {
         .env("LIJIAN_OPS_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn");
     command
-}
-
-/// The text of a repository file (README.md, docs/…).
-pub fn repo_file(path: &str) -> String {
-    std::fs::read_to_string(format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"))).expect(path)
-}
-
-/// The code block of a repository document between `<!-- NAME:start -->` and
-/// `<!-- NAME:end -->`, without its fence.
-pub fn doc_block(path: &str, name: &str) -> String {
-    let text = repo_file(path);
-    let block = text
-        .split(&format!("<!-- {name}:start -->"))
-        .nth(1)
-        .and_then(|rest| rest.split(&format!("<!-- {name}:end -->")).next())
-        .unwrap_or_else(|| panic!("{path} has no {name} markers"));
-    let fenced = block.trim().trim_start_matches("```").trim_end_matches("```");
-    fenced.split_once('\n').map(|(_lang, code)| code).unwrap_or_default().trim().to_string()
-}
-
-/// Collects a child's stderr as it comes (bytes as written: escape codes too).
-pub fn collect_stderr(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mutex<String>> {
-    use std::io::BufRead;
-    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let (pipe, sink) = (child.stderr.take().expect("stderr"), stderr.clone());
-    std::thread::spawn(move || {
-        let mut pipe = std::io::BufReader::new(pipe);
-        let mut line = Vec::new();
-        while pipe.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-            sink.lock().expect("stderr lock").push_str(&String::from_utf8_lossy(&line));
-            line.clear();
-        }
-    });
-    stderr
 }
 
 /// Runs `lijian ARGS` against the app's settings; it must succeed. Its stdout.
