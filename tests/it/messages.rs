@@ -119,3 +119,29 @@ async fn client_orders_finds_the_gateway_and_fails_loudly() {
     assert!(stderr.contains("2 of 2 orders were not placed") && stderr.contains("product"), "{stderr}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_old_schema_and_queues_not_declared_yet_are_said_plainly() {
+    let app = spawn_app().await;
+    // No role has declared this prefix's queues: nothing is parked on the broker.
+    let mut fresh = app.settings.clone();
+    fresh.broker.queue_prefix = format!("{}x", app.settings.broker.queue_prefix);
+    let out = lijian_command(&fresh)
+        .args(["dlq", "fail", "--order", "LJ-NONE"])
+        .env_remove("RUST_LOG") // the command's own default
+        .output()
+        .expect("run lijian");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.is_empty(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not parked, left alone: LJ-NONE"));
+
+    // A binary newer than its database: say what to run, not "db error".
+    let client = app.store.client().await.expect("client");
+    client.batch_execute("DROP TABLE replays").await.expect("drop");
+    let stderr = refused(&app, &["dlq", "replay", "--all"]);
+    assert_eq!(
+        stderr.trim(),
+        "error: relation \"replays\" does not exist (PostgreSQL 42P01); the database is older than this lijian: run `lijian migrate`"
+    );
+    app.stop().await;
+}

@@ -197,7 +197,7 @@ async fn main() {
     let cli = command_line();
     init_tracing(match cli.command {
         // lapin logs a closed channel as an error even when we closed it.
-        Command::Demo(_) | Command::Load(_) => "warn,lapin=off",
+        Command::Demo(_) | Command::Load(_) | Command::Dlq(_) => "warn,lapin=off",
         _ => "info,tokio_postgres=warn,lapin=warn",
     });
     if let Err(e) = run(cli).await {

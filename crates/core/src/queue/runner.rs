@@ -58,7 +58,7 @@ impl Disposition {
     /// unreachable database is waited out.
     pub fn handed_back(e: &crate::store::StoreError) -> Disposition {
         if e.is_refusal() {
-            Disposition::Refused { reason: e.reason() }
+            Disposition::Refused { reason: e.to_string() }
         } else {
             Disposition::Requeue
         }

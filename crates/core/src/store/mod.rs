@@ -52,14 +52,40 @@ pub enum StoreError {
     BadUrl(String),
     #[error("cannot reach PostgreSQL {0}")]
     Unavailable(String),
-    #[error("database error: {0}")]
-    Db(#[from] tokio_postgres::Error),
+    /// Displayed in the server's words (tokio-postgres alone says "db error"),
+    /// so it carries no separate source to repeat them.
+    #[error("{}", db_words(.0))]
+    Db(tokio_postgres::Error),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Db(e)
+    }
+}
+
+/// What PostgreSQL said, with its code; a missing table, column or function
+/// means the schema is older than this binary.
+fn db_words(e: &tokio_postgres::Error) -> String {
+    let Some(db) = e.as_db_error() else {
+        return match std::error::Error::source(e) {
+            Some(cause) => format!("database error: {e}: {cause}"),
+            None => format!("database error: {e}"),
+        };
+    };
+    let code = db.code().code();
+    let hint = if matches!(code, "42P01" | "42703" | "42883") {
+        "; the database is older than this lijian: run `lijian migrate`"
+    } else {
+        ""
+    };
+    format!("{} (PostgreSQL {code}){hint}", db.message())
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
@@ -93,18 +119,6 @@ impl StoreError {
         // Connection (08), transaction rollback (40), resources (53), operator
         // intervention such as a restart (57) and system errors (58) pass.
         !matches!(&code.code()[..2], "08" | "40" | "53" | "57" | "58")
-    }
-
-    /// The server's own words when it refused a statement (tokio-postgres shows
-    /// only "db error"), else the error as displayed.
-    pub fn reason(&self) -> String {
-        match self {
-            StoreError::Db(e) => match e.as_db_error() {
-                Some(db) => format!("{} (PostgreSQL {})", db.message(), db.code().code()),
-                None => self.to_string(),
-            },
-            other => other.to_string(),
-        }
     }
 
     /// Maps a constraint violation to a message a person can act on.
