@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 set -euo pipefail
-GATEWAY=${GATEWAY:-http://127.0.0.1:8080}
+GATEWAY=${GATEWAY:-http://${LIJIAN_HTTP_ADDR:-127.0.0.1:8080}}
 MERCHANT_ID=${MERCHANT_ID:-m1}
 BUSINESS_ID=${BUSINESS_ID:-b1}
 PRIVATE_KEY=${PRIVATE_KEY:-keys/private.pem}

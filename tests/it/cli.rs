@@ -55,9 +55,9 @@ impl Cli {
 #[tokio::test]
 async fn migrate_creates_the_database_and_is_safe_twice() {
     let cli = Cli::new();
-    assert!(cli.ok(&["migrate"]).contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]"));
+    assert!(cli.ok(&["migrate"]).contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]"));
     assert!(cli.ok(&["migrate"]).contains("up to date"));
-    assert_eq!(cli.count("SELECT count(*) FROM lijian_migrations").await, 12);
+    assert_eq!(cli.count("SELECT count(*) FROM lijian_migrations").await, 13);
     cli.drop_database().await;
 }
 
@@ -176,7 +176,10 @@ async fn admin_commands_store_what_they_say_and_refuse_bad_input() {
         (activity("a1", "m1", "0.5", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"), "at least 1 yuan"),
         (activity("a1", "m1", "10", "tomorrow", "2027-01-01T00:00:00Z"), "RFC 3339"),
         (activity("a1", "m1", "10", "2027-01-01T00:00:00Z", "2026-12-01T00:00:00Z"), "after --starts"),
-        (activity("a1", "nobody", "10", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"), "not present"),
+        (
+            activity("a1", "nobody", "10", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+            "merchant nobody does not exist",
+        ),
     ] {
         let message = cli.refused(&args);
         assert!(message.contains(expect), "{args:?}: {message}");

@@ -29,7 +29,13 @@ impl MeteredConsumer {
         let deps = lijian_core::deps::Deps::connect(settings, "lijian-test-consumer").expect("deps");
         let running = lijian_consumer::start(&deps, stop.clone()).expect("start consumer");
         let listener = lijian_core::telemetry::bind_ops("127.0.0.1:0").await.expect("bind ops");
-        let (addr, _) = lijian_core::telemetry::serve_ops(listener, deps.ops.clone(), stop.clone()).expect("serve ops");
+        let (addr, _) = lijian_core::telemetry::serve_ops(
+            listener,
+            deps.ops.clone(),
+            lijian_core::telemetry::LogTarget::Consumer,
+            stop.clone(),
+        )
+        .expect("serve ops");
         MeteredConsumer { running, metrics_url: format!("http://{addr}/metrics"), stop }
     }
 

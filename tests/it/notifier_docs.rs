@@ -8,16 +8,8 @@ use crate::helpers::wxpay::spawn_sim;
 use crate::helpers::*;
 
 fn docs_script() -> String {
-    let docs =
-        std::fs::read_to_string(format!("{}/../../docs/callbacks.md", env!("CARGO_MANIFEST_DIR"))).expect("docs");
-    let block = docs
-        .split("<!-- verify-example:start -->")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- verify-example:end -->").next())
-        .expect("example markers");
-    let script = block.trim().trim_start_matches("```sh").trim_end_matches("```").trim().to_string();
-    let file = std::fs::read_to_string(format!("{}/../../docs/examples/verify-report.sh", env!("CARGO_MANIFEST_DIR")))
-        .expect("example");
+    let script = doc_block("docs/callbacks.md", "verify-example");
+    let file = repo_file("docs/examples/verify-report.sh");
     assert_eq!(script, file.trim(), "docs/examples/verify-report.sh must be the script shown in docs/callbacks.md");
     script
 }
@@ -66,6 +58,81 @@ async fn shell_example_verifies_a_real_report() {
         .output()
         .expect("lijian platform public-key");
     assert_eq!(String::from_utf8_lossy(&printed.stdout), fixture("platform-public.pem"));
+    consumer.stop().await;
+    notifier.stop().await;
+    stop_shared(app).await;
+}
+
+/// docs/examples/callback-receiver.py, run by python3; killed when dropped.
+struct PythonReceiver {
+    child: std::process::Child,
+    url: String,
+    printed: std::sync::mpsc::Receiver<String>,
+}
+
+impl PythonReceiver {
+    fn start() -> PythonReceiver {
+        let script = format!("{}/../../docs/examples/callback-receiver.py", env!("CARGO_MANIFEST_DIR"));
+        let mut child = std::process::Command::new("python3")
+            .args([&script, "--addr", "127.0.0.1:0", "--public-key", &fixture_path("platform-public.pem")])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 on PATH");
+        let (tx, printed) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let first =
+            printed.recv_timeout(Duration::from_secs(10)).expect("the receiver starts (cryptography installed?)");
+        let url = first.strip_prefix("listening on ").expect("its address").to_string();
+        PythonReceiver { child, url, printed }
+    }
+}
+
+impl Drop for PythonReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn python_example_verifies_real_reports() {
+    let shown = doc_block("docs/callbacks.md", "python-example");
+    let receiver_script = repo_file("docs/examples/callback-receiver.py");
+    assert!(receiver_script.contains(&shown), "callback-receiver.py must carry the function docs/callbacks.md shows");
+
+    let receiver = PythonReceiver::start();
+    let app = Arc::new(spawn_app().await);
+    let sim = spawn_sim(|_| {}).await;
+    app.set_callback(MERCHANT, &format!("{}/lijian/reports", receiver.url)).await;
+    let consumer = app.start_consumer(&app.consumer_settings(&sim));
+    let notifier = app.start_notifier(&app.settings);
+    app.place_orders("python", 2, 2).await;
+    // Delivered means the receiver answered SUCCESS, which it does only for a
+    // report whose signature verified, with header names as our notifier sends them.
+    let delivered = "SELECT count(*) FROM reports WHERE outcome = 'delivered'";
+    assert_eq!(app.wait_for_count(delivered, 2, Duration::from_secs(20)).await, 2);
+    let printed: Vec<String> = receiver.printed.try_iter().collect();
+    assert_eq!(printed.iter().filter(|l| l.starts_with("verified report N")).count(), 2, "{printed:?}");
+
+    // A report it cannot verify is refused.
+    let forged = reqwest::Client::new()
+        .post(format!("{}/lijian/reports", receiver.url))
+        .header("businessId", BUSINESS)
+        .header("nonce", "n")
+        .header("timestamp", "1")
+        .header("signType", "SHA256-RSA")
+        .header("sign", "AAAA")
+        .body(r#"{"notifyId":"Nforged"}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(forged.status().as_u16(), 401);
     consumer.stop().await;
     notifier.stop().await;
     stop_shared(app).await;

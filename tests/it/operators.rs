@@ -109,6 +109,8 @@ async fn a_parked_report_is_replayed_and_delivered() {
     assert_eq!(receiver.received().len(), 5);
     let story = lijian_ok(&app, &["order", "show", &orders[0]]);
     assert!(story.contains("report attempt 5") && story.contains("delivered"), "{story}");
+    let replay = story.find("report sent again by an operator").unwrap_or_else(|| panic!("no replay:\n{story}"));
+    assert!(story[..replay].contains("report attempt 4") && story[replay..].contains("report attempt 5"), "{story}");
     consumer.stop().await;
     notifier.stop().await;
     stop_shared(app).await;

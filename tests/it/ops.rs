@@ -121,7 +121,16 @@ async fn serve_runs_every_role_in_one_process_and_stops_on_sigterm() {
     let answer = app.send_to(&format!("{gateway}/v1/openapi/order/wechat/coupons"), &req).await;
     assert_eq!(answer["status"], 0, "{answer}");
     assert_eq!(receiver.wait_for(1, Duration::from_secs(20)).await, 1, "issued and reported by the same process");
-    let (_, text) = get(&format!("{ops}/metrics")).await;
+    // The notifier counts the delivery once it has recorded the answer, just after
+    // the receiver saw the report.
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = get(&format!("{ops}/metrics")).await.1;
+        if text.contains("lijian_reports_delivered_total 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for role in ["consumer", "notifier", "scheduler"] {
         assert!(text.contains(&format!("lijian_role_info{{role=\"{role}\"}} 1")), "{text}");
     }

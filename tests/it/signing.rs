@@ -5,7 +5,7 @@ use std::process::Command;
 
 use lijian_core::signing::{md5_sign, string_to_sign, RsaPrivateKey, RsaPublicKey};
 
-use crate::helpers::{fixture, fixture_path, spawn_app};
+use crate::helpers::{doc_block, fixture, fixture_path, repo_file, spawn_app};
 
 const DOC_BODY: &str =
     r#"{"businessId":"754ea3e3a699404f9b82e8f881107f19","merchantId":"eb1bb305ca3940f8adf1d4e964555699"}"#;
@@ -88,19 +88,12 @@ fn openssl_signatures_verify_with_every_accepted_key_form() {
 #[tokio::test]
 async fn docs_shell_example_places_an_order() {
     let app = spawn_app().await;
-    let docs = std::fs::read_to_string(format!("{}/../../docs/signing.md", env!("CARGO_MANIFEST_DIR"))).expect("docs");
-    let block = docs
-        .split("<!-- merchant-example:start -->")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- merchant-example:end -->").next())
-        .expect("example markers");
-    let script = block.trim().trim_start_matches("```sh").trim_end_matches("```").trim();
-    let file = std::fs::read_to_string(format!("{}/../../docs/examples/place-order.sh", env!("CARGO_MANIFEST_DIR")))
-        .expect("example");
+    let script = doc_block("docs/signing.md", "merchant-example");
+    let file = repo_file("docs/examples/place-order.sh");
     assert_eq!(script, file.trim(), "docs/examples/place-order.sh must be the script shown in docs/signing.md");
     let out = tokio::process::Command::new("bash")
         .arg("-c")
-        .arg(script)
+        .arg(&script)
         .env("GATEWAY", app.url(""))
         .env("MERCHANT_ID", crate::helpers::MERCHANT)
         .env("BUSINESS_ID", crate::helpers::BUSINESS)

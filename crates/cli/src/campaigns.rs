@@ -13,9 +13,9 @@ use lijian_core::config::Settings;
 use lijian_core::queue::{Publisher, Topology};
 use lijian_core::status::OrderStatus;
 use lijian_core::store::Store;
+use lijian_core::times::rfc3339_seconds;
 use lijian_producer::bulk::{self, LoadSpec, LoadSummary, Progress};
 use lijian_producer::campaign::{self, CampaignSpec};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 #[derive(Args)]
@@ -80,7 +80,7 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
     let release_at = args
         .at
         .as_deref()
-        .map(|t| OffsetDateTime::parse(t, &Rfc3339).with_context(|| format!("--at {t:?} is not an RFC 3339 time")))
+        .map(|t| lijian_core::times::parse_time(t, OffsetDateTime::now_utc()).map_err(|e| anyhow::anyhow!("--at {e}")))
         .transpose()?;
     let name = args.campaign.clone().unwrap_or_else(|| default_campaign(&args.file));
     campaign::check_campaign_name(&name).map_err(|e| anyhow::anyhow!("{e} (use --campaign)"))?;
@@ -219,7 +219,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                     c.name,
                     c.merchant_id,
                     c.shown_state(),
-                    c.release_at.map(|t| t.format(&Rfc3339).unwrap_or_default()).unwrap_or_else(|| "as loaded".into()),
+                    c.release_at.map(rfc3339_seconds).unwrap_or_else(|| "as loaded".into()),
                     c.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "-".into()),
                     total,
                     done
@@ -233,7 +233,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
             match (c.release_at, c.rate) {
                 (Some(at), rate) => println!(
                     "  release:   from {}{}; {} released, {} waiting",
-                    at.format(&Rfc3339).unwrap_or_default(),
+                    rfc3339_seconds(at),
                     rate.map(|r| format!(" at {r}/s")).unwrap_or_default(),
                     c.released,
                     s.unreleased
@@ -241,14 +241,8 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                 (None, _) => println!("  release:   as loaded ({} released)", c.released),
             }
             println!("  orders:    {}", s.total());
-            for (status, label) in [
-                (OrderStatus::Stored, "accepted"),
-                (OrderStatus::Processing, "processing"),
-                (OrderStatus::Success, "issued"),
-                (OrderStatus::Failed, "failed"),
-                (OrderStatus::Cancelled, "cancelled"),
-            ] {
-                println!("    {} {label:<11} {}", status.code(), s.count(status));
+            for status in OrderStatus::ALL {
+                println!("    {} {:<11} {}", status.code(), status.operator_word(), s.count(status));
             }
             println!("  parked:    {} (see `lijian dlq list --campaign {}`)", s.parked, c.name);
             println!("  rate:      {:.1} orders/s finishing (last 10 s)", s.finishing_per_sec);

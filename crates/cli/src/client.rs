@@ -19,9 +19,9 @@ pub enum ClientCommand {
 
 #[derive(Args)]
 pub struct OrdersArgs {
-    /// The gateway's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    gateway: String,
+    /// The gateway's base URL [default: http:// and LIJIAN_HTTP_ADDR, the address `lijian gateway` listens on].
+    #[arg(long)]
+    gateway: Option<String>,
     #[arg(long)]
     merchant_id: String,
     #[arg(long)]
@@ -49,12 +49,13 @@ pub struct OrdersArgs {
     concurrency: usize,
 }
 
-pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
+pub async fn run(settings: &lijian_core::config::Settings, cmd: ClientCommand) -> anyhow::Result<()> {
     let ClientCommand::Orders(a) = cmd;
+    let gateway = a.gateway.clone().unwrap_or_else(|| gateway_url(&settings.gateway.http_addr));
     let pem = std::fs::read_to_string(&a.key).with_context(|| format!("reading {}", a.key.display()))?;
     let key = RsaPrivateKey::from_pem(&pem)?;
     let batch = OrderBatch {
-        gateway: a.gateway.clone(),
+        gateway: gateway.clone(),
         merchant_id: a.merchant_id.clone(),
         business_id: a.business_id.clone(),
         product_code: a.product_code.clone(),
@@ -67,25 +68,53 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
     let answers = place_orders(&reqwest::Client::new(), &key, &batch, a.count, a.concurrency).await;
     let elapsed = started.elapsed().as_secs_f64();
     let mut by_status = std::collections::BTreeMap::<String, usize>::new();
+    let mut failed = 0;
     for answer in &answers {
         let key = match answer {
             Ok(v) => format!("{} {}", v["status"], v["message"].as_str().unwrap_or_default()),
-            Err(e) => format!("error: {e}"),
+            Err(e) => format!("error: {e:#}"),
         };
+        if !placed(answer) {
+            failed += 1;
+        }
         *by_status.entry(key).or_default() += 1;
     }
     if a.count == 1 {
         match &answers[0] {
             Ok(v) => println!("{v}"),
-            Err(e) => anyhow::bail!("{e}"),
+            Err(e) => anyhow::bail!("{gateway}: {e:#}"),
         }
     } else {
         println!("{} requests in {elapsed:.2}s ({:.0}/s)", a.count, a.count as f64 / elapsed);
-        for (status, n) in by_status {
+        for (status, n) in &by_status {
             println!("  {n:>8}  status {status}");
         }
     }
+    if failed > 0 {
+        let causes: Vec<String> = by_status
+            .iter()
+            .filter(|(key, _)| !key.starts_with("0 ") && !key.starts_with("8 "))
+            .map(|(k, n)| format!("{n} × {k}"))
+            .collect();
+        anyhow::bail!("{failed} of {} orders were not placed through {gateway}: {}", a.count, causes.join("; "));
+    }
     Ok(())
+}
+
+/// Placed: accepted now (status 0) or before (8, duplicate bizCode: the same order).
+fn placed(answer: &anyhow::Result<serde_json::Value>) -> bool {
+    answer.as_ref().is_ok_and(|v| v["status"] == 0 || v["status"] == 8)
+}
+
+/// `http://HOST:PORT` for the address a gateway listens on; one listening on
+/// every interface is reached on this host.
+fn gateway_url(listen: &str) -> String {
+    let local = match listen.rsplit_once(':') {
+        Some(("0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => listen.to_string(),
+    };
+    format!("http://{local}")
 }
 
 /// Orders {biz_code}-0 … placed by one merchant (openId {open_id}{i}).

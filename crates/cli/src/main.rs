@@ -17,7 +17,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lijian_core::config::{redact_url, Settings};
+use lijian_core::role_event;
+use lijian_core::telemetry::LogTarget;
 use tokio_util::sync::CancellationToken;
+use tracing::Level;
 
 #[derive(Parser)]
 #[command(
@@ -120,10 +123,14 @@ fn command_store(settings: &Settings) -> anyhow::Result<lijian_core::store::Stor
 }
 
 fn init_tracing(default: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let format = std::env::var("LIJIAN_LOG_FORMAT").unwrap_or_default().to_ascii_lowercase();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Escape codes only for a person at a terminal: in a file, a pipe or a log
+    // collector they are noise (https://no-color.org: any non-empty NO_COLOR).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format.as_str() {
         // One object per line with the span fields (orderCode, notifyId) flattened in.
         "json" => builder.json().with_current_span(true).init(),
@@ -133,14 +140,15 @@ fn init_tracing(default: &str) {
 }
 
 /// Cancelled on the first SIGTERM or SIGINT; roles then finish what is in flight.
-fn shutdown_on_signals() -> CancellationToken {
+/// `log`: whose target the lines carry.
+fn shutdown_on_signals(log: LogTarget) -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                role_event!(log, Level::ERROR, error = %e, "cannot listen for SIGTERM");
                 return;
             }
         };
@@ -148,25 +156,60 @@ fn shutdown_on_signals() -> CancellationToken {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
-        tracing::info!("shutdown requested; finishing in-flight work");
+        role_event!(log, Level::INFO, "shutdown requested; finishing in-flight work");
         trigger.cancel();
     });
     token
 }
 
+/// The command line, where a value may start with '-' when it reads as a number
+/// (`--price -1`): it then reaches our validation, which says what is wrong with
+/// it, instead of clap's "unexpected argument".
+fn command_line() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    fn negative_values(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|arg| if arg.get_action().takes_values() { arg.allow_negative_numbers(true) } else { arg })
+            .mut_subcommands(negative_values)
+    }
+    let matches = negative_values(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The error and its causes, each said once: many errors already include their
+/// cause's text, which `{:#}` would repeat.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+async fn run_roles(settings: &Settings, roles: &[roles::Role]) -> anyhow::Result<()> {
+    roles::run(settings, roles, shutdown_on_signals(roles::log_target(roles))).await
+}
+
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let cli = command_line();
     init_tracing(match cli.command {
         // lapin logs a closed channel as an error even when we closed it.
         // The faults are the point of --faults: counted in its summary, not logged one by one.
         Command::Demo(demo::DemoArgs { faults: true, .. }) => "error,lapin=off",
-        // The doctor's passive declare of a queue not declared yet closes a channel.
-        Command::Demo(_) | Command::Load(_) | Command::Doctor(_) => "warn,lapin=off",
+        // The doctor's passive declare of a queue not declared yet closes a
+        // channel; so does dlq's on a prefix no role has declared yet.
+        Command::Demo(_) | Command::Load(_) | Command::Doctor(_) | Command::Dlq(_) => "warn,lapin=off",
         _ => "info,tokio_postgres=warn,lapin=warn",
     });
     if let Err(e) = run(cli).await {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", error_text(&e));
         std::process::exit(1);
     }
 }
@@ -191,11 +234,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Product(cmd) => admin::product(&settings, cmd).await,
         Command::Activity(cmd) => admin::activity(&settings, cmd).await,
         Command::WxpayAccount(cmd) => admin::wxpay_account(&settings, cmd).await,
-        Command::Serve(args) => roles::run(&settings, &args.roles, shutdown_on_signals()).await,
-        Command::Gateway => roles::run(&settings, &[roles::Role::Gateway], shutdown_on_signals()).await,
-        Command::Consumer => roles::run(&settings, &[roles::Role::Consumer], shutdown_on_signals()).await,
-        Command::Notifier => roles::run(&settings, &[roles::Role::Notifier], shutdown_on_signals()).await,
-        Command::Scheduler => roles::run(&settings, &[roles::Role::Scheduler], shutdown_on_signals()).await,
+        Command::Serve(args) => run_roles(&settings, &args.roles).await,
+        Command::Gateway => run_roles(&settings, &[roles::Role::Gateway]).await,
+        Command::Consumer => run_roles(&settings, &[roles::Role::Consumer]).await,
+        Command::Notifier => run_roles(&settings, &[roles::Role::Notifier]).await,
+        Command::Scheduler => run_roles(&settings, &[roles::Role::Scheduler]).await,
         Command::Demo(args) => demo::run(&settings, args).await,
         Command::Dlq(cmd) => operators::dlq(&settings, cmd).await,
         Command::Order(OrderCommand::Show(args)) => operators::order_show(&settings, args).await,
@@ -205,8 +248,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", lijian_notifier::platform_key(&settings)?.public_key_pem()?);
             Ok(())
         }
-        Command::Client(cmd) => client::run(cmd).await,
-        Command::Sim(cmd) => sim::run(cmd, shutdown_on_signals()).await,
+        Command::Client(cmd) => client::run(&settings, cmd).await,
+        Command::Sim(cmd) => sim::run(cmd, shutdown_on_signals(LogTarget::Process)).await,
         Command::Bench(cmd) => bench::run(&settings, cmd).await,
     }
 }

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use lijian_core::config::Settings;
 use lijian_core::queue::{sweep_dead_letters, IssueJob, Lane, NotifyJob, Publisher, Topology};
 use lijian_core::store::{DeadFilter, FailedParked, Store};
-use time::format_description::well_known::Rfc3339;
+use lijian_core::times::rfc3339_seconds;
 
 #[derive(Subcommand)]
 pub enum DlqCommand {
@@ -113,7 +113,7 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
                     j.merchant_id,
                     j.campaign.as_deref().unwrap_or("-"),
                     format!("{}/{}", j.attempts_since_replay, j.attempts),
-                    j.dead_at.format(&Rfc3339).unwrap_or_default(),
+                    rfc3339_seconds(j.dead_at),
                     j.reason
                 );
             }

@@ -10,8 +10,10 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use lijian_core::config::Settings;
 use lijian_core::deps::Deps;
-use lijian_core::telemetry::{bind_ops, serve_ops};
+use lijian_core::role_event;
+use lijian_core::telemetry::{bind_ops, serve_ops, LogTarget};
 use tokio_util::sync::CancellationToken;
+use tracing::Level;
 
 /// A role this binary can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,6 +30,16 @@ impl Role {
     /// The role's name on the command line (`--roles`), in logs and in RabbitMQ.
     fn name(self) -> String {
         self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+    }
+
+    /// The target its log lines carry.
+    fn log_target(self) -> LogTarget {
+        match self {
+            Role::Gateway => LogTarget::Gateway,
+            Role::Consumer => LogTarget::Consumer,
+            Role::Notifier => LogTarget::Notifier,
+            Role::Scheduler => LogTarget::Scheduler,
+        }
     }
 
     /// Where the role serves its ops endpoints when `LIJIAN_OPS_ADDR` is unset.
@@ -63,7 +75,7 @@ impl Started {
     pub async fn wait(self) {
         for (role, task) in self.tasks {
             if let Err(e) = task.await {
-                tracing::error!(role = role.name(), error = %e, "role task failed");
+                role_event!(role.log_target(), Level::ERROR, error = %e, "role task failed");
             }
         }
     }
@@ -124,7 +136,7 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
         println!("gateway listening on http://{addr}");
     }
     if let Some(listener) = ops_listener {
-        let (bound, _) = serve_ops(listener, deps.ops.clone(), shutdown.clone())?;
+        let (bound, _) = serve_ops(listener, deps.ops.clone(), log_target(&roles), shutdown.clone())?;
         println!("metrics and health on http://{bound}/metrics");
     }
     // Each role bounds its own stop by the grace; this bounds the process, whatever
@@ -135,8 +147,11 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
         _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => true,
     };
     if overran {
-        tracing::warn!(
-            grace_ms = grace.as_millis() as u64,
+        let grace_ms = grace.as_millis() as u64;
+        role_event!(
+            log_target(&roles),
+            Level::WARN,
+            grace_ms,
             "shutdown grace over; exiting with work still pending (unacknowledged jobs return to their queues)"
         );
         // Returning would wait for the runtime's blocking threads, which may be the
@@ -149,10 +164,18 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     Ok(())
 }
 
+/// The target of a process running `roles`: the role's own when it runs one.
+pub fn log_target(roles: &[Role]) -> LogTarget {
+    match roles {
+        [role] => role.log_target(),
+        _ => LogTarget::Process,
+    }
+}
+
 async fn log_end(task: tokio::task::JoinHandle<Result<(), lijian_gateway::GatewayError>>) {
     match task.await {
-        Ok(Err(e)) => tracing::error!(error = %e, "gateway stopped"),
-        Err(e) => tracing::error!(error = %e, "gateway task failed"),
+        Ok(Err(e)) => tracing::error!(target: lijian_core::telemetry::logs::GATEWAY, error = %e, "gateway stopped"),
+        Err(e) => tracing::error!(target: lijian_core::telemetry::logs::GATEWAY, error = %e, "gateway task failed"),
         Ok(Ok(())) => {}
     }
 }

@@ -4,7 +4,7 @@
 use lijian_core::queue::Lane;
 use lijian_core::status::OrderStatus;
 use lijian_core::store::{Door, Event, Timeline};
-use time::format_description::well_known::Rfc3339;
+use lijian_core::times::rfc3339_millis;
 
 /// The whole story: the order as it stands, then its timeline.
 pub fn render(t: &Timeline) -> Vec<String> {
@@ -20,7 +20,7 @@ pub fn render(t: &Timeline) -> Vec<String> {
         lines.push(format!(
             "  LATE:     issued late at {}: the coupon arrived after the order had ended unissued ({}) and been \
              refunded; recorded, charged again, corrected report sent",
-            at.format(&Rfc3339).unwrap_or_default(),
+            lijian_core::times::rfc3339_millis(at),
             o.last_error.as_deref().unwrap_or("no reason recorded")
         ));
     }
@@ -33,7 +33,7 @@ pub fn render(t: &Timeline) -> Vec<String> {
     lines.push(format!("  attempts: {}", o.attempts));
     lines.push("timeline (UTC):".into());
     for e in &t.events {
-        lines.push(format!("  {}  {:<8} {}", e.at().format(&Rfc3339).unwrap_or_default(), kind(e), detail(e)));
+        lines.push(format!("  {}  {:<8} {}", rfc3339_millis(e.at()), kind(e), detail(e)));
     }
     lines
 }
@@ -45,6 +45,7 @@ fn kind(e: &Event) -> &'static str {
         Event::Queued { .. } => "queued",
         Event::Attempt { .. } => "attempt",
         Event::Parked { .. } => "parked",
+        Event::Replayed { .. } => "replay",
         Event::Finished { .. } => "final",
         Event::Refunded { .. } => "refund",
         Event::IssuedLate { .. } => "late",
@@ -85,6 +86,10 @@ fn detail(e: &Event) -> String {
                 Lane::Notify => format!("report in the notify dead-letter queue: {reason}"),
             }
         }
+        Event::Replayed { lane, .. } => match lane {
+            Lane::Issue => "issue job sent again by an operator (lijian dlq replay), with a fresh retry budget".into(),
+            Lane::Notify => "report sent again by an operator (lijian dlq replay), with a fresh retry budget".into(),
+        },
         Event::Finished { status, coupon_id, reason, .. } => {
             let reason = reason.as_deref().unwrap_or_default();
             match status {
@@ -108,7 +113,7 @@ fn detail(e: &Event) -> String {
             format!("status report {notify_id} (status {}) queued", status.code())
         }
         Event::ReportNotNeeded { .. } => "no callbackUrl: nothing to send".into(),
-        Event::Delivery { attempt, url, http_status, answer, error, latency_ms, delivered, .. } => {
+        Event::Delivery { attempt, url, http_status, answer, error, latency_ms, delivered, retry_at, .. } => {
             let reply = match (http_status, error) {
                 (_, Some(e)) => format!("error: {e}"),
                 (Some(s), None) => {
@@ -117,8 +122,12 @@ fn detail(e: &Event) -> String {
                 }
                 (None, None) => "no answer".into(),
             };
-            let delivered = if *delivered { ", delivered" } else { "" };
-            format!("report attempt {attempt} to {url} → {reply} ({latency_ms} ms){delivered}")
+            let after = match (delivered, retry_at) {
+                (true, _) => ", delivered".to_string(),
+                (false, Some(at)) => format!("; next attempt due {}", rfc3339_millis(*at)),
+                (false, None) => String::new(),
+            };
+            format!("report attempt {attempt} to {url} → {reply} ({latency_ms} ms){after}")
         }
     }
 }
@@ -158,6 +167,7 @@ mod tests {
             error: None,
             latency_ms: 3,
             delivered: true,
+            retry_at: None,
         };
         assert_eq!(detail(&delivery), "report attempt 5 to http://m/cb → HTTP 200 \"SUCCESS\" (3 ms), delivered");
         let late = Event::IssuedLate { at, coupon_id: Some("C1".into()), charged: Fen(950), balance_after: Fen(-450) };
@@ -167,6 +177,21 @@ mod tests {
                 "late",
                 "coupon C1 issued late: charged 9.50 yuan again; balance -4.50 yuan (below zero: a debt the next top-up repays)"
             )
+        );
+        let failed = Event::Delivery {
+            at,
+            attempt: 1,
+            url: "http://m/cb".into(),
+            http_status: Some(500),
+            answer: Some("oops".into()),
+            error: None,
+            latency_ms: 3,
+            delivered: false,
+            retry_at: Some(at + time::Duration::seconds(15)),
+        };
+        assert_eq!(
+            detail(&failed),
+            "report attempt 1 to http://m/cb → HTTP 500 \"oops\" (3 ms); next attempt due 2026-11-25T10:00:15.000Z"
         );
     }
 }

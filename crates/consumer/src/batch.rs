@@ -20,6 +20,7 @@ impl BatchWrite for Begins {
     type Output = Begun;
     type Error = StoreError;
     const NAME: &'static str = "begin attempts";
+    const LOG: lijian_core::telemetry::LogTarget = lijian_core::telemetry::LogTarget::Consumer;
 
     async fn write(&self, codes: &[String]) -> Result<Vec<Begun>, StoreError> {
         self.0.begin_attempts(codes).await
@@ -34,6 +35,7 @@ impl BatchWrite for Finishes {
     type Output = Finished;
     type Error = StoreError;
     const NAME: &'static str = "finish issued";
+    const LOG: lijian_core::telemetry::LogTarget = lijian_core::telemetry::LogTarget::Consumer;
 
     async fn write(&self, batch: &[Issued]) -> Result<Vec<Finished>, StoreError> {
         self.0.finish_issued(batch).await

@@ -154,6 +154,7 @@ impl BatchWrite for Take {
     type Output = bool;
     type Error = StoreError;
     const NAME: &'static str = "send leases";
+    const LOG: lijian_core::telemetry::LogTarget = lijian_core::telemetry::LogTarget::Consumer;
 
     async fn write(&self, leases: &[Lease]) -> Result<Vec<bool>, StoreError> {
         self.store.take_leases(leases, self.ttl).await

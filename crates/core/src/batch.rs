@@ -28,6 +28,8 @@ pub trait BatchWrite: Send + Sync + 'static {
     type Error: Display + From<Stopped> + Send + 'static;
     /// Names the write in log lines.
     const NAME: &'static str;
+    /// The role whose target its log lines carry.
+    const LOG: crate::telemetry::LogTarget;
 
     /// Writes `items` together; returns one output per item, in order.
     fn write(&self, items: &[Self::Item]) -> impl Future<Output = Result<Vec<Self::Output>, Self::Error>> + Send;
@@ -111,7 +113,14 @@ async fn write_batch<W: BatchWrite>(write: &W, items: &[W::Item]) -> Vec<Result<
         Ok(outputs) => outputs.into_iter().map(Ok).collect(),
         Err(e) if items.len() == 1 => vec![Err(e)],
         Err(e) => {
-            tracing::warn!(write = W::NAME, error = %e, batch = items.len(), "batch failed; writing its items one by one");
+            crate::role_event!(
+                W::LOG,
+                tracing::Level::WARN,
+                write = W::NAME,
+                error = %e,
+                batch = items.len(),
+                "batch failed; writing its items one by one"
+            );
             let mut results = Vec::with_capacity(items.len());
             for item in items {
                 let alone = write.write(std::slice::from_ref(item)).await;
@@ -148,6 +157,7 @@ mod tests {
         type Output = i32;
         type Error = DoubleError;
         const NAME: &'static str = "double";
+        const LOG: crate::telemetry::LogTarget = crate::telemetry::LogTarget::Process;
 
         async fn write(&self, items: &[i32]) -> Result<Vec<i32>, DoubleError> {
             match items.iter().find(|n| **n < 0) {

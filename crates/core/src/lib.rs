@@ -38,6 +38,7 @@
 //! - `batch.rs`    writer tasks that batch concurrent writes, one-by-one fallback
 //! - `telemetry/`  metrics exposition, histograms; `ops.rs`: the `Ops` view and its endpoints
 //! - `ssrf.rs`     where a merchant callback may point (intake and delivery share it)
+//! - `times.rs`    times as shown (RFC 3339, fixed width) and as typed (`--starts now+1h`)
 //! - `vocab.rs`    the stored words: one enum each, one mapping to SQL, JSON and the CLI
 
 pub mod batch;
@@ -52,4 +53,5 @@ pub mod ssrf;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod times;
 pub mod vocab;

@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::queue::{IssueJob, NotifyJob, Publisher, QueueError};
 use crate::store::{Store, StoreError};
+use crate::telemetry::LogTarget;
+use tracing::Level;
 
 /// The transaction [`Outbox::take`] and [`Outbox::settle`] run in.
 pub use tokio_postgres::Transaction;
@@ -49,6 +51,8 @@ pub trait Outbox: Sync {
     type Job: Job;
     /// Names the outbox in log lines.
     const NAME: &'static str;
+    /// The role whose target its log lines carry.
+    const LOG: LogTarget;
 
     /// Takes, inside `tx`, the rows this pass publishes (locked, so no other
     /// drainer takes them before commit).
@@ -137,7 +141,14 @@ pub async fn drain<O: Outbox>(
             return Ok(Drained { settled: Vec::new(), unconfirmed });
         }
         // One line per pass, not per job: with the broker down every job fails.
-        tracing::warn!(outbox = O::NAME, jobs = failures, %error, "jobs not confirmed by the broker; they stay owed");
+        crate::role_event!(
+            O::LOG,
+            Level::WARN,
+            outbox = O::NAME,
+            jobs = failures,
+            %error,
+            "jobs not confirmed by the broker; they stay owed"
+        );
     }
     outbox.settle(&tx, &settled).await?;
     tx.commit().await?;
@@ -149,10 +160,15 @@ pub async fn drain<O: Outbox>(
 const MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// Runs `pass` every `interval` until `shutdown`, first at once. A failed pass is
-/// logged with `name` and backs off (×4 up to 5 s) until one succeeds. `pass`
-/// returns how many jobs it published.
-pub async fn run_periodically<F, Fut, E>(name: &str, interval: Duration, shutdown: CancellationToken, mut pass: F)
-where
+/// logged with `name` under `log`'s target and backs off (×4 up to 5 s) until one
+/// succeeds. `pass` returns how many jobs it published.
+pub async fn run_periodically<F, Fut, E>(
+    log: LogTarget,
+    name: &str,
+    interval: Duration,
+    shutdown: CancellationToken,
+    mut pass: F,
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<usize, E>>,
     E: Display,
@@ -162,13 +178,14 @@ where
         match pass().await {
             Ok(published) => {
                 if published > 0 {
-                    tracing::debug!(task = name, published, "pass published jobs");
+                    crate::role_event!(log, Level::DEBUG, task = name, published, "pass published jobs");
                 }
                 pause = interval;
             }
             Err(error) => {
                 pause = (pause * 4).min(MAX_PAUSE).max(interval);
-                tracing::warn!(task = name, %error, retry_in_ms = pause.as_millis() as u64, "pass failed; will retry");
+                let retry_in_ms = pause.as_millis() as u64;
+                crate::role_event!(log, Level::WARN, task = name, %error, retry_in_ms, "pass failed; will retry");
             }
         }
         tokio::select! {

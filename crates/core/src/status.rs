@@ -38,6 +38,27 @@ impl OrderStatus {
         !OrderStatus::OPEN.contains(&self)
     }
 
+    /// Every status, in lifecycle order.
+    pub const ALL: [OrderStatus; 5] = [
+        OrderStatus::Stored,
+        OrderStatus::Processing,
+        OrderStatus::Success,
+        OrderStatus::Failed,
+        OrderStatus::Cancelled,
+    ];
+
+    /// The word operators read in the CLI's counts (`merchant show`, `campaign
+    /// status`): what happened to the order rather than the API's `statusText`.
+    pub fn operator_word(self) -> &'static str {
+        match self {
+            OrderStatus::Stored => "accepted",
+            OrderStatus::Processing => "processing",
+            OrderStatus::Success => "issued",
+            OrderStatus::Failed => "failed",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             OrderStatus::Stored => "stored",

@@ -112,8 +112,12 @@ async fn run_relay(
     shutdown: CancellationToken,
 ) {
     let (store, publisher) = (&store, &publisher);
-    lijian_core::outbox::run_periodically("report relay", interval, shutdown, move || {
-        report_store::queue_unsent(store, publisher)
-    })
+    lijian_core::outbox::run_periodically(
+        lijian_core::telemetry::LogTarget::Notifier,
+        "report relay",
+        interval,
+        shutdown,
+        move || report_store::queue_unsent(store, publisher),
+    )
     .await;
 }

@@ -105,6 +105,9 @@ pub struct AttemptLog<'a> {
     pub answer: Option<String>,
     pub error: Option<String>,
     pub delivered: bool,
+    /// The waits between attempts (the notifier's schedule): a failed attempt
+    /// records when the next is due.
+    pub schedule: &'a [std::time::Duration],
 }
 
 /// Counts the attempt, logs it and, when delivered, closes the report — one
@@ -121,8 +124,11 @@ pub async fn record_attempt(store: &Store, a: &AttemptLog<'_>) -> Result<Option<
                         last_error = CASE WHEN $7::bool THEN NULL ELSE coalesce($6::text, 'HTTP ' || ($3::int4)::text) END
                   WHERE notify_id = $1 AND outcome IS NULL
                   RETURNING attempts, attempts - attempts_before_replay AS since_replay)
-             INSERT INTO report_attempts (notify_id, attempt, url, http_status, latency_ms, answer, error, delivered)
-             SELECT $1, attempts, $2, $3, $4, $5, $6, $7 FROM counted
+             INSERT INTO report_attempts (notify_id, attempt, url, http_status, latency_ms, answer, error, delivered, retry_at)
+             SELECT $1, attempts, $2, $3, $4, $5, $6, $7,
+                    -- Past the schedule's end the index gives NULL: parked, nothing is due.
+                    CASE WHEN NOT $7 THEN now() + make_interval(secs => ($9::float8[])[since_replay]) END
+               FROM counted
              RETURNING (SELECT since_replay FROM counted)",
         )
         .await?;
@@ -138,6 +144,7 @@ pub async fn record_attempt(store: &Store, a: &AttemptLog<'_>) -> Result<Option<
                 &a.error,
                 &a.delivered,
                 &ReportOutcome::Delivered,
+                &a.schedule.iter().map(|d| d.as_secs_f64()).collect::<Vec<f64>>(),
             ],
         )
         .await?;
@@ -165,6 +172,7 @@ impl Outbox for Unsent {
     type Key = String;
     type Job = NotifyJob;
     const NAME: &'static str = "report relay";
+    const LOG: lijian_core::telemetry::LogTarget = lijian_core::telemetry::LogTarget::Notifier;
 
     async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<String, NotifyJob>, StoreError> {
         let rows = tx

@@ -126,7 +126,7 @@ impl NotifyHandler {
         let order_code = pending.report.order_code.clone();
         let Some(url) = pending.url.clone() else {
             self.counters.no_callback.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(order_code, "no callbackUrl on the order or the merchant; nothing sent");
+            tracing::debug!(order_code, "no callbackUrl on the order or the merchant; nothing sent");
             return self
                 .close(notify_id, ReportOutcome::NoCallback, "no callbackUrl on the order or the merchant")
                 .await;
@@ -200,6 +200,7 @@ impl NotifyHandler {
             answer: answer.clone(),
             error: error.clone(),
             delivered,
+            schedule: &self.schedule,
         };
         let since_replay = match self.record(&log).await {
             Ok(since_replay) => since_replay,
@@ -229,6 +230,7 @@ impl NotifyHandler {
             answer: None,
             error: Some(error.clone()),
             delivered: false,
+            schedule: &self.schedule,
         };
         let since_replay = match self.record(&log).await {
             Ok(since_replay) => since_replay,

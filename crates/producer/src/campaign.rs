@@ -154,7 +154,7 @@ pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, Camp
         return Err(CampaignError::Refused(format!(
             "campaign {} already exists with another schedule (release at {}, rate {}); load with the same --at/--rate or into a new campaign",
             campaign.name,
-            campaign.release_at.map(|t| t.to_string()).unwrap_or_else(|| "as loaded".into()),
+            campaign.release_at.map(lijian_core::times::rfc3339_seconds).unwrap_or_else(|| "as loaded".into()),
             campaign.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "unpaced".into()),
         )));
     }

@@ -60,6 +60,7 @@ impl BatchWrite for Intake {
     type Output = IntakeOutcome;
     type Error = IntakeError;
     const NAME: &'static str = "intake";
+    const LOG: lijian_core::telemetry::LogTarget = lijian_core::telemetry::LogTarget::Gateway;
 
     async fn write(&self, requests: &[OrderRequest]) -> Result<Vec<IntakeOutcome>, IntakeError> {
         try_batch(&self.store, requests).await

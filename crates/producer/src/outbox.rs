@@ -26,6 +26,7 @@ impl Outbox for BulkOutbox {
     type Key = (i64, usize);
     type Job = IssueJob;
     const NAME: &'static str = "bulk outbox";
+    const LOG: lijian_core::telemetry::LogTarget = lijian_core::telemetry::LogTarget::Gateway;
 
     async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<(i64, usize), IssueJob>, StoreError> {
         let rows = tx

@@ -97,7 +97,7 @@ impl Producer {
                 true
             }
             Err(e) => {
-                tracing::warn!(order_code, error = %e, "issue job not published; the relay will enqueue it");
+                tracing::warn!(target: lijian_core::telemetry::logs::GATEWAY, order_code, error = %e, "issue job not published; the relay will enqueue it");
                 false
             }
         }

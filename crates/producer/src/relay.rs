@@ -15,6 +15,9 @@ use lijian_core::queue::{IssueJob, Publisher};
 use lijian_core::status::OrderStatus;
 use lijian_core::store::predicates::UNRELEASED;
 use lijian_core::store::{Store, StoreError};
+use lijian_core::telemetry::logs::GATEWAY;
+use lijian_core::telemetry::LogTarget;
+use lijian_core::vocab::Lane;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +33,7 @@ pub(crate) async fn run_marker(store: Store, mut rx: mpsc::UnboundedReceiver<Str
     let mut codes = Vec::with_capacity(MARK_BATCH);
     while rx.recv_many(&mut codes, MARK_BATCH).await > 0 {
         if let Err(e) = mark_enqueued(&store, &codes).await {
-            tracing::warn!(error = %e, orders = codes.len(), "could not stamp enqueued orders; the relay will publish them again");
+            tracing::warn!(target: GATEWAY, error = %e, orders = codes.len(), "could not stamp enqueued orders; the relay will publish them again");
         }
         codes.clear();
     }
@@ -55,14 +58,14 @@ pub(crate) async fn run_relay(
     shutdown: CancellationToken,
 ) {
     let (store, publisher) = (&store, &publisher);
-    run_periodically("issue relay", interval, shutdown, move || async move {
+    run_periodically(LogTarget::Gateway, "issue relay", interval, shutdown, move || async move {
         let orders = relay_once(store, publisher, grace).await?;
         if orders > 0 {
-            tracing::info!(orders, "relay published orders left behind");
+            tracing::info!(target: GATEWAY, orders, "relay published orders left behind");
         }
         let bulk = crate::outbox::flush(store, publisher).await?;
         if bulk > 0 {
-            tracing::info!(orders = bulk, "relay published bulk jobs left in the outbox");
+            tracing::info!(target: GATEWAY, orders = bulk, "relay published bulk jobs left in the outbox");
         }
         Ok::<_, StoreError>(orders + bulk)
     })
@@ -87,6 +90,7 @@ impl Outbox for LeftBehind {
     type Key = String;
     type Job = IssueJob;
     const NAME: &'static str = "issue relay";
+    const LOG: LogTarget = LogTarget::Gateway;
 
     async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<String, IssueJob>, StoreError> {
         let rows = tx.query(LEFT_BEHIND_SQL.as_str(), &[&self.grace_secs, &RELAY_BATCH]).await?;
@@ -121,14 +125,23 @@ impl Outbox for Replay<'_> {
     type Key = Vec<String>;
     type Job = IssueJob;
     const NAME: &'static str = "replay";
+    const LOG: LogTarget = LogTarget::Process;
 
     async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<Vec<String>, IssueJob>, StoreError> {
         let revived: Vec<String> = tx
             .query(
-                "UPDATE orders SET dead_at = NULL, dead_reason = NULL, attempts_before_replay = attempts, updated_at = now()
-                  WHERE order_code = ANY($1) AND dead_at IS NOT NULL AND status = ANY($2)
-                  RETURNING order_code",
-                &[&self.codes, &&OrderStatus::OPEN[..]],
+                // The parking it clears is kept as part of the order's story (`replays`).
+                "WITH revived AS (
+                     UPDATE orders o SET dead_at = NULL, dead_reason = NULL, attempts_before_replay = attempts,
+                            updated_at = now()
+                       FROM (SELECT order_code, dead_at, dead_reason FROM orders WHERE order_code = ANY($1)) parked
+                      WHERE o.order_code = parked.order_code AND o.dead_at IS NOT NULL AND o.status = ANY($2)
+                      RETURNING o.order_code, parked.dead_at, parked.dead_reason),
+                 noted AS (
+                     INSERT INTO replays (order_code, lane, parked_at, reason)
+                     SELECT order_code, $3, dead_at, dead_reason FROM revived)
+                 SELECT order_code FROM revived",
+                &[&self.codes, &&OrderStatus::OPEN[..], &Lane::Issue],
             )
             .await?
             .iter()

@@ -16,6 +16,7 @@ use lijian_core::outbox::{drain, run_periodically, Confirms, Outbox, Taken, Tran
 use lijian_core::queue::{IssueJob, Publisher};
 use lijian_core::store::predicates::UNRELEASED;
 use lijian_core::store::{Store, StoreError};
+use lijian_core::telemetry::LogTarget;
 use lijian_core::telemetry::{Exposition, MetricsSource};
 use lijian_core::vocab::CampaignState;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +58,7 @@ impl Scheduler {
         }
         let this = &self;
         let mut steps: u64 = 0;
-        run_periodically("scheduler", STEP, shutdown, move || {
+        run_periodically(LogTarget::Scheduler, "scheduler", STEP, shutdown, move || {
             steps += 1;
             this.tick(steps.is_multiple_of(STEPS_PER_FLUSH))
         })
@@ -121,6 +122,7 @@ impl Outbox for DueOrders<'_> {
     type Key = Vec<String>;
     type Job = IssueJob;
     const NAME: &'static str = "campaign release";
+    const LOG: LogTarget = LogTarget::Scheduler;
 
     /// Locks the campaign row (another scheduler holding it makes this pass a
     /// no-op), works out how many orders are due at its pace, and takes them.

@@ -3,11 +3,16 @@
 //! Requests are signed here by hand (string built with `format!`, RSA by aws-lc-rs
 //! directly), not with lijian's signing code, so the two check each other.
 
+mod child;
+mod docs;
 pub mod proxy;
 pub mod receiver;
 pub mod roles;
 pub mod silent;
 pub mod wxpay;
+
+pub use child::collect_stderr;
+pub use docs::{doc_block, repo_file};
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -63,10 +63,10 @@ pub enum ActivityCommand {
         /// How many coupons the activity may issue.
         #[arg(long)]
         budget: i64,
-        /// Start, RFC 3339 (e.g. 2026-12-01T00:00:00+08:00).
+        /// Start: RFC 3339 (e.g. 2026-12-01T00:00:00+08:00), `now`, or `now+DURATION` (e.g. now+1h).
         #[arg(long)]
         starts: String,
-        /// End, RFC 3339; at most 90 days after --starts.
+        /// End, written like --starts (e.g. now+60d); at most 90 days after --starts.
         #[arg(long)]
         ends: String,
         /// Send its coupons from this stored WeChat Pay account (`lijian wxpay-account`)
@@ -175,7 +175,13 @@ pub async fn activity(settings: &Settings, cmd: ActivityCommand) -> anyhow::Resu
             };
             lijian_core::store::validate_activity(&a).map_err(anyhow::Error::msg)?;
             store(settings)?.add_activity(&a).await?;
-            println!("activity {} added ({} coupons, {} to {})", a.activity_id, a.budget, starts, ends);
+            println!(
+                "activity {} added ({} coupons, {} to {})",
+                a.activity_id,
+                a.budget,
+                rfc3339(a.starts),
+                rfc3339(a.ends)
+            );
         }
         ActivityCommand::Set { activity_id, budget, starts, ends, disable, enable } => {
             let edit = ActivityEdit {

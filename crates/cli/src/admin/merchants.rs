@@ -188,8 +188,8 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
                 "allow-ip     {}",
                 if m.allow_ips.is_empty() { "any".to_string() } else { m.allow_ips.join(", ") }
             );
-            let counts: Vec<String> = m.orders_by_status.iter().map(|(s, n)| format!("{s}:{n}")).collect();
-            println!("orders       {}", if counts.is_empty() { "none".to_string() } else { counts.join("  ") });
+            let counts: Vec<String> = m.orders_by_status.iter().map(|(s, n)| super::status_count(*s, *n)).collect();
+            println!("orders       {}", if counts.is_empty() { "none".to_string() } else { counts.join(", ") });
         }
         MerchantCommand::Disable { merchant_id } => {
             store(settings)?.set_merchant_enabled(&merchant_id, false).await?;

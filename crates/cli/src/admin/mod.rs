@@ -20,7 +20,6 @@ use anyhow::Context;
 use lijian_core::config::Settings;
 use lijian_core::money::Fen;
 use lijian_core::store::Store;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 pub(super) fn yuan(flag: &str, text: &str) -> anyhow::Result<Fen> {
@@ -32,12 +31,18 @@ pub(super) fn store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 pub(super) fn timestamp(flag: &str, text: &str) -> anyhow::Result<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339)
-        .with_context(|| format!("--{flag} {text:?} is not an RFC 3339 time such as 2026-12-01T00:00:00+08:00"))
+    lijian_core::times::parse_time(text, OffsetDateTime::now_utc()).map_err(|e| anyhow::anyhow!("--{flag} {e}"))
+}
+
+/// `12 issued (status 2)`: a count of orders by the status's name, its number beside.
+pub(super) fn status_count(status: i16, n: i64) -> String {
+    match lijian_core::status::OrderStatus::try_from(status) {
+        Ok(s) => format!("{n} {} (status {status})", s.operator_word()),
+        Err(_) => format!("{n} with status {status}"),
+    }
 }
 
 /// A stored time for operators: UTC, RFC 3339, whole seconds.
 pub(super) fn rfc3339(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    at.replace_nanosecond(0).unwrap_or(at).format(&Rfc3339).unwrap_or_default()
+    lijian_core::times::rfc3339_seconds(at)
 }

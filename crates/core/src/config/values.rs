@@ -161,7 +161,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        other => Err(format!("unknown unit {other:?} in {t:?}; use ms, s, m or h")),
+        "d" => Ok(Duration::from_secs(n * 86_400)),
+        other => Err(format!("unknown unit {other:?} in {t:?}; use ms, s, m, h or d")),
     }
 }
 

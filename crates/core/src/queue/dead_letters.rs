@@ -28,7 +28,16 @@ pub async fn sweep_dead_letters(
     let connection = super::connect(publisher.url(), "lijian-dlq-sweep").await?;
     let channel = connection.create_channel().await?;
     let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-    let depth = channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()).await?.message_count();
+    let depth = match channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()).await {
+        Ok(declared) => declared.message_count(),
+        // No role has declared this prefix's queues yet: nothing is parked on the
+        // broker, so there is nothing to keep in step (and no broker error to show).
+        Err(e) if not_found(&e) => {
+            let _ = connection.close(200, "nothing to sweep".into()).await;
+            return Ok(Swept::default());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut swept = Swept::default();
     // At most the messages present at the start: re-parked ones go to the back
     // and must not be seen again.
@@ -52,4 +61,9 @@ pub async fn sweep_dead_letters(
     let _ = channel.close(200, "swept".into()).await;
     let _ = connection.close(200, "swept".into()).await;
     Ok(swept)
+}
+
+fn not_found(e: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp) if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))
 }

@@ -173,7 +173,13 @@ impl Publisher {
                 format_duration(self.connect_timeout)
             ),
         };
-        tracing::warn!(broker = %server_address(&self.url), error = %outcome, "cannot open a publishing channel; will retry");
+        crate::role_event!(
+            crate::telemetry::LogTarget::for_process(&self.name),
+            tracing::Level::WARN,
+            broker = %server_address(&self.url),
+            error = %outcome,
+            "cannot open a publishing channel; will retry"
+        );
         link.last_failure = Some(Instant::now());
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome.clone());
         Err(QueueError::Unavailable(outcome))

@@ -20,6 +20,8 @@ use tokio_util::task::TaskTracker;
 
 use super::{connect_within, Lane, Publisher, QueueError, Topology};
 use crate::config::{format_duration, server_address};
+use crate::telemetry::LogTarget;
+use tracing::Level;
 
 /// What the runner must do with a delivery once the handler is done with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +58,7 @@ impl Disposition {
     /// unreachable database is waited out.
     pub fn handed_back(e: &crate::store::StoreError) -> Disposition {
         if e.is_refusal() {
-            Disposition::Refused { reason: e.reason() }
+            Disposition::Refused { reason: e.to_string() }
         } else {
             Disposition::Requeue
         }
@@ -132,16 +134,24 @@ struct Job {
 }
 
 impl Job {
-    async fn ack(self) {
+    async fn ack(self, log: LogTarget) {
         // Ok(false) means the channel died first: the broker will redeliver, which
         // is harmless because processing is idempotent.
         if let Err(e) = self.delivery.ack(BasicAckOptions::default()).await {
-            tracing::warn!(error = %e, "ack failed; the job will be redelivered");
+            crate::role_event!(log, Level::WARN, error = %e, "ack failed; the job will be redelivered");
         }
     }
 
     async fn requeue(self) {
         let _ = self.delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+    }
+}
+
+/// Whose loop this is: issue jobs are the consumer's, reports the notifier's.
+fn log_target(lane: Lane) -> LogTarget {
+    match lane {
+        Lane::Issue => LogTarget::Consumer,
+        Lane::Notify => LogTarget::Notifier,
     }
 }
 
@@ -175,7 +185,9 @@ pub async fn run<W: JobHandler>(
                     pauses = reconnect_pauses();
                 }
                 let pause = pauses.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(
+                crate::role_event!(
+                    log_target(settings.lane),
+                    Level::WARN,
                     %broker,
                     error = %e,
                     pause_ms = pause.as_millis() as u64,
@@ -248,7 +260,14 @@ async fn serve<W: JobHandler>(
     shutdown: &CancellationToken,
 ) -> Result<(), QueueError> {
     let Session { connection, channel, mut consumer, tag } = session;
-    tracing::info!(queue = topology.queue(settings.lane), prefetch = settings.prefetch, "consuming jobs");
+    let log = log_target(settings.lane);
+    crate::role_event!(
+        log,
+        Level::INFO,
+        queue = topology.queue(settings.lane),
+        prefetch = settings.prefetch,
+        "consuming jobs"
+    );
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let tasks = TaskTracker::new();
     let outcome = loop {
@@ -282,7 +301,7 @@ async fn serve<W: JobHandler>(
     let _ = tokio::time::timeout(brief, channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default())).await;
     tasks.close();
     if tokio::time::timeout(settings.shutdown_grace, tasks.wait()).await.is_err() {
-        tracing::warn!("grace period over; unfinished jobs return to the queue");
+        crate::role_event!(log, Level::WARN, "grace period over; unfinished jobs return to the queue");
     }
     // Channel first (see `Topology::remove`).
     let _ = tokio::time::timeout(brief, channel.close(200, "bye".into())).await;
@@ -331,10 +350,15 @@ async fn handle<W: JobHandler>(
     match sent {
         Ok(()) => {
             drop(permit);
-            job.ack().await;
+            job.ack(log_target(cx.lane)).await;
         }
         Err(e) => {
-            tracing::warn!(error = %e, "cannot hand the job on (retry, park or back off); it goes back to the queue");
+            crate::role_event!(
+                log_target(cx.lane),
+                Level::WARN,
+                error = %e,
+                "cannot hand the job on (retry, park or back off); it goes back to the queue"
+            );
             // The broker (or its topology) is what failed: waiting here, without a
             // slot, keeps a redelivery from spinning on the same failure.
             drop(permit);

@@ -132,11 +132,18 @@ impl Store {
         let client = self.client().await?;
         let rows = client
             .query(
-                "UPDATE reports SET outcome = NULL, dead_at = NULL, last_error = NULL, enqueued_at = NULL,
-                        attempts_before_replay = attempts
-                  WHERE notify_id = ANY($1) AND outcome = $2
-                  RETURNING notify_id",
-                &[&notify_ids, &ReportOutcome::Parked],
+                // The parking it clears is kept as part of the order's story (`replays`).
+                "WITH revived AS (
+                     UPDATE reports r SET outcome = NULL, dead_at = NULL, last_error = NULL, enqueued_at = NULL,
+                            attempts_before_replay = attempts
+                       FROM (SELECT id, dead_at, last_error FROM reports WHERE notify_id = ANY($1)) parked
+                      WHERE r.id = parked.id AND r.outcome = $2
+                      RETURNING r.notify_id, r.order_code, parked.dead_at, parked.last_error),
+                 noted AS (
+                     INSERT INTO replays (order_code, lane, parked_at, reason)
+                     SELECT order_code, $3, dead_at, last_error FROM revived)
+                 SELECT notify_id FROM revived",
+                &[&notify_ids, &ReportOutcome::Parked, &Lane::Notify],
             )
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())

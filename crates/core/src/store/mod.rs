@@ -54,14 +54,40 @@ pub enum StoreError {
     BadUrl(String),
     #[error("cannot reach PostgreSQL {0}")]
     Unavailable(String),
-    #[error("database error: {0}")]
-    Db(#[from] tokio_postgres::Error),
+    /// Displayed in the server's words (tokio-postgres alone says "db error"),
+    /// so it carries no separate source to repeat them.
+    #[error("{}", db_words(.0))]
+    Db(tokio_postgres::Error),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Db(e)
+    }
+}
+
+/// What PostgreSQL said, with its code; a missing table, column or function
+/// means the schema is older than this binary.
+fn db_words(e: &tokio_postgres::Error) -> String {
+    let Some(db) = e.as_db_error() else {
+        return match std::error::Error::source(e) {
+            Some(cause) => format!("database error: {e}: {cause}"),
+            None => format!("database error: {e}"),
+        };
+    };
+    let code = db.code().code();
+    let hint = if matches!(code, "42P01" | "42703" | "42883") {
+        "; the database is older than this lijian: run `lijian migrate`"
+    } else {
+        ""
+    };
+    format!("{} (PostgreSQL {code}){hint}", db.message())
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
@@ -97,33 +123,42 @@ impl StoreError {
         !matches!(&code.code()[..2], "08" | "40" | "53" | "57" | "58")
     }
 
-    /// The server's own words when it refused a statement (tokio-postgres shows
-    /// only "db error"), else the error as displayed.
-    pub fn reason(&self) -> String {
-        match self {
-            StoreError::Db(e) => match e.as_db_error() {
-                Some(db) => format!("{} (PostgreSQL {})", db.message(), db.code().code()),
-                None => self.to_string(),
-            },
-            other => other.to_string(),
-        }
-    }
-
     /// Maps a constraint violation to a message a person can act on.
     pub(crate) fn from_db(e: tokio_postgres::Error, conflict: &str) -> StoreError {
         match e.code() {
             Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
                 StoreError::Conflict(conflict.to_string())
             }
-            Some(c) if *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound(
-                e.as_db_error().and_then(|d| d.detail()).unwrap_or("referenced row not found").to_string(),
-            ),
+            Some(c) if *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
+                StoreError::NotFound(missing_reference(e.as_db_error().and_then(|d| d.detail()).unwrap_or_default()))
+            }
             Some(c) if *c == tokio_postgres::error::SqlState::CHECK_VIOLATION => {
                 StoreError::Invalid(e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()))
             }
             _ => StoreError::Db(e),
         }
     }
+}
+
+/// "merchant nobody does not exist" from PostgreSQL's foreign-key detail
+/// (`Key (merchant_id)=(nobody) is not present in table "merchants".`), which
+/// names our columns and tables rather than what the operator typed.
+fn missing_reference(detail: &str) -> String {
+    let value = detail.split_once(")=(").and_then(|(_, rest)| rest.split_once(") is not present"));
+    let table = detail.rsplit_once("table \"").and_then(|(_, rest)| rest.split_once('"'));
+    let (Some((value, _)), Some((table, _))) = (value, table) else {
+        return "it refers to something that does not exist".into();
+    };
+    let thing = match table {
+        "merchants" => "merchant",
+        "products" => "product",
+        "activities" => "activity",
+        "orders" => "order",
+        "campaigns" => "campaign",
+        "wxpay_accounts" => "WeChat Pay account",
+        other => other,
+    };
+    format!("{thing} {value} does not exist")
 }
 
 /// Text as PostgreSQL can store it: `text` refuses the NUL character, so a
@@ -152,6 +187,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (10, "price_rules", include_str!("../../migrations/0010_price_rules.sql")),
     (11, "late_coupons", include_str!("../../migrations/0011_late_coupons.sql")),
     (12, "edits", include_str!("../../migrations/0012_edits.sql")),
+    (13, "replays", include_str!("../../migrations/0013_replays.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.

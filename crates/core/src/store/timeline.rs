@@ -51,6 +51,8 @@ pub enum Event {
     },
     /// Its issue job (lane issue) or its report (lane notify) waits for an operator.
     Parked { at: OffsetDateTime, lane: Lane, reason: Option<String> },
+    /// An operator sent the parked job or report again (`lijian dlq replay`).
+    Replayed { at: OffsetDateTime, lane: Lane },
     /// The order became final (or its status otherwise settled at `at`).
     Finished { at: OffsetDateTime, status: OrderStatus, coupon_id: Option<String>, reason: Option<String> },
     /// Its settlement price was given back.
@@ -74,6 +76,8 @@ pub enum Event {
         error: Option<String>,
         latency_ms: i32,
         delivered: bool,
+        /// When the next attempt is due, after a failed one that is not the last.
+        retry_at: Option<OffsetDateTime>,
     },
 }
 
@@ -84,6 +88,7 @@ impl Event {
             | Event::Queued { at }
             | Event::Attempt { at, .. }
             | Event::Parked { at, .. }
+            | Event::Replayed { at, .. }
             | Event::Finished { at, .. }
             | Event::Refunded { at, .. }
             | Event::IssuedLate { at, .. }
@@ -104,7 +109,8 @@ pub struct Timeline {
     pub dead_reason: Option<String>,
     /// When its coupon arrived after it had ended unissued (see [`Event::IssuedLate`]).
     pub issued_late_at: Option<OffsetDateTime>,
-    /// Oldest first; events of the same instant in the order they were written.
+    /// In the order they happened: oldest first, events of the same instant in the
+    /// order they were written, and never an attempt before its job was queued.
     pub events: Vec<Event>,
 }
 
@@ -136,6 +142,7 @@ impl Store {
             lane: Lane::Issue,
             reason: origin.dead_reason.clone(),
         }));
+        events.extend(replays(&client, code).await?);
         events.extend(finished(&order));
         events.extend(money_back_and_again(&client, &order).await?);
         for report in reports(&client, code).await? {
@@ -143,6 +150,7 @@ impl Store {
             events.extend(deliveries(&client, &report.notify_id).await?);
         }
         events.sort_by_key(Event::at);
+        queued_before_attempts(&mut events);
         let Origin { campaign, source_line, dead_reason, issued_late_at, .. } = origin;
         Ok(Some(Timeline { order, campaign, source_line, dead_reason, issued_late_at, events }))
     }
@@ -197,6 +205,36 @@ fn finished(order: &OrderView) -> Option<Event> {
         coupon_id: order.coupon_id.clone(),
         reason: order.last_error.clone(),
     })
+}
+
+/// The job is stamped queued once the broker's confirm is recorded, which can
+/// be after a fast consumer's first attempt began: the true order puts it first.
+fn queued_before_attempts(events: &mut Vec<Event>) {
+    let queued = events.iter().position(|e| matches!(e, Event::Queued { .. }));
+    let first_attempt = events.iter().position(|e| matches!(e, Event::Attempt { .. }));
+    if let (Some(queued), Some(attempt)) = (queued, first_attempt) {
+        if attempt < queued {
+            let event = events.remove(queued);
+            events.insert(attempt, event);
+        }
+    }
+}
+
+/// Each replay, with the parking it ended (the order's and report's own
+/// columns only hold the current one).
+async fn replays(client: &impl GenericClient, code: &str) -> Result<Vec<Event>, StoreError> {
+    let rows = client
+        .query("SELECT lane, parked_at, reason, replayed_at FROM replays WHERE order_code = $1 ORDER BY id", &[&code])
+        .await?;
+    let mut events = Vec::with_capacity(rows.len() * 2);
+    for r in &rows {
+        let lane: Lane = r.get(0);
+        if let Some(at) = r.get::<_, Option<OffsetDateTime>>(1) {
+            events.push(Event::Parked { at, lane, reason: r.get(2) });
+        }
+        events.push(Event::Replayed { at: r.get(3), lane });
+    }
+    Ok(events)
 }
 
 async fn attempts(client: &impl GenericClient, code: &str) -> Result<Vec<Event>, StoreError> {
@@ -294,7 +332,7 @@ async fn reports(client: &impl GenericClient, code: &str) -> Result<Vec<Report>,
 async fn deliveries(client: &impl GenericClient, notify_id: &str) -> Result<Vec<Event>, StoreError> {
     let rows = client
         .query(
-            "SELECT at, attempt, url, http_status, latency_ms, answer, error, delivered
+            "SELECT at, attempt, url, http_status, latency_ms, answer, error, delivered, retry_at
                FROM report_attempts WHERE notify_id = $1 ORDER BY id",
             &[&notify_id],
         )
@@ -310,6 +348,7 @@ async fn deliveries(client: &impl GenericClient, notify_id: &str) -> Result<Vec<
             answer: a.get(5),
             error: a.get(6),
             delivered: a.get(7),
+            retry_at: a.get(8),
         })
         .collect())
 }

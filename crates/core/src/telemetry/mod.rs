@@ -3,8 +3,10 @@
 //! hot path) and render them only when scraped, through [`MetricsSource`];
 //! [`Ops`] gathers a process's sources, adds what every role shares (dead-letter
 //! depth from the broker, readiness of PostgreSQL and RabbitMQ) and serves them
-//! at `/metrics`, `/healthz` and `/readyz` ([`ops`]).
+//! at `/metrics`, `/healthz` and `/readyz` ([`ops`]). [`logs`]: the target each
+//! role logs under.
 
+pub mod logs;
 pub mod ops;
 
 use std::collections::BTreeMap;
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub use logs::LogTarget;
 pub use ops::{bind_ops, health_routes, ops_routes, serve_ops, Ops, OpsError};
 
 /// Something that has metrics to report.

@@ -176,15 +176,16 @@ pub async fn bind_ops(addr: &str) -> Result<TcpListener, OpsError> {
 pub fn serve_ops(
     listener: TcpListener,
     ops: Arc<Ops>,
+    log: super::LogTarget,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), OpsError> {
     let bound = listener.local_addr().map_err(OpsError::Serve)?;
     let app: Router = ops_routes(ops);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
-            tracing::error!(error = %e, "ops endpoint failed");
+            crate::role_event!(log, tracing::Level::ERROR, error = %e, "ops endpoint failed");
         }
     });
-    tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
+    crate::role_event!(log, tracing::Level::INFO, addr = %bound, "serving /metrics, /healthz, /readyz");
     Ok((bound, task))
 }
