@@ -125,7 +125,7 @@ impl RestartableConsumer {
 }
 
 /// Plays the operator until `watching` ends: restarts the consumer once a third of the
-/// orders are final; once every order for the disabled account is parked,
+/// orders are final; then, once every order for the disabled account is parked,
 /// enables the account and replays them, as `lijian wxpay-account enable` and
 /// `lijian dlq replay` would. Returns what it did and the consumer to stop.
 pub async fn operate(
@@ -145,7 +145,11 @@ pub async fn operate(
             println!("  [faults] consumer stopped and a fresh one started at {finals}/{orders} final");
             done.restarted_at = Some(finals);
         }
-        if done.replayed == 0 {
+        // After the restart: a replay published into a consumer that is being
+        // stopped in-process was once not seen again (CI, 10 of 10 orders; see
+        // the issue 14 note) — a process that exits returns its unacknowledged
+        // jobs, the demo's in-process stop is what differs.
+        if done.replayed == 0 && done.restarted_at.is_some() {
             let filter = DeadFilter { reason: Some(PARKED_MCHID.into()), ..Default::default() };
             let parked: Vec<String> = deps.store.dead_jobs(&filter).await?.into_iter().map(|j| j.order_code).collect();
             if parked.len() == PARKED_ORDERS {
