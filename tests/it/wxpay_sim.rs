@@ -66,10 +66,12 @@ async fn strict_mode_refuses_a_second_concurrent_send_to_one_user() {
     let sim = spawn_strict_sim(|c| c.latency_ms = 400).await;
     let client = default_signer();
     let (a, b) = (sign(&client, MCHID, "oSame", "LJS1"), sign(&client, MCHID, "oSame", "LJS2"));
-    let mut answers = join_all([post(&sim, &a), post(&sim, &b)]).await;
-    answers.sort_by_key(|(status, _, _)| *status);
-    assert_eq!(answers[0].0, 200, "{answers:?}");
-    assert_eq!((answers[1].0, answers[1].1["code"].as_str()), (403, Some("RULE_LIMIT")), "{answers:?}");
+    let answers = join_all([post(&sim, &a), post(&sim, &b)]).await;
+    // Either may arrive first (a loaded host reorders them): one is issued, the other refused.
+    let refused = answers.iter().position(|(status, _, _)| *status == 403).expect("one refused");
+    let issued = 1 - refused;
+    assert_eq!(answers[issued].0, 200, "{answers:?}");
+    assert_eq!(answers[refused].1["code"].as_str(), Some("RULE_LIMIT"), "{answers:?}");
     assert!(answers.iter().all(|(_, _, signed)| *signed), "every answer is signed: {answers:?}");
 
     let stats = sim.stats().await;
@@ -78,7 +80,7 @@ async fn strict_mode_refuses_a_second_concurrent_send_to_one_user() {
     assert!(requests.iter().all(|r| r.mchid == MCHID && r.openid == "oSame" && r.time_ms > 0), "{requests:?}");
 
     // Once the first is answered the user is free again: the refused one is re-sent.
-    let (status, _, _) = post(&sim, &b).await;
+    let (status, _, _) = post(&sim, [&a, &b][refused]).await;
     assert_eq!(status, 200);
     assert_eq!(sim.stats().await.overlaps, 1);
     assert_eq!(sim.ledger().await.len(), 2);
