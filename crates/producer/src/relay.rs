@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use lijian_core::outbox::{drain, run_periodically, Confirms, Outbox, Taken, Transaction};
-use lijian_core::queue::{IssueJob, Publisher};
+use lijian_core::queue::{IssueJob, IssueLane, Publisher};
 use lijian_core::status::OrderStatus;
 use lijian_core::store::predicates::UNRELEASED;
 use lijian_core::store::{Store, StoreError};
@@ -119,27 +119,34 @@ struct Replay<'a> {
 
 impl Outbox for Replay<'_> {
     type Key = Vec<String>;
-    type Job = IssueJob;
+    type Job = (IssueLane, IssueJob);
     const NAME: &'static str = "replay";
 
-    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<Vec<String>, IssueJob>, StoreError> {
-        let revived: Vec<String> = tx
+    /// Campaign orders go back to the campaign lane: replaying a campaign's
+    /// thousands of parked orders must not put them in front of API orders.
+    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<Vec<String>, Self::Job>, StoreError> {
+        let rows = tx
             .query(
                 "UPDATE orders SET dead_at = NULL, dead_reason = NULL, attempts_before_replay = attempts, updated_at = now()
                   WHERE order_code = ANY($1) AND dead_at IS NOT NULL AND status = ANY($2)
-                  RETURNING order_code",
+                  RETURNING order_code, campaign IS NOT NULL",
                 &[&self.codes, &&OrderStatus::OPEN[..]],
             )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        Ok(Taken::Jobs(
-            revived
-                .chunks(crate::outbox::JOB_SIZE as usize)
-                .map(|chunk| (chunk.to_vec(), IssueJob::for_orders(chunk.to_vec())))
-                .collect(),
-        ))
+            .await?;
+        let mut jobs = Vec::new();
+        for lane in [IssueLane::Interactive, IssueLane::Campaign] {
+            let codes: Vec<String> = rows
+                .iter()
+                .filter(|r| r.get::<_, bool>(1) == (lane == IssueLane::Campaign))
+                .map(|r| r.get(0))
+                .collect();
+            jobs.extend(
+                codes
+                    .chunks(crate::outbox::JOB_SIZE as usize)
+                    .map(|chunk| (chunk.to_vec(), (lane, IssueJob::for_orders(chunk.to_vec())))),
+            );
+        }
+        Ok(Taken::Jobs(jobs))
     }
 
     async fn settle(&self, _: &Transaction<'_>, _: &[Vec<String>]) -> Result<(), StoreError> {

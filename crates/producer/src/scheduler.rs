@@ -13,7 +13,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use lijian_core::outbox::{drain, run_periodically, Confirms, Outbox, Taken, Transaction};
-use lijian_core::queue::{IssueJob, Publisher};
+use lijian_core::queue::{IssueJob, IssueLane, Publisher};
 use lijian_core::store::predicates::UNRELEASED;
 use lijian_core::store::{Store, StoreError};
 use lijian_core::telemetry::{Exposition, MetricsSource};
@@ -119,12 +119,12 @@ static DUE_ORDERS_SQL: LazyLock<String> = LazyLock::new(|| {
 
 impl Outbox for DueOrders<'_> {
     type Key = Vec<String>;
-    type Job = IssueJob;
+    type Job = (IssueLane, IssueJob);
     const NAME: &'static str = "campaign release";
 
     /// Locks the campaign row (another scheduler holding it makes this pass a
     /// no-op), works out how many orders are due at its pace, and takes them.
-    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<Vec<String>, IssueJob>, StoreError> {
+    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<Vec<String>, Self::Job>, StoreError> {
         let campaign = self.campaign;
         let row = tx
             .query_opt(
@@ -164,7 +164,7 @@ impl Outbox for DueOrders<'_> {
         Ok(Taken::Jobs(
             codes
                 .chunks(JOB_SIZE as usize)
-                .map(|chunk| (chunk.to_vec(), IssueJob::for_orders(chunk.to_vec())))
+                .map(|chunk| (chunk.to_vec(), (IssueLane::Campaign, IssueJob::for_orders(chunk.to_vec()))))
                 .collect(),
         ))
     }
