@@ -172,6 +172,13 @@ settings! {
         /// How old such an order must be before the relay publishes it, so it does
         /// not race the request publishing it right now.
         relay_grace: Duration = Duration::from_secs(5), "LIJIAN_RELAY_GRACE";
+        /// Campaign orders the scheduler keeps released and not yet final, per
+        /// WeChat Pay account, as this long of what its campaigns finish per
+        /// second (at least 32 orders): the broker holds that much, pause takes
+        /// effect within about it, a campaign loaded later starts at once. The
+        /// scheduler enlarges it (up to 4×) while it holds campaigns back and the
+        /// account's send slots go unused.
+        release_window: Duration = Duration::from_millis(500), "LIJIAN_RELEASE_WINDOW";
     }
     /// WeChat Pay, as the consumer calls it.
     wxpay: WxPaySettings {

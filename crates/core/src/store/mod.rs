@@ -148,6 +148,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (8, "slot_lead", include_str!("../../migrations/0008_slot_lead.sql")),
     (9, "report_dismissed", include_str!("../../migrations/0009_report_dismissed.sql")),
     (10, "price_rules", include_str!("../../migrations/0010_price_rules.sql")),
+    (14, "fair_release", include_str!("../../migrations/0014_fair_release.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.
