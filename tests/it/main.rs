@@ -31,6 +31,7 @@ mod order_query;
 mod outage;
 mod poison;
 mod price_rules;
+mod priority;
 mod scale_out;
 mod secrets;
 mod signing;

@@ -2,7 +2,7 @@
 //! (docs/decisions.md, "Who gets the account's next send").
 //!
 //! Each WeChat Pay account has a window: how many campaign orders may be
-//! released and not final at once ([`Window`]). Its campaigns share the window
+//! released and not final at once ([`Window`], sized from its limit). Its campaigns share the window
 //! by weighted max-min fairness ([`split`]): merchants alike, then a merchant's
 //! campaigns by priority ([`campaign_quotas`]); what a campaign cannot use (its
 //! `--rate` caps it) goes to the others. Consumers serve a lane first come,
@@ -80,19 +80,22 @@ pub fn campaign_quotas(window: f64, campaigns: &[CampaignClaim]) -> Vec<f64> {
     out
 }
 
-/// Orders always allowed in flight per account, whatever the measured rate: a
-/// campaign starts with this many and grows from there.
+/// Orders always allowed in flight per account, however low its rate.
 pub const FLOOR: f64 = 32.0;
-/// The window never grows past this multiple of the measured rate's worth.
+/// The window never grows past this multiple of its size.
 const MAX_GROWTH: f64 = 4.0;
 
-/// An account's window: `(FLOOR + rate × seconds) × growth` orders, where
-/// `rate` is what its campaigns finished per second lately. `seconds` (the
-/// setting) is how long a released order waits, at most about: pause and a
-/// newly loaded campaign take effect within it. If the window holds campaigns
-/// back while the account's send slots go unused (a slow host: releasing,
-/// queueing and writing take longer than `seconds`), it grows, up to
-/// [`MAX_GROWTH`]×; while slots are all taken it shrinks back.
+/// An account's window: `(FLOOR + limit × seconds) × growth` orders, where
+/// `limit` is the account's configured rate. `seconds` (the setting) is about
+/// how long a released order waits for its send when campaigns saturate the
+/// account: pause and a newly loaded campaign take effect within it.
+///
+/// Sized from the limit, not from what campaigns achieve: a window that
+/// followed the achieved rate would shrink with it whenever releasing,
+/// queueing and writing took longer than `seconds` (measured on a loaded host:
+/// 60% of the limit). If the window still holds campaigns back while the
+/// account's slots go unused (a slow host), it grows, up to [`MAX_GROWTH`]×;
+/// while consumers queue for slots it shrinks back.
 #[derive(Debug, Clone)]
 pub struct Window {
     seconds: f64,
@@ -104,18 +107,18 @@ impl Window {
         Window { seconds: seconds.as_secs_f64(), growth: 1.0 }
     }
 
-    /// Orders that may be in flight now, for campaigns finishing `rate` a second.
-    pub fn size(&self, rate: f64) -> f64 {
-        (FLOOR + rate.max(0.0) * self.seconds) * self.growth
+    /// Orders that may be in flight now on an account limited to `limit` a second.
+    pub fn size(&self, limit: f64) -> f64 {
+        (FLOOR + limit.max(0.0) * self.seconds) * self.growth
     }
 
     /// After a step: `held_back` when a campaign was refused orders for want of
-    /// room, `busy` when the account's slots were all taken (or it was paused
-    /// by a 429), so the window was not what kept it from sending.
-    pub fn adjust(&mut self, held_back: bool, busy: bool) {
-        if held_back && !busy {
+    /// room, `saturated` when consumers queued for the account's send slots (or
+    /// a 429 paused it): then the window was not what kept it from sending.
+    pub fn adjust(&mut self, held_back: bool, saturated: bool) {
+        if held_back && !saturated {
             self.growth = (self.growth * 1.05).min(MAX_GROWTH);
-        } else if busy {
+        } else if saturated {
             self.growth = (self.growth * 0.99).max(1.0);
         }
     }
@@ -197,14 +200,14 @@ mod tests {
     }
 
     #[test]
-    fn the_window_follows_the_rate_and_grows_only_while_slots_go_unused() {
+    fn the_window_follows_the_limit_and_grows_only_while_slots_go_unused() {
         let mut w = Window::new(Duration::from_millis(500));
         assert_eq!(w.size(0.0), FLOOR);
         assert_eq!(w.size(480.0), FLOOR + 240.0);
         for _ in 0..10 {
             w.adjust(true, true);
         }
-        assert_eq!(w.growth(), 1.0, "held back but the account is busy: the window is not the bottleneck");
+        assert_eq!(w.growth(), 1.0, "held back but the slots are all taken: the window is not the bottleneck");
         for _ in 0..200 {
             w.adjust(true, false);
         }

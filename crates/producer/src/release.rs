@@ -3,9 +3,9 @@
 //! Every campaign — loaded as is, scheduled, or paced with `--rate` — is held
 //! in PostgreSQL and released by the scheduler. A step reads, per WeChat Pay
 //! account, how many of its campaign orders are in flight (released, not final:
-//! index `orders_in_flight`) and how fast they finish, sizes the account's
-//! window from that ([`Window`]), splits it between the campaigns that have
-//! orders to release ([`campaign_quotas`]) and releases what each may add. So
+//! index `orders_in_flight`), sizes the account's window from its limit
+//! ([`Window`]), splits it between the campaigns that have orders to release
+//! ([`campaign_quotas`]) and releases what each may add. So
 //! the broker holds about a window of campaign work, never a whole file;
 //! pause and cancel act on everything not released; a campaign loaded later
 //! gets its share at the next step; and a campaign held to its `--rate` is
@@ -27,10 +27,15 @@ use lijian_core::store::StoreError;
 use lijian_core::vocab::CampaignState;
 
 use crate::fair::{campaign_quotas, CampaignClaim, Flow, Window};
-use crate::outbox::JOB_SIZE;
 
 /// Most orders one step releases per campaign.
 const MAX_PER_STEP: i64 = 5_000;
+/// Orders per released job: what a consumer works on in one delivery (its
+/// `BATCH_SHARE`), so no job is handed back to the end of the queue half done
+/// and a lane's orders are sent about in the order they were released — the
+/// first come, first served that makes a campaign's rate follow its part of
+/// the window. A window is a few hundred orders: tens of messages a second.
+const RELEASE_JOB: usize = 16;
 /// The advisory lock one planning scheduler holds (migrations hold 7220314).
 const PLANNING_LOCK: i64 = 7_220_315;
 /// How often the shares `campaign status` shows are written.
@@ -43,6 +48,8 @@ pub struct Releaser {
     /// `LIJIAN_WXPAY_MCHID`: the account that sends for issuers without a
     /// stored account, as the consumer resolves them.
     default_mchid: Option<String>,
+    /// `LIJIAN_WXPAY_RATE`: that account's limit (stored accounts have theirs).
+    default_rate: u32,
     /// The step interval: a `--rate` campaign that fell behind restarts with
     /// one step's worth.
     step: Duration,
@@ -77,6 +84,8 @@ pub struct AccountView {
     pub window: f64,
     /// Campaign orders it finished per second lately.
     pub rate: f64,
+    /// How much the window grew for a slow pipeline (1–4).
+    pub growth: f64,
 }
 
 /// A campaign's figures at the start of a step.
@@ -93,6 +102,8 @@ struct Row {
     /// Orders its `--rate` allows now (None: no rate).
     due: Option<i64>,
     account: String,
+    /// The account's limit, requests per second.
+    limit: i32,
 }
 
 /// What a step decided for one campaign.
@@ -110,12 +121,18 @@ static ROWS_SQL: LazyLock<String> = LazyLock::new(|| {
                              FROM campaigns c)
          SELECT c.name, c.merchant_id, c.priority, c.rate, c.released, coalesce(f.n, 0)::bigint, c.releasing,
                 c.pace_base + floor(extract(epoch FROM clock_timestamp() - c.pace_from) * c.rate)::bigint - c.released,
-                (SELECT CASE WHEN $2::text IS NULL OR EXISTS (SELECT 1 FROM wxpay_accounts w WHERE w.mchid = i.mchid)
-                             THEN i.mchid ELSE $2::text END
-                   FROM (SELECT coalesce(a.issuer_mchid, a.stock_creator_mchid) AS mchid
-                           FROM orders o JOIN activities a ON a.activity_id = o.activity_id
-                          WHERE o.campaign = c.name LIMIT 1) i)
-           FROM started c LEFT JOIN flight f ON f.campaign = c.name
+                coalesce(acc.mchid, ''), coalesce(acc.rate, $3)
+           FROM started c
+           LEFT JOIN flight f ON f.campaign = c.name
+           -- The account that sends the campaign's orders, as the consumer resolves
+           -- it: the activity's issuer if stored, else the default account.
+           LEFT JOIN LATERAL (
+                SELECT CASE WHEN w.mchid IS NOT NULL OR $2::text IS NULL THEN i.mchid ELSE $2::text END AS mchid,
+                       CASE WHEN w.mchid IS NOT NULL THEN w.rate ELSE $3 END AS rate
+                  FROM (SELECT coalesce(a.issuer_mchid, a.stock_creator_mchid) AS mchid
+                          FROM orders o JOIN activities a ON a.activity_id = o.activity_id
+                         WHERE o.campaign = c.name LIMIT 1) i
+                  LEFT JOIN wxpay_accounts w ON w.mchid = i.mchid) acc ON true
           WHERE c.releasing OR f.n > 0"
     )
 });
@@ -125,8 +142,11 @@ static TAKE_SQL: LazyLock<String> = LazyLock::new(|| {
 });
 
 impl Releaser {
-    pub fn new(window: Duration, default_mchid: Option<String>, step: Duration) -> Releaser {
-        Releaser { window, default_mchid, step, state: Mutex::new(State::default()) }
+    /// `default` is the default account's mchid and limit (`LIJIAN_WXPAY_MCHID`,
+    /// `LIJIAN_WXPAY_RATE`).
+    pub fn new(window: Duration, default: (Option<String>, u32), step: Duration) -> Releaser {
+        let (default_mchid, default_rate) = default;
+        Releaser { window, default_mchid, default_rate, step, state: Mutex::new(State::default()) }
     }
 
     /// One step's outbox (see [`lijian_core::outbox::drain`]).
@@ -155,9 +175,9 @@ impl Releaser {
         (f64::from(rate) * self.step.as_secs_f64()).ceil() as i64
     }
 
-    /// Decides the step's releases from `rows`; `busy` names the accounts whose
-    /// send slots were all taken (or paused by a 429) at the database's now.
-    fn plan(&self, now: Instant, rows: &[Row], busy: &HashSet<String>) -> Vec<Release> {
+    /// Decides the step's releases from `rows`; `saturated` names the accounts
+    /// whose consumers queued for send slots (or that a 429 paused).
+    fn plan(&self, now: Instant, rows: &[Row], saturated: &HashSet<String>) -> Vec<Release> {
         let mut state = self.lock();
         let state = &mut *state;
         let seen: HashSet<&str> = rows.iter().map(|r| r.name.as_str()).collect();
@@ -174,7 +194,8 @@ impl Releaser {
                 .map(|r| state.flows.entry(r.name.clone()).or_default().observe(now, r.released - r.in_flight))
                 .sum();
             let window = state.windows.entry(account.to_string()).or_insert_with(|| Window::new(self.window));
-            let size = window.size(rate);
+            let limit = rows.iter().map(|r| r.limit).max().unwrap_or(0);
+            let size = window.size(f64::from(limit));
             let tails: i64 = rows.iter().filter(|r| !r.releasing).map(|r| r.in_flight).sum();
             let candidates: Vec<&Row> = rows.iter().copied().filter(|r| r.releasing).collect();
             let claims: Vec<CampaignClaim> = candidates
@@ -208,8 +229,9 @@ impl Releaser {
                     view.share_rate = 0.0;
                 }
             }
-            window.adjust(held_back, busy.contains(account));
-            state.accounts.insert(account.to_string(), AccountView { window: window.size(rate), rate });
+            window.adjust(held_back, saturated.contains(account));
+            let (size, growth) = (window.size(f64::from(limit)), window.growth());
+            state.accounts.insert(account.to_string(), AccountView { window: size, rate, growth });
         }
         releases
     }
@@ -255,7 +277,7 @@ impl Outbox for Step<'_> {
             return Ok(Taken::Jobs(Vec::new()));
         }
         let rows: Vec<Row> = tx
-            .query(ROWS_SQL.as_str(), &[&CampaignState::Active, &r.default_mchid])
+            .query(ROWS_SQL.as_str(), &[&CampaignState::Active, &r.default_mchid, &(r.default_rate as i32)])
             .await?
             .iter()
             .map(|row| Row {
@@ -267,7 +289,8 @@ impl Outbox for Step<'_> {
                 in_flight: row.get(5),
                 releasing: row.get(6),
                 due: row.get(7),
-                account: row.get::<_, Option<String>>(8).unwrap_or_default(),
+                account: row.get(8),
+                limit: row.get(9),
             })
             .collect();
         if rows.is_empty() {
@@ -275,10 +298,13 @@ impl Outbox for Step<'_> {
         }
         let keys: Vec<String> =
             rows.iter().map(|r| format!("account:{}", r.account)).collect::<HashSet<_>>().into_iter().collect();
-        let busy: HashSet<String> = tx
+        // Slots cut further ahead than a few sends: consumers queue for them (a
+        // lone sender's slot is cut only 20 ms ahead, migration 0008).
+        let saturated: HashSet<String> = tx
             .query(
                 "SELECT substr(key, 9) FROM send_pace
-                  WHERE key = ANY($1) AND (tat > clock_timestamp() OR paused_until > clock_timestamp())",
+                  WHERE key = ANY($1)
+                    AND (tat > clock_timestamp() + interval '50 milliseconds' OR paused_until > clock_timestamp())",
                 &[&keys],
             )
             .await?
@@ -286,7 +312,7 @@ impl Outbox for Step<'_> {
             .map(|row| row.get(0))
             .collect();
         let now = Instant::now();
-        let releases = r.plan(now, &rows, &busy);
+        let releases = r.plan(now, &rows, &saturated);
         let mut jobs = Vec::new();
         let mut wrote = false;
         for release in releases {
@@ -323,7 +349,7 @@ impl Outbox for Step<'_> {
                 wrote = true;
                 continue;
             }
-            for chunk in codes.chunks(JOB_SIZE as usize) {
+            for chunk in codes.chunks(RELEASE_JOB) {
                 let job = (IssueLane::Campaign, IssueJob::for_orders(chunk.to_vec()));
                 jobs.push(((campaign.to_string(), chunk.to_vec()), job));
             }
@@ -383,11 +409,12 @@ mod tests {
             releasing,
             due: None,
             account: "1900000001".into(),
+            limit: 0,
         }
     }
 
     fn releaser() -> Releaser {
-        Releaser::new(Duration::from_millis(500), None, Duration::from_millis(20))
+        Releaser::new(Duration::from_millis(500), (None, 0), Duration::from_millis(20))
     }
 
     #[test]

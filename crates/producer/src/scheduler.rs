@@ -40,7 +40,8 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new(store: Store, publisher: Arc<Publisher>, settings: &Settings) -> Arc<Scheduler> {
-        let releaser = Releaser::new(settings.producer.release_window, settings.wxpay.mchid.clone(), STEP);
+        let default_account = (settings.wxpay.mchid.clone(), settings.wxpay.rate);
+        let releaser = Releaser::new(settings.producer.release_window, default_account, STEP);
         Arc::new(Scheduler { store, publisher, releaser, released: AtomicU64::new(0) })
     }
 
@@ -119,7 +120,7 @@ impl MetricsSource for Scheduler {
         );
         out.labelled_gauge(
             "lijian_release_window",
-            "Campaign orders each WeChat Pay account may have in flight (LIJIAN_RELEASE_WINDOW of its campaign rate)",
+            "Campaign orders each WeChat Pay account may have in flight (32 + LIJIAN_RELEASE_WINDOW of its limit, grown while slots go unused)",
             "mchid",
             accounts.iter().map(|(mchid, v)| (mchid.as_str(), v.window)),
         );

@@ -173,11 +173,12 @@ settings! {
         /// not race the request publishing it right now.
         relay_grace: Duration = Duration::from_secs(5), "LIJIAN_RELAY_GRACE";
         /// Campaign orders the scheduler keeps released and not yet final, per
-        /// WeChat Pay account, as this long of what its campaigns finish per
-        /// second (at least 32 orders): the broker holds that much, pause takes
-        /// effect within about it, a campaign loaded later starts at once. The
-        /// scheduler enlarges it (up to 4×) while it holds campaigns back and the
-        /// account's send slots go unused.
+        /// WeChat Pay account: 32 plus this long of the account's limit (the
+        /// default account's is `LIJIAN_WXPAY_RATE`: give the scheduler the
+        /// consumers' value). About how long a released order waits while
+        /// campaigns saturate the account: pause takes effect and a campaign
+        /// loaded later starts within about it. The scheduler enlarges it (up to
+        /// 4×) while it holds campaigns back and the account's slots go unused.
         release_window: Duration = Duration::from_millis(500), "LIJIAN_RELEASE_WINDOW";
     }
     /// WeChat Pay, as the consumer calls it.
