@@ -49,6 +49,21 @@ impl Cluster {
         Cluster { roles }
     }
 
+    /// The sum over the cluster's processes of the metric line starting with `series`.
+    async fn metric(&self, series: &str) -> f64 {
+        let mut total = 0.0;
+        for role in &self.roles {
+            let text =
+                reqwest::get(format!("{}/metrics", role.ops)).await.expect("metrics").text().await.expect("text");
+            total += text
+                .lines()
+                .filter(|l| l.starts_with(series))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>();
+        }
+        total
+    }
+
     fn stop(self) {
         for role in self.roles {
             let stopped = role.terminate(Duration::from_secs(30));
@@ -193,7 +208,20 @@ async fn api_orders_get_their_coupons_within_a_second_while_a_campaign_saturates
     );
     assert!(waits[29] <= 1.0, "every API order issued within 1 s of acceptance: {waits:?}");
 
+    // The same story in /metrics: per lane, and the campaign's release pace.
+    let interactive = r#"lijian_issue_latency_seconds_bucket{lane="interactive",le="1"} "#;
+    assert_eq!(cluster.metric(interactive).await, 30.0, "all 30 within 1 s by the consumers' histogram");
     app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 1630, Duration::from_secs(60)).await;
+    // A release is counted when its step settles, which may be a moment after
+    // a consumer already issued its orders.
+    let released = r#"lijian_campaign_released_total{campaign="flood"} "#;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cluster.metric(released).await < 1600.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cluster.metric(released).await, 1600.0, "the scheduler counts what it released");
+    assert!(cluster.metric(r#"lijian_issue_latency_seconds_count{lane="campaign"} "#).await >= 1600.0);
+    assert_eq!(cluster.metric(r#"lijian_queue_depth{lane="campaign"} "#).await, 0.0, "the campaign queue is empty");
     orders.extend(api);
     assert_contract_held(&app, &sim, &orders).await;
     cluster.stop();
@@ -211,6 +239,17 @@ async fn two_merchants_share_the_account_alike_and_a_small_campaign_loaded_later
 
     orders.extend(load(&app, "m-small", "a-m-small", "small", 300).await);
     let loaded_at = now_secs();
+    // Half the account each, as `campaign status` says, with an ETA from it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for name in ["big", "small"] {
+        let status = lijian_ok(&app, &["campaign", "status", name]);
+        let share: f64 = status
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("share:")?.trim().split('%').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no share in:\n{status}"));
+        assert!((40.0..=60.0).contains(&share), "{name} has half the account: {status}");
+        assert!(status.lines().any(|l| l.trim().starts_with("ETA:") && l.trim().ends_with('s')), "{status}");
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     while issued_in(&app, "small").await < 300 {
         assert!(Instant::now() < deadline, "the small campaign did not finish");
