@@ -223,7 +223,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                     c.name,
                     c.merchant_id,
                     c.shown_state(),
-                    c.release_at.map(|t| t.format(&Rfc3339).unwrap_or_default()).unwrap_or_else(|| "as loaded".into()),
+                    c.release_at.map(|t| t.format(&Rfc3339).unwrap_or_default()).unwrap_or_else(|| "at once".into()),
                     c.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "-".into()),
                     total,
                     done
@@ -242,7 +242,9 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                     c.released,
                     s.unreleased
                 ),
-                (None, _) => println!("  release:   as loaded ({} released)", c.released),
+                (None, _) => {
+                    println!("  release:   at its account's pace; {} released, {} waiting", c.released, s.unreleased)
+                }
             }
             println!("  orders:    {}", s.total());
             for (status, label) in [

@@ -158,6 +158,8 @@ async fn main() {
         // The faults are the point of --faults: counted in its summary, not logged one by one.
         Command::Demo(demo::DemoArgs { faults: true, .. }) => "error,lapin=off",
         Command::Demo(_) | Command::Load(_) => "warn,lapin=off",
+        // Its gateway would log every API order among the figures.
+        Command::Bench(bench::BenchCommand::Priority { .. }) => "warn,lapin=off",
         _ => "info,tokio_postgres=warn,lapin=warn",
     });
     if let Err(e) = run(cli).await {

@@ -43,7 +43,8 @@ pub fn check_campaign_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// How a load wants its campaign: released as loaded, or held for the scheduler.
+/// How a load wants its campaign: released at once, or at a time and rate (the
+/// scheduler releases both, in a fair share of their account).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignSpec {
     pub name: String,
@@ -176,7 +177,7 @@ pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, Camp
         return Err(CampaignError::Refused(format!(
             "campaign {} already exists with another schedule (release at {}, rate {}); load with the same --at/--rate or into a new campaign",
             campaign.name,
-            campaign.release_at.map(|t| t.to_string()).unwrap_or_else(|| "as loaded".into()),
+            campaign.release_at.map(|t| t.to_string()).unwrap_or_else(|| "at once".into()),
             campaign.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "unpaced".into()),
         )));
     }

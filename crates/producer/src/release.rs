@@ -137,9 +137,26 @@ static ROWS_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Locked before their jobs are published: a consumer that gets a job before
+/// this step commits waits for the commit at its `begin` instead of locking the
+/// rows the step stamps next (measured: a deadlock between the two updates).
 static TAKE_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!("SELECT order_code FROM orders WHERE campaign = $1 AND {UNRELEASED} ORDER BY id LIMIT $2")
+    format!("SELECT order_code FROM orders WHERE campaign = $1 AND {UNRELEASED} ORDER BY id LIMIT $2 FOR UPDATE")
 });
+
+/// Every change a step makes to one campaign row, written in one statement
+/// ([`write_rows`]). Updating a row twice in one transaction makes PostgreSQL
+/// check its foreign key (the row version is then our own), which locks the
+/// merchant row after the campaign row: the reverse of a load's lock order, and
+/// measured, a deadlock with a load's batch.
+#[derive(Debug, Clone, Default)]
+struct RowWrite {
+    released: i64,
+    drained: bool,
+    restart_pace: bool,
+    /// Its share and what that is worth, orders per second.
+    share: Option<(f64, f64)>,
+}
 
 impl Releaser {
     /// `default` is the default account's mchid and limit (`LIJIAN_WXPAY_MCHID`,
@@ -151,7 +168,7 @@ impl Releaser {
 
     /// One step's outbox (see [`lijian_core::outbox::drain`]).
     pub fn step(&self) -> Step<'_> {
-        Step { releaser: self }
+        Step { releaser: self, writes: Mutex::new(BTreeMap::new()) }
     }
 
     /// Campaigns and accounts as the last step saw them.
@@ -236,21 +253,22 @@ impl Releaser {
         releases
     }
 
-    /// The shares to write now (twice a second), if any.
-    fn shares_due(&self, now: Instant, rows: &[Row]) -> Option<(Vec<String>, Vec<f64>, Vec<f64>)> {
+    /// The shares to write now (twice a second), if any: (campaign, (share,
+    /// orders per second)).
+    fn shares_due(&self, now: Instant, rows: &[Row]) -> Option<Vec<(String, (f64, f64))>> {
         let mut state = self.lock();
         if state.shares_written.is_some_and(|t| now.duration_since(t) < SHARES_EVERY) {
             return None;
         }
         state.shares_written = Some(now);
-        let mut out = (Vec::new(), Vec::new(), Vec::new());
-        for row in rows {
-            let view = state.campaigns.get(&row.name).cloned().unwrap_or_default();
-            out.0.push(row.name.clone());
-            out.1.push(view.share);
-            out.2.push(view.share_rate);
-        }
-        Some(out)
+        let shares = rows
+            .iter()
+            .map(|row| {
+                let view = state.campaigns.get(&row.name).cloned().unwrap_or_default();
+                (row.name.clone(), (view.share, view.share_rate))
+            })
+            .collect();
+        Some(shares)
     }
 
     fn count_released(&self, campaign: &str, orders: usize) {
@@ -262,6 +280,48 @@ impl Releaser {
 /// stamps those the broker confirmed.
 pub struct Step<'a> {
     releaser: &'a Releaser,
+    writes: Mutex<BTreeMap<String, RowWrite>>,
+}
+
+impl Step<'_> {
+    fn write(&self, campaign: &str, change: impl FnOnce(&mut RowWrite)) {
+        let mut writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        change(writes.entry(campaign.to_string()).or_default());
+    }
+
+    /// Writes every campaign row the step changed, one statement. Rows another
+    /// transaction holds (a cancel, a load) are skipped, not waited for: only
+    /// shares can be pending for those (released rows are locked by this step).
+    async fn write_rows(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let writes = std::mem::take(&mut *self.writes.lock().unwrap_or_else(|p| p.into_inner()));
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = writes.keys().map(String::as_str).collect();
+        let released: Vec<i64> = writes.values().map(|w| w.released).collect();
+        let drained: Vec<bool> = writes.values().map(|w| w.drained).collect();
+        let restart: Vec<bool> = writes.values().map(|w| w.restart_pace).collect();
+        let share: Vec<Option<f64>> = writes.values().map(|w| w.share.map(|s| s.0)).collect();
+        let rate: Vec<Option<f64>> = writes.values().map(|w| w.share.map(|s| s.1)).collect();
+        tx.execute(
+            "UPDATE campaigns c
+                SET released = c.released + w.released,
+                    drained = c.drained OR w.drained,
+                    pace_from = CASE WHEN w.restart THEN clock_timestamp() ELSE c.pace_from END,
+                    pace_base = CASE WHEN w.restart THEN c.released ELSE c.pace_base END,
+                    share = coalesce(w.share, c.share),
+                    share_rate = coalesce(w.rate, c.share_rate),
+                    share_at = CASE WHEN w.share IS NULL THEN c.share_at ELSE clock_timestamp() END,
+                    updated_at = now()
+               FROM unnest($1::text[], $2::bigint[], $3::bool[], $4::bool[], $5::float8[], $6::float8[])
+                    AS w(name, released, drained, restart, share, rate)
+              WHERE c.name = w.name
+                AND c.name IN (SELECT name FROM campaigns WHERE name = ANY($1) FOR UPDATE SKIP LOCKED)",
+            &[&names, &released, &drained, &restart, &share, &rate],
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 impl Outbox for Step<'_> {
@@ -314,7 +374,6 @@ impl Outbox for Step<'_> {
         let now = Instant::now();
         let releases = r.plan(now, &rows, &saturated);
         let mut jobs = Vec::new();
-        let mut wrote = false;
         for release in releases {
             let (campaign, mut orders) = (release.campaign.as_str(), release.orders);
             // Locked, and still active: a pause or cancel since the plan wins.
@@ -330,23 +389,16 @@ impl Outbox for Step<'_> {
                 if behind > i64::from(rate) {
                     // More than a second behind (held back by the window, an outage):
                     // the time lost stays lost, like a pause, instead of a burst.
-                    tx.execute(
-                        "UPDATE campaigns SET pace_from = clock_timestamp(), pace_base = released WHERE name = $1",
-                        &[&campaign],
-                    )
-                    .await?;
                     tracing::debug!(campaign, behind, "release fell behind its --rate; pacing restarts from now");
+                    self.write(campaign, |w| w.restart_pace = true);
                     orders = orders.min(r.restart_worth(rate));
-                    wrote = true;
                 }
             }
             let codes: Vec<String> =
                 tx.query(TAKE_SQL.as_str(), &[&campaign, &orders]).await?.iter().map(|row| row.get(0)).collect();
             if codes.is_empty() {
-                tx.execute("UPDATE campaigns SET drained = true, updated_at = now() WHERE name = $1", &[&campaign])
-                    .await?;
                 tracing::info!(campaign, "campaign fully released");
-                wrote = true;
+                self.write(campaign, |w| w.drained = true);
                 continue;
             }
             for chunk in codes.chunks(RELEASE_JOB) {
@@ -354,19 +406,15 @@ impl Outbox for Step<'_> {
                 jobs.push(((campaign.to_string(), chunk.to_vec()), job));
             }
         }
-        if let Some((names, shares, rates)) = r.shares_due(now, &rows) {
-            // Rows another transaction holds (a cancel) are skipped, not waited for.
-            tx.execute(
-                "UPDATE campaigns c SET share = s.share, share_rate = s.rate, share_at = clock_timestamp()
-                   FROM unnest($1::text[], $2::float8[], $3::float8[]) AS s(name, share, rate)
-                  WHERE c.name = s.name
-                    AND c.name IN (SELECT name FROM campaigns WHERE name = ANY($1) FOR UPDATE SKIP LOCKED)",
-                &[&names, &shares, &rates],
-            )
-            .await?;
-            wrote = true;
+        for (name, share) in r.shares_due(now, &rows).unwrap_or_default() {
+            self.write(&name, |w| w.share = Some(share));
         }
-        Ok(if jobs.is_empty() && wrote { Taken::CommitOnly } else { Taken::Jobs(jobs) })
+        if !jobs.is_empty() {
+            return Ok(Taken::Jobs(jobs));
+        }
+        let wrote = !self.writes.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+        self.write_rows(tx).await?;
+        Ok(if wrote { Taken::CommitOnly } else { Taken::Jobs(Vec::new()) })
     }
 
     /// Stamps the confirmed orders and counts them per campaign; unconfirmed
@@ -379,14 +427,10 @@ impl Outbox for Step<'_> {
         for (campaign, codes) in confirmed {
             *per_campaign.entry(campaign.as_str()).or_default() += codes.len();
         }
-        let names: Vec<&str> = per_campaign.keys().copied().collect();
-        let counts: Vec<i64> = per_campaign.values().map(|n| *n as i64).collect();
-        tx.execute(
-            "UPDATE campaigns c SET released = c.released + n.count, updated_at = now()
-               FROM unnest($1::text[], $2::bigint[]) AS n(name, count) WHERE c.name = n.name",
-            &[&names, &counts],
-        )
-        .await?;
+        for (campaign, n) in &per_campaign {
+            self.write(campaign, |w| w.released += *n as i64);
+        }
+        self.write_rows(tx).await?;
         for (campaign, n) in per_campaign {
             self.releaser.count_released(campaign, n);
         }
