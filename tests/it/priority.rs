@@ -316,3 +316,46 @@ async fn pause_stops_a_campaigns_sends_within_a_second_and_resume_finishes_it_on
     cluster.stop();
     stop_shared(app).await;
 }
+
+#[tokio::test]
+async fn a_release_step_never_takes_the_merchant_row_after_the_campaign_row() {
+    // A load's batch locks the merchant's row, then the campaign's
+    // (lijian_accept_batch); a release step locks the campaign's row. Were the
+    // step to take the merchant's row after it — PostgreSQL's foreign-key check
+    // does, for a row the transaction updates a second time — the two would
+    // deadlock (seen in `bench priority`). Here a batch's two locks are taken
+    // over and over for four seconds while the scheduler releases the campaign
+    // and writes its share.
+    let app = Arc::new(spawn_app().await);
+    let sim = crate::helpers::wxpay::spawn_sim(|_| {}).await;
+    load(&app, MERCHANT, ACTIVITY, "steady", 20_000).await;
+    let scheduler = app.start_scheduler();
+    let consumer = app.start_consumer(&app.consumer_settings(&sim));
+    let mut client = app.store.client().await.expect("client");
+    let (mut rounds, mut deadlocks) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline {
+        let tx = client.transaction().await.expect("begin");
+        let locked = async {
+            tx.query_one("SELECT 1 FROM merchants WHERE merchant_id = $1 FOR UPDATE", &[&MERCHANT]).await?;
+            tx.query_one("SELECT 1 FROM campaigns WHERE name = 'steady' FOR UPDATE", &[]).await
+        }
+        .await;
+        match locked {
+            Ok(_) => tx.commit().await.expect("commit"),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED) => deadlocks += 1,
+            Err(e) => panic!("locking like a load: {e}"),
+        }
+        rounds += 1;
+    }
+    let released = app.count("SELECT released FROM campaigns WHERE name = 'steady'").await;
+    consumer.stop().await;
+    scheduler.stop().await;
+    // The scheduler's side of a deadlock is its failed step: count both.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let in_database = app.count("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").await;
+    eprintln!("{rounds} rounds of a load's locks; {released} orders released meanwhile; deadlocks {deadlocks} / {in_database}");
+    assert!(released > 0, "the scheduler released the campaign meanwhile");
+    assert_eq!((deadlocks, in_database), (0, 0), "no deadlock between a load and a release step");
+    stop_shared(app).await;
+}
