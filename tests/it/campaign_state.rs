@@ -40,6 +40,7 @@ async fn a_campaign_is_finished_once_every_order_is_final_and_reported() {
     let file = dir.path().join("autumn.csv");
     std::fs::write(&file, "openId\noF1\noF2\noF3\n").expect("csv");
     load(&app, &file, &[]);
+    let scheduler = app.start_scheduler();
     let consumer = app.start_consumer(&app.consumer_settings(&sim));
     let notifier = app.start_notifier(&app.settings);
     let closed = "SELECT count(*) FROM reports WHERE outcome IS NOT NULL";
@@ -71,6 +72,7 @@ async fn a_campaign_is_finished_once_every_order_is_final_and_reported() {
 
     consumer.stop().await;
     notifier.stop().await;
+    scheduler.stop().await;
     stop_shared(app).await;
 }
 

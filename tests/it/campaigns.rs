@@ -192,10 +192,10 @@ async fn a_sigkilled_load_run_again_completes_without_charging_twice() {
     assert_eq!(summary_count(&resumed, "duplicates:"), after_kill, "{resumed}");
     assert_eq!(app.count(stored).await, rows);
     assert_eq!(app.balance("m-big").await, 0, "every row charged exactly once");
+    // A load only stores: every order is held for the scheduler, nothing is on the broker.
     assert_eq!(app.count("SELECT count(*) FROM issue_outbox").await, 0);
-    assert_eq!(app.count("SELECT count(*) FROM orders WHERE enqueued_at IS NULL").await, 0);
-    let queued: HashSet<String> = app.take_issue_jobs().await.into_iter().collect();
-    assert_eq!(queued, codes(&app, "SELECT order_code FROM orders").await, "every order has its job");
+    assert_eq!(app.count("SELECT count(*) FROM orders WHERE enqueued_at IS NULL AND status = 0").await, rows);
+    assert!(app.take_issue_jobs().await.is_empty(), "a load publishes nothing");
     app.stop().await;
 }
 
@@ -217,7 +217,11 @@ fn sigterm(mut child: std::process::Child) {
 #[tokio::test]
 async fn two_schedulers_release_on_time_at_the_pace_and_never_twice() {
     // Timing is measured: run alone, like the rate-limit test.
-    let app = spawn_app_alone().await;
+    let app = Arc::new(spawn_app_alone().await);
+    // Orders are released as fast as they finish (the release window): a
+    // consumer issues them.
+    let sim = spawn_sim(|_| {}).await;
+    let consumer = app.start_consumer(&app.consumer_settings(&sim));
     let dir = tempfile::tempdir().expect("tempdir");
     let rows: String = (0..150).map(|i| format!("oUser{i}\n")).collect();
     let file = write(dir.path(), "paced.csv", format!("openId\n{rows}").as_bytes());
@@ -251,11 +255,17 @@ async fn two_schedulers_release_on_time_at_the_pace_and_never_twice() {
         // would show as a whole second's worth or more.
         assert!((40..=60).contains(&n), "second {second} released {n}, not about 50 (no bursts)");
     }
-    let queued = app.take_issue_jobs().await;
-    let unique: HashSet<&String> = queued.iter().collect();
-    assert_eq!(unique.len(), queued.len(), "no order released twice");
-    assert_eq!(queued.len(), 150);
-    app.stop().await;
+    // Each confirmed release counts its orders once: twice released would be more.
+    assert_eq!(app.count("SELECT released FROM campaigns WHERE name = 'paced'").await, 150, "no order released twice");
+    assert_eq!(
+        app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 150, Duration::from_secs(20)).await,
+        150
+    );
+    let ledger = sim.ledger().await;
+    let issued: HashSet<&str> = ledger.iter().map(|c| c.out_request_no.as_str()).collect();
+    assert_eq!((issued.len(), ledger.len()), (150, 150), "each order issued once");
+    consumer.stop().await;
+    stop_shared(app).await;
 }
 
 #[tokio::test]
@@ -315,6 +325,7 @@ async fn a_loaded_campaign_is_issued_once_per_order_from_bulk_jobs() {
     }
     drop(file);
     ok(&load(&app, &dir.path().join("bulk.csv"), MERCHANT, &[]));
+    let scheduler = app.start_scheduler();
     let consumer = app.start_consumer(&app.consumer_settings(&sim));
     let issued = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 300, Duration::from_secs(60)).await;
     assert_eq!(issued, 300);
@@ -326,15 +337,14 @@ async fn a_loaded_campaign_is_issued_once_per_order_from_bulk_jobs() {
         codes(&app, "SELECT order_code FROM orders").await
     );
     consumer.stop().await;
+    scheduler.stop().await;
     drop(sim);
     stop_shared(app).await;
 }
 
 #[tokio::test]
-async fn a_load_while_rabbitmq_is_unreachable_keeps_every_job_owed_and_a_rerun_delivers_them() {
-    // The gateway's relay would flush the outbox too (directly, not through the
-    // cut proxy); keep it out of the way so the loader is what is tested.
-    let app = spawn_app_with(|s| s.producer.relay_interval = Duration::from_secs(3600)).await;
+async fn a_load_needs_no_broker_and_the_scheduler_releases_what_it_stored() {
+    let app = Arc::new(spawn_app().await);
     let broker = crate::helpers::proxy::TcpProxy::in_front_of(&app.settings.broker.url).await;
     let mut settings = app.settings.clone();
     settings.broker.url = broker.route(&settings.broker.url);
@@ -342,24 +352,31 @@ async fn a_load_while_rabbitmq_is_unreachable_keeps_every_job_owed_and_a_rerun_d
     let dir = tempfile::tempdir().expect("tempdir");
     let rows: String = (0..250).map(|i| format!("oOut{i}\n")).collect();
     let file = write(dir.path(), "outage.csv", format!("openId\n{rows}").as_bytes());
-    let args = ["--merchant-id", MERCHANT, "--activity-id", ACTIVITY, "--product-code", PRODUCT];
     // Awaited, not blocking: the proxy runs on this test's runtime.
-    let run = |settings: &lijian_core::config::Settings| {
-        let mut command = tokio::process::Command::from(lijian_command(settings));
-        command.arg("load").arg(&file).args(args);
-        async move { ok(&command.output().await.expect("run load")) }
-    };
-    let first = run(&settings).await;
-    assert_eq!(summary_count(&first, "accepted:"), 250, "{first}");
-    assert!(first.contains("waiting:    250 orders"), "{first}");
-    assert_eq!(app.count("SELECT coalesce(sum(cardinality(order_codes)), 0)::bigint FROM issue_outbox").await, 250);
+    let mut command = tokio::process::Command::from(lijian_command(&settings));
+    command.arg("load").arg(&file).args([
+        "--merchant-id",
+        MERCHANT,
+        "--activity-id",
+        ACTIVITY,
+        "--product-code",
+        PRODUCT,
+    ]);
+    let loaded = ok(&command.output().await.expect("run load"));
+    assert_eq!(summary_count(&loaded, "accepted:"), 250, "{loaded}");
+    assert!(loaded.contains("lijian scheduler"), "{loaded}");
+    assert_eq!(app.count("SELECT count(*) FROM orders WHERE enqueued_at IS NULL AND status = 0").await, 250);
 
-    broker.restore();
-    let again = run(&settings).await;
-    assert_eq!(summary_count(&again, "duplicates:"), 250, "{again}");
-    assert!(!again.contains("waiting:"), "{again}");
-    assert_eq!(app.count("SELECT count(*) FROM issue_outbox").await, 0);
-    let queued: HashSet<String> = app.take_issue_jobs().await.into_iter().collect();
-    assert_eq!(queued, codes(&app, "SELECT order_code FROM orders").await, "every stored order has its job");
-    app.stop().await;
+    let sim = spawn_sim(|_| {}).await;
+    let scheduler = app.start_scheduler();
+    let consumer = app.start_consumer(&app.consumer_settings(&sim));
+    let issued = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 250, Duration::from_secs(60)).await;
+    assert_eq!(issued, 250);
+    let ledger = sim.ledger().await;
+    let unique: HashSet<String> = ledger.iter().map(|c| c.out_request_no.clone()).collect();
+    assert_eq!(unique.len(), ledger.len(), "no order issued twice");
+    assert_eq!(unique, codes(&app, "SELECT order_code FROM orders").await);
+    consumer.stop().await;
+    scheduler.stop().await;
+    stop_shared(app).await;
 }

@@ -37,6 +37,7 @@ mod order_query;
 mod outage;
 mod poison;
 mod price_rules;
+mod priority;
 mod readme;
 mod scale_out;
 mod secrets;

@@ -80,9 +80,9 @@ impl Drop for ConsumerProcess {
     }
 }
 
-/// A backlog of `n` campaign orders (bulk jobs of 100) of `activity`, three
-/// per user, so that consumers meet the same user at the same time; returns
-/// the codes of all orders stored so far.
+/// A backlog of `n` campaign orders of `activity`, three per user, so that
+/// consumers meet the same user at the same time; returns the codes of all
+/// orders stored so far. A scheduler releases them (start one).
 async fn load_backlog(app: &TestApp, activity: &str, n: usize) -> HashSet<String> {
     app.store.topup(MERCHANT, Fen(PRICE_FEN * n as i64)).await.expect("top up");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -186,6 +186,7 @@ async fn same_configuration_shares_the_limit(consumers: usize) {
     let sim = strict_sim().await;
     let settings = app.consumer_settings(&sim);
     let orders = load_backlog(&app, ACTIVITY, 1200).await;
+    let scheduler = app.start_scheduler();
     let processes: Vec<ConsumerProcess> = (0..consumers).map(|_| ConsumerProcess::spawn(&settings)).collect();
     let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 1200, Duration::from_secs(60)).await;
     assert_eq!(done, 1200);
@@ -196,6 +197,7 @@ async fn same_configuration_shares_the_limit(consumers: usize) {
     for p in processes {
         p.stop().await;
     }
+    scheduler.stop().await;
     stop_shared(app).await;
 }
 
@@ -218,6 +220,7 @@ async fn a_backlog_queued_before_the_second_consumer_starts_is_shared() {
     let sim = strict_sim().await;
     let settings = app.consumer_settings(&sim);
     let orders = load_backlog(&app, ACTIVITY, 1200).await;
+    let scheduler = app.start_scheduler();
     let first = ConsumerProcess::spawn(&settings);
     app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 150, Duration::from_secs(30)).await;
     let second = ConsumerProcess::spawn(&settings);
@@ -229,6 +232,7 @@ async fn a_backlog_queued_before_the_second_consumer_starts_is_shared() {
     assert!(b >= 1200 / 5, "the consumer started later took a share of the backlog ({b} of 1200)");
     first.stop().await;
     second.stop().await;
+    scheduler.stop().await;
     stop_shared(app).await;
 }
 
@@ -239,6 +243,7 @@ async fn a_sigkilled_consumer_leaves_the_whole_limit_to_the_survivor() {
     let sim = strict_sim().await;
     let settings = app.consumer_settings(&sim);
     let orders = load_backlog(&app, ACTIVITY, 2000).await;
+    let scheduler = app.start_scheduler();
     let mut victim = ConsumerProcess::spawn(&settings);
     let survivor = ConsumerProcess::spawn(&settings);
     app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 500, Duration::from_secs(30)).await;
@@ -260,6 +265,7 @@ async fn a_sigkilled_consumer_leaves_the_whole_limit_to_the_survivor() {
     let floor = (f64::from(LIMIT) * 0.9) as usize;
     assert!(after.iter().all(|n| *n >= floor), "the survivor holds ≥ 90% of the limit alone: {after:?}");
     survivor.stop().await;
+    scheduler.stop().await;
     stop_shared(app).await;
 }
 
@@ -303,6 +309,7 @@ async fn two_accounts_are_each_held_to_their_own_limit() {
     }
     load_backlog(&app, "a1900000301", 720).await;
     let orders = load_backlog(&app, "a1900000302", 480).await;
+    let scheduler = app.start_scheduler();
     let settings = app.consumer_settings(&sim);
     let processes: Vec<ConsumerProcess> = (0..2).map(|_| ConsumerProcess::spawn(&settings)).collect();
     let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 1200, Duration::from_secs(60)).await;
@@ -330,5 +337,6 @@ async fn two_accounts_are_each_held_to_their_own_limit() {
     for p in processes {
         p.stop().await;
     }
+    scheduler.stop().await;
     stop_shared(app).await;
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use lijian_core::config::Settings;
-use lijian_core::queue::{Publisher, Topology};
 use lijian_core::status::OrderStatus;
 use lijian_core::store::Store;
 use lijian_core::times::rfc3339_seconds;
@@ -42,6 +41,10 @@ pub struct LoadArgs {
     /// Release at most N orders per second, spread evenly (implies a scheduled campaign).
     #[arg(long, value_name = "N")]
     pub rate: Option<u32>,
+    /// Weight among this merchant's campaigns on one WeChat Pay account, 1-100
+    /// (default 1): merchants share an account alike, a merchant's campaigns by weight.
+    #[arg(long, value_name = "N")]
+    pub priority: Option<u32>,
     /// Where refused rows go (default: FILE.rejects.csv).
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
@@ -53,7 +56,7 @@ pub enum CampaignCommand {
     List,
     /// Orders per status, release progress, current rate, ETA and failures by reason.
     Status { name: String },
-    /// Stop releasing a scheduled campaign (released orders still complete).
+    /// Stop releasing (orders already released, at most its part of the release window, still complete).
     Pause { name: String },
     /// Release again, pacing from now.
     Resume { name: String },
@@ -61,6 +64,8 @@ pub enum CampaignCommand {
     Cancel { name: String },
     /// Delete a campaign without orders (a load that accepted nothing).
     Delete { name: String },
+    /// Set a campaign's weight among its merchant's campaigns (1-100; default 1).
+    Priority { name: String, priority: u32 },
 }
 
 fn default_campaign(file: &Path) -> String {
@@ -76,6 +81,9 @@ fn rejects_path(file: &Path) -> PathBuf {
 pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
     if args.rate == Some(0) {
         bail!("--rate must be at least 1 order per second");
+    }
+    if let Some(priority) = args.priority {
+        campaign::check_priority(priority).map_err(|e| anyhow::anyhow!("--priority: {e}"))?;
     }
     let release_at = args
         .at
@@ -101,9 +109,14 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
     }
     let rejects = CreatedOnWrite { path: rejects_file.clone(), file: None };
     let store = Store::for_settings(settings, lijian_producer::bulk::CONNECTIONS)?;
-    let publisher = Publisher::for_settings(settings, "lijian-load", Topology::from_settings(settings));
     let spec = LoadSpec {
-        campaign: CampaignSpec { name, merchant_id: args.merchant_id.clone(), release_at, rate: args.rate },
+        campaign: CampaignSpec {
+            name,
+            merchant_id: args.merchant_id.clone(),
+            release_at,
+            rate: args.rate,
+            priority: args.priority,
+        },
         activity_id: args.activity_id.clone(),
         product_code: args.product_code.clone(),
         callback_url: args.callback_url.clone(),
@@ -111,7 +124,7 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
     };
     let progress = Arc::new(Progress::default());
     let display = tokio::spawn(show_progress(progress.clone(), size));
-    let outcome = bulk::load_csv(&store, &publisher, &spec, std::io::BufReader::new(file), rejects, progress).await;
+    let outcome = bulk::load_csv(&store, &spec, std::io::BufReader::new(file), rejects, progress).await;
     display.abort();
     if std::io::stderr().is_terminal() {
         eprintln!();
@@ -185,20 +198,11 @@ fn print_summary(spec: &LoadSpec, s: &LoadSummary, rejects_file: &Path) {
         println!("    {n:>9}  {reason}");
     }
     println!("  charged:    {} yuan", s.charged);
-    if s.scheduled {
-        println!(
-            "  scheduled:  orders wait for `lijian scheduler` (see `lijian campaign status {}`)",
-            spec.campaign.name
-        );
-    } else {
-        println!("  enqueued:   {} orders handed to the issue queue", s.enqueued);
-        if s.owed > 0 {
-            println!(
-                "  waiting:    {} orders stored whose jobs RabbitMQ has not confirmed (kept in the outbox: a running\n              gateway or scheduler publishes them, or run this load again)",
-                s.owed
-            );
-        }
-    }
+    let when = if s.scheduled { "scheduled: at its time and rate, " } else { "" };
+    println!(
+        "  release:    {}by `lijian scheduler`, in a fair share of its WeChat Pay account (see `lijian campaign status {}`)",
+        when, spec.campaign.name
+    );
 }
 
 pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Result<()> {
@@ -219,7 +223,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                     c.name,
                     c.merchant_id,
                     c.shown_state(),
-                    c.release_at.map(rfc3339_seconds).unwrap_or_else(|| "as loaded".into()),
+                    c.release_at.map(rfc3339_seconds).unwrap_or_else(|| "at once".into()),
                     c.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "-".into()),
                     total,
                     done
@@ -238,7 +242,9 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
                     c.released,
                     s.unreleased
                 ),
-                (None, _) => println!("  release:   as loaded ({} released)", c.released),
+                (None, _) => {
+                    println!("  release:   at its account's pace; {} released, {} waiting", c.released, s.unreleased)
+                }
             }
             println!("  orders:    {}", s.total());
             for status in OrderStatus::ALL {
@@ -246,6 +252,15 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
             }
             println!("  parked:    {} (see `lijian dlq list --campaign {}`)", s.parked, c.name);
             println!("  rate:      {:.1} orders/s finishing (last 10 s)", s.finishing_per_sec);
+            println!("  priority:  {}", c.priority);
+            match s.share {
+                Some(share) => println!(
+                    "  share:     {:.0}% of its WeChat Pay account's campaign sends, {:.1} orders/s now",
+                    share.fraction * 100.0,
+                    share.orders_per_sec
+                ),
+                None => println!("  share:     none now (not releasing, or no scheduler running)"),
+            }
             match s.eta_secs() {
                 Some(eta) => println!("  ETA:       {:.0}s", eta),
                 None => println!("  ETA:       unknown (nothing finishing now)"),
@@ -276,6 +291,10 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
         CampaignCommand::Delete { name } => {
             campaign::delete_empty(&store, &name).await?;
             println!("campaign {name} deleted");
+        }
+        CampaignCommand::Priority { name, priority } => {
+            campaign::set_priority(&store, &name, priority).await?;
+            println!("campaign {name} now has priority {priority} among its merchant's campaigns");
         }
     }
     Ok(())

@@ -206,6 +206,8 @@ async fn main() {
         // The doctor's passive declare of a queue not declared yet closes a
         // channel; so does dlq's on a prefix no role has declared yet.
         Command::Demo(_) | Command::Load(_) | Command::Doctor(_) | Command::Dlq(_) => "warn,lapin=off",
+        // Its gateway would log every API order among the figures.
+        Command::Bench(bench::BenchCommand::Priority { .. }) => "warn,lapin=off",
         _ => "info,tokio_postgres=warn,lapin=warn",
     });
     if let Err(e) = run(cli).await {

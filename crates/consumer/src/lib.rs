@@ -11,7 +11,10 @@
 //!   the order (`lijian_core::store::finish`: success, or failure with refund,
 //!   together with the status report) before the job is acknowledged;
 //! - its use of the shared broker loop (`lijian_core::queue::runner`): prefetch,
-//!   concurrency, retry tiers, parking, reconnects, graceful shutdown.
+//!   concurrency, retry tiers, parking, reconnects, graceful shutdown — one loop
+//!   per issue lane (interactive `<p>.issue`, campaign `<p>.issue.campaign`),
+//!   each with its own prefetch and concurrency, so an API order never waits
+//!   for a campaign's delivery or worker slot.
 //!
 //! # Must not touch
 //! Order intake and charging (producer), delivering reports (notifier). It never
@@ -41,7 +44,7 @@ use std::sync::Arc;
 
 use lijian_core::config::Settings;
 use lijian_core::deps::Deps;
-use lijian_core::queue::{runner, Lane};
+use lijian_core::queue::{runner, IssueJob, IssueLane, JobHandler, Lane};
 use lijian_core::store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -79,6 +82,29 @@ pub fn build_handler(settings: &Settings, store: Store) -> Result<IssueHandler, 
     Ok(IssueHandler::new(store, accounts, limits, settings.consumer.retry_schedule.clone()))
 }
 
+/// The handler as one lane's loop runs it. A campaign job arriving on the
+/// interactive queue (retry tiers send every job back there) is moved to the
+/// campaign queue rather than worked here, where it would hold a worker slot
+/// meant for API orders while it waits for a campaign's turn.
+struct LaneHandler {
+    issue: Arc<IssueHandler>,
+    queue: IssueLane,
+}
+
+impl JobHandler for LaneHandler {
+    async fn process(&self, payload: &[u8]) -> Disposition {
+        let lane = IssueJob::from_bytes_in(payload).map(|(_, lane)| lane);
+        if self.queue == IssueLane::Interactive && lane == Ok(IssueLane::Campaign) {
+            return Disposition::Forward(IssueLane::Campaign.routing_key());
+        }
+        self.issue.process(payload).await
+    }
+
+    async fn give_up(&self, payload: &[u8], reason: String) -> Disposition {
+        self.issue.give_up(payload, reason).await
+    }
+}
+
 /// A running consumer: its handler (for counters) and the task to await.
 pub struct RunningConsumer {
     pub handler: Arc<IssueHandler>,
@@ -91,19 +117,24 @@ pub fn start(deps: &Deps, shutdown: CancellationToken) -> Result<RunningConsumer
     let handler = Arc::new(build_handler(&deps.settings, deps.store.clone())?);
     deps.ops.add_role("consumer", handler.clone());
     let consumer = &deps.settings.consumer;
-    let runner_settings = runner::RunnerSettings::for_role(
-        &deps.settings,
-        Lane::Issue,
-        "lijian-consumer",
-        consumer.concurrency,
-        consumer.prefetch,
-    );
-    let task = tokio::spawn(runner::run(
-        handler.clone(),
-        deps.publisher.clone(),
-        deps.topology.clone(),
-        runner_settings,
-        shutdown,
-    ));
+    let loops = [IssueLane::Interactive, IssueLane::Campaign].map(|lane| {
+        let settings = runner::RunnerSettings::for_role(
+            &deps.settings,
+            Lane::Issue,
+            &format!("lijian-consumer-{lane}"),
+            consumer.concurrency,
+            consumer.prefetch,
+        )
+        .on_queue(deps.topology.issue_lane_queue(lane), lane.routing_key());
+        let handler = Arc::new(LaneHandler { issue: handler.clone(), queue: lane });
+        tokio::spawn(runner::run(handler, deps.publisher.clone(), deps.topology.clone(), settings, shutdown.clone()))
+    });
+    let task = tokio::spawn(async move {
+        for done in futures::future::join_all(loops).await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "an issue lane's consume loop ended abnormally");
+            }
+        }
+    });
     Ok(RunningConsumer { handler, task })
 }

@@ -9,6 +9,10 @@
 //! - at most one send per (account, openid) in flight ([`leases`](crate::leases)):
 //!   concurrent sends to one user fail with a spurious RULE_LIMIT at WeChat.
 //!
+//! Interactive sends take their slot before campaign sends waiting in this
+//! process ([`Pace`]); across processes, behind at most the slots already
+//! granted (100 ms ahead).
+//!
 //! A send takes its user's turn in this process, then the user's lease in the
 //! cluster, then waits for its slot: nothing but the wait lies between slot and
 //! wire. A lease is held while its send waits for a slot (up to a few seconds
@@ -21,7 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lijian_core::store::Store;
-use lijian_core::telemetry::Exposition;
+use lijian_core::telemetry::{Exposition, Histogram, LATENCY_BUCKETS};
+use lijian_core::vocab::IssueLane;
 
 use crate::leases::{Leases, UserTurn};
 use crate::pace::Pace;
@@ -77,6 +82,15 @@ pub struct Limits {
     pub waited_micros: AtomicU64,
     /// Sends that had to wait at least a millisecond for their slot (for metrics).
     pub waits: AtomicU64,
+    /// How long sends waited for their turn, interactive then campaign.
+    waited: [Histogram; 2],
+}
+
+fn lane_index(lane: IssueLane) -> usize {
+    match lane {
+        IssueLane::Interactive => 0,
+        IssueLane::Campaign => 1,
+    }
 }
 
 /// A send in flight: its user's turn and lease, counted per account until dropped.
@@ -104,6 +118,7 @@ impl Limits {
             activities: Mutex::new(HashMap::new()),
             waited_micros: AtomicU64::new(0),
             waits: AtomicU64::new(0),
+            waited: [Histogram::new(LATENCY_BUCKETS), Histogram::new(LATENCY_BUCKETS)],
         }
     }
 
@@ -135,9 +150,16 @@ impl Limits {
 
     /// Waits until a request to `openid` may be sent now from `mchid`, whose
     /// whole-cluster limit is `rate` per second (0: none): this user's turn in the
-    /// cluster, the activity's and the account's slot. Hold the returned value
-    /// until the call ends.
-    pub async fn send_turn(&self, mchid: &str, rate: u32, activity_id: &str, openid: &str) -> Sending<'_> {
+    /// cluster, the activity's and the account's slot, interactive sends first.
+    /// Hold the returned value until the call ends.
+    pub async fn send_turn(
+        &self,
+        mchid: &str,
+        rate: u32,
+        activity_id: &str,
+        openid: &str,
+        lane: IssueLane,
+    ) -> Sending<'_> {
         let started = Instant::now();
         let account = self.account(mchid);
         account.rate.store(rate, Ordering::Relaxed);
@@ -150,7 +172,7 @@ impl Limits {
             }
         }
         if self.activity_rate > 0 {
-            self.activity(activity_id).acquire(self.activity_rate).await;
+            self.activity(activity_id).acquire(self.activity_rate, lane).await;
         }
         // The user's turn in the cluster comes before the slot: between taking a
         // slot and sending on it there must be nothing but the wait, or slots go
@@ -161,9 +183,10 @@ impl Limits {
             // No limit (the benchmarks measure the consumer itself this way).
             account.pace.used.fetch_add(1, Ordering::Relaxed);
         } else {
-            account.pace.acquire(rate).await;
+            account.pace.acquire(rate, lane).await;
         }
         let waited = started.elapsed();
+        self.waited[lane_index(lane)].observe(waited);
         self.waited_micros.fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
         if waited >= Duration::from_millis(1) {
             self.waits.fetch_add(1, Ordering::Relaxed);
@@ -206,8 +229,15 @@ impl Limits {
     }
 
     /// Per-account metrics: sends, the last second's sends against the limit,
-    /// 429s, sends in flight, slot calls and slots thrown away.
+    /// 429s, sends in flight, slot calls and slots thrown away; the wait for a
+    /// turn per lane.
     pub fn render(&self, out: &mut Exposition) {
+        out.labelled_histograms(
+            "lijian_send_wait_seconds",
+            "Time a send waited for its user's turn and its slot, per issue lane",
+            "lane",
+            [IssueLane::Interactive, IssueLane::Campaign].map(|lane| (lane.as_str(), &self.waited[lane_index(lane)])),
+        );
         let accounts: Vec<(String, Arc<Account>)> = {
             let map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
             let mut list: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

@@ -8,6 +8,12 @@
 //! slots. Each send waits for its slot and goes then: sends are spaced for the
 //! whole cluster, so no one-second window at WeChat holds more than the rate.
 //!
+//! Interactive sends go first: campaign waiters of a key take their slots one
+//! at a time (behind a turn of their own), so an interactive send queues behind
+//! at most one campaign send here, and behind the slots other processes were
+//! granted — at most [`HORIZON`] ahead. Campaigns get whatever interactive
+//! sends leave; nothing is reserved for either.
+//!
 //! Failure modes, by construction:
 //! - the database unreachable: no slots, so nothing is sent (fail closed);
 //! - a process stalled (GC pause, SIGSTOP) while holding slots: a slot woken up
@@ -21,6 +27,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lijian_core::store::{Grant, Store};
+use lijian_core::vocab::IssueLane;
 
 /// Fraction of the limit used. The issue asks every steady second to reach 98%
 /// of the limit, which leaves at most 2% for sends that reach WeChat later than
@@ -59,6 +66,9 @@ pub struct Pace {
     slots: tokio::sync::Mutex<VecDeque<Instant>>,
     /// Sends waiting for a slot now: how many the next call asks for.
     waiting: AtomicUsize,
+    /// Held by the one campaign send taking its slot: the others queue here,
+    /// not at `slots`, where interactive sends would wait behind them all.
+    campaign_turn: tokio::sync::Mutex<()>,
     /// Slots used, i.e. sends let through (for metrics and the achieved rate).
     pub used: AtomicU64,
     /// Slots thrown away: reached too late (a stall) or left over.
@@ -76,6 +86,7 @@ impl Pace {
             key,
             slots: tokio::sync::Mutex::new(VecDeque::new()),
             waiting: AtomicUsize::new(0),
+            campaign_turn: tokio::sync::Mutex::new(()),
             used: AtomicU64::new(0),
             stale: AtomicU64::new(0),
             calls: AtomicU64::new(0),
@@ -84,10 +95,11 @@ impl Pace {
     }
 
     /// Waits for a slot at `rate` per second (the key's whole-cluster limit) and
-    /// returns at its time. Never returns without a slot.
-    pub async fn acquire(&self, rate: u32) {
+    /// returns at its time, interactive sends before campaign ones. Never
+    /// returns without a slot.
+    pub async fn acquire(&self, rate: u32, lane: IssueLane) {
         loop {
-            let slot = self.reserve(rate).await;
+            let slot = self.reserve(rate, lane).await;
             if self.wait_for(slot).await {
                 return;
             }
@@ -96,9 +108,14 @@ impl Pace {
 
     /// Takes the next slot (its time may be up to the horizon ahead) without
     /// waiting for it.
-    async fn reserve(&self, rate: u32) -> Instant {
+    async fn reserve(&self, rate: u32, lane: IssueLane) -> Instant {
+        // Counted before the turn: a refill asks for every waiter's slot.
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Leave(&self.waiting);
+        let _turn = match lane {
+            IssueLane::Campaign => Some(self.campaign_turn.lock().await),
+            IssueLane::Interactive => None,
+        };
         let per_second = (f64::from(rate.max(1)) * RATE_FACTOR).max(1.0);
         let mut backoff = FIRST_BACKOFF;
         loop {

@@ -8,9 +8,10 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use lijian_core::batch::Batcher;
-use lijian_core::queue::{Disposition, IssueJob, JobHandler};
+use lijian_core::queue::{Disposition, IssueJob, IssueLane, JobHandler};
 use lijian_core::store::{AttemptRecord, Begun, Finished, Issued, Store};
 use lijian_core::telemetry::{render_reasons, Exposition, Histogram, MetricsSource, ReasonCounts, LATENCY_BUCKETS};
+use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::accounts::{Accounts, Unresolved};
@@ -33,6 +34,19 @@ pub struct Counters {
     pub failures: ReasonCounts,
     /// Every call to WeChat Pay, answered or not.
     pub upstream_latency: Histogram,
+    /// Acceptance → coupon of each issued order, interactive then campaign.
+    pub issue_latency: [Histogram; 2],
+}
+
+/// Acceptance → coupon: seconds for an API order, up to hours for a campaign
+/// order held for its release.
+pub const ISSUE_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0];
+
+fn lane_index(lane: IssueLane) -> usize {
+    match lane {
+        IssueLane::Interactive => 0,
+        IssueLane::Campaign => 1,
+    }
 }
 
 impl Default for Counters {
@@ -46,6 +60,7 @@ impl Default for Counters {
             issued_late: AtomicU64::default(),
             failures: ReasonCounts::default(),
             upstream_latency: Histogram::new(LATENCY_BUCKETS),
+            issue_latency: [Histogram::new(ISSUE_BUCKETS), Histogram::new(ISSUE_BUCKETS)],
         }
     }
 }
@@ -90,43 +105,43 @@ impl IssueHandler {
 
     /// One issue job: parse, begin, call WeChat, record, decide.
     pub async fn process(&self, payload: &[u8]) -> Disposition {
-        let job = match IssueJob::from_bytes(payload) {
-            Ok(job) => job,
+        let (job, lane) = match IssueJob::from_bytes_in(payload) {
+            Ok(parsed) => parsed,
             Err(reason) => {
                 tracing::error!(%reason, "unreadable issue job parked");
                 return Disposition::Park { reason };
             }
         };
         match job {
-            IssueJob::V1 { order_code } => self.process_one(&order_code).await,
+            IssueJob::V1 { order_code } => self.process_one(&order_code, lane).await,
             IssueJob::V2 { mut order_codes } => {
                 // A share of the orders here, each as if it had come alone (retries
                 // and parkings travel on as single-order jobs, so a batch is never
                 // retried as a whole); the rest goes back to the queue for whichever
-                // consumer is free.
+                // consumer is free. Every part keeps the job's lane.
                 let rest = order_codes.split_off(order_codes.len().min(BATCH_SHARE));
                 let mut parts = futures::stream::iter(order_codes)
                     .map(|code| async move {
-                        let disposition = self.process_one(&code).await;
-                        (IssueJob::V1 { order_code: code }.to_bytes(), disposition)
+                        let disposition = self.process_one(&code, lane).await;
+                        (IssueJob::V1 { order_code: code }.to_bytes_in(lane), disposition)
                     })
                     .buffer_unordered(BATCH_SHARE)
                     .collect::<Vec<_>>()
                     .await;
                 if !rest.is_empty() {
-                    parts.push((IssueJob::for_orders(rest).to_bytes(), Disposition::Again));
+                    parts.push((IssueJob::for_orders(rest).to_bytes_in(lane), Disposition::Again));
                 }
                 Disposition::Split(parts)
             }
         }
     }
 
-    async fn process_one(&self, order_code: &str) -> Disposition {
+    async fn process_one(&self, order_code: &str, lane: IssueLane) -> Disposition {
         let span = tracing::info_span!("issue", order_code);
-        self.process_order(order_code).instrument(span).await
+        self.process_order(order_code, lane).instrument(span).await
     }
 
-    async fn process_order(&self, order_code: &str) -> Disposition {
+    async fn process_order(&self, order_code: &str, lane: IssueLane) -> Disposition {
         let (order, attempt, since_replay) = match self.begins.call(order_code.to_string()).await {
             Ok(Begun::Attempt { order, attempt, since_replay }) => (order, attempt, since_replay),
             Ok(Begun::AlreadyFinal) => {
@@ -173,7 +188,7 @@ impl IssueHandler {
         let (call, sent) = match account.client.prepare(&order.open_id, &request).await {
             Ok(prepared) => {
                 let _sending =
-                    self.limits.send_turn(&account.mchid, account.rate, &order.activity_id, &order.open_id).await;
+                    self.limits.send_turn(&account.mchid, account.rate, &order.activity_id, &order.open_id, lane).await;
                 (account.client.send(prepared).await, true)
             }
             Err(reply) => (Call { reply, latency: Duration::ZERO }, false),
@@ -198,7 +213,14 @@ impl IssueHandler {
             mchid: Some(account.mchid.clone()),
             outcome_unknown: sent && outcome_unknown(&call.reply),
         };
-        self.decide(order_code, classify(&call.reply), since_replay, &record).await
+        let verdict = classify(&call.reply);
+        let issued = matches!(verdict, Verdict::Issued { .. });
+        let disposition = self.decide(order_code, verdict, since_replay, &record).await;
+        if issued && disposition == Disposition::Ack {
+            let waited = OffsetDateTime::now_utc() - order.accepted_at;
+            self.counters.issue_latency[lane_index(lane)].observe(waited.try_into().unwrap_or_default());
+        }
+        disposition
     }
 
     async fn decide(
@@ -334,6 +356,12 @@ impl MetricsSource for IssueHandler {
             n(&self.limits.waited_micros) as f64 / 1e6,
         );
         out.histogram("lijian_upstream_latency_seconds", "WeChat Pay send-coupon call latency", &c.upstream_latency);
+        out.labelled_histograms(
+            "lijian_issue_latency_seconds",
+            "Order acceptance to coupon, per issue lane (a campaign's includes its wait for release)",
+            "lane",
+            [IssueLane::Interactive, IssueLane::Campaign].map(|l| (l.as_str(), &c.issue_latency[lane_index(l)])),
+        );
         self.limits.render(out);
     }
 }

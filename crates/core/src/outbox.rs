@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
-use crate::queue::{IssueJob, NotifyJob, Publisher, QueueError};
+use crate::queue::{IssueJob, IssueLane, NotifyJob, Publisher, QueueError};
 use crate::store::{Store, StoreError};
 use crate::telemetry::LogTarget;
 use tracing::Level;
@@ -34,6 +34,13 @@ pub trait Job: Send + Sync {
 impl Job for IssueJob {
     fn publish<'a>(&'a self, publisher: &'a Publisher) -> impl Future<Output = Result<(), QueueError>> + Send + 'a {
         publisher.publish_issue(self)
+    }
+}
+
+/// An issue job bound for one lane's work queue (campaign releases).
+impl Job for (IssueLane, IssueJob) {
+    fn publish<'a>(&'a self, publisher: &'a Publisher) -> impl Future<Output = Result<(), QueueError>> + Send + 'a {
+        publisher.publish_issue_in(self.0, &self.1)
     }
 }
 

@@ -183,6 +183,19 @@ text_vocab! {
     }
 }
 
+text_vocab! {
+    /// Which of the issue lane's two work queues a job travels in, and so whose
+    /// turn its send is at the account's limit: interactive sends go first.
+    pub enum IssueLane as "issue lane" {
+        /// Orders from the open API (and operators' replays of them): a user
+        /// waits for each, so they never queue behind campaigns.
+        Interactive = "interactive",
+        /// Campaign orders, released by the scheduler at the pace the account
+        /// takes, in fair shares between merchants and campaigns.
+        Campaign = "campaign",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Campaigns: the named sets of orders a CSV load creates, and what operators do
-//! with them (list, status, pause, resume, cancel).
+//! with them (list, status, pause, resume, cancel, priority). Every campaign's
+//! orders are held until the scheduler releases them (`crate::release`).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -42,7 +43,8 @@ pub fn check_campaign_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// How a load wants its campaign: released as loaded, or held for the scheduler.
+/// How a load wants its campaign: released at once, or at a time and rate (the
+/// scheduler releases both, in a fair share of their account).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignSpec {
     pub name: String,
@@ -51,6 +53,21 @@ pub struct CampaignSpec {
     pub release_at: Option<OffsetDateTime>,
     /// Orders per second for a scheduled release.
     pub rate: Option<u32>,
+    /// Weight among the merchant's campaigns on one account (1–100); None
+    /// keeps a stored campaign's, or 1 for a new one.
+    pub priority: Option<u32>,
+}
+
+/// Highest campaign priority (weight); the lowest is 1.
+pub const MAX_PRIORITY: u32 = 100;
+
+/// A priority is 1 to [`MAX_PRIORITY`].
+pub fn check_priority(priority: u32) -> Result<(), String> {
+    if (1..=MAX_PRIORITY).contains(&priority) {
+        Ok(())
+    } else {
+        Err(format!("priority must be 1 to {MAX_PRIORITY} (a weight among the merchant's campaigns; default 1)"))
+    }
 }
 
 impl CampaignSpec {
@@ -69,6 +86,8 @@ pub struct Campaign {
     pub rate: Option<i32>,
     pub released: i64,
     pub created_at: OffsetDateTime,
+    /// Weight among the merchant's campaigns (1 unless set).
+    pub priority: i32,
     /// Active, with every order final and every report delivered or closed:
     /// nothing more will happen (shown as state `finished`; not stored, so a
     /// later load into it simply makes it active again).
@@ -94,7 +113,7 @@ impl Campaign {
     }
 }
 
-const CAMPAIGN_COLUMNS: &str = "name, merchant_id, state, release_at, rate, released, created_at";
+const CAMPAIGN_COLUMNS: &str = "name, merchant_id, state, release_at, rate, released, created_at, priority";
 
 fn campaign_from_row(r: &tokio_postgres::Row) -> Campaign {
     Campaign {
@@ -105,6 +124,7 @@ fn campaign_from_row(r: &tokio_postgres::Row) -> Campaign {
         rate: r.get(4),
         released: r.get(5),
         created_at: r.get(6),
+        priority: r.get(7),
         finished: false,
         empty: false,
     }
@@ -115,6 +135,9 @@ fn campaign_from_row(r: &tokio_postgres::Row) -> Campaign {
 /// re-load may leave the schedule out).
 pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, CampaignError> {
     check_campaign_name(&spec.name).map_err(CampaignError::Refused)?;
+    if let Some(priority) = spec.priority {
+        check_priority(priority).map_err(CampaignError::Refused)?;
+    }
     let client = store.client().await?;
     let release_at = match (spec.release_at, spec.rate) {
         (Some(at), _) => Some(at),
@@ -124,10 +147,10 @@ pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, Camp
     let rate = spec.rate.map(|r| i32::try_from(r).unwrap_or(i32::MAX));
     client
         .execute(
-            "INSERT INTO campaigns (name, merchant_id, release_at, rate, pace_from)
-             SELECT $1, $2, $3, $4, $3 WHERE EXISTS (SELECT 1 FROM merchants WHERE merchant_id = $2)
+            "INSERT INTO campaigns (name, merchant_id, release_at, rate, pace_from, priority)
+             SELECT $1, $2, $3, $4, $3, coalesce($5, 1) WHERE EXISTS (SELECT 1 FROM merchants WHERE merchant_id = $2)
              ON CONFLICT (name) DO NOTHING",
-            &[&spec.name, &spec.merchant_id, &release_at, &rate],
+            &[&spec.name, &spec.merchant_id, &release_at, &rate, &spec.priority.map(|p| p as i32)],
         )
         .await?;
     let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE name = $1");
@@ -154,11 +177,29 @@ pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, Camp
         return Err(CampaignError::Refused(format!(
             "campaign {} already exists with another schedule (release at {}, rate {}); load with the same --at/--rate or into a new campaign",
             campaign.name,
-            campaign.release_at.map(lijian_core::times::rfc3339_seconds).unwrap_or_else(|| "as loaded".into()),
+            campaign.release_at.map(lijian_core::times::rfc3339_seconds).unwrap_or_else(|| "at once".into()),
             campaign.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "unpaced".into()),
         )));
     }
-    Ok(campaign)
+    match spec.priority {
+        Some(priority) if priority as i32 != campaign.priority => {
+            set_priority(store, &campaign.name, priority).await?;
+            Ok(Campaign { priority: priority as i32, ..campaign })
+        }
+        _ => Ok(campaign),
+    }
+}
+
+/// Sets a campaign's weight among its merchant's campaigns; the scheduler
+/// applies it at its next step.
+pub async fn set_priority(store: &Store, name: &str, priority: u32) -> Result<(), CampaignError> {
+    check_priority(priority).map_err(CampaignError::Refused)?;
+    let client = store.client().await?;
+    let sql = "UPDATE campaigns SET priority = $2, updated_at = now() WHERE name = $1";
+    match client.execute(sql, &[&name, &(priority as i32)]).await? {
+        0 => Err(CampaignError::NotFound(name.into())),
+        _ => Ok(()),
+    }
 }
 
 /// Every campaign, newest first, with its orders and how many of them are final
@@ -177,7 +218,7 @@ pub async fn list(store: &Store) -> Result<Vec<(Campaign, i64, i64)>, CampaignEr
         .iter()
         .map(|r| {
             let mut campaign = campaign_from_row(r);
-            let (total, done, unreported): (i64, i64, i64) = (r.get(7), r.get(8), r.get(9));
+            let (total, done, unreported): (i64, i64, i64) = (r.get(8), r.get(9), r.get(10));
             campaign.finished =
                 campaign.state == CampaignState::Active && total > 0 && done == total && unreported == 0;
             campaign.empty = total == 0;
@@ -205,6 +246,9 @@ pub struct CampaignStatus {
     pub failures: Vec<(String, i64)>,
     /// Orders that became final in the last 10 seconds, per second.
     pub finishing_per_sec: f64,
+    /// Its share of its WeChat Pay account as the scheduler last gave it (in
+    /// the last 5 seconds; None while not releasing or no scheduler runs).
+    pub share: Option<Share>,
     /// Money charged for orders not refunded.
     pub charged: Fen,
     /// Money given back for failed and cancelled orders.
@@ -226,9 +270,10 @@ impl CampaignStatus {
         OrderStatus::OPEN.iter().map(|s| self.count(*s)).sum()
     }
 
-    /// Seconds until every order is final at the current pace (release rate for
-    /// held orders, the observed finishing rate otherwise), plus the wait for a
-    /// start still ahead; `None` if stalled.
+    /// Seconds until every order is final at the current pace — its share of
+    /// the account while it releases (no more than its `--rate`), else the
+    /// observed finishing rate — plus the wait for a start still ahead; `None`
+    /// if stalled.
     pub fn eta_secs(&self) -> Option<f64> {
         self.eta_secs_at(OffsetDateTime::now_utc())
     }
@@ -241,12 +286,26 @@ impl CampaignStatus {
             Some(at) if self.unreleased > 0 && at > now => (at - now).as_seconds_f64(),
             _ => 0.0,
         };
-        let rate = match (self.campaign.state, self.campaign.rate) {
-            (CampaignState::Active, Some(r)) if self.unreleased > 0 => f64::from(r),
+        let share = self.share.map(|s| s.orders_per_sec).filter(|r| *r > 0.0);
+        let rate = match (self.campaign.state, self.campaign.rate, share) {
+            (CampaignState::Active, Some(r), Some(share)) if self.unreleased > 0 => f64::from(r).min(share),
+            (CampaignState::Active, Some(r), None) if self.unreleased > 0 => f64::from(r),
+            (CampaignState::Active, None, Some(share)) if self.unreleased > 0 => share,
             _ => self.finishing_per_sec,
         };
         (rate > 0.0).then(|| until_start + self.open() as f64 / rate)
     }
+}
+
+/// A releasing campaign's part of its account's campaign sends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share {
+    /// Of its account's window, 0–1: merchants alike, then by priority; what a
+    /// campaign cannot use goes to the others.
+    pub fraction: f64,
+    /// What that is worth now, orders per second (the account's campaign rate
+    /// times the fraction).
+    pub orders_per_sec: f64,
 }
 
 /// Statuses whose settlement price was not given back.
@@ -260,7 +319,9 @@ static CAMPAIGN_FIGURES: LazyLock<String> = LazyLock::new(|| {
                 count(*) FILTER (WHERE dead_at IS NOT NULL AND status = ANY($2)),
                 count(*) FILTER (WHERE finished_at > now() - interval '10 seconds'),
                 coalesce(sum(settlement_fen) FILTER (WHERE status = ANY($3)), 0)::bigint,
-                coalesce(sum(settlement_fen) FILTER (WHERE status <> ALL($3)), 0)::bigint
+                coalesce(sum(settlement_fen) FILTER (WHERE status <> ALL($3)), 0)::bigint,
+                (SELECT share FROM campaigns WHERE name = $1 AND share_at > now() - interval '5 seconds'),
+                (SELECT share_rate FROM campaigns WHERE name = $1 AND share_at > now() - interval '5 seconds')
            FROM orders WHERE campaign = $1",
         unreleased = predicates::UNRELEASED
     )
@@ -309,10 +370,15 @@ pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, Campaig
         failures,
         charged: Fen(figures.get(3)),
         refunded: Fen(figures.get(4)),
+        share: match (figures.get::<_, Option<f64>>(5), figures.get::<_, Option<f64>>(6)) {
+            (Some(fraction), Some(orders_per_sec)) => Some(Share { fraction, orders_per_sec }),
+            _ => None,
+        },
     })
 }
 
-/// Stops releasing (orders already released are issued as usual).
+/// Stops releasing (orders already released, at most its part of the release
+/// window, are issued as usual).
 pub async fn pause(store: &Store, name: &str) -> Result<(), CampaignError> {
     let sql = "UPDATE campaigns SET state = $2, updated_at = now() WHERE name = $1 AND state = $3";
     set_state(store, name, sql, CampaignState::Paused, CampaignState::Active).await

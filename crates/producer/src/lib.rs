@@ -11,8 +11,9 @@
 //! - the CSV door ([`bulk`]): set-based accepting of whole batches
 //!   (`lijian_accept_batch`) and the batch outbox ([`outbox`]) whose jobs carry
 //!   up to 100 orders each;
-//! - campaigns ([`campaign`]) and the scheduler role that releases scheduled
-//!   campaigns at their time and pace ([`scheduler`]).
+//! - campaigns ([`campaign`]) and the scheduler role that releases every
+//!   campaign into the campaign queue, at its time and pace, in fair shares of
+//!   each account's window ([`scheduler`], [`release`], the arithmetic in [`fair`]).
 //!
 //! # Must not touch
 //! HTTP or signatures (the gateway), issuing coupons (the consumer). It never
@@ -27,15 +28,19 @@
 //!   `lijian_accept_batch` (`copy`), the rejects file (`rejects`), flusher (`mod.rs`)
 //! - `outbox.rs`  bulk issue jobs owed, published by whoever flushes first
 //! - `campaign.rs` campaign rows: create/check, list, status, pause, resume, cancel
-//! - `scheduler.rs` the scheduler role's release loop
+//! - `scheduler.rs` the scheduler role's release loop and its metrics
+//! - `release.rs` one release step: windows, shares, taking and stamping orders
+//! - `fair.rs`    max-min fair shares, the window's size, finishing rates
 //! - `role.rs`    starting the scheduler role from a process's `Deps`
 
 pub mod bulk;
 pub mod campaign;
+pub mod fair;
 mod intake;
 pub mod outbox;
 mod producer;
 mod relay;
+pub mod release;
 mod request;
 mod role;
 pub mod scheduler;

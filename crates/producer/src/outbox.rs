@@ -1,16 +1,18 @@
 //! The batch outbox: issue jobs owed for orders stored in bulk.
 //!
-//! A CSV batch writes its orders and one `issue_outbox` row per job (up to
-//! [`JOB_SIZE`] order codes) in one transaction. Whoever flushes the outbox — the
-//! loader right after its commit, the gateway's relay, the scheduler — takes rows
-//! with `FOR UPDATE SKIP LOCKED`, publishes them under confirms and deletes them
-//! in the same transaction. A crash between confirm and commit publishes a job
-//! twice, which the consumer shrugs off (a finished order is skipped).
+//! A CSV batch wrote its orders and one `issue_outbox` row per job (up to
+//! [`JOB_SIZE`] order codes) in one transaction until campaigns were released by
+//! the scheduler (migration 0014); rows an older loader left are still flushed
+//! here, to the campaign lane. Whoever flushes the outbox — the gateway's relay,
+//! the scheduler, a load — takes rows with `FOR UPDATE SKIP LOCKED`, publishes
+//! them under confirms and deletes them in the same transaction. A crash between
+//! confirm and commit publishes a job twice, which the consumer shrugs off (a
+//! finished order is skipped).
 
 use std::sync::Arc;
 
 use lijian_core::outbox::{drain, Confirms, Outbox, Taken, Transaction};
-use lijian_core::queue::{IssueJob, Publisher};
+use lijian_core::queue::{IssueJob, IssueLane, Publisher};
 use lijian_core::store::{Store, StoreError};
 
 /// Orders per bulk issue job: 1,000,000 orders are 10,000 messages, and a
@@ -24,11 +26,11 @@ struct BulkOutbox;
 
 impl Outbox for BulkOutbox {
     type Key = (i64, usize);
-    type Job = IssueJob;
+    type Job = (IssueLane, IssueJob);
     const NAME: &'static str = "bulk outbox";
     const LOG: lijian_core::telemetry::LogTarget = lijian_core::telemetry::LogTarget::Gateway;
 
-    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<(i64, usize), IssueJob>, StoreError> {
+    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<(i64, usize), Self::Job>, StoreError> {
         let rows = tx
             .query(
                 "SELECT id, order_codes FROM issue_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
@@ -39,7 +41,7 @@ impl Outbox for BulkOutbox {
             rows.into_iter()
                 .map(|row| {
                     let (id, codes): (i64, Vec<String>) = (row.get(0), row.get(1));
-                    ((id, codes.len()), IssueJob::for_orders(codes))
+                    ((id, codes.len()), (IssueLane::Campaign, IssueJob::for_orders(codes)))
                 })
                 .collect(),
         ))

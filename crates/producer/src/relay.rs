@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use lijian_core::outbox::{drain, run_periodically, Confirms, Outbox, Taken, Transaction};
-use lijian_core::queue::{IssueJob, Publisher};
+use lijian_core::queue::{IssueJob, IssueLane, Publisher};
 use lijian_core::status::OrderStatus;
 use lijian_core::store::predicates::UNRELEASED;
 use lijian_core::store::{Store, StoreError};
@@ -123,12 +123,14 @@ struct Replay<'a> {
 
 impl Outbox for Replay<'_> {
     type Key = Vec<String>;
-    type Job = IssueJob;
+    type Job = (IssueLane, IssueJob);
     const NAME: &'static str = "replay";
     const LOG: LogTarget = LogTarget::Process;
 
-    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<Vec<String>, IssueJob>, StoreError> {
-        let revived: Vec<String> = tx
+    /// Campaign orders go back to the campaign lane: replaying a campaign's
+    /// thousands of parked orders must not put them in front of API orders.
+    async fn take(&self, tx: &Transaction<'_>) -> Result<Taken<Vec<String>, Self::Job>, StoreError> {
+        let rows = tx
             .query(
                 // The parking it clears is kept as part of the order's story (`replays`).
                 "WITH revived AS (
@@ -136,23 +138,28 @@ impl Outbox for Replay<'_> {
                             updated_at = now()
                        FROM (SELECT order_code, dead_at, dead_reason FROM orders WHERE order_code = ANY($1)) parked
                       WHERE o.order_code = parked.order_code AND o.dead_at IS NOT NULL AND o.status = ANY($2)
-                      RETURNING o.order_code, parked.dead_at, parked.dead_reason),
+                      RETURNING o.order_code, parked.dead_at, parked.dead_reason, o.campaign IS NOT NULL AS in_campaign),
                  noted AS (
                      INSERT INTO replays (order_code, lane, parked_at, reason)
                      SELECT order_code, $3, dead_at, dead_reason FROM revived)
-                 SELECT order_code FROM revived",
+                 SELECT order_code, in_campaign FROM revived",
                 &[&self.codes, &&OrderStatus::OPEN[..], &Lane::Issue],
             )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        Ok(Taken::Jobs(
-            revived
-                .chunks(crate::outbox::JOB_SIZE as usize)
-                .map(|chunk| (chunk.to_vec(), IssueJob::for_orders(chunk.to_vec())))
-                .collect(),
-        ))
+            .await?;
+        let mut jobs = Vec::new();
+        for lane in [IssueLane::Interactive, IssueLane::Campaign] {
+            let codes: Vec<String> = rows
+                .iter()
+                .filter(|r| r.get::<_, bool>(1) == (lane == IssueLane::Campaign))
+                .map(|r| r.get(0))
+                .collect();
+            jobs.extend(
+                codes
+                    .chunks(crate::outbox::JOB_SIZE as usize)
+                    .map(|chunk| (chunk.to_vec(), (lane, IssueJob::for_orders(chunk.to_vec())))),
+            );
+        }
+        Ok(Taken::Jobs(jobs))
     }
 
     async fn settle(&self, _: &Transaction<'_>, _: &[Vec<String>]) -> Result<(), StoreError> {

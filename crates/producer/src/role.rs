@@ -13,9 +13,9 @@ pub struct RunningScheduler {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Releases scheduled campaigns until `shutdown`; its metrics join `deps.ops`.
+/// Releases campaigns until `shutdown`; its metrics join `deps.ops`.
 pub fn start_scheduler(deps: &Deps, shutdown: CancellationToken) -> RunningScheduler {
-    let scheduler = Scheduler::new(deps.store.clone(), deps.publisher.clone());
+    let scheduler = Scheduler::new(deps.store.clone(), deps.publisher.clone(), &deps.settings);
     deps.ops.add_role("scheduler", scheduler.clone());
     let task = tokio::spawn(scheduler.clone().run(shutdown));
     RunningScheduler { scheduler, task }

@@ -24,7 +24,7 @@ use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lijian_core::config::Settings;
 use lijian_core::deps::Deps;
 use lijian_core::money::Fen;
-use lijian_core::queue::Topology;
+use lijian_core::queue::{IssueLane, Topology};
 use lijian_core::store::{NewActivity, NewMerchant, NewProduct, Store};
 use md5::{Digest, Md5};
 use serde_json::Value;
@@ -414,17 +414,27 @@ impl TestApp {
         self.send(path, &Req::new(body).signed_rsa(&self.signer)).await
     }
 
-    /// Takes every job currently in the issue queue (acking them); the order codes
-    /// of single (v1) and bulk (v2) jobs.
+    /// Takes every job currently in the issue queues, interactive and campaign
+    /// (acking them); the order codes of single (v1) and bulk (v2) jobs.
     pub async fn take_issue_jobs(&self) -> Vec<String> {
+        let mut codes = self.take_lane_jobs(IssueLane::Interactive).await;
+        codes.extend(self.take_lane_jobs(IssueLane::Campaign).await);
+        codes
+    }
+
+    /// Takes every job currently in one issue lane's queue, checking each says
+    /// its lane; their order codes.
+    pub async fn take_lane_jobs(&self, lane: IssueLane) -> Vec<String> {
         let connection = lijian_core::queue::connect(&self.amqp_url, "lijian-test").await.expect("broker");
         let channel = connection.create_channel().await.expect("channel");
         let mut codes = Vec::new();
         while let Some(message) = channel
-            .basic_get(self.topology.issue_queue().as_str().into(), BasicGetOptions::default())
+            .basic_get(self.topology.issue_lane_queue(lane).as_str().into(), BasicGetOptions::default())
             .await
             .expect("basic_get")
         {
+            let (_, said) = lijian_core::queue::IssueJob::from_bytes_in(&message.delivery.data).expect("an issue job");
+            assert_eq!(said, lane, "a job in the {lane} queue says so");
             let job: Value = serde_json::from_slice(&message.delivery.data).expect("job JSON");
             match job["v"].as_u64() {
                 Some(1) => codes.push(job["orderCode"].as_str().expect("orderCode").to_string()),

@@ -31,8 +31,14 @@ pub struct Stopped {
 /// Starts `lijian ROLE` with short connect timeouts and `RUST_LOG=warn`, so
 /// every warning or error it logs is in [`Role::stderr`].
 pub fn spawn_role(settings: &Settings, role: &str) -> Role {
+    spawn_role_with(settings, role, &[])
+}
+
+/// [`spawn_role`] with more environment (settings `lijian_command` does not carry).
+pub fn spawn_role_with(settings: &Settings, role: &str, env: &[(&str, &str)]) -> Role {
     let mut child = lijian_command(settings)
         .arg(role)
+        .envs(env.iter().copied())
         .env("LIJIAN_AMQP_CONNECT_TIMEOUT", "1s")
         .env("LIJIAN_DB_CONNECT_TIMEOUT", "1s")
         .env("RUST_LOG", "warn")

@@ -183,6 +183,29 @@ impl TestApp {
     }
 }
 
+/// An in-process scheduler: it releases campaigns (every campaign's orders
+/// wait for one).
+pub struct SchedulerHandle {
+    pub running: lijian_producer::RunningScheduler,
+    stop: CancellationToken,
+}
+
+impl SchedulerHandle {
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.running.task).await;
+    }
+}
+
+impl TestApp {
+    pub fn start_scheduler(&self) -> SchedulerHandle {
+        let stop = CancellationToken::new();
+        let deps = lijian_core::deps::Deps::connect(&self.settings, "lijian-test-scheduler").expect("deps");
+        let running = lijian_producer::start_scheduler(&deps, stop.clone());
+        SchedulerHandle { running, stop }
+    }
+}
+
 pub struct NotifierHandle {
     pub running: lijian_notifier::RunningNotifier,
     stop: CancellationToken,

@@ -174,7 +174,7 @@ async fn wait_issued(env: &BenchEnv, prefix: &str, orders: usize, started: &Inst
 
 /// Runs `work` on a tokio runtime of its own (`workers` threads) in a new OS
 /// thread, so it never waits behind the measured roles' tasks.
-fn on_own_runtime<T, F>(
+pub(super) fn on_own_runtime<T, F>(
     name: &str,
     workers: usize,
     work: impl FnOnce() -> F + Send + 'static,

@@ -7,6 +7,7 @@ mod consumer;
 mod gateway;
 mod load;
 mod notifier;
+mod priority;
 mod rate;
 
 use clap::Subcommand;
@@ -75,6 +76,36 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Who gets the account's next send: API orders while a campaign saturates the
+    /// account (acceptance → coupon p50/p99, the campaign's share of what is left),
+    /// then a small campaign of another merchant loaded after a big one (its time
+    /// against its fair share). A scheduler and consumers as child processes.
+    Priority {
+        /// The account's limit, requests per second (the simulator answers 429 beyond it).
+        #[arg(long, default_value_t = 500)]
+        limit: u32,
+        /// The simulator's mean latency per request.
+        #[arg(long, default_value_t = 100)]
+        latency_ms: u64,
+        /// Orders of the big campaign (each run cancels what is left once measured).
+        #[arg(long, default_value_t = 100_000)]
+        campaign: usize,
+        /// Orders of the small campaign of the second run.
+        #[arg(long, default_value_t = 1_000)]
+        small: usize,
+        /// API orders per second, open loop, in the first run.
+        #[arg(long, default_value_t = 20)]
+        api_rate: u64,
+        /// Length of the API load.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Seconds between the big and the small campaign's loads.
+        #[arg(long, default_value_t = 10)]
+        delay: u64,
+        /// Consumer processes.
+        #[arg(long, default_value_t = 1)]
+        consumers: usize,
+    },
     /// A generated campaign CSV through `lijian load` (child process): rows/s and
     /// peak RSS beside raw COPY and raw publish+confirm, then a re-load.
     Load {
@@ -99,5 +130,9 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Notifier { reports } => notifier::run(settings, reports).await,
         BenchCommand::Rate { limit, latency_ms, seconds } => rate::run(settings, limit, latency_ms, seconds).await,
         BenchCommand::Load { rows, bad_per_mille } => load::run(settings, rows, bad_per_mille).await,
+        BenchCommand::Priority { limit, latency_ms, campaign, small, api_rate, seconds, delay, consumers } => {
+            let p = priority::Priority { limit, latency_ms, campaign, small, api_rate, seconds, delay, consumers };
+            priority::run(settings, p).await
+        }
     }
 }

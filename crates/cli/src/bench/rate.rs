@@ -68,7 +68,7 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
             let codes = store_and_queue(&env, &publisher, next, backlog).await?;
             next += backlog;
             let started_ms = now_ms();
-            let mut children: Vec<Consumer> =
+            let mut children: Vec<RoleChild> =
                 (0..consumers).map(|_| spawn_consumer(&settings)).collect::<Result<_, _>>()?;
             wait_issued(&env, next as i64, Duration::from_secs(seconds * 4 + 30)).await?;
             let (used, stale) = slot_use(&children).await;
@@ -97,7 +97,7 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
         let codes = store_and_queue(&env, &publisher, next, backlog).await?;
         next += backlog;
         let started_ms = now_ms();
-        let mut children: Vec<Consumer> = (0..2).map(|_| spawn_consumer(&settings)).collect::<Result<_, _>>()?;
+        let mut children: Vec<RoleChild> = (0..2).map(|_| spawn_consumer(&settings)).collect::<Result<_, _>>()?;
         tokio::time::sleep(Duration::from_secs(seconds / 3 + 2)).await;
         let killed_ms = now_ms();
         children[0].child.kill()?;
@@ -156,42 +156,52 @@ async fn store_and_queue(
     Ok(codes.into_iter().collect())
 }
 
-/// A consumer child process and where its metrics are.
-struct Consumer {
+/// A role's child process and where its metrics are.
+pub(super) struct RoleChild {
     child: Child,
     metrics: String,
 }
 
-fn spawn_consumer(settings: &Settings) -> std::io::Result<Consumer> {
+fn spawn_consumer(settings: &Settings) -> std::io::Result<RoleChild> {
+    spawn_role(settings, "consumer")
+}
+
+/// `lijian ROLE` as a child process with these settings, its metrics on a free port.
+pub(super) fn spawn_role(settings: &Settings, role: &str) -> std::io::Result<RoleChild> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = Command::new(std::env::current_exe()?)
-        .arg("consumer")
+        .arg(role)
         .envs(settings.to_env())
         .env("LIJIAN_OPS_ADDR", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    Ok(Consumer { child, metrics: format!("http://127.0.0.1:{port}/metrics") })
+    Ok(RoleChild { child, metrics: format!("http://127.0.0.1:{port}/metrics") })
+}
+
+impl RoleChild {
+    /// The sum of the values of the metric lines starting with `series` (0 when
+    /// the process does not answer).
+    pub(super) async fn metric(&self, series: &str) -> f64 {
+        let Ok(answer) = reqwest::get(&self.metrics).await else { return 0.0 };
+        let text = answer.text().await.unwrap_or_default();
+        text.lines().filter(|l| l.starts_with(series)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    }
 }
 
 /// Slots the consumers used and threw away (reached too late), summed over
 /// processes: where a shortfall against the limit went.
-async fn slot_use(children: &[Consumer]) -> (u64, u64) {
+pub(super) async fn slot_use(children: &[RoleChild]) -> (u64, u64) {
     let mut totals = (0, 0);
     for child in children {
-        let Ok(answer) = reqwest::get(&child.metrics).await else { continue };
-        let text = answer.text().await.unwrap_or_default();
-        let sum = |name: &str| -> u64 {
-            text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
-        };
-        totals.0 += sum("lijian_wxpay_sends_total{");
-        totals.1 += sum("lijian_wxpay_slots_stale_total{");
+        totals.0 += child.metric("lijian_wxpay_sends_total{").await as u64;
+        totals.1 += child.metric("lijian_wxpay_slots_stale_total{").await as u64;
     }
     totals
 }
 
-fn stop_children(children: &mut [Consumer]) {
+pub(super) fn stop_children(children: &mut [RoleChild]) {
     for c in children.iter() {
         let _ = Command::new("kill").args(["-TERM", &c.child.id().to_string()]).status();
     }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use lijian_core::queue::Publisher;
 use lijian_core::signing::RsaPrivateKey;
 use lijian_core::store::Store;
 use lijian_producer::bulk::{self, LoadSpec, Progress};
@@ -34,7 +33,6 @@ pub async fn place(
     gateway: &str,
     merchant_key: &RsaPrivateKey,
     store: &Store,
-    publisher: &Arc<Publisher>,
     split: &Split,
     dir: &Path,
 ) -> anyhow::Result<()> {
@@ -59,7 +57,7 @@ pub async fn place(
         let answers = runtime.block_on(place_orders(&reqwest::Client::new(), &key, &batch, api, 32));
         Ok((answers, started.elapsed()))
     });
-    let (loaded, csv_took) = (load_csv(store, publisher, split.csv, dir).await, started.elapsed());
+    let (loaded, csv_took) = (load_csv(store, split.csv, dir).await, started.elapsed());
     let (answers, api_took) = tokio::task::spawn_blocking(move || merchants.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the merchant client panicked"))??;
@@ -78,7 +76,7 @@ pub async fn place(
 }
 
 /// Generates `rows` openIds and loads them as campaign `demo`; the orders accepted.
-async fn load_csv(store: &Store, publisher: &Arc<Publisher>, rows: usize, dir: &Path) -> anyhow::Result<u64> {
+async fn load_csv(store: &Store, rows: usize, dir: &Path) -> anyhow::Result<u64> {
     if rows == 0 {
         return Ok(0);
     }
@@ -89,7 +87,13 @@ async fn load_csv(store: &Store, publisher: &Arc<Publisher>, rows: usize, dir: &
     }
     std::fs::write(&path, text)?;
     let spec = LoadSpec {
-        campaign: CampaignSpec { name: "demo".into(), merchant_id: MERCHANT.into(), release_at: None, rate: None },
+        campaign: CampaignSpec {
+            name: "demo".into(),
+            merchant_id: MERCHANT.into(),
+            release_at: None,
+            rate: None,
+            priority: None,
+        },
         activity_id: Some(ACTIVITY.into()),
         product_code: Some(PRODUCT.into()),
         callback_url: None,
@@ -97,7 +101,7 @@ async fn load_csv(store: &Store, publisher: &Arc<Publisher>, rows: usize, dir: &
     };
     let file = std::fs::File::open(&path)?;
     let rejects = std::fs::File::create(dir.join("demo.rejects.csv"))?;
-    let summary = bulk::load_csv(store, publisher, &spec, file, rejects, Arc::new(Progress::default()))
+    let summary = bulk::load_csv(store, &spec, file, rejects, Arc::new(Progress::default()))
         .await
         .context("loading the demo campaign")?;
     Ok(summary.accepted)

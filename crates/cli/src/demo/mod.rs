@@ -113,7 +113,7 @@ pub async fn run(base: &Settings, args: DemoArgs) -> anyhow::Result<()> {
 
     let clock = Instant::now();
     let split = load::Split::of(args.orders);
-    load::place(&gateway.to_string(), &keys.merchant, &deps.store, &deps.publisher, &split, dir.path()).await?;
+    load::place(&gateway.to_string(), &keys.merchant, &deps.store, &split, dir.path()).await?;
     let mut total = args.orders as i64;
     if consumer.is_some() {
         faults::place_parked(&gateway.to_string(), &keys.merchant).await?;

@@ -172,6 +172,14 @@ settings! {
         /// How old such an order must be before the relay publishes it, so it does
         /// not race the request publishing it right now.
         relay_grace: Duration = Duration::from_secs(5), "LIJIAN_RELAY_GRACE";
+        /// Campaign orders the scheduler keeps released and not yet final, per
+        /// WeChat Pay account: 32 plus this long of the account's limit (the
+        /// default account's is `LIJIAN_WXPAY_RATE`: give the scheduler the
+        /// consumers' value). About how long a released order waits while
+        /// campaigns saturate the account: pause takes effect and a campaign
+        /// loaded later starts within about it. The scheduler enlarges it (up to
+        /// 4×) while it holds campaigns back and the account's slots go unused.
+        release_window: Duration = Duration::from_millis(500), "LIJIAN_RELEASE_WINDOW";
     }
     /// WeChat Pay, as the consumer calls it.
     wxpay: WxPaySettings {

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::vocab::IssueLane;
+
 /// An issue job as it travels on the broker. Versioned so a consumer can refuse
 /// (park) a shape it does not know instead of guessing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +25,9 @@ struct IssueJobWire {
     order_code: Option<String>,
     #[serde(rename = "orderCodes", default, skip_serializing_if = "Option::is_none")]
     order_codes: Option<Vec<String>>,
+    /// Absent on interactive jobs, as on every job from before lanes existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lane: Option<IssueLane>,
 }
 
 impl IssueJob {
@@ -36,23 +41,38 @@ impl IssueJob {
         IssueJob::V2 { order_codes }
     }
 
+    /// The job as an interactive one.
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_in(IssueLane::Interactive)
+    }
+
+    /// The job in `lane`: the lane travels with it (`"lane":"campaign"`), so a
+    /// campaign order coming back from a retry tier, which returns every job to
+    /// the interactive queue, is still served as a campaign's.
+    pub fn to_bytes_in(&self, lane: IssueLane) -> Vec<u8> {
+        let lane = (lane != IssueLane::Interactive).then_some(lane);
         let wire = match self {
             IssueJob::V1 { order_code } => {
-                IssueJobWire { v: 1, order_code: Some(order_code.clone()), order_codes: None }
+                IssueJobWire { v: 1, order_code: Some(order_code.clone()), order_codes: None, lane }
             }
             IssueJob::V2 { order_codes } => {
-                IssueJobWire { v: 2, order_code: None, order_codes: Some(order_codes.clone()) }
+                IssueJobWire { v: 2, order_code: None, order_codes: Some(order_codes.clone()), lane }
             }
         };
         serde_json::to_vec(&wire).unwrap_or_default()
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<IssueJob, String> {
+        Self::from_bytes_in(bytes).map(|(job, _)| job)
+    }
+
+    /// The job and the lane it travels in.
+    pub fn from_bytes_in(bytes: &[u8]) -> Result<(IssueJob, IssueLane), String> {
         let wire: IssueJobWire = serde_json::from_slice(bytes).map_err(|e| format!("not an issue job: {e}"))?;
+        let lane = wire.lane.unwrap_or(IssueLane::Interactive);
         match (wire.v, wire.order_code, wire.order_codes) {
-            (1, Some(order_code), _) => Ok(IssueJob::V1 { order_code }),
-            (2, _, Some(order_codes)) if !order_codes.is_empty() => Ok(IssueJob::V2 { order_codes }),
+            (1, Some(order_code), _) => Ok((IssueJob::V1 { order_code }, lane)),
+            (2, _, Some(order_codes)) if !order_codes.is_empty() => Ok((IssueJob::V2 { order_codes }, lane)),
             (1 | 2, _, _) => Err(format!("issue job v{} without its order codes", wire.v)),
             (other, _, _) => Err(format!("unknown issue job version {other}")),
         }
@@ -127,5 +147,19 @@ mod tests {
         assert!(IssueJob::from_bytes(br#"{"v":2,"orderCodes":[]}"#).is_err());
         assert_eq!(IssueJob::for_orders(vec!["LJ1".into()]), IssueJob::V1 { order_code: "LJ1".into() });
         assert!(IssueJob::from_bytes(b"nope").is_err());
+    }
+
+    #[test]
+    fn a_campaign_job_says_so_and_an_old_job_is_interactive() {
+        let job = IssueJob::for_orders(vec!["LJ1".into(), "LJ2".into()]);
+        let bytes = job.to_bytes_in(IssueLane::Campaign);
+        assert_eq!(bytes, br#"{"v":2,"orderCodes":["LJ1","LJ2"],"lane":"campaign"}"#.to_vec());
+        assert_eq!(IssueJob::from_bytes_in(&bytes), Ok((job, IssueLane::Campaign)));
+        let old = br#"{"v":1,"orderCode":"LJ1"}"#;
+        assert_eq!(
+            IssueJob::from_bytes_in(old),
+            Ok((IssueJob::V1 { order_code: "LJ1".into() }, IssueLane::Interactive))
+        );
+        assert!(IssueJob::from_bytes_in(br#"{"v":1,"orderCode":"LJ1","lane":"vip"}"#).is_err());
     }
 }

@@ -10,7 +10,7 @@ mod topology;
 pub use dead_letters::{sweep_dead_letters, Swept};
 pub use jobs::{IssueJob, NotifyJob};
 pub use runner::{Disposition, JobHandler, RunnerSettings};
-pub use topology::{Lane, Topology};
+pub use topology::{IssueLane, Lane, Topology};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -232,10 +232,15 @@ impl Publisher {
         outcome
     }
 
-    /// Publishes an issue job to the work exchange.
+    /// Publishes an interactive issue job (an API order's).
     pub async fn publish_issue(&self, job: &IssueJob) -> Result<(), QueueError> {
+        self.publish_issue_in(IssueLane::Interactive, job).await
+    }
+
+    /// Publishes an issue job to `lane`'s work queue, the lane written in the job.
+    pub async fn publish_issue_in(&self, lane: IssueLane, job: &IssueJob) -> Result<(), QueueError> {
         let exchange = self.topology.issue_exchange();
-        self.publish(&exchange, Lane::Issue.routing_key(), &job.to_bytes(), None).await
+        self.publish(&exchange, lane.routing_key(), &job.to_bytes_in(lane), None).await
     }
 
     /// Publishes a notify job to the notify exchange.

@@ -45,6 +45,10 @@ pub enum Disposition {
     /// acknowledge — the rest of a batch job handed back so that every running
     /// worker, also one started after the batch was queued, can take a share.
     Again,
+    /// Belongs in another work queue of the lane: publish it there under this
+    /// routing key, then acknowledge (a campaign job that a retry tier brought
+    /// back to the interactive queue).
+    Forward(&'static str),
     /// A batch job was taken apart: each part (a job of its own, with its payload)
     /// gets its disposition (a part handed back waits in a retry tier as a job of
     /// its own), then the batch is acknowledged. If a part cannot be published,
@@ -94,6 +98,10 @@ pub const REDELIVERY_LIMIT: i64 = 15;
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
     pub lane: Lane,
+    /// The work queue consumed (the lane's own unless [`RunnerSettings::on_queue`]).
+    pub queue: String,
+    /// Its routing key on the lane's exchange, for jobs handed back (`Again`).
+    pub routing_key: String,
     /// Shown in RabbitMQ's connection list.
     pub connection_name: String,
     pub amqp_url: String,
@@ -117,6 +125,8 @@ impl RunnerSettings {
     ) -> Self {
         RunnerSettings {
             lane,
+            queue: crate::queue::Topology::new(&settings.broker.queue_prefix).queue(lane),
+            routing_key: lane.routing_key().to_string(),
             connection_name: name.to_string(),
             amqp_url: settings.broker.url.clone(),
             connect_timeout: settings.broker.connect_timeout,
@@ -125,6 +135,14 @@ impl RunnerSettings {
             shutdown_grace: settings.process.shutdown_grace,
             requeue_limit: settings.process.requeue_limit,
         }
+    }
+
+    /// Consumes `queue` (bound to the lane's exchange under `routing_key`)
+    /// instead of the lane's own work queue.
+    pub fn on_queue(mut self, queue: String, routing_key: &str) -> Self {
+        self.queue = queue;
+        self.routing_key = routing_key.to_string();
+        self
     }
 }
 
@@ -233,7 +251,7 @@ async fn open(topology: Topology, settings: &RunnerSettings) -> Result<Session, 
         let tag = format!("{}-{}", settings.connection_name, uuid::Uuid::new_v4().simple());
         let consumer = channel
             .basic_consume(
-                topology.queue(settings.lane).as_str().into(),
+                settings.queue.as_str().into(),
                 tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
@@ -261,13 +279,7 @@ async fn serve<W: JobHandler>(
 ) -> Result<(), QueueError> {
     let Session { connection, channel, mut consumer, tag } = session;
     let log = log_target(settings.lane);
-    crate::role_event!(
-        log,
-        Level::INFO,
-        queue = topology.queue(settings.lane),
-        prefetch = settings.prefetch,
-        "consuming jobs"
-    );
+    crate::role_event!(log, Level::INFO, queue = settings.queue, prefetch = settings.prefetch, "consuming jobs");
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let tasks = TaskTracker::new();
     let outcome = loop {
@@ -288,7 +300,11 @@ async fn serve<W: JobHandler>(
             permit = permits.clone().acquire_owned() => permit.map_err(|_| QueueError::Unavailable("RabbitMQ session closed".into()))?,
         };
         let (worker, publisher, topology) = (worker.clone(), publisher.clone(), topology.clone());
-        let context = Context { lane: settings.lane, requeue_limit: settings.requeue_limit };
+        let context = Context {
+            lane: settings.lane,
+            routing_key: settings.routing_key.clone(),
+            requeue_limit: settings.requeue_limit,
+        };
         tasks.spawn(async move {
             handle(Job { delivery }, permit, &*worker, &publisher, &topology, context).await;
         });
@@ -309,9 +325,11 @@ async fn serve<W: JobHandler>(
     outcome
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Context {
     lane: Lane,
+    /// Where a job handed back (`Again`) goes: the queue it came from.
+    routing_key: String,
     requeue_limit: usize,
 }
 
@@ -342,10 +360,10 @@ async fn handle<W: JobHandler>(
     let sent = match &disposition {
         Disposition::Ack => Ok(()),
         Disposition::Split(parts) => {
-            let sends = parts.iter().map(|(part, d)| hand_on(publisher, topology, cx.lane, part, d, (0, 0)));
+            let sends = parts.iter().map(|(part, d)| hand_on(publisher, topology, &cx, part, d, (0, 0)));
             futures::future::try_join_all(sends).await.map(|_| ())
         }
-        other => hand_on(publisher, topology, cx.lane, payload, other, (refusals, handbacks)).await,
+        other => hand_on(publisher, topology, &cx, payload, other, (refusals, handbacks)).await,
     };
     match sent {
         Ok(()) => {
@@ -388,11 +406,12 @@ fn header_count(delivery: &Delivery, name: &str) -> i64 {
 async fn hand_on(
     publisher: &Publisher,
     topology: &Topology,
-    lane: Lane,
+    cx: &Context,
     payload: &[u8],
     disposition: &Disposition,
     (refusals, handbacks): (i64, i64),
 ) -> Result<(), QueueError> {
+    let lane = cx.lane;
     match disposition {
         Disposition::Requeue | Disposition::Refused { .. } => {
             // Requeue keeps the count (an outage between two refusals does not
@@ -415,7 +434,8 @@ async fn hand_on(
             let exchange = topology.dead_letter_exchange(lane);
             publisher.publish(&exchange, lane.routing_key(), payload, Some(headers)).await
         }
-        Disposition::Again => publisher.publish(&topology.exchange(lane), lane.routing_key(), payload, None).await,
+        Disposition::Again => publisher.publish(&topology.exchange(lane), &cx.routing_key, payload, None).await,
+        Disposition::Forward(key) => publisher.publish(&topology.exchange(lane), key, payload, None).await,
         Disposition::Ack => Ok(()),
         Disposition::Split(_) => Err(QueueError::Unavailable("a batch part cannot be a batch".into())),
     }

@@ -2,12 +2,15 @@
 //!
 //! Two lanes with the same shape (prefix `p`, lane `issue` or `notify`):
 //! - `p.<lane>` direct exchange → `p.<lane>` quorum queue (routing key = lane);
+//!   the issue lane has a second work queue, `p.issue.campaign` (routing key
+//!   `issue.campaign`), so campaign jobs never sit in front of interactive ones
+//!   (quorum queues on RabbitMQ 3.x have no priorities; docs/decisions.md);
 //! - `p.<lane>.dlx` exchange → `p.<lane>.dlq` quorum queue, where jobs are parked;
 //! - `p.<lane>.retry.<delay>` quorum queues, one per distinct delay of the lane's
 //!   schedule, with a queue-level TTL that dead-letter back to `p.<lane>`:
 //!   retries wait in the broker, not in a task.
 //!
-//! With the default schedules that is 22 queues per prefix (docs/operations.md,
+//! With the default schedules that is 23 queues per prefix (docs/operations.md,
 //! "Broker footprint"). Each delay had three queues once (85/100/115%, for
 //! jitter); docs/decisions.md says why one is enough.
 //!
@@ -23,12 +26,24 @@ use lapin::{Channel, ExchangeKind};
 
 use super::QueueError;
 
-pub use crate::vocab::Lane;
+pub use crate::vocab::{IssueLane, Lane};
 
 impl Lane {
     /// Routing key on the lane's exchanges.
     pub fn routing_key(self) -> &'static str {
         self.as_str()
+    }
+}
+
+impl IssueLane {
+    /// Routing key on the issue exchange. Interactive jobs keep the issue lane's
+    /// own key: retry tiers dead-letter back with it, and publishers from before
+    /// the campaign queue existed use it.
+    pub fn routing_key(self) -> &'static str {
+        match self {
+            IssueLane::Interactive => Lane::Issue.routing_key(),
+            IssueLane::Campaign => "issue.campaign",
+        }
     }
 }
 
@@ -126,8 +141,16 @@ impl Topology {
     pub fn issue_exchange(&self) -> String {
         self.exchange(Lane::Issue)
     }
+    /// The interactive work queue (`p.issue`).
     pub fn issue_queue(&self) -> String {
         self.queue(Lane::Issue)
+    }
+    /// The work queue of an issue lane: `p.issue` or `p.issue.campaign`.
+    pub fn issue_lane_queue(&self, lane: IssueLane) -> String {
+        match lane {
+            IssueLane::Interactive => self.issue_queue(),
+            IssueLane::Campaign => format!("{}.issue.campaign", self.prefix),
+        }
     }
     pub fn issue_dead_letter_queue(&self) -> String {
         self.dead_letter_queue(Lane::Issue)
@@ -138,6 +161,9 @@ impl Topology {
         let mut queues = Vec::new();
         for lane in [Lane::Issue, Lane::Notify] {
             queues.push(self.queue(lane));
+            if lane == Lane::Issue {
+                queues.push(self.issue_lane_queue(IssueLane::Campaign));
+            }
             queues.push(self.dead_letter_queue(lane));
             queues.extend(self.delays(lane).iter().map(|d| self.retry_queue(lane, *d)));
         }
@@ -192,8 +218,15 @@ impl Topology {
         work_args.insert("x-dead-letter-exchange".into(), text(&self.dead_letter_exchange(lane)));
         work_args.insert("x-dead-letter-strategy".into(), text("at-least-once"));
         work_args.insert("x-overflow".into(), text("reject-publish"));
-        declare_queue(channel, &self.queue(lane), work_args).await?;
+        declare_queue(channel, &self.queue(lane), work_args.clone()).await?;
         bind(channel, &self.queue(lane), &self.exchange(lane), key).await?;
+        if lane == Lane::Issue {
+            // Same arguments as the interactive queue: parked campaign jobs go to
+            // the one issue dead-letter queue, retries through the same tiers.
+            let campaign = self.issue_lane_queue(IssueLane::Campaign);
+            declare_queue(channel, &campaign, work_args).await?;
+            bind(channel, &campaign, &self.exchange(lane), IssueLane::Campaign.routing_key()).await?;
+        }
 
         for delay in self.delays(lane) {
             let mut args = quorum_args();
@@ -237,7 +270,8 @@ mod tests {
     #[test]
     fn one_retry_tier_per_distinct_delay_named_by_it() {
         let t = Topology::new("p").with_retry_delays(&[Duration::from_secs(1), Duration::from_secs(1)]);
-        assert_eq!(t.queues().len(), 4 + 1);
+        assert_eq!(t.queues().len(), 5 + 1);
+        assert!(t.queues().contains(&"p.issue.campaign".to_string()));
         assert!(t.queues().contains(&"p.issue.retry.1s".to_string()));
         assert_eq!(t.retry_queue_for(Lane::Issue, Duration::from_secs(1)), "p.issue.retry.1s");
         assert_eq!(t.retry_queue_for(Lane::Issue, Duration::from_millis(1100)), "p.issue.retry.1s");

@@ -23,6 +23,8 @@ pub struct IssueOrder {
     /// The WeChat Pay account to send from: the activity's issuer, else its
     /// stock_creator_mchid.
     pub issuer_mchid: String,
+    /// When the order was accepted (the start of acceptance → coupon latency).
+    pub accepted_at: OffsetDateTime,
 }
 
 /// One call to WeChat Pay as it went, for the order's timeline.
@@ -72,7 +74,7 @@ impl Store {
                     AND a.activity_id = o.activity_id
                   RETURNING o.order_code, o.open_id, o.app_id, o.activity_id, a.stock_id, a.stock_creator_mchid,
                             o.attempts, o.attempts - o.attempts_before_replay,
-                            coalesce(a.issuer_mchid, a.stock_creator_mchid)",
+                            coalesce(a.issuer_mchid, a.stock_creator_mchid), o.created_at",
             )
             .await?;
         let mut begun: HashMap<String, Begun> = HashMap::new();
@@ -85,6 +87,7 @@ impl Store {
                 stock_id: r.get(4),
                 stock_creator_mchid: r.get(5),
                 issuer_mchid: r.get(8),
+                accepted_at: r.get(9),
             };
             begun.insert(order.order_code.clone(), Begun::Attempt { order, attempt: r.get(6), since_replay: r.get(7) });
         }

@@ -188,6 +188,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (11, "late_coupons", include_str!("../../migrations/0011_late_coupons.sql")),
     (12, "edits", include_str!("../../migrations/0012_edits.sql")),
     (13, "replays", include_str!("../../migrations/0013_replays.sql")),
+    (14, "fair_release", include_str!("../../migrations/0014_fair_release.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.

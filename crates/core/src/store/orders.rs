@@ -7,7 +7,7 @@ use crate::money::Fen;
 use crate::status::OrderStatus;
 use crate::vocab::Source;
 
-/// SQL predicates that partial indexes are built on (migrations 0001 and 0004).
+/// SQL predicates that partial indexes are built on (migrations 0001, 0004, 0014).
 /// PostgreSQL uses such an index only when the query spells the predicate with
 /// literals (a `$1` cannot prove `status = 0`), so these fragments are the one
 /// place a status number is written in SQL outside the store's own statements.
@@ -16,6 +16,11 @@ pub mod predicates {
     /// Stored and not yet handed to the broker: the relay's and the scheduler's
     /// work list (indexes `orders_not_enqueued`, `orders_unreleased`).
     pub const UNRELEASED: &str = "enqueued_at IS NULL AND status = 0";
+    /// Released campaign orders not final yet, neither parked nor waiting in a
+    /// retry tier: what a campaign's release window counts (index
+    /// `orders_in_flight`, migration 0014).
+    pub const IN_FLIGHT: &str = "campaign IS NOT NULL AND enqueued_at IS NOT NULL AND status IN (0, 1) \
+                                 AND dead_at IS NULL AND last_error IS NULL";
 }
 
 /// How a merchant names one of its orders.

@@ -74,15 +74,36 @@ impl Exposition {
 
     pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
         self.header(name, "histogram", help);
+        self.histogram_series(name, "", h);
+    }
+
+    /// One histogram family with a series per value of `label`.
+    pub fn labelled_histograms<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        series: impl IntoIterator<Item = (&'a str, &'a Histogram)>,
+    ) {
+        self.header(name, "histogram", help);
+        for (value, h) in series {
+            self.histogram_series(name, &format!("{label}=\"{}\",", escape(value)), h);
+        }
+    }
+
+    /// The bucket, sum and count lines; `labels` is empty or `k="v",`.
+    fn histogram_series(&mut self, name: &str, labels: &str, h: &Histogram) {
         let mut cumulative = 0;
         for (bound, count) in h.bounds.iter().zip(&h.counts) {
             cumulative += count.load(Ordering::Relaxed);
-            let _ = writeln!(self.text, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+            let _ = writeln!(self.text, "{name}_bucket{{{labels}le=\"{bound}\"}} {cumulative}");
         }
         let total = h.count.load(Ordering::Relaxed);
-        let _ = writeln!(self.text, "{name}_bucket{{le=\"+Inf\"}} {total}");
-        let _ = writeln!(self.text, "{name}_sum {}", h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
-        let _ = writeln!(self.text, "{name}_count {total}");
+        let _ = writeln!(self.text, "{name}_bucket{{{labels}le=\"+Inf\"}} {total}");
+        let plain = labels.trim_end_matches(',');
+        let braces = if plain.is_empty() { String::new() } else { format!("{{{plain}}}") };
+        let _ = writeln!(self.text, "{name}_sum{braces} {}", h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(self.text, "{name}_count{braces} {total}");
     }
 
     pub fn into_text(self) -> String {
@@ -170,5 +191,19 @@ mod tests {
         ));
         assert!(text.contains("lat_seconds_sum 5.55\nlat_seconds_count 3\n"));
         assert!(text.contains("f_total{reason=\"NOT_\\\"ENOUGH\"} 2\n"));
+    }
+
+    #[test]
+    fn labelled_histograms_carry_their_label_on_every_line() {
+        let mut out = Exposition::default();
+        let h = Histogram::new(&[1.0]);
+        h.observe(Duration::from_millis(500));
+        out.labelled_histograms("w_seconds", "Waits.", "lane", [("campaign", &h)]);
+        let text = out.into_text();
+        assert!(text.contains("w_seconds_bucket{lane=\"campaign\",le=\"1\"} 1\n"), "{text}");
+        assert!(
+            text.contains("w_seconds_sum{lane=\"campaign\"} 0.5\nw_seconds_count{lane=\"campaign\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Exposition, MetricsSource};
 use crate::config::server_address;
-use crate::queue::{Lane, Publisher, Topology};
+use crate::queue::{IssueLane, Lane, Publisher, Topology};
 use crate::store::Store;
 
 /// Why the operator endpoints could not be served.
@@ -100,6 +100,20 @@ impl Ops {
         out.header("lijian_dlq_depth", "gauge", "Jobs parked in the dead-letter queue (lijian dlq list)");
         for (kind, n) in depths {
             let _ = writeln!(out.text, "lijian_dlq_depth{{kind=\"{kind}\"}} {n}");
+        }
+        let mut lanes = Vec::new();
+        for lane in IssueLane::ALL {
+            if let Some(n) = self.queue_depth(&self.topology.issue_lane_queue(*lane)).await {
+                lanes.push((lane.as_str(), n));
+            }
+        }
+        out.header(
+            "lijian_queue_depth",
+            "gauge",
+            "Issue jobs waiting in each lane's work queue, not yet delivered to a consumer (a campaign job carries up to 100 orders)",
+        );
+        for (lane, n) in lanes {
+            let _ = writeln!(out.text, "lijian_queue_depth{{lane=\"{lane}\"}} {n}");
         }
         out.header("lijian_role_info", "gauge", "Roles this process runs");
         for (role, _) in &roles {

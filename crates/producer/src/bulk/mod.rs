@@ -1,13 +1,15 @@
 //! The CSV door: a campaign file streamed into orders, a batch at a time.
 //!
-//! Three stages run at once so PostgreSQL, the only real bottleneck, never
+//! Two stages run at once so PostgreSQL, the only real bottleneck, never
 //! waits: a reader thread parses and validates rows into batches (bounded
 //! channel, so memory stays flat whatever the file size); the writer stages each
 //! batch with `COPY` and judges, charges and stores it with one call of
-//! `lijian_accept_batch` (one transaction, orders plus their outbox rows); a
-//! flusher publishes the outbox under confirms. Re-running a load is the resume
-//! and the retry: stored rows come back as duplicates, nothing is charged twice,
-//! and the outbox left by a killed run is flushed.
+//! `lijian_accept_batch` (one transaction). A load only stores: the orders are
+//! held, and the scheduler releases them at the pace their WeChat Pay account
+//! takes, in fair shares with other campaigns (`crate::release`), so a load
+//! needs no broker and puts nothing in front of anyone. Re-running a load is
+//! the resume and the retry: stored rows come back as duplicates, nothing is
+//! charged twice.
 //!
 //! Here: the three stages wired together. `rows` reads one record, `lines`
 //! numbers lines as an editor does, `reader` is the reader thread, `copy`
@@ -29,13 +31,10 @@ use std::time::{Duration, Instant};
 
 use csv::ByteRecord;
 use lijian_core::money::Fen;
-use lijian_core::queue::Publisher;
 use lijian_core::store::{Store, StoreError};
-use tokio::sync::{mpsc, Notify};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 
 use crate::campaign::{self, CampaignError, CampaignSpec};
-use crate::outbox;
 use lines::{Counting, LineIndex};
 use reader::{read_batches, Batch};
 use rejects::RejectsFile;
@@ -45,8 +44,7 @@ use rejects::RejectsFile;
 pub const BATCH_ROWS: usize = 20_000;
 
 /// Connections a load uses at once: the writer's (held for the whole load, it
-/// owns the staging table), the flusher's outbox pass, and the campaign
-/// bookkeeping around them.
+/// owns the staging table) and the campaign bookkeeping around it.
 pub const CONNECTIONS: usize = 4;
 
 /// Why a load stopped. Bad rows never stop it; these do.
@@ -99,13 +97,7 @@ pub struct LoadSummary {
     /// Refused rows per reason (the rejects file has each line).
     pub rejected: BTreeMap<String, u64>,
     pub charged: Fen,
-    /// Orders whose jobs this run published (bulk jobs of up to 100 orders).
-    pub enqueued: u64,
-    /// Orders whose jobs are still owed in the outbox at the end (RabbitMQ was
-    /// unreachable): stored and safe; a gateway's relay, a scheduler or the next
-    /// run of the load publishes them.
-    pub owed: u64,
-    /// True when the campaign is scheduled: orders wait for the scheduler.
+    /// True when the campaign has a start time or a `--rate`.
     pub scheduled: bool,
     pub elapsed: Duration,
 }
@@ -120,7 +112,6 @@ impl LoadSummary {
 /// columns>` and one record per refused row, in line order.
 pub async fn load_csv<R, W>(
     store: &Store,
-    publisher: &Arc<Publisher>,
     spec: &LoadSpec,
     input: R,
     rejects: W,
@@ -161,17 +152,6 @@ where
     let (batches_tx, mut batches) = mpsc::channel::<Result<Batch, String>>(2);
     let reading = std::thread::spawn(move || read_batches(reader, newlines, layout, defaults, batches_tx));
 
-    let flush_wanted = Arc::new(Notify::new());
-    let flushed = Arc::new(AtomicU64::new(0));
-    let reading_done = CancellationToken::new();
-    let flusher = tokio::spawn(run_flusher(
-        store.clone(),
-        publisher.clone(),
-        flush_wanted.clone(),
-        flushed.clone(),
-        reading_done.clone(),
-    ));
-
     let mut summary = LoadSummary { scheduled: campaign.is_scheduled(), ..Default::default() };
     let mut client = store.client().await?;
     client.batch_execute(copy::CREATE_STAGING).await?;
@@ -191,9 +171,6 @@ where
                 progress.accepted.fetch_add(judged.accepted, Ordering::Relaxed);
                 progress.duplicates.fetch_add(judged.duplicates, Ordering::Relaxed);
                 rejects::add_database_refusals(&mut refused, &batch.rows, &batch.records, judged.refused);
-                if !summary.scheduled && judged.accepted > 0 {
-                    flush_wanted.notify_one();
-                }
             }
             progress.rejected.fetch_add(refused.len() as u64, Ordering::Relaxed);
             progress.rows.store(summary.rows, Ordering::Relaxed);
@@ -205,37 +182,7 @@ where
     drop(batches);
     let _ = reading.join();
     rejects.finish()?;
-    // Let a flush in progress finish rather than abort it (an aborted one would
-    // leave its jobs published and still owed: duplicates for the consumer).
-    reading_done.cancel();
-    let _ = flusher.await;
     outcome?;
-    // Whatever is still owed (this run's last batches, or a killed run's), now.
-    summary.enqueued = outbox::flush(store, publisher).await? as u64;
-    summary.enqueued += flushed.load(Ordering::Relaxed);
-    summary.owed = outbox::owed(store).await? as u64;
     summary.elapsed = started.elapsed();
     Ok(summary)
-}
-
-/// Publishes the outbox whenever a batch commits; `flushed` counts the orders.
-async fn run_flusher(
-    store: Store,
-    publisher: Arc<Publisher>,
-    wanted: Arc<Notify>,
-    flushed: Arc<AtomicU64>,
-    done: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = done.cancelled() => return,
-            _ = wanted.notified() => {}
-        }
-        match outbox::flush(&store, &publisher).await {
-            Ok(n) => {
-                flushed.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Err(e) => tracing::warn!(error = %e, "outbox flush failed; the load retries at the end"),
-        }
-    }
 }
