@@ -160,7 +160,7 @@ impl Store {
                 .to_string(),
             CredentialKind::Session => format!(
                 "INSERT INTO {} (selector, operator_id, secret_hash, expires_at)
-                 SELECT $1, id, $3, $4 FROM operators WHERE name = $2 AND enabled AND $4 IS NOT NULL",
+                 SELECT $1, id, $3, $4::timestamptz FROM operators WHERE name = $2 AND enabled AND $4 IS NOT NULL",
                 kind.table()
             ),
         };
