@@ -62,10 +62,18 @@ pub(super) struct LoginQuery {
     next: Option<String>,
 }
 
-/// Only a path on this console: never another site after signing in.
+/// Only a path on this console: never another site after signing in, and
+/// nothing a `Location` header cannot carry.
 fn local_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n.to_string()
+        }
         _ => "/".into(),
     }
 }
@@ -190,7 +198,8 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {
         assert_eq!(local_next(Some("/dlq?lane=issue")), "/dlq?lane=issue");
-        for elsewhere in ["https://evil.example/", "//evil.example/", "/\\evil.example", "dlq"] {
+        for elsewhere in ["https://evil.example/", "//evil.example/", "/\\evil.example", "dlq", "/a\r\nSet-Cookie: x=1"]
+        {
             assert_eq!(local_next(Some(elsewhere)), "/", "{elsewhere}");
         }
         assert_eq!(local_next(None), "/");
