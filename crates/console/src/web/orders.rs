@@ -30,6 +30,8 @@ pub(super) struct Story {
     parked: Option<String>,
     /// Yuan charged for it.
     charged: String,
+    #[serde(skip)]
+    settlement: lijian_core::money::Fen,
     events: Vec<Line>,
     /// The story exactly as `lijian order show` prints it.
     text: Vec<String>,
@@ -56,6 +58,7 @@ impl Story {
             campaign: t.campaign.clone(),
             parked: t.dead_reason.clone(),
             charged: o.settlement.to_string(),
+            settlement: o.settlement,
             events: t
                 .events
                 .iter()
@@ -152,7 +155,7 @@ fn story_body(ctx: &Ctx, s: &Story) -> Markup {
                     @if let Some(campaign) = &s.campaign {
                         tr { th { "campaign" } td { a href={ "/campaigns/" (campaign) } { (campaign) } } }
                     }
-                    tr { th { "charged" } td { (yuan(lijian_core::money::Fen::parse_yuan(&s.charged).unwrap_or_default())) } }
+                    tr { th { "charged" } td { (yuan(s.settlement)) } }
                     tr { th { "WeChat Pay attempts" } td { (s.attempts) } }
                 }
             }

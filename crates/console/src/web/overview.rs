@@ -7,9 +7,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use lijian_core::queue::Lane;
 use lijian_core::status::OrderStatus;
-use lijian_core::store::{DeadFilter, Store, StoreError};
+use lijian_core::store::{Store, StoreError};
 use lijian_core::times::rfc3339_seconds;
-use lijian_core::vocab::CampaignState;
+use lijian_core::vocab::{CampaignState, ReportOutcome};
 use maud::{html, Markup};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -47,8 +47,8 @@ struct QueueDepth {
 
 #[derive(Serialize)]
 struct Parked {
-    issue: usize,
-    notify: usize,
+    issue: i64,
+    notify: i64,
 }
 
 #[derive(Serialize)]
@@ -80,11 +80,7 @@ async fn overview(console: &Console) -> Result<Overview, super::Problem> {
             queues.push(QueueDepth { queue, messages });
         }
     }
-    let dead = console.store.dead_jobs(&DeadFilter::default()).await?;
-    let parked = Parked {
-        issue: dead.iter().filter(|j| j.lane == Lane::Issue).count(),
-        notify: dead.iter().filter(|j| j.lane == Lane::Notify).count(),
-    };
+    let parked = parked(&console.store).await?;
     let campaigns = lijian_producer::campaign::list(&console.store)
         .await?
         .into_iter()
@@ -99,6 +95,19 @@ async fn overview(console: &Console) -> Result<Overview, super::Problem> {
         })
         .collect();
     Ok(Overview { since: rfc3339_seconds(first), minutes, queues, parked, campaigns })
+}
+
+/// Parked issue jobs and reports, counted (the same predicates as `dlq list`).
+async fn parked(store: &Store) -> Result<Parked, StoreError> {
+    let client = store.client().await?;
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM orders WHERE dead_at IS NOT NULL AND status = ANY($1)),
+                    (SELECT count(*) FROM reports WHERE outcome = $2)",
+            &[&&OrderStatus::OPEN[..], &ReportOutcome::Parked],
+        )
+        .await?;
+    Ok(Parked { issue: row.get(0), notify: row.get(1) })
 }
 
 /// Counts per minute from `first` to now, minutes with nothing included.
