@@ -4,6 +4,7 @@
 //! packages; `.ci/run` installs them when missing. Each test's browser has a
 //! profile of its own and is ended with its driver.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -36,7 +37,9 @@ impl Browser {
     /// Starts chromedriver on a free port and a headless Chromium session.
     pub async fn start() -> Browser {
         let port = free_port();
+        // A process group of its own, so that ending it ends the browser too.
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -207,17 +210,18 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).expect("save screenshot");
     }
 
-    /// Ends the session and the driver.
-    pub async fn quit(mut self) {
+    /// Ends the session (chromedriver closes the browser), then the driver.
+    pub async fn quit(self) {
         let _ = self.http.delete(&self.session).send().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
+    /// Also when a test fails halfway: the driver's whole process group goes,
+    /// the browser it started with it, so no Chromium outlives its test.
     fn drop(&mut self) {
-        // A failed test still ends its driver (and so its browser).
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
