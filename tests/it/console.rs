@@ -46,7 +46,7 @@ async fn json_needs_a_token_and_a_viewer_changes_nothing() {
     let (admin, viewer) = (app.operator_token("ana"), app.operator_token("vic"));
     assert!(admin.starts_with("ljt_") && admin != viewer);
 
-    for path in ["/", "/dlq", "/campaigns", "/merchants", "/merchants/m-test", "/audit"] {
+    for path in ["/", "/dlq", "/campaigns", "/merchants", "/merchants/m-test", "/activities", "/audit"] {
         let (status, body) = get_json(&console, path, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} without a token");
         assert!(body["error"].as_str().unwrap_or_default().contains("Bearer"), "{body}");
@@ -131,6 +131,14 @@ async fn json_shows_the_same_data_as_the_page_and_the_cli() {
         .await
         .expect("GET");
     assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    let (_, activities) = get_json(&console, "/activities", Some(&token)).await;
+    let a = &activities[0];
+    assert_eq!(
+        (a["activity_id"].as_str(), a["budget"].as_i64(), a["used"].as_i64()),
+        (Some(ACTIVITY), Some(100_000), Some(1))
+    );
+    assert_eq!((a["left"].as_i64(), a["sends_from"].as_str()), (Some(99_999), Some("1900000001")), "{a}");
+    assert!(a["account_rate"].is_null(), "no stored account: the default sends");
     let (_, overview) = get_json(&console, "/", Some(&token)).await;
     assert_eq!(overview["minutes"].as_array().map(Vec::len), Some(60));
     let accepted: i64 =

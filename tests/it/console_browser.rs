@@ -54,6 +54,7 @@ async fn logged_out_every_page_leads_to_sign_in_and_signing_in_returns_there() {
         "/orders/LJ20260101000000000001",
         "/merchants",
         "/merchants/m-test",
+        "/activities",
         "/audit",
     ] {
         browser.goto(&console.url(path)).await;

@@ -22,6 +22,7 @@ const NAV: &[(&str, &str)] = &[
     ("/dlq", "Dead letters"),
     ("/orders", "Orders"),
     ("/merchants", "Merchants"),
+    ("/activities", "Activities"),
     ("/audit", "Audit"),
 ];
 

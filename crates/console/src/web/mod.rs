@@ -6,6 +6,7 @@
 //! script that sends `Accept: application/json` and `Authorization: Bearer
 //! <token>`; both render one view value, so they never disagree.
 
+mod activities;
 mod audit;
 mod auth;
 mod campaigns;
@@ -52,6 +53,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/merchants", get(merchants::list))
         .route("/merchants/{id}", get(merchants::page))
         .route("/merchants/{id}/topup", post(merchants::topup))
+        .route("/activities", get(activities::list))
         .route("/audit", get(audit::page))
         .route("/assets/console.css", get(layout::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
