@@ -12,6 +12,8 @@ fn demo(database: &str, prefix: &str, orders: &str, more: &[&str]) -> Output {
         .args(more)
         .env("LIJIAN_DATABASE_URL", std::env::var("LIJIAN_DATABASE_URL").unwrap_or(base.database.url))
         .env("LIJIAN_AMQP_URL", std::env::var("LIJIAN_AMQP_URL").unwrap_or(base.broker.url))
+        // Any free port: the two demo tests run side by side.
+        .env("LIJIAN_CONSOLE_ADDR", "127.0.0.1:0")
         .output()
         .expect("run lijian demo")
 }
@@ -46,6 +48,19 @@ async fn the_demo_runs_end_to_end_and_again() {
         ] {
             assert!(stdout.contains(&expected), "summary lacks {expected:?}:\n{stdout}");
         }
+        // The console ran beside the roles, with a login made for this run.
+        let console = stdout.lines().find_map(|l| l.trim().strip_prefix("console: http://127.0.0.1:"));
+        let password = console
+            .and_then(|l| l.split_once("password ")?.1.split_once(';').map(|(p, _)| p.to_string()))
+            .unwrap_or_else(|| panic!("no console line:\n{stdout}"));
+        let url = std::env::var("LIJIAN_DATABASE_URL")
+            .map(|u| with_dbname(&u, &database))
+            .unwrap_or_else(|_| with_dbname(&lijian_core::config::Settings::default().database.url, &database));
+        let store = lijian_core::store::Store::connect(&url, 1).expect("demo store");
+        let (operator, hash) = store.operator_password("demo").await.expect("read").expect("the demo operator");
+        assert_eq!(operator.role.as_str(), "admin");
+        assert!(lijian_console::secrets::verify_password(&password, &hash), "the printed password signs in");
+        drop(store);
     }
     drop_demo_database(&database).await;
 }

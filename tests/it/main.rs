@@ -13,6 +13,8 @@ mod campaigns;
 mod catalogue_edit;
 mod clean_exit;
 mod cli;
+mod console;
+mod console_browser;
 mod crash;
 mod demo;
 mod doctor;

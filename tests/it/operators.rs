@@ -115,3 +115,37 @@ async fn a_parked_report_is_replayed_and_delivered() {
     notifier.stop().await;
     stop_shared(app).await;
 }
+
+/// A replay clears an order's parking in a transaction that commits only after
+/// the broker confirmed the job, so a fast consumer can take the job first. It
+/// must wait for that commit and begin the attempt, not drop the job as a stray
+/// duplicate for a parked order (which left the order open with no job at all).
+#[tokio::test]
+async fn a_replayed_job_that_arrives_before_the_replay_commits_is_begun() {
+    let app = spawn_app().await;
+    let code = app.order("race-1").await["data"]["orderCode"].as_str().expect("orderCode").to_string();
+    let mut client = app.store.client().await.expect("client");
+    client
+        .execute(
+            "UPDATE orders SET status = 1, dead_at = now(), dead_reason = 'parked' WHERE order_code = $1",
+            &[&code],
+        )
+        .await
+        .expect("park");
+    // The replay's transaction, between publishing and committing.
+    let replay = client.transaction().await.expect("tx");
+    replay
+        .execute("UPDATE orders SET dead_at = NULL, dead_reason = NULL WHERE order_code = $1", &[&code])
+        .await
+        .expect("revive");
+    let store = app.store.clone();
+    let job = vec![code.clone()];
+    let begin = tokio::spawn(async move { store.begin_attempts(&job).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!begin.is_finished(), "the job waits for the replay to commit");
+    replay.commit().await.expect("commit");
+    let begun = begin.await.expect("task").expect("begin");
+    assert!(matches!(begun[0], lijian_core::store::Begun::Attempt { attempt: 1, .. }), "{begun:?}");
+    drop(client);
+    app.stop().await;
+}

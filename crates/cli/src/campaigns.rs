@@ -1,5 +1,7 @@
 //! `lijian load`, `lijian campaign …` and `lijian scheduler`: the CSV door and
-//! the campaign operator commands. Wiring and display only.
+//! the campaign operator commands. Wiring and display only; pause, resume,
+//! cancel, delete and the load's record are the console's audited actions
+//! (`lijian_console::actions::campaigns`).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use lijian_console::actions::{campaigns, Actor};
 use lijian_core::config::Settings;
 use lijian_core::status::OrderStatus;
 use lijian_core::store::Store;
@@ -131,6 +134,22 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
     }
     let summary = outcome?;
     print_summary(&spec, &summary, &rejects_file);
+    let mut detail = format!(
+        "{} rows from {}: {} accepted, {} duplicates, {} rejected; {} yuan charged",
+        summary.rows,
+        args.file.display(),
+        summary.accepted,
+        summary.duplicates,
+        summary.rejected_total(),
+        summary.charged
+    );
+    if let Some(at) = release_at {
+        detail.push_str(&format!("; release from {}", rfc3339_seconds(at)));
+    }
+    if let Some(rate) = args.rate {
+        detail.push_str(&format!(" at {rate}/s"));
+    }
+    campaigns::record_load(&store, &Actor::cli(), &spec.campaign.name, summary.accepted, detail).await?;
     Ok(())
 }
 
@@ -277,19 +296,19 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
             }
         }
         CampaignCommand::Pause { name } => {
-            campaign::pause(&store, &name).await?;
+            campaigns::pause(&store, &name, &Actor::cli()).await?;
             println!("campaign {name} paused; resume with `lijian campaign resume {name}`");
         }
         CampaignCommand::Resume { name } => {
-            campaign::resume(&store, &name).await?;
+            campaigns::resume(&store, &name, &Actor::cli()).await?;
             println!("campaign {name} resumed");
         }
         CampaignCommand::Cancel { name } => {
-            let (n, refunded) = campaign::cancel(&store, &name).await?;
+            let (n, refunded) = campaigns::cancel(&store, &name, &Actor::cli()).await?;
             println!("campaign {name} cancelled: {n} unreleased orders finished as status 4, {refunded} yuan refunded, reports queued");
         }
         CampaignCommand::Delete { name } => {
-            campaign::delete_empty(&store, &name).await?;
+            campaigns::delete(&store, &name, &Actor::cli()).await?;
             println!("campaign {name} deleted");
         }
         CampaignCommand::Priority { name, priority } => {

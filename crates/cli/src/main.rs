@@ -5,12 +5,12 @@ mod admin;
 mod bench;
 mod campaigns;
 mod client;
+mod console;
 mod demo;
 mod doctor;
 mod operators;
 mod roles;
 mod sim;
-mod timeline_text;
 
 use std::path::PathBuf;
 
@@ -64,7 +64,7 @@ enum Command {
     /// Register and manage the WeChat Pay merchant accounts coupons are sent from.
     #[command(subcommand)]
     WxpayAccount(admin::AccountCommand),
-    /// Run every role in one process (small installs): gateway, consumer, notifier, scheduler.
+    /// Run every role in one process (small installs): gateway, consumer, notifier, scheduler, console.
     Serve(roles::ServeArgs),
     /// Run the open API gateway on LIJIAN_HTTP_ADDR until SIGTERM/SIGINT.
     Gateway,
@@ -74,6 +74,14 @@ enum Command {
     Notifier,
     /// Release scheduled campaigns at their time and pace until SIGTERM/SIGINT.
     Scheduler,
+    /// Serve the operator console (pages and JSON API) on LIJIAN_CONSOLE_ADDR until SIGTERM/SIGINT.
+    Console,
+    /// Console operators: add (prints a password once), token (prints an API token once), list, disable.
+    #[command(subcommand)]
+    Operator(console::OperatorCommand),
+    /// The audit log: what operators did, in the console and with these commands.
+    #[command(subcommand)]
+    Audit(console::AuditCommand),
     /// Load a campaign from a CSV file (idempotent: loading it again adds nothing).
     Load(campaigns::LoadArgs),
     /// List, inspect, pause, resume or cancel campaigns.
@@ -241,6 +249,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consumer => run_roles(&settings, &[roles::Role::Consumer]).await,
         Command::Notifier => run_roles(&settings, &[roles::Role::Notifier]).await,
         Command::Scheduler => run_roles(&settings, &[roles::Role::Scheduler]).await,
+        Command::Console => run_roles(&settings, &[roles::Role::Console]).await,
+        Command::Operator(cmd) => console::operator(&settings, cmd).await,
+        Command::Audit(cmd) => console::audit(&settings, cmd).await,
         Command::Demo(args) => demo::run(&settings, args).await,
         Command::Dlq(cmd) => operators::dlq(&settings, cmd).await,
         Command::Order(OrderCommand::Show(args)) => operators::order_show(&settings, args).await,

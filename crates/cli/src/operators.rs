@@ -1,14 +1,15 @@
 //! `lijian dlq …` and `lijian order show`: finding and fixing stuck work without
-//! reading code. Wiring and display only; the rules live in the store, the
-//! producer (replay) and the queue (sweeping the dead-letter queues).
-
-use std::collections::HashSet;
+//! reading code. Wiring and display only; replay and fail are the console's
+//! audited actions (`lijian_console::actions::dlq`, the same code `/dlq` runs),
+//! whose rules live in the store, the producer (replay) and the queue (sweeping
+//! the dead-letter queues).
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use lijian_console::actions::{dlq, Actor};
 use lijian_core::config::Settings;
-use lijian_core::queue::{sweep_dead_letters, IssueJob, Lane, NotifyJob, Publisher, Topology};
-use lijian_core::store::{DeadFilter, FailedParked, Store};
+use lijian_core::queue::{Lane, Publisher, Topology};
+use lijian_core::store::{DeadFilter, Store};
 use lijian_core::times::rfc3339_seconds;
 
 #[derive(Subcommand)]
@@ -123,91 +124,48 @@ pub async fn dlq(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
             if all != filter.is_empty() {
                 bail!("say what to replay: --all, or --order CODE…, --reason TEXT, --campaign NAME, --kind");
             }
-            let jobs = store.dead_jobs(&filter.to_filter()).await?;
-            let orders: Vec<String> =
-                jobs.iter().filter(|j| j.lane == Lane::Issue).map(|j| j.order_code.clone()).collect();
-            let reports: Vec<String> = jobs.iter().filter_map(|j| j.notify_id.clone()).collect();
-            if let Some(url) = &callback_url {
-                let guard = lijian_core::ssrf::Guard::from_settings(settings).map_err(anyhow::Error::msg)?;
-                lijian_producer::check_callback_url(url, &guard).map_err(|e| anyhow::anyhow!("--callback-url: {e}"))?;
-                let report_orders: Vec<String> =
-                    jobs.iter().filter(|j| j.lane == Lane::Notify).map(|j| j.order_code.clone()).collect();
-                let changed = store.retarget_reports(&report_orders, url).await?;
-                println!("re-targeted {changed} reports to {url}");
+            let actor = Actor::cli();
+            let done =
+                dlq::replay(settings, &store, &publisher, &filter.to_filter(), callback_url.as_deref(), &actor).await?;
+            if let (Some(n), Some(url)) = (done.retargeted, &callback_url) {
+                println!("re-targeted {n} reports to {url}");
             }
-            let replayed = lijian_producer::replay_orders(&store, &publisher, &orders).await?;
-            let revived = store.revive_reports(&reports).await?;
-            sweep(&store, &publisher).await?;
-            println!("replayed {} issue jobs and {} reports", replayed.len(), revived.len());
-            if !revived.is_empty() {
+            println!("replayed {} issue jobs and {} reports", done.issue_jobs, done.reports);
+            if done.reports > 0 {
                 println!("(reports are queued again by a running `lijian notifier`)");
             }
         }
         DlqCommand::Fail { orders, force } => {
-            let reason = if force {
-                "failed by an operator (lijian dlq fail --force)"
-            } else {
-                "failed by an operator (lijian dlq fail)"
-            };
-            let FailedParked { failed, unknown } = store.fail_parked_orders(&orders, reason, force).await?;
-            let held: Vec<&String> = unknown.iter().map(|(code, _)| code).collect();
-            // What `dlq list` shows as parked, `dlq fail` must act on: reports too.
-            let report_orders: Vec<String> = orders.iter().filter(|o| !held.contains(o)).cloned().collect();
-            let dismissed = store.dismiss_reports(&report_orders).await?;
-            sweep(&store, &publisher).await?;
-            let skipped: Vec<&String> =
-                report_orders.iter().filter(|o| !failed.contains(o) && !dismissed.contains(o)).collect();
-            println!("failed {} orders: status 3, refunded, reports queued", failed.len());
-            if !dismissed.is_empty() {
+            let done = dlq::fail(&store, &publisher, &orders, force, &Actor::cli()).await?;
+            println!("failed {} orders: status 3, refunded, reports queued", done.failed.len());
+            if !done.dismissed.is_empty() {
                 println!(
                     "dismissed {} parked reports (nothing more is sent): {}",
-                    dismissed.len(),
-                    dismissed.join(" ")
+                    done.dismissed.len(),
+                    done.dismissed.join(" ")
                 );
             }
-            if !skipped.is_empty() {
-                println!(
-                    "not parked, left alone: {}",
-                    skipped.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
-                );
+            if !done.skipped.is_empty() {
+                println!("not parked, left alone: {}", done.skipped.join(" "));
             }
-            if !unknown.is_empty() {
-                for (code, why) in &unknown {
+            if !done.unknown.is_empty() {
+                for (code, why) in &done.unknown {
                     eprintln!(
                         "refused to fail {code}: the outcome of its last WeChat Pay call is unknown ({why}), \
                          so WeChat may have issued its coupon"
                     );
                 }
-                let codes = held.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+                let codes = done.unknown.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(" ");
                 bail!(
                     "{} orders left parked. `lijian dlq replay --order {codes}` re-sends the same out_request_no, \
                      which WeChat answers with the coupon it issued, if any, and so learns the truth; \
                      `lijian dlq fail --force --order {codes}` fails them anyway (a coupon that arrives later \
                      is recorded and charged again)",
-                    unknown.len()
+                    done.unknown.len()
                 );
             }
         }
     }
-    Ok(())
-}
-
-/// Makes both dead-letter queues hold exactly what the database says is parked.
-pub(crate) async fn sweep(store: &Store, publisher: &Publisher) -> anyhow::Result<()> {
-    let parked = store.dead_jobs(&DeadFilter::default()).await?;
-    let orders: HashSet<String> =
-        parked.iter().filter(|j| j.lane == Lane::Issue).map(|j| j.order_code.clone()).collect();
-    let reports: HashSet<String> = parked.iter().filter_map(|j| j.notify_id.clone()).collect();
-    sweep_dead_letters(publisher, Lane::Issue, |payload| match IssueJob::from_bytes(payload) {
-        Ok(job) => job.order_codes().iter().any(|c| orders.contains(c)),
-        Err(_) => true,
-    })
-    .await?;
-    sweep_dead_letters(publisher, Lane::Notify, |payload| match NotifyJob::from_bytes(payload) {
-        Ok(job) => reports.contains(job.notify_id()),
-        Err(_) => true,
-    })
-    .await?;
     Ok(())
 }
 
@@ -220,7 +178,7 @@ pub async fn order_show(settings: &Settings, args: OrderShowArgs) -> anyhow::Res
     let Some(t) = store.order_timeline(args.code.as_deref(), by_biz).await? else {
         bail!("order not found");
     };
-    for line in crate::timeline_text::render(&t) {
+    for line in lijian_core::timeline_text::render(&t) {
         println!("{line}");
     }
     Ok(())

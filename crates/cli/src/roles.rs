@@ -1,4 +1,4 @@
-//! Running roles: one per process (`lijian gateway|consumer|notifier|scheduler`)
+//! Running roles: one per process (`lijian gateway|consumer|notifier|scheduler|console`)
 //! or several in one (`lijian serve`, `lijian demo`). Every role starts through
 //! its crate's `start(&Deps, shutdown)` from one [`Deps`] per process ([`start`]).
 //! Each process serves `/metrics`, `/healthz` and `/readyz` (the gateway on its
@@ -22,10 +22,12 @@ pub enum Role {
     Consumer,
     Notifier,
     Scheduler,
+    /// The operator console on LIJIAN_CONSOLE_ADDR.
+    Console,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Gateway, Role::Consumer, Role::Notifier, Role::Scheduler];
+    pub const ALL: [Role; 5] = [Role::Gateway, Role::Consumer, Role::Notifier, Role::Scheduler, Role::Console];
 
     /// The role's name on the command line (`--roles`), in logs and in RabbitMQ.
     fn name(self) -> String {
@@ -39,6 +41,7 @@ impl Role {
             Role::Consumer => LogTarget::Consumer,
             Role::Notifier => LogTarget::Notifier,
             Role::Scheduler => LogTarget::Scheduler,
+            Role::Console => LogTarget::Console,
         }
     }
 
@@ -49,6 +52,7 @@ impl Role {
             Role::Consumer => 9101,
             Role::Notifier => 9102,
             Role::Scheduler => 9103,
+            Role::Console => 9104,
         }
     }
 }
@@ -58,15 +62,16 @@ const SERVE_OPS_PORT: u16 = 9100;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Roles to run in this process (default: all four).
+    /// Roles to run in this process (default: all five).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Role::ALL)]
     pub roles: Vec<Role>,
 }
 
-/// Roles started on one process's [`Deps`]: the gateway's address if it runs,
-/// and each role's task.
+/// Roles started on one process's [`Deps`]: the gateway's and the console's
+/// addresses if they run, and each role's task.
 pub struct Started {
     pub gateway: Option<SocketAddr>,
+    pub console: Option<SocketAddr>,
     tasks: Vec<(Role, tokio::task::JoinHandle<()>)>,
 }
 
@@ -84,7 +89,7 @@ impl Started {
 /// Starts `roles` on `deps`. Beside other roles the gateway runs on a runtime
 /// of its own ([`gateway_on_own_runtime`]).
 pub async fn start(deps: &Deps, roles: &[Role], shutdown: &CancellationToken) -> anyhow::Result<Started> {
-    let mut started = Started { gateway: None, tasks: Vec::new() };
+    let mut started = Started { gateway: None, console: None, tasks: Vec::new() };
     for role in roles {
         let task = match role {
             Role::Gateway => {
@@ -103,6 +108,13 @@ pub async fn start(deps: &Deps, roles: &[Role], shutdown: &CancellationToken) ->
             Role::Consumer => lijian_consumer::start(deps, shutdown.clone())?.task,
             Role::Notifier => lijian_notifier::start(deps, shutdown.clone())?.task,
             Role::Scheduler => lijian_producer::start_scheduler(deps, shutdown.clone()).task,
+            Role::Console => {
+                let running = lijian_console::start(deps, shutdown.clone()).await.with_context(|| {
+                    format!("starting the console (set LIJIAN_CONSOLE_ADDR, now {})", deps.settings.console.addr)
+                })?;
+                started.console = Some(running.addr);
+                running.task
+            }
         };
         started.tasks.push((*role, task));
     }
@@ -114,7 +126,7 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     let mut roles = roles.to_vec();
     roles.dedup();
     let name = match roles.as_slice() {
-        [] => anyhow::bail!("no role to run (--roles gateway,consumer,notifier,scheduler)"),
+        [] => anyhow::bail!("no role to run (--roles gateway,consumer,notifier,scheduler,console)"),
         [role] => format!("lijian-{}", role.name()),
         _ => "lijian-serve".to_string(),
     };
@@ -134,6 +146,9 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     let started = start(&deps, &roles, &shutdown).await?;
     if let Some(addr) = started.gateway {
         println!("gateway listening on http://{addr}");
+    }
+    if let Some(addr) = started.console {
+        println!("console on http://{addr} (operators: lijian operator add --name NAME --role admin)");
     }
     if let Some(listener) = ops_listener {
         let (bound, _) = serve_ops(listener, deps.ops.clone(), log_target(&roles), shutdown.clone())?;

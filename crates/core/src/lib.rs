@@ -38,6 +38,7 @@
 //! - `batch.rs`    writer tasks that batch concurrent writes, one-by-one fallback
 //! - `telemetry/`  metrics exposition, histograms; `ops.rs`: the `Ops` view and its endpoints
 //! - `ssrf.rs`     where a merchant callback may point (intake and delivery share it)
+//! - `timeline_text.rs` an order's timeline in words (`order show` and the console)
 //! - `times.rs`    times as shown (RFC 3339, fixed width) and as typed (`--starts now+1h`)
 //! - `vocab.rs`    the stored words: one enum each, one mapping to SQL, JSON and the CLI
 
@@ -53,5 +54,6 @@ pub mod ssrf;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod timeline_text;
 pub mod times;
 pub mod vocab;

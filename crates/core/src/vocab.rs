@@ -196,6 +196,40 @@ text_vocab! {
     }
 }
 
+text_vocab! {
+    /// What an operator may do in the console (`operators.role`).
+    pub enum OperatorRole as "operator role" {
+        /// Sees everything and acts: replay, fail, pause, resume, cancel, top up.
+        Admin = "admin",
+        /// Sees everything and changes nothing.
+        Viewer = "viewer",
+    }
+}
+
+text_vocab! {
+    /// What an operator did (`audit_log.action`), through the console or the CLI.
+    pub enum AuditAction as "audit action" {
+        /// Parked issue jobs or reports put back in line (`dlq replay`).
+        Replay = "replay",
+        /// Parked orders failed with a refund, parked reports dismissed (`dlq fail`).
+        Fail = "fail",
+        /// Money added to a merchant's balance.
+        Topup = "topup",
+        /// A campaign loaded from a CSV file (and scheduled, if it says so).
+        Load = "load",
+        CampaignPause = "campaign_pause",
+        CampaignResume = "campaign_resume",
+        CampaignCancel = "campaign_cancel",
+        CampaignDelete = "campaign_delete",
+        OperatorAdd = "operator_add",
+        OperatorDisable = "operator_disable",
+        /// A new API token was issued to an operator.
+        OperatorToken = "operator_token",
+        /// An operator signed in to the console.
+        Login = "login",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,9 @@
 //! Requests are signed here by hand (string built with `format!`, RSA by aws-lc-rs
 //! directly), not with lijian's signing code, so the two check each other.
 
+pub mod browser;
 mod child;
+pub mod console;
 mod docs;
 pub mod proxy;
 pub mod receiver;
@@ -189,6 +191,7 @@ pub fn lijian_command(settings: &Settings) -> std::process::Command {
         .env("LIJIAN_SHUTDOWN_GRACE", "5s")
         // Any free port: tests run many roles side by side.
         .env("LIJIAN_OPS_ADDR", "127.0.0.1:0")
+        .env("LIJIAN_CONSOLE_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn");
     command
 }

@@ -61,12 +61,15 @@ pub enum MerchantCommand {
         #[arg(long)]
         allow_any_ip: bool,
     },
-    /// Add money to a merchant's balance (yuan).
+    /// Add money to a merchant's balance (yuan); recorded in the audit log.
     Topup {
         #[arg(long)]
         merchant_id: String,
         #[arg(long)]
         amount: String,
+        /// Why (an invoice number, a ticket); kept in the audit log.
+        #[arg(long, default_value = "")]
+        note: String,
     },
     /// Show a merchant, its balance and its orders by status.
     Show {
@@ -166,8 +169,12 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
             store(settings)?.edit_merchant(&merchant_id, &edit).await?;
             println!("merchant {merchant_id} changed (gateways apply it within LIJIAN_MERCHANT_CACHE_TTL)");
         }
-        MerchantCommand::Topup { merchant_id, amount } => {
-            let balance = store(settings)?.topup(&merchant_id, yuan("amount", &amount)?).await?;
+        MerchantCommand::Topup { merchant_id, amount, note } => {
+            let amount = yuan("amount", &amount)?;
+            let actor = lijian_console::Actor::cli();
+            let balance =
+                lijian_console::actions::merchants::topup(&store(settings)?, &merchant_id, amount, &note, &actor)
+                    .await?;
             println!("merchant {merchant_id} balance {balance} yuan");
         }
         MerchantCommand::Show { merchant_id } => {

@@ -154,13 +154,23 @@ pub async fn operate(
             let parked: Vec<String> = deps.store.dead_jobs(&filter).await?.into_iter().map(|j| j.order_code).collect();
             if parked.len() == PARKED_ORDERS {
                 deps.store.set_account_enabled(PARKED_MCHID, true).await?;
-                let replayed = lijian_producer::replay_orders(&deps.store, &deps.publisher, &parked).await?;
-                crate::operators::sweep(&deps.store, &deps.publisher).await?;
+                // What `lijian dlq replay` does, recorded in the audit log alike.
+                let selection = DeadFilter { order_codes: parked, ..Default::default() };
+                let actor = lijian_console::Actor::cli();
+                let replayed = lijian_console::actions::dlq::replay(
+                    &deps.settings,
+                    &deps.store,
+                    &deps.publisher,
+                    &selection,
+                    None,
+                    &actor,
+                )
+                .await?;
                 println!(
                     "  [faults] {} orders parked on disabled account {PARKED_MCHID}: enabled it and replayed them",
-                    replayed.len()
+                    replayed.issue_jobs
                 );
-                done.replayed = replayed.len();
+                done.replayed = replayed.issue_jobs;
             }
         }
     }

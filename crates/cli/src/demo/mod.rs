@@ -27,6 +27,7 @@ use clap::Args;
 use lijian_core::config::Settings;
 use lijian_core::deps::Deps;
 use lijian_core::queue::Topology;
+use lijian_core::vocab::OperatorRole;
 use tokio_util::sync::CancellationToken;
 
 use crate::roles::{self, Role};
@@ -50,7 +51,14 @@ pub struct DemoArgs {
     /// orders parked on a disabled account and replayed. The summary must still add up.
     #[arg(long)]
     pub faults: bool,
+    /// After the summary, keep every role and the console running (to look around
+    /// in the browser) until Ctrl-C.
+    #[arg(long)]
+    pub stay: bool,
 }
+
+/// The console operator each demo run creates (admin, with a generated password).
+const DEMO_OPERATOR: &str = "demo";
 
 /// How long the roles may take to finish in-flight work once the demo is over.
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -100,7 +108,7 @@ pub async fn run(base: &Settings, args: DemoArgs) -> anyhow::Result<()> {
         true => {
             faults::seed(&deps.store, &settings, faults::PARKED_ORDERS).await?;
             let consumer = faults::RestartableConsumer::start(&deps, &stop).await?;
-            (vec![Role::Gateway, Role::Notifier, Role::Scheduler], Some(consumer))
+            (vec![Role::Gateway, Role::Notifier, Role::Scheduler, Role::Console], Some(consumer))
         }
         false => (Role::ALL.to_vec(), None),
     };
@@ -110,6 +118,13 @@ pub async fn run(base: &Settings, args: DemoArgs) -> anyhow::Result<()> {
         "  running: WeChat Pay simulator http://{}, gateway http://{gateway}, consumer, notifier, scheduler, merchant {callback}",
         sim.addr
     );
+    if let Some(console) = started.console {
+        // A fresh database each run, so this login exists for this run only.
+        let actor = lijian_console::Actor::cli();
+        let (_, password) =
+            lijian_console::actions::operators::add(&deps.store, DEMO_OPERATOR, OperatorRole::Admin, &actor).await?;
+        println!("  console: http://{console} (sign in as {DEMO_OPERATOR}, password {password}; made for this run)");
+    }
 
     let clock = Instant::now();
     let split = load::Split::of(args.orders);
@@ -145,6 +160,12 @@ pub async fn run(base: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     };
     let sim_url = format!("http://{}", sim.addr);
     let summary = summary::summarise(&deps.store, &receiver, &sim_url, elapsed, &split, interventions.as_ref()).await;
+    if args.stay {
+        if let Some(console) = started.console {
+            println!("every role and the console stay up (http://{console}); Ctrl-C stops them");
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 
     stop.cancel();
     if let Some(consumer) = consumer {

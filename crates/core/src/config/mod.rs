@@ -242,6 +242,16 @@ settings! {
         /// How often the notifier queues report rows other roles wrote.
         relay_interval: Duration = Duration::from_millis(200), "LIJIAN_REPORT_RELAY_INTERVAL";
     }
+    /// The operator console (`lijian console`, also in `serve` and `demo`).
+    console: ConsoleSettings {
+        /// Where the console serves its pages and JSON API.
+        addr: String = "127.0.0.1:8081".into(), "LIJIAN_CONSOLE_ADDR";
+        /// Mark the session cookie `Secure` (browsers then send it over HTTPS only):
+        /// set it when operators reach the console through a TLS proxy.
+        secure_cookies: bool = false, "LIJIAN_CONSOLE_SECURE_COOKIES";
+        /// How long a console login lasts; the operator then signs in again.
+        session_ttl: Duration = Duration::from_secs(8 * 3600), "LIJIAN_CONSOLE_SESSION_TTL";
+    }
     /// How each process serves operators and stops.
     process: ProcessSettings {
         /// Where a role other than the gateway serves `/metrics`, `/healthz` and

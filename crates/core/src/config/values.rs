@@ -49,6 +49,21 @@ impl Value for usize {
     }
 }
 
+/// `true`/`false` (also `1`/`0`, `yes`/`no`); anything else is refused rather
+/// than read as false, so a typo cannot turn a security switch off.
+impl Value for bool {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err("expected true or false".into()),
+        }
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
 impl Value for u32 {
     fn parse(text: &str) -> Result<Self, String> {
         let n = usize::parse(text)?;

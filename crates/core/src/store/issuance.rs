@@ -60,6 +60,21 @@ pub enum Begun {
     NotFound,
 }
 
+/// A begun attempt from a row of `begin_attempts`' UPDATE … RETURNING.
+fn attempt_of(r: &tokio_postgres::Row) -> Begun {
+    let order = IssueOrder {
+        order_code: r.get(0),
+        open_id: r.get(1),
+        app_id: r.get(2),
+        activity_id: r.get(3),
+        stock_id: r.get(4),
+        stock_creator_mchid: r.get(5),
+        issuer_mchid: r.get(8),
+        accepted_at: r.get(9),
+    };
+    Begun::Attempt { order, attempt: r.get(6), since_replay: r.get(7) }
+}
+
 impl Store {
     /// Marks each open order processing and counts the attempt, returning what
     /// the call to WeChat needs — one statement for the whole batch, answers in
@@ -79,19 +94,34 @@ impl Store {
             .await?;
         let mut begun: HashMap<String, Begun> = HashMap::new();
         for r in client.query(&stmt, &[&codes, &OrderStatus::Processing, &&OrderStatus::OPEN[..]]).await? {
-            let order = IssueOrder {
-                order_code: r.get(0),
-                open_id: r.get(1),
-                app_id: r.get(2),
-                activity_id: r.get(3),
-                stock_id: r.get(4),
-                stock_creator_mchid: r.get(5),
-                issuer_mchid: r.get(8),
-                accepted_at: r.get(9),
-            };
-            begun.insert(order.order_code.clone(), Begun::Attempt { order, attempt: r.get(6), since_replay: r.get(7) });
+            begun.insert(r.get(0), attempt_of(&r));
         }
-        let missing: Vec<&String> = codes.iter().filter(|c| !begun.contains_key(*c)).collect();
+        let mut missing: Vec<&String> = codes.iter().filter(|c| !begun.contains_key(*c)).collect();
+        if !missing.is_empty() {
+            // A replay clears the parking in a transaction that commits only once
+            // the broker confirmed its job, so that job can arrive while the
+            // order still reads as parked. Locking the rows still parked waits
+            // for such a transaction; whatever it revived is begun now, instead
+            // of the job being dropped as a stray duplicate (which stranded the
+            // order: open, not parked, and no job).
+            let still_parked: Vec<String> = client
+                .query(
+                    "SELECT order_code FROM orders WHERE order_code = ANY($1) AND dead_at IS NOT NULL FOR SHARE",
+                    &[&missing],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let revived: Vec<String> =
+                missing.iter().filter(|c| !still_parked.contains(**c)).map(|c| c.to_string()).collect();
+            if !revived.is_empty() {
+                for r in client.query(&stmt, &[&revived, &OrderStatus::Processing, &&OrderStatus::OPEN[..]]).await? {
+                    begun.insert(r.get(0), attempt_of(&r));
+                }
+                missing.retain(|c| !begun.contains_key(*c));
+            }
+        }
         if !missing.is_empty() {
             let rows = client
                 .query(

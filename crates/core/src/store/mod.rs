@@ -14,8 +14,10 @@
 //! - `timeline.rs` an order's story as typed events
 //! - `pace.rs`     send slots and openid leases shared by every consumer (WeChat's limits)
 //! - `stats.rs`    run totals for summaries
+//! - `operators.rs` console operators, API tokens, sessions; `audit.rs` what operators did
 
 mod accounts;
+mod audit;
 mod catalogue;
 pub mod dlq;
 pub mod finish;
@@ -23,18 +25,21 @@ pub mod issuance;
 mod merchant_keys;
 mod merchants;
 mod nonces;
+mod operators;
 mod orders;
 mod pace;
 mod stats;
 mod timeline;
 
 pub use accounts::{AccountRow, NewAccount};
+pub use audit::{AuditEntry, AuditFilter, NewAudit};
 pub use catalogue::{validate_activity, ActivityEdit, ActivityView, NewActivity, NewProduct};
 pub use dlq::{DeadFilter, DeadJob};
 pub use finish::{FailedParked, Finished, Issued, Unissued};
 pub use issuance::{AttemptRecord, Begun, IssueOrder};
 pub use merchant_keys::{MerchantKey, NewKey, Retired};
 pub use merchants::{MerchantAuth, MerchantEdit, MerchantView, NewMerchant};
+pub use operators::{check_operator_name, Credential, CredentialKind, OperatorRow};
 pub use orders::{predicates, OrderLookup, OrderView};
 pub use pace::{Grant, Lease};
 pub use stats::{DeliveryLatency, RetryCounts, StatusCounts};
@@ -189,6 +194,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (12, "edits", include_str!("../../migrations/0012_edits.sql")),
     (13, "replays", include_str!("../../migrations/0013_replays.sql")),
     (14, "fair_release", include_str!("../../migrations/0014_fair_release.sql")),
+    (15, "console", include_str!("../../migrations/0015_console.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.

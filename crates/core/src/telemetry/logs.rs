@@ -13,6 +13,8 @@ pub const CONSUMER: &str = "lijian_consumer";
 pub const NOTIFIER: &str = "lijian_notifier";
 /// The scheduler's target (its code is `lijian_producer::scheduler`).
 pub const SCHEDULER: &str = "lijian_producer::scheduler";
+/// The operator console's target (its own crate's name).
+pub const CONSOLE: &str = "lijian_console";
 /// A process running several roles (`lijian serve`), or a one-shot command.
 pub const PROCESS: &str = "lijian";
 
@@ -23,6 +25,7 @@ pub enum LogTarget {
     Consumer,
     Notifier,
     Scheduler,
+    Console,
     /// Several roles, or none (a one-shot command).
     Process,
 }
@@ -34,6 +37,7 @@ impl LogTarget {
             LogTarget::Consumer => CONSUMER,
             LogTarget::Notifier => NOTIFIER,
             LogTarget::Scheduler => SCHEDULER,
+            LogTarget::Console => CONSOLE,
             LogTarget::Process => PROCESS,
         }
     }
@@ -46,6 +50,7 @@ impl LogTarget {
             Some("consumer") => LogTarget::Consumer,
             Some("notifier") => LogTarget::Notifier,
             Some("scheduler") => LogTarget::Scheduler,
+            Some("console") => LogTarget::Console,
             _ => LogTarget::Process,
         }
     }
@@ -68,6 +73,9 @@ macro_rules! role_event {
             }
             $crate::telemetry::LogTarget::Scheduler => {
                 ::tracing::event!(target: $crate::telemetry::logs::SCHEDULER, $level, $($rest)+)
+            }
+            $crate::telemetry::LogTarget::Console => {
+                ::tracing::event!(target: $crate::telemetry::logs::CONSOLE, $level, $($rest)+)
             }
             $crate::telemetry::LogTarget::Process => {
                 ::tracing::event!(target: $crate::telemetry::logs::PROCESS, $level, $($rest)+)

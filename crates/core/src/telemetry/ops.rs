@@ -122,7 +122,8 @@ impl Ops {
         out.into_text()
     }
 
-    async fn queue_depth(&self, queue: &str) -> Option<u32> {
+    /// Messages in `queue` now; None when the broker or the queue cannot be reached.
+    pub async fn queue_depth(&self, queue: &str) -> Option<u32> {
         let mut inspector = self.inspector.lock().await;
         if !inspector.as_ref().is_some_and(|(_, channel)| channel.status().connected()) {
             if let Some((old, _)) = inspector.take() {

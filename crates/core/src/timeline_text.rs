@@ -1,10 +1,11 @@
-//! `lijian order show` in words: the store's [`Timeline`] facts, one line each.
-//! Operators (and tests) read these phrases, so they change only on purpose.
+//! An order's story in words: the store's [`Timeline`] facts, one line each,
+//! as `lijian order show` prints them and the console's `/orders/{code}` shows
+//! them. Operators (and tests) read these phrases, so they change only on purpose.
 
-use lijian_core::queue::Lane;
-use lijian_core::status::OrderStatus;
-use lijian_core::store::{Door, Event, Timeline};
-use lijian_core::times::rfc3339_millis;
+use crate::queue::Lane;
+use crate::status::OrderStatus;
+use crate::store::{Door, Event, Timeline};
+use crate::times::rfc3339_millis;
 
 /// The whole story: the order as it stands, then its timeline.
 pub fn render(t: &Timeline) -> Vec<String> {
@@ -20,7 +21,7 @@ pub fn render(t: &Timeline) -> Vec<String> {
         lines.push(format!(
             "  LATE:     issued late at {}: the coupon arrived after the order had ended unissued ({}) and been \
              refunded; recorded, charged again, corrected report sent",
-            lijian_core::times::rfc3339_millis(at),
+            rfc3339_millis(at),
             o.last_error.as_deref().unwrap_or("no reason recorded")
         ));
     }
@@ -39,7 +40,7 @@ pub fn render(t: &Timeline) -> Vec<String> {
 }
 
 /// The short word in the timeline's second column.
-fn kind(e: &Event) -> &'static str {
+pub fn kind(e: &Event) -> &'static str {
     match e {
         Event::Accepted { .. } => "accepted",
         Event::Queued { .. } => "queued",
@@ -54,7 +55,8 @@ fn kind(e: &Event) -> &'static str {
     }
 }
 
-fn detail(e: &Event) -> String {
+/// What happened, in a sentence.
+pub fn detail(e: &Event) -> String {
     match e {
         Event::Accepted { door, biz_code, open_id, activity_id, product_code, charged, .. } => {
             let origin = match door {
@@ -135,8 +137,8 @@ fn detail(e: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lijian_core::money::Fen;
-    use lijian_core::vocab::AttemptOutcome;
+    use crate::money::Fen;
+    use crate::vocab::AttemptOutcome;
     use time::macros::datetime;
 
     #[test]

@@ -1,0 +1,112 @@
+//! `/activities`: each WeChat coupon stock with its budget used and left, its
+//! window, and the WeChat Pay account it sends from (a stored account, or the
+//! consumer's `LIJIAN_WXPAY_*` default when none is stored for its mchid).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use lijian_core::store::{Store, StoreError};
+use maud::html;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::layout::{at, progress, yuan};
+use super::{Answer, Ctx};
+use crate::Console;
+
+#[derive(Serialize)]
+pub(super) struct ActivityRow {
+    activity_id: String,
+    merchant_id: String,
+    stock_id: String,
+    face_value: String,
+    #[serde(skip)]
+    face_value_fen: lijian_core::money::Fen,
+    budget: i64,
+    /// Coupons counted against the budget (orders accepted and not refunded).
+    used: i64,
+    left: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    starts: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    ends: OffsetDateTime,
+    enabled: bool,
+    /// The mchid it sends from (`--issuer`, else the stock creator).
+    sends_from: String,
+    /// That stored account's rate per second, or None: no stored account, so
+    /// the consumer's `LIJIAN_WXPAY_*` default sends (if it is this mchid).
+    account_rate: Option<i32>,
+    account_enabled: Option<bool>,
+}
+
+async fn activities(store: &Store) -> Result<Vec<ActivityRow>, StoreError> {
+    let client = store.client().await?;
+    let rows = client
+        .query(
+            "SELECT a.activity_id, a.merchant_id, a.stock_id, a.face_value_fen, a.budget, a.issued, a.starts_at,
+                    a.ends_at, a.enabled, coalesce(a.issuer_mchid, a.stock_creator_mchid), w.rate, w.enabled
+               FROM activities a LEFT JOIN wxpay_accounts w ON w.mchid = coalesce(a.issuer_mchid, a.stock_creator_mchid)
+              ORDER BY a.ends_at DESC, a.activity_id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (budget, used): (i64, i64) = (r.get(4), r.get(5));
+            let face = lijian_core::money::Fen(r.get(3));
+            ActivityRow {
+                activity_id: r.get(0),
+                merchant_id: r.get(1),
+                stock_id: r.get(2),
+                face_value: face.to_string(),
+                face_value_fen: face,
+                budget,
+                used,
+                left: budget - used,
+                starts: r.get(6),
+                ends: r.get(7),
+                enabled: r.get(8),
+                sends_from: r.get(9),
+                account_rate: r.get(10),
+                account_enabled: r.get(11),
+            }
+        })
+        .collect())
+}
+
+pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answer {
+    let rows = activities(&console.store).await.map_err(|e| ctx.fail(e))?;
+    let now = OffsetDateTime::now_utc();
+    Ok(ctx.render("Activities", &rows, |rows| {
+        html! {
+            table {
+                thead { tr { th { "activity" } th { "merchant" } th { "coupon" } th { "budget used" } th { "window (UTC)" } th { "sends from" } } }
+                tbody {
+                    @for a in rows {
+                        tr {
+                            td { (a.activity_id) @if !a.enabled { " " span.problem { "disabled" } } br; span.muted.code { "stock " (a.stock_id) } }
+                            td { a href={ "/merchants/" (a.merchant_id) } { (a.merchant_id) } }
+                            td { (yuan(a.face_value_fen)) " off" }
+                            td { (progress(a.used, a.budget, "used")) br; span.muted { (a.left) " left" } }
+                            td {
+                                (at(a.starts)) " → " (at(a.ends))
+                                @if now < a.starts { br; span.muted { "not started" } }
+                                @else if now > a.ends { br; span.muted { "ended" } }
+                            }
+                            td {
+                                span.code { (a.sends_from) }
+                                br;
+                                @match (a.account_rate, a.account_enabled) {
+                                    (Some(rate), Some(true)) => span.muted { "stored account, " (rate) "/s" },
+                                    (Some(_), _) => span.problem { "stored account disabled: its jobs park" },
+                                    _ => span.muted { "no stored account: the consumer's LIJIAN_WXPAY_* default" },
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }))
+}

@@ -1,0 +1,295 @@
+//! `/dlq`: parked work grouped by lane and reason (count, oldest), each group's
+//! jobs, and replay or fail of a selection or a whole reason, after a
+//! confirmation that says how many. The actions are `lijian dlq`'s
+//! ([`crate::actions::dlq`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use lijian_core::queue::Lane;
+use lijian_core::store::{DeadFilter, DeadJob};
+use maud::{html, Markup};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::layout::{age, at, confirmation, hidden};
+use super::{Answer, Ctx, Form, Problem};
+use crate::actions::dlq::{self as act, Selection};
+use crate::Console;
+
+/// Jobs listed on a group's page at most (an action on the whole reason takes all).
+const SHOWN: usize = 500;
+
+#[derive(Serialize)]
+pub(super) struct DeadLetters {
+    groups: Vec<Group>,
+    /// The group asked for with `?lane=…&reason=…`, with its jobs.
+    group: Option<GroupJobs>,
+}
+
+#[derive(Serialize)]
+struct Group {
+    lane: Lane,
+    reason: String,
+    count: usize,
+    #[serde(with = "time::serde::rfc3339")]
+    oldest: OffsetDateTime,
+    oldest_age_secs: i64,
+}
+
+#[derive(Serialize)]
+struct GroupJobs {
+    lane: Lane,
+    reason: String,
+    total: usize,
+    jobs: Vec<Job>,
+}
+
+#[derive(Serialize)]
+struct Job {
+    order_code: String,
+    merchant_id: String,
+    campaign: Option<String>,
+    attempts: i32,
+    attempts_since_replay: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    parked_at: OffsetDateTime,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub(super) struct GroupQuery {
+    lane: Option<String>,
+    reason: Option<String>,
+}
+
+pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Query(q): Query<GroupQuery>) -> Answer {
+    let jobs = console.store.dead_jobs(&DeadFilter::default()).await.map_err(|e| ctx.fail(e))?;
+    let now = OffsetDateTime::now_utc();
+    let mut grouped: BTreeMap<(Lane, String), Vec<&DeadJob>> = BTreeMap::new();
+    for j in &jobs {
+        grouped.entry((j.lane, j.reason.clone())).or_default().push(j);
+    }
+    let groups = grouped
+        .iter()
+        .map(|((lane, reason), jobs)| {
+            let oldest = jobs.iter().map(|j| j.dead_at).min().unwrap_or(now);
+            Group {
+                lane: *lane,
+                reason: reason.clone(),
+                count: jobs.len(),
+                oldest,
+                oldest_age_secs: (now - oldest).whole_seconds(),
+            }
+        })
+        .collect();
+    let lane = q.lane.as_deref().map(str::parse::<Lane>).transpose().map_err(|e| ctx.fail(bad(e.to_string())))?;
+    let group = match (lane, q.reason) {
+        (Some(lane), Some(reason)) => {
+            let members = grouped.get(&(lane, reason.clone())).cloned().unwrap_or_default();
+            Some(GroupJobs {
+                lane,
+                total: members.len(),
+                jobs: members.iter().take(SHOWN).map(|j| job(j)).collect(),
+                reason,
+            })
+        }
+        _ => None,
+    };
+    let view = DeadLetters { groups, group };
+    Ok(ctx.render("Dead letters", &view, |v| body(&ctx, v, now)))
+}
+
+fn job(j: &DeadJob) -> Job {
+    Job {
+        order_code: j.order_code.clone(),
+        merchant_id: j.merchant_id.clone(),
+        campaign: j.campaign.clone(),
+        attempts: j.attempts,
+        attempts_since_replay: j.attempts_since_replay,
+        parked_at: j.dead_at,
+    }
+}
+
+fn bad(message: String) -> Problem {
+    Problem(StatusCode::BAD_REQUEST, message)
+}
+
+fn group_link(lane: Lane, reason: &str) -> String {
+    let reason: String = form_urlencoded::byte_serialize(reason.as_bytes()).collect();
+    format!("/dlq?lane={lane}&reason={reason}")
+}
+
+fn body(ctx: &Ctx, v: &DeadLetters, now: OffsetDateTime) -> Markup {
+    html! {
+        @if v.groups.is_empty() {
+            p.done { "Nothing is parked." }
+        } @else {
+            table {
+                thead { tr { th { "kind" } th { "reason" } th.num { "jobs" } th { "oldest" } th { "" } } }
+                tbody {
+                    @for g in &v.groups {
+                        tr {
+                            td { (g.lane) }
+                            td { a href=(group_link(g.lane, &g.reason)) { (g.reason) } }
+                            td.num { (g.count) }
+                            td { (age(g.oldest, now)) " ago" }
+                            td {
+                                @if ctx.is_admin() {
+                                    div.actions {
+                                        (whole_reason(ctx, "/dlq/replay", g, "Replay all…"))
+                                        (whole_reason(ctx, "/dlq/fail", g, "Fail all…"))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(g) = &v.group { (group_body(ctx, g)) }
+    }
+}
+
+fn whole_reason(ctx: &Ctx, action: &str, g: &Group, label: &str) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            input type="hidden" name="csrf" value=(ctx.csrf());
+            input type="hidden" name="lane" value=(g.lane);
+            input type="hidden" name="reason" value=(g.reason);
+            button.secondary type="submit" { (label) }
+        }
+    }
+}
+
+fn group_body(ctx: &Ctx, g: &GroupJobs) -> Markup {
+    let rows = html! {
+        table {
+            thead { tr { th { "" } th { "order" } th { "merchant" } th { "campaign" } th.num { "attempts" } th { "parked at" } } }
+            tbody {
+                @for j in &g.jobs {
+                    tr {
+                        td { @if ctx.is_admin() { input type="checkbox" name="order" value=(j.order_code) aria-label={ "select " (j.order_code) }; } }
+                        td.code { a href={ "/orders/" (j.order_code) } { (j.order_code) } }
+                        td { (j.merchant_id) }
+                        td { (j.campaign.as_deref().unwrap_or("—")) }
+                        td.num { (j.attempts_since_replay) " / " (j.attempts) }
+                        td { (at(j.parked_at)) }
+                    }
+                }
+            }
+        }
+    };
+    html! {
+        h2 { (g.lane) " jobs parked for: " (g.reason) }
+        p.muted { (g.total) " jobs" @if g.total > g.jobs.len() { ", the oldest " (g.jobs.len()) " shown" } "; attempts since the last replay / in all." }
+        @if ctx.is_admin() {
+            form method="post" action="/dlq/replay" {
+                input type="hidden" name="csrf" value=(ctx.csrf());
+                input type="hidden" name="lane" value=(g.lane);
+                (rows)
+                div.actions {
+                    button type="submit" { "Replay selected…" }
+                    button.danger type="submit" formaction="/dlq/fail" { "Fail selected…" }
+                }
+            }
+        } @else {
+            (rows)
+        }
+    }
+}
+
+/// What a replay or fail would touch: the orders ticked, or every job parked
+/// for the reason given.
+async fn selection(ctx: &Ctx, console: &Console, form: &Form) -> Result<(Lane, Selection), super::Failure> {
+    let lane: Lane = form
+        .text("lane")
+        .ok_or_else(|| ctx.fail(bad("say which kind: lane=issue or lane=notify".into())))?
+        .parse()
+        .map_err(|e: lijian_core::vocab::UnknownWord| ctx.fail(bad(e.to_string())))?;
+    let mut codes = form.all("order");
+    if codes.is_empty() {
+        let Some(reason) = form.get("reason") else {
+            return Err(ctx.fail(bad("select at least one job (order=…), or a whole reason (reason=…)".into())));
+        };
+        let filter = DeadFilter { lane: Some(lane), reason: Some(reason.to_string()), ..Default::default() };
+        let jobs = console.store.dead_jobs(&filter).await.map_err(|e| ctx.fail(e))?;
+        codes = jobs.into_iter().filter(|j| j.reason == reason).map(|j| j.order_code).collect();
+    }
+    if codes.is_empty() {
+        return Err(ctx.fail(Problem(StatusCode::CONFLICT, "none of these jobs is parked any more".into())));
+    }
+    let filter = DeadFilter { lane: Some(lane), order_codes: codes, ..Default::default() };
+    let picked = act::select(&console.store, &filter).await.map_err(|e| ctx.fail(e))?;
+    if picked.is_empty() {
+        return Err(ctx.fail(Problem(StatusCode::CONFLICT, "none of these jobs is parked any more".into())));
+    }
+    Ok((lane, picked))
+}
+
+/// The confirmation as JSON: nothing done yet, and what would be.
+#[derive(Serialize)]
+struct Preview<'a> {
+    confirmed: bool,
+    action: &'a str,
+    would: &'a Selection,
+}
+
+pub(super) async fn replay(ctx: Ctx, State(console): State<Arc<Console>>, form: Form) -> Answer {
+    ctx.check_admin(&form)?;
+    let (lane, picked) = selection(&ctx, &console, &form).await?;
+    if !form.confirmed() {
+        let question = format!(
+            "Replay {} parked issue jobs and {} parked reports? Each goes back with a fresh retry budget; \
+             no order gets a second coupon or a second charge.",
+            picked.issue_orders.len(),
+            picked.report_orders.len()
+        );
+        let preview = Preview { confirmed: false, action: "replay", would: &picked };
+        return Ok(ctx.render("Replay parked jobs", &preview, |p| {
+            let carried = html! { input type="hidden" name="lane" value=(lane); (hidden("order", &p.would.orders())) };
+            confirmation(&ctx, "/dlq/replay", &question, carried, "Replay", "/dlq")
+        }));
+    }
+    let filter = DeadFilter { lane: Some(lane), order_codes: picked.orders(), ..Default::default() };
+    let done = act::replay(&console.settings, &console.store, &console.publisher, &filter, None, &ctx.actor())
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(ctx.render("Replayed", &done, |d| {
+        html! {
+            p.done { "Replayed " (d.issue_jobs) " issue jobs and " (d.reports) " reports." }
+            p { a href="/dlq" { "Back to dead letters" } }
+        }
+    }))
+}
+
+pub(super) async fn fail(ctx: Ctx, State(console): State<Arc<Console>>, form: Form) -> Answer {
+    ctx.check_admin(&form)?;
+    let (lane, picked) = selection(&ctx, &console, &form).await?;
+    if !form.confirmed() {
+        let question = format!(
+            "Fail {} orders (status 3, their price refunded, a report sent) and dismiss {} parked reports? \
+             This cannot be undone. An order whose last WeChat Pay call left the outcome unknown stays parked.",
+            picked.issue_orders.len(),
+            picked.report_orders.len()
+        );
+        let preview = Preview { confirmed: false, action: "fail", would: &picked };
+        return Ok(ctx.render("Fail parked jobs", &preview, |p| {
+            let carried = html! { input type="hidden" name="lane" value=(lane); (hidden("order", &p.would.orders())) };
+            confirmation(&ctx, "/dlq/fail", &question, carried, "Fail them", "/dlq")
+        }));
+    }
+    let done = act::fail(&console.store, &console.publisher, &picked.orders(), false, &ctx.actor())
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(ctx.render("Failed", &done, |d| {
+        html! {
+            p.done { "Failed " (d.failed.len()) " orders (refunded, reports queued); dismissed " (d.dismissed.len()) " reports." }
+            @for (code, why) in &d.unknown {
+                p.problem { "Left parked: " (code) ": the outcome of its last WeChat Pay call is unknown (" (why) "). Replay it to learn the truth." }
+            }
+            p { a href="/dlq" { "Back to dead letters" } }
+        }
+    }))
+}

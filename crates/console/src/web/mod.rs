@@ -1,0 +1,254 @@
+//! The console's HTTP side: the router, who is asking ([`Ctx`]), how an answer
+//! is rendered (a page, or the same data as JSON), and how a state-changing
+//! request is checked (CSRF token of the session, admin role).
+//!
+//! Every page answers HTML to a browser with a session cookie and JSON to a
+//! script that sends `Accept: application/json` and `Authorization: Bearer
+//! <token>`; both render one view value, so they never disagree.
+
+mod activities;
+mod audit;
+mod auth;
+mod campaigns;
+mod chart;
+mod dlq;
+mod form;
+mod layout;
+pub(crate) mod limiter;
+mod merchants;
+mod orders;
+mod overview;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lijian_core::store::{OperatorRow, StoreError};
+use lijian_core::vocab::OperatorRole;
+use maud::Markup;
+
+pub use form::Form;
+
+use crate::actions::{ActionError, Actor};
+use crate::Console;
+
+/// The routes, each a page and its JSON.
+pub fn router(console: Arc<Console>) -> Router {
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/orders", get(orders::search))
+        .route("/orders/{code}", get(orders::page))
+        .route("/dlq", get(dlq::page))
+        .route("/dlq/replay", post(dlq::replay))
+        .route("/dlq/fail", post(dlq::fail))
+        .route("/campaigns", get(campaigns::list))
+        .route("/campaigns/{name}", get(campaigns::page))
+        .route("/campaigns/{name}/{action}", post(campaigns::act))
+        .route("/merchants", get(merchants::list))
+        .route("/merchants/{id}", get(merchants::page))
+        .route("/merchants/{id}/topup", post(merchants::topup))
+        .route("/activities", get(activities::list))
+        .route("/audit", get(audit::page))
+        .route("/assets/console.css", get(layout::stylesheet))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(console)
+}
+
+/// No script, no frames, no other origin; forms post only here; nothing cached.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ];
+    for (name, value) in set {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn not_found(headers: HeaderMap) -> Response {
+    Failure { status: StatusCode::NOT_FOUND, message: "no such page".into(), json: wants_json(&headers) }
+        .into_response()
+}
+
+/// Whether the client asked for JSON.
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|part| part.trim().starts_with("application/json")))
+}
+
+/// How the asker proved who they are.
+#[derive(Debug, Clone)]
+enum Via {
+    /// A browser session; state-changing forms must carry this CSRF token.
+    Session { csrf: String },
+    /// An API token: no cookie, so no cross-site forgery to guard against.
+    Token,
+}
+
+/// Who is asking and in what form they want the answer.
+pub struct Ctx {
+    pub operator: OperatorRow,
+    pub json: bool,
+    via: Via,
+}
+
+impl FromRequestParts<Arc<Console>> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Arc<Console>) -> Result<Ctx, Response> {
+        let json = wants_json(&parts.headers);
+        match auth::authenticate(console, &parts.headers, json).await {
+            Ok(Some((operator, via))) => Ok(Ctx { operator, json, via }),
+            Ok(None) if json || parts.headers.contains_key(header::AUTHORIZATION) => Err(Failure {
+                status: StatusCode::UNAUTHORIZED,
+                message: "send Authorization: Bearer <token> (lijian operator token --name NAME)".into(),
+                json: true,
+            }
+            .into_response()),
+            Ok(None) => {
+                let wanted = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                let next: String = form_urlencoded::byte_serialize(wanted.as_bytes()).collect();
+                Err(Redirect::to(&format!("/login?next={next}")).into_response())
+            }
+            Err(e) => Err(Failure::from_problem(Problem::from(e), json).into_response()),
+        }
+    }
+}
+
+impl Ctx {
+    pub fn is_admin(&self) -> bool {
+        self.operator.role == OperatorRole::Admin
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::Operator(self.operator.name.clone())
+    }
+
+    /// The CSRF token forms of this session carry (empty for token callers).
+    pub fn csrf(&self) -> &str {
+        match &self.via {
+            Via::Session { csrf } => csrf,
+            Via::Token => "",
+        }
+    }
+
+    /// A session's form must carry its CSRF token (compared in constant time).
+    pub fn check_csrf(&self, form: &Form) -> Result<(), Failure> {
+        match &self.via {
+            Via::Token => Ok(()),
+            Via::Session { csrf } if crate::secrets::same_token(form.get("csrf").unwrap_or_default(), csrf) => Ok(()),
+            Via::Session { .. } => Err(self.fail(Problem(
+                StatusCode::FORBIDDEN,
+                "this form's CSRF token is missing or wrong: reload the page and try again".into(),
+            ))),
+        }
+    }
+
+    /// A state change: the session's CSRF token, then the admin role.
+    pub fn check_admin(&self, form: &Form) -> Result<(), Failure> {
+        self.check_csrf(form)?;
+        if !self.is_admin() {
+            return Err(self.fail(Problem(
+                StatusCode::FORBIDDEN,
+                format!("{} is a viewer: viewers see everything and change nothing", self.operator.name),
+            )));
+        }
+        Ok(())
+    }
+
+    /// The page, or `view` as JSON.
+    pub fn render<T: serde::Serialize>(&self, title: &str, view: &T, body: impl FnOnce(&T) -> Markup) -> Response {
+        if self.json {
+            Json(view).into_response()
+        } else {
+            layout::page(self, title, body(view)).into_response()
+        }
+    }
+
+    pub fn fail(&self, problem: impl Into<Problem>) -> Failure {
+        Failure::from_problem(problem.into(), self.json)
+    }
+}
+
+/// What went wrong and the status it answers with.
+#[derive(Debug)]
+pub struct Problem(pub StatusCode, pub String);
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Problem {
+        let status = match &e {
+            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
+            StoreError::Conflict(_) => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Problem(status, e.to_string())
+    }
+}
+
+impl From<ActionError> for Problem {
+    fn from(e: ActionError) -> Problem {
+        use lijian_producer::campaign::CampaignError;
+        match e {
+            ActionError::Store(e) | ActionError::Campaign(CampaignError::Store(e)) => Problem::from(e),
+            ActionError::Campaign(CampaignError::NotFound(name)) => {
+                Problem(StatusCode::NOT_FOUND, format!("campaign {name} not found"))
+            }
+            e if e.is_refusal() => Problem(StatusCode::CONFLICT, e.to_string()),
+            e => Problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+}
+
+impl From<lijian_producer::campaign::CampaignError> for Problem {
+    fn from(e: lijian_producer::campaign::CampaignError) -> Problem {
+        Problem::from(ActionError::from(e))
+    }
+}
+
+/// An error answer: a short page, or `{"error": …}`.
+#[derive(Debug)]
+pub struct Failure {
+    status: StatusCode,
+    message: String,
+    json: bool,
+}
+
+impl Failure {
+    fn from_problem(Problem(status, message): Problem, json: bool) -> Failure {
+        if status.is_server_error() {
+            tracing::error!(target: lijian_core::telemetry::logs::CONSOLE, %status, error = %message, "console request failed");
+        }
+        Failure { status, message, json }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        if self.json {
+            return (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        }
+        (self.status, layout::bare(self.status.canonical_reason().unwrap_or("Error"), &self.message)).into_response()
+    }
+}
+
+/// A handler's outcome: its answer or a [`Failure`].
+pub type Answer = Result<Response, Failure>;

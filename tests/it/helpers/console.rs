@@ -1,0 +1,68 @@
+//! The operator console in a test: started in-process on a free port against
+//! the test's database and broker; operators made with the real `lijian
+//! operator` commands (so their output is read as a person reads it).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use lijian_core::config::Settings;
+use tokio_util::sync::CancellationToken;
+
+use super::browser::Browser;
+use super::{lijian_ok, TestApp};
+
+pub struct ConsoleHandle {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ConsoleHandle {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+impl TestApp {
+    /// A console on a free port with `settings` (the app's, adjusted).
+    pub async fn start_console_with(&self, settings: &Settings) -> ConsoleHandle {
+        let mut settings = settings.clone();
+        settings.console.addr = "127.0.0.1:0".into();
+        let stop = CancellationToken::new();
+        let deps = lijian_core::deps::Deps::connect(&settings, "lijian-test-console").expect("deps");
+        let running = lijian_console::start(&deps, stop.clone()).await.expect("start console");
+        ConsoleHandle { addr: running.addr, stop, task: running.task }
+    }
+
+    pub async fn start_console(&self) -> ConsoleHandle {
+        self.start_console_with(&self.settings).await
+    }
+
+    /// `lijian operator add`; returns the password it printed once.
+    pub fn add_operator(&self, name: &str, role: &str) -> String {
+        let out = lijian_ok(self, &["operator", "add", "--name", name, "--role", role]);
+        assert!(out.contains(&format!("operator {name} added ({role})")), "{out}");
+        out.lines().last().expect("password line").trim().to_string()
+    }
+
+    /// `lijian operator token`; returns the token it printed once.
+    pub fn operator_token(&self, name: &str) -> String {
+        let out = lijian_ok(self, &["operator", "token", "--name", name]);
+        out.lines().last().expect("token line").trim().to_string()
+    }
+}
+
+/// Signs in through the form; the browser then shows `next` (or the overview).
+pub async fn sign_in(browser: &Browser, console: &ConsoleHandle, name: &str, password: &str) {
+    browser.goto(&console.url("/login")).await;
+    browser.type_into("input[name=name]", name).await;
+    browser.type_into("input[name=password]", password).await;
+    browser.click("button[type=submit]").await;
+    let url = browser.url_when(|u| !u.contains("/login")).await;
+    assert!(!url.contains("/login"), "{name} could not sign in: {}", browser.text().await);
+}
