@@ -360,3 +360,28 @@ async fn a_release_step_never_takes_the_merchant_row_after_the_campaign_row() {
     assert_eq!((deadlocks, in_database), (0, 0), "no deadlock between a load and a release step");
     stop_shared(app).await;
 }
+
+#[tokio::test]
+async fn a_campaign_order_back_from_a_retry_tier_is_still_served_as_a_campaigns() {
+    // Retry tiers dead-letter every job to the interactive queue (their routing
+    // key cannot change); the job's own lane says it is a campaign's.
+    let app = Arc::new(spawn_app().await);
+    let sim = crate::helpers::wxpay::spawn_sim(|_| {}).await;
+    let codes = load(&app, MERCHANT, ACTIVITY, "returning", 3).await;
+    let job = lijian_core::queue::IssueJob::for_orders(codes.iter().cloned().collect());
+    let publisher = lijian_core::queue::Publisher::new(&app.amqp_url, "lijian-test", app.topology.clone());
+    let retry_tier_key = lijian_core::queue::Lane::Issue.routing_key();
+    let payload = job.to_bytes_in(lijian_core::queue::IssueLane::Campaign);
+    publisher.publish(&app.topology.issue_exchange(), retry_tier_key, &payload, None).await.expect("publish");
+    let consumer = app.start_consumer(&app.consumer_settings(&sim));
+    assert_eq!(app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 3, Duration::from_secs(20)).await, 3);
+    let mut metrics = lijian_core::telemetry::Exposition::default();
+    lijian_core::telemetry::MetricsSource::render(&*consumer.running.handler, &mut metrics);
+    let text = metrics.into_text();
+    for (lane, n) in [("campaign", 3), ("interactive", 0)] {
+        let line = format!("lijian_send_wait_seconds_count{{lane=\"{lane}\"}} {n}\n");
+        assert!(text.contains(&line), "{line} in:\n{text}");
+    }
+    consumer.stop().await;
+    stop_shared(app).await;
+}

@@ -230,7 +230,9 @@ impl Releaser {
             for (row, quota) in candidates.iter().zip(&quotas) {
                 let room = (quota - row.in_flight as f64).floor().max(0.0) as i64;
                 let wants = self.due_now(row).unwrap_or(MAX_PER_STEP).min(MAX_PER_STEP);
-                held_back |= room < wants;
+                // Held back: its part nearly full (a campaign out of orders to
+                // release has room left, and a bigger window would not help it).
+                held_back |= room < wants && (room as f64) < 0.2 * quota;
                 let orders = room.min(wants);
                 if orders > 0 {
                     releases.push(Release { campaign: row.name.clone(), orders });

@@ -149,6 +149,10 @@ async fn interactive(
         p.campaign, p.api_rate, p.seconds
     );
     println!(
+        "   baseline, the campaign alone for {ALONE_SECONDS} s before: {alone:.1} orders/s = {:.3} × the limit",
+        alone / f64::from(p.limit)
+    );
+    println!(
         "   API acceptance → coupon ({accepted} orders): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms   (goal p99 ≤ 1000 ms)",
         at(0.5).unwrap_or(0.0) * 1000.0,
         at(0.99).unwrap_or(0.0) * 1000.0,
