@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use lijian_core::config::Settings;
 use lijian_core::money::Fen;
-use wxpay_sim::{busiest_second, RequestRecord};
+use wxpay_sim::busiest_second;
 
 use crate::helpers::roles::{spawn_role_with, Role};
 use crate::helpers::wxpay::{spawn_strict_sim, Sim};
@@ -135,20 +135,7 @@ async fn assert_contract_held(app: &TestApp, sim: &Sim, orders: &HashSet<String>
     assert_eq!(issued.len(), ledger.len(), "no order issued twice");
     assert_eq!(issued, orders.iter().map(String::as_str).collect(), "every order issued");
     assert_eq!(sim.stats().await.overlaps, 0, "never two sends to one user at once");
-    let client = app.store.client().await.expect("client");
-    let ours: Vec<RequestRecord> = client
-        .query("SELECT (extract(epoch FROM started_at) * 1000)::bigint FROM upstream_attempts", &[])
-        .await
-        .expect("attempts")
-        .iter()
-        .map(|r| RequestRecord {
-            time_ms: r.get(0),
-            out_request_no: String::new(),
-            status: 200,
-            mchid: String::new(),
-            openid: String::new(),
-        })
-        .collect();
+    let ours = app.our_send_instants().await;
     let requests = sim.requests().await;
     let (worst, theirs) = (busiest_second(&ours), busiest_second(&requests));
     let throttled = requests.iter().filter(|r| r.status == 429).count();

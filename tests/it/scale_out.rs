@@ -133,21 +133,7 @@ async fn assert_contract_held(sim: &Sim, orders: &HashSet<String>) -> Vec<Reques
 /// second by our own send instants (the attempts' start), beside the simulator's.
 async fn assert_contract_held_by(app: Option<&TestApp>, sim: &Sim, orders: &HashSet<String>) -> Vec<RequestRecord> {
     if let Some(app) = app {
-        let client = app.store.client().await.expect("client");
-        let rows = client
-            .query("SELECT (extract(epoch FROM started_at) * 1000)::bigint FROM upstream_attempts", &[])
-            .await
-            .expect("attempts");
-        let ours: Vec<RequestRecord> = rows
-            .iter()
-            .map(|r| RequestRecord {
-                time_ms: r.get(0),
-                out_request_no: String::new(),
-                status: 200,
-                mchid: String::new(),
-                openid: String::new(),
-            })
-            .collect();
+        let ours = app.our_send_instants().await;
         eprintln!("our send instants: worst sliding second {}", busiest_second(&ours));
     }
     assert_eq!(sim.stats().await.overlaps, 0, "never two sends to one user at once");

@@ -235,3 +235,25 @@ impl TestApp {
             .expect("update");
     }
 }
+
+impl TestApp {
+    /// When our consumers started each call to WeChat Pay (`upstream_attempts`),
+    /// as records `wxpay_sim::busiest_second` reads: the rate by our own send
+    /// instants, beside the simulator's count of their arrivals.
+    pub async fn our_send_instants(&self) -> Vec<wxpay_sim::RequestRecord> {
+        let client = self.store.client().await.expect("client");
+        client
+            .query("SELECT (extract(epoch FROM started_at) * 1000)::bigint FROM upstream_attempts", &[])
+            .await
+            .expect("attempts")
+            .iter()
+            .map(|r| wxpay_sim::RequestRecord {
+                time_ms: r.get(0),
+                out_request_no: String::new(),
+                status: 200,
+                mchid: String::new(),
+                openid: String::new(),
+            })
+            .collect()
+    }
+}

@@ -30,7 +30,6 @@ impl BenchEnv {
         settings.gateway.http_addr = "127.0.0.1:0".into();
         migrate(&settings.database.url).await?;
         let store = Store::connect(&settings.database.url, 4)?;
-        let now = time::OffsetDateTime::now_utc();
         store
             .add_merchant(&NewMerchant {
                 merchant_id: "bench-m".into(),
@@ -44,20 +43,7 @@ impl BenchEnv {
         store
             .add_product(&NewProduct { product_code: "bench-p".into(), face_value: Fen(500), price: Fen(450) })
             .await?;
-        store
-            .add_activity(&NewActivity {
-                activity_id: "bench-a".into(),
-                merchant_id: "bench-m".into(),
-                stock_id: "9856000".into(),
-                stock_creator_mchid: "1900000001".into(),
-                appid: "wx0000000000000000".into(),
-                face_value: Fen(500),
-                budget: 100_000_000,
-                starts: now - time::Duration::hours(1),
-                ends: now + time::Duration::days(30),
-                issuer_mchid: None,
-            })
-            .await?;
+        store.add_activity(&bench_activity("bench-a", "bench-m", "9856000")).await?;
         Ok(BenchEnv { settings, store })
     }
 
@@ -70,6 +56,24 @@ impl BenchEnv {
 }
 
 pub use lijian_core::store::with_database as with_dbname;
+
+/// A bench activity of `merchant` on the default account: 5-yuan coupons (the
+/// `bench-p` face value), a budget and a window that never run out.
+pub fn bench_activity(activity_id: &str, merchant: &str, stock_id: &str) -> NewActivity {
+    let now = time::OffsetDateTime::now_utc();
+    NewActivity {
+        activity_id: activity_id.into(),
+        merchant_id: merchant.into(),
+        stock_id: stock_id.into(),
+        stock_creator_mchid: "1900000001".into(),
+        appid: "wx0000000000000000".into(),
+        face_value: Fen(500),
+        budget: 100_000_000,
+        starts: now - time::Duration::hours(1),
+        ends: now + time::Duration::days(30),
+        issuer_mchid: None,
+    }
+}
 
 pub fn rsa_verify_per_sec(key: &RsaPrivateKey, public_pem: &str) -> anyhow::Result<f64> {
     let public = RsaPublicKey::parse(public_pem)?;

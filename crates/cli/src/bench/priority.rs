@@ -27,7 +27,7 @@ use lijian_core::config::Settings;
 use lijian_core::deps::Deps;
 use lijian_core::money::Fen;
 use lijian_core::signing::RsaPrivateKey;
-use lijian_core::store::{NewActivity, NewMerchant, Store};
+use lijian_core::store::{NewMerchant, Store};
 use lijian_producer::bulk::{self, LoadSpec, Progress};
 use lijian_producer::campaign::{self, CampaignSpec};
 use tokio_util::sync::CancellationToken;
@@ -272,7 +272,6 @@ async fn wait_until(env: &BenchEnv, sql: &str, n: i64, secs: u64) -> anyhow::Res
 
 /// A second merchant with an activity on the same WeChat Pay account.
 async fn add_second_merchant(store: &Store) -> anyhow::Result<()> {
-    let now = time::OffsetDateTime::now_utc();
     store
         .add_merchant(&NewMerchant {
             merchant_id: "bench-m2".into(),
@@ -283,20 +282,7 @@ async fn add_second_merchant(store: &Store) -> anyhow::Result<()> {
             ..Default::default()
         })
         .await?;
-    store
-        .add_activity(&NewActivity {
-            activity_id: "bench-a2".into(),
-            merchant_id: "bench-m2".into(),
-            stock_id: "9856001".into(),
-            stock_creator_mchid: "1900000001".into(),
-            appid: "wx0000000000000000".into(),
-            face_value: Fen(500),
-            budget: 100_000_000,
-            starts: now - time::Duration::hours(1),
-            ends: now + time::Duration::days(30),
-            issuer_mchid: None,
-        })
-        .await?;
+    store.add_activity(&super::common::bench_activity("bench-a2", "bench-m2", "9856001")).await?;
     Ok(())
 }
 
