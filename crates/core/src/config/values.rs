@@ -121,6 +121,14 @@ pub(super) fn optional_rate(text: &str) -> Result<u32, String> {
     text.trim().parse().map_err(|_| "expected a whole number (0 = off)".into())
 }
 
+/// A share of a limit kept free, in whole percent, below half of it.
+pub(super) fn headroom_percent(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n < 50 => Ok(n),
+        _ => Err("expected a whole percent from 0 to 49".into()),
+    }
+}
+
 /// Removes the password from a connection URL before it is logged or printed.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
