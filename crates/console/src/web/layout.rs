@@ -125,9 +125,10 @@ pub(super) fn bare(lang: Lang, title: &str, message: &str) -> Html<String> {
     )
 }
 
-/// Yuan with two decimals.
+/// Yuan with two decimals, the sign before the currency: "¥12.30", "-¥28.50".
 pub(super) fn yuan(amount: Fen) -> Markup {
-    html! { span.money { "¥" (amount) } }
+    let sign = if amount.0 < 0 { "-" } else { "" };
+    html! { span.money { (sign) "¥" (Fen(amount.0.saturating_abs())) } }
 }
 
 /// A time in the operator's zone; the UTC time on hover and in `datetime`.
@@ -197,6 +198,12 @@ pub(super) fn trusted(svg: String) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_reads_as_yuan_with_its_sign_first() {
+        assert_eq!(yuan(Fen(-2850)).into_string(), r#"<span class="money">-¥28.50</span>"#);
+        assert_eq!(yuan(Fen(5)).into_string(), r#"<span class="money">¥0.05</span>"#);
+    }
 
     #[test]
     fn values_are_escaped() {

@@ -111,10 +111,10 @@ pub(super) fn table(ctx: &Ctx, accounts: &[AccountRate]) -> Markup {
                                     Some(limit) => {
                                         meter min="0" max=(limit.max(1)) value=(format!("{:.1}", a.sends_per_sec))
                                             title=(format!("{shown} / {limit}")) { (shown) " / " (limit) }
-                                        " " (shown) " / " (i18n::per_sec(l, limit))
+                                        " " (shown) " / " (i18n::calls_per_sec(l, limit))
                                         " (" (format!("{:.0}", a.sends_per_sec * 100.0 / f64::from(limit.max(1)))) "%)"
                                     }
-                                    None => { (i18n::per_sec(l, shown)) }
+                                    None => { (i18n::calls_per_sec(l, shown)) }
                                 }
                             }
                             td.num { @match a.limit { Some(limit) => (limit), None => "—" } }

@@ -123,6 +123,14 @@ pub fn per_sec(l: Lang, rate: impl std::fmt::Display) -> String {
     }
 }
 
+/// Calls per second (WeChat Pay requests, not orders).
+pub fn calls_per_sec(l: Lang, rate: impl std::fmt::Display) -> String {
+    match l {
+        En => format!("{rate}/s"),
+        Zh => format!("{rate} 次/秒"),
+    }
+}
+
 pub fn at_rate(l: Lang, rate: i32) -> String {
     match l {
         En => format!(" at {rate} orders/s"),
