@@ -354,6 +354,8 @@ async fn the_switch_turns_the_console_chinese_with_shanghai_times_yuan_and_live_
     browser.goto(&console.url("/campaigns/spring")).await;
     let text = browser.text().await;
     assert!(text.contains("发券计划 spring") && text.contains("¥28.50") && text.contains("CST"), "{text}");
+    let release = browser.attribute("main section time", "datetime").await;
+    assert!(text.contains(&shanghai(&release)), "the release time in Shanghai time: {text}");
     browser.click("form[action='/campaigns/spring/pause'] button").await;
     let question = browser.text_with("暂停发券计划").await;
     assert!(question.contains("暂停发券计划 spring？其 3 笔未释放订单（28.50 元）"), "{question}");

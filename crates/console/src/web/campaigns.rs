@@ -170,16 +170,12 @@ fn detail_body(ctx: &Ctx, d: &Detail, state: CampaignState) -> Markup {
         Some(secs) => i18n::duration_words(l, secs),
         None => ctx.t(M::EtaUnknown).to_string(),
     };
-    let release = match c.release_time {
-        Some(t) => ctx.zone.show(t),
-        None => ctx.t(M::AsLoaded).to_string(),
-    };
     html! {
         section {
             p { span class={ "state " (c.state) } { (i18n::state_word(l, c.state)) } " · " (ctx.t(M::Merchant)) " " a href={ "/merchants/" (c.merchant_id) } { (c.merchant_id) } }
             p { (progress(c.finished, c.orders, ctx.t(M::OrdersFinal))) }
             @if c.release_at.is_some() { p { (progress(c.released, c.orders, ctx.t(M::Released))) } }
-            p { (i18n::release_line(l, &release, c.rate, d.finishing_per_sec, &eta)) }
+            p { (ctx.t(M::ReleaseLabel)) (c.release(ctx)) (i18n::release_rest(l, c.rate, d.finishing_per_sec, &eta)) }
             p { (i18n::money_line(l, d.unreleased.orders, d.unreleased.money, d.parked, &d.charged, &d.refunded)) }
             @if ctx.is_admin() && !actions.is_empty() {
                 div.actions {

@@ -98,6 +98,7 @@ catalogue! {
     // Campaigns.
     NoCampaigns: "No campaigns yet: `lijian load FILE.csv …` creates one.", "还没有发券计划：`lijian load FILE.csv …` 会创建一个。";
     Release: "release", "释放";
+    ReleaseLabel: "Release: ", "释放：";
     OrdersFinal: "orders final", "笔订单已完结";
     EtaUnknown: "unknown (nothing finishing now)", "未知（当前没有订单完结）";
     PauseAsk: "Pause…", "暂停…";

@@ -145,11 +145,12 @@ pub fn campaign_title(l: Lang, name: &str) -> String {
     }
 }
 
-pub fn release_line(l: Lang, release: &str, rate: Option<i32>, finishing: f64, eta: &str) -> String {
+/// What follows the release time on a campaign's page.
+pub fn release_rest(l: Lang, rate: Option<i32>, finishing: f64, eta: &str) -> String {
     let rate = rate.map(|r| at_rate(l, r)).unwrap_or_default();
     match l {
-        En => format!("Release: {release}{rate} · finishing {finishing:.1} orders/s (last 10 s) · ETA {eta}"),
-        Zh => format!("释放：{release}{rate} · 完结速度 {finishing:.1} 笔/秒（近 10 秒）· 预计还需 {eta}"),
+        En => format!("{rate} · finishing {finishing:.1} orders/s (last 10 s) · ETA {eta}"),
+        Zh => format!("{rate} · 完结速度 {finishing:.1} 笔/秒（近 10 秒）· 预计还需 {eta}"),
     }
 }
 
