@@ -314,3 +314,78 @@ async fn an_order_is_found_by_merchant_and_biz_code_and_reads_as_order_show() {
     consumer.stop().await;
     stop_shared(app).await;
 }
+
+/// The text a `<time>` element shows for `datetime` (RFC 3339 UTC) in Asia/Shanghai.
+fn shanghai(datetime: &str) -> String {
+    let at = time::OffsetDateTime::parse(datetime, &time::format_description::well_known::Rfc3339).expect("rfc3339");
+    let local = at.to_offset(time::macros::offset!(+8));
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    format!("{} CST", local.format(&format).expect("format"))
+}
+
+#[tokio::test]
+async fn the_switch_turns_the_console_chinese_with_shanghai_times_yuan_and_live_figures() {
+    let app = spawn_app().await;
+    let console = app.start_console().await;
+    let admin = app.add_operator("ana", "admin");
+    load_scheduled_campaign(&app, "spring");
+    let browser = Browser::start().await;
+    // The browser asks for English (--lang=en-US): the switch turns it Chinese.
+    sign_in(&browser, &console, "ana", &admin).await;
+    browser.goto(&console.url("/merchants/m-test")).await;
+    assert!(browser.text().await.contains("Recent ledger entries"));
+    browser.click("header .lang a[hreflang=zh-CN]").await;
+    let text = browser.text_with("最近流水").await;
+    assert_eq!(browser.url().await, console.url("/merchants/m-test"), "the switch comes back to the page");
+    assert!(text.contains("商户 m-test") && text.contains("余额") && text.contains("¥10000.00"), "{text}");
+    assert!(text.contains("时间为 Asia/Shanghai 时区"), "{text}");
+    assert_eq!(browser.attribute("html", "lang").await, "zh-CN");
+    // Every time: Shanghai time shown, UTC in `datetime` and on hover.
+    let datetime = browser.attribute("main table time", "datetime").await;
+    let title = browser.attribute("main table time", "title").await;
+    assert!(datetime.ends_with('Z') && title.ends_with(" UTC"), "{datetime} / {title}");
+    assert_eq!(title, format!("{} UTC", datetime.trim_end_matches('Z').replace('T', " ")));
+    let shown =
+        browser.execute("return document.querySelector('main table time').textContent", serde_json::json!([])).await;
+    assert_eq!(shown.as_str(), Some(shanghai(&datetime).as_str()));
+    browser.screenshot("merchant-zh").await;
+
+    // A campaign: its release time in Shanghai time, its money in yuan.
+    browser.goto(&console.url("/campaigns/spring")).await;
+    let text = browser.text().await;
+    assert!(text.contains("发券计划 spring") && text.contains("¥28.50") && text.contains("CST"), "{text}");
+    let release = browser.attribute("main section time", "datetime").await;
+    assert!(text.contains(&shanghai(&release)), "the release time in Shanghai time: {text}");
+    browser.click("form[action='/campaigns/spring/pause'] button").await;
+    let question = browser.text_with("暂停发券计划").await;
+    assert!(question.contains("暂停发券计划 spring？其 3 笔未释放订单（28.50 元）"), "{question}");
+    browser.screenshot("campaign-pause-confirm-zh").await;
+    assert!(browser.find_all("main[data-refresh]").await.is_empty(), "a confirmation does not refresh itself");
+
+    // The overview refreshes itself: a new order shows up without navigating.
+    browser.goto(&console.url("/")).await;
+    let text = browser.text().await;
+    assert!(text.contains("近一小时受理") && text.contains("各微信支付商户号的发送速率"), "{text}");
+    browser.execute("window.stillThisPage = true", serde_json::json!([])).await;
+    let figure = "return document.querySelector('main .cards .card .figure').textContent";
+    let before: i64 =
+        browser.execute(figure, serde_json::json!([])).await.as_str().unwrap_or("x").parse().expect("count");
+    app.order("live-1").await;
+    let after = (before + 1).to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while browser.execute(figure, serde_json::json!([])).await.as_str() != Some(after.as_str()) {
+        assert!(tokio::time::Instant::now() < deadline, "the overview did not refresh itself");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let same = browser.execute("return window.stillThisPage === true", serde_json::json!([])).await;
+    assert_eq!(same, serde_json::json!(true), "refreshed in place, not reloaded");
+    browser.screenshot("overview-zh").await;
+
+    // And back to English.
+    browser.click("header .lang a[hreflang=en]").await;
+    let text = browser.text_with("accepted, last hour").await;
+    assert!(text.contains("accepted, last hour") && text.contains("Times in Asia/Shanghai"), "{text}");
+    browser.quit().await;
+    console.stop().await;
+    app.stop().await;
+}

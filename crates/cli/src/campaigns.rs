@@ -312,7 +312,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
             println!("campaign {name} deleted");
         }
         CampaignCommand::Priority { name, priority } => {
-            campaign::set_priority(&store, &name, priority).await?;
+            campaigns::priority(&store, &name, priority, &Actor::cli()).await?;
             println!("campaign {name} now has priority {priority} among its merchant's campaigns");
         }
     }

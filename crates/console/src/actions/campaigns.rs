@@ -1,5 +1,5 @@
-//! Campaign actions (pause, resume, cancel, delete) and the record of a load,
-//! audited; the rules are `lijian_producer::campaign`'s.
+//! Campaign actions (pause, resume, cancel, delete, priority) and the record
+//! of a load, audited; the rules are `lijian_producer::campaign`'s.
 
 use lijian_core::money::Fen;
 use lijian_core::store::Store;
@@ -39,6 +39,12 @@ pub async fn cancel(store: &Store, name: &str, actor: &Actor) -> Result<(i64, Fe
 pub async fn delete(store: &Store, name: &str, actor: &Actor) -> Result<(), ActionError> {
     campaign::delete_empty(store, name).await?;
     record(store, actor, AuditAction::CampaignDelete, name, 0, "empty campaign deleted".into()).await
+}
+
+/// Sets a campaign's priority among its merchant's campaigns.
+pub async fn priority(store: &Store, name: &str, priority: u32, actor: &Actor) -> Result<(), ActionError> {
+    campaign::set_priority(store, name, priority).await?;
+    record(store, actor, AuditAction::CampaignPriority, name, 1, format!("priority {priority}")).await
 }
 
 /// Records a finished load (the load itself is `lijian_producer::bulk`'s).

@@ -1,13 +1,16 @@
 //! What operators do, one function each, for the console's pages and the CLI
 //! alike (`lijian dlq`, `lijian campaign`, `lijian merchant topup`, `lijian
 //! operator`): the action itself (whose rules live in the store and the
-//! producer), then its line in the audit log.
+//! producer), then its line in the audit log. The CLI's other admin commands
+//! (merchants, keys, products, activities, WeChat Pay accounts) record theirs
+//! through [`admin`].
 //!
 //! The line is written once the action succeeded, not in its transaction: the
 //! actions keep the transactions they have (a replay publishes to the broker
 //! between two). Should the audit insert fail, the caller is told the action
 //! was done but not recorded, and the error is logged.
 
+pub mod admin;
 pub mod campaigns;
 pub mod dlq;
 pub mod merchants;

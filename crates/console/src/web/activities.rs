@@ -10,7 +10,8 @@ use maud::html;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::layout::{at, progress, yuan};
+use super::i18n::{self, M};
+use super::layout::{at, progress};
 use super::{Answer, Ctx};
 use crate::Console;
 
@@ -78,29 +79,36 @@ async fn activities(store: &Store) -> Result<Vec<ActivityRow>, StoreError> {
 pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answer {
     let rows = activities(&console.store).await.map_err(|e| ctx.fail(e))?;
     let now = OffsetDateTime::now_utc();
-    Ok(ctx.render("Activities", &rows, |rows| {
+    let l = ctx.lang;
+    Ok(ctx.render(ctx.t(M::Activities), &rows, |rows| {
         html! {
             table {
-                thead { tr { th { "activity" } th { "merchant" } th { "coupon" } th { "budget used" } th { "window (UTC)" } th { "sends from" } } }
+                thead { tr {
+                    th { (ctx.t(M::Activity)) } th { (ctx.t(M::Merchant)) } th { (ctx.t(M::Coupon)) }
+                    th { (ctx.t(M::BudgetUsed)) } th { (ctx.t(M::Window)) } th { (ctx.t(M::SendsFrom)) }
+                } }
                 tbody {
                     @for a in rows {
                         tr {
-                            td { (a.activity_id) @if !a.enabled { " " span.problem { "disabled" } } br; span.muted.code { "stock " (a.stock_id) } }
-                            td { a href={ "/merchants/" (a.merchant_id) } { (a.merchant_id) } }
-                            td { (yuan(a.face_value_fen)) " off" }
-                            td { (progress(a.used, a.budget, "used")) br; span.muted { (a.left) " left" } }
                             td {
-                                (at(a.starts)) " → " (at(a.ends))
-                                @if now < a.starts { br; span.muted { "not started" } }
-                                @else if now > a.ends { br; span.muted { "ended" } }
+                                (a.activity_id) @if !a.enabled { " " span.problem { (ctx.t(M::Disabled)) } }
+                                br; span.muted.code { (ctx.t(M::Stock)) " " (a.stock_id) }
+                            }
+                            td { a href={ "/merchants/" (a.merchant_id) } { (a.merchant_id) } }
+                            td { span.money { (i18n::face_off(l, a.face_value_fen)) } }
+                            td { (progress(a.used, a.budget, ctx.t(M::Used))) br; span.muted { (i18n::left_count(l, a.left)) } }
+                            td {
+                                (at(&ctx, a.starts)) " → " (at(&ctx, a.ends))
+                                @if now < a.starts { br; span.muted { (ctx.t(M::NotStarted)) } }
+                                @else if now > a.ends { br; span.muted { (ctx.t(M::Ended)) } }
                             }
                             td {
                                 span.code { (a.sends_from) }
                                 br;
                                 @match (a.account_rate, a.account_enabled) {
-                                    (Some(rate), Some(true)) => span.muted { "stored account, " (rate) "/s" },
-                                    (Some(_), _) => span.problem { "stored account disabled: its jobs park" },
-                                    _ => span.muted { "no stored account: the consumer's LIJIAN_WXPAY_* default" },
+                                    (Some(rate), Some(true)) => span.muted { (i18n::stored_account_rate(l, rate)) },
+                                    (Some(_), _) => span.problem { (ctx.t(M::AccountDisabled)) },
+                                    _ => span.muted { (ctx.t(M::NoStoredAccount)) },
                                 }
                             }
                         }

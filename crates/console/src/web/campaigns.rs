@@ -15,7 +15,8 @@ use lijian_producer::campaign::{self, Campaign};
 use maud::{html, Markup};
 use serde::Serialize;
 
-use super::layout::{at, confirmation, duration_words, progress, yuan};
+use super::i18n::{self, Lang, M};
+use super::layout::{at, confirmation, progress};
 use super::{Answer, Ctx, Form, Problem};
 use crate::actions::campaigns as act;
 use crate::Console;
@@ -31,6 +32,8 @@ pub(super) struct CampaignRow {
     orders: i64,
     finished: i64,
     released: i64,
+    #[serde(skip)]
+    release_time: Option<time::OffsetDateTime>,
 }
 
 impl CampaignRow {
@@ -44,6 +47,14 @@ impl CampaignRow {
             orders,
             finished,
             released: c.released,
+            release_time: c.release_at,
+        }
+    }
+
+    /// When it releases, in the operator's zone (or as loaded), and at what rate.
+    fn release(&self, ctx: &Ctx) -> Markup {
+        html! {
+            @match self.release_time { Some(t) => (at(ctx, t)), None => (ctx.t(M::AsLoaded)) }
         }
     }
 }
@@ -51,24 +62,28 @@ impl CampaignRow {
 pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answer {
     let all = campaign::list(&console.store).await.map_err(|e| ctx.fail(e))?;
     let rows: Vec<CampaignRow> = all.iter().map(|(c, orders, done)| CampaignRow::of(c, *orders, *done)).collect();
-    Ok(ctx.render("Campaigns", &rows, |rows| {
+    let l = ctx.lang;
+    Ok(ctx.render_live(ctx.t(M::Campaigns), &rows, |rows| {
         html! {
-            @if rows.is_empty() { p.muted { "No campaigns yet: `lijian load FILE.csv …` creates one." } }
+            @if rows.is_empty() { p.muted { (ctx.t(M::NoCampaigns)) } }
             @else {
                 table {
-                    thead { tr { th { "campaign" } th { "merchant" } th { "state" } th { "release" } th { "final orders" } th { "released" } } }
+                    thead { tr {
+                        th { (ctx.t(M::Campaign)) } th { (ctx.t(M::Merchant)) } th { (ctx.t(M::State)) }
+                        th { (ctx.t(M::Release)) } th { (ctx.t(M::FinalOrders)) } th { (ctx.t(M::Released)) }
+                    } }
                     tbody {
                         @for c in rows {
                             tr {
                                 td { a href={ "/campaigns/" (c.name) } { (c.name) } }
                                 td { a href={ "/merchants/" (c.merchant_id) } { (c.merchant_id) } }
-                                td { span class={ "state " (c.state) } { (c.state) } }
+                                td { span class={ "state " (c.state) } { (i18n::state_word(l, c.state)) } }
                                 td {
-                                    (c.release_at.as_deref().unwrap_or("as loaded"))
-                                    @if let Some(rate) = c.rate { " at " (rate) "/s" }
+                                    (c.release(&ctx))
+                                    @if let Some(rate) = c.rate { " · " (i18n::per_sec(l, rate)) }
                                 }
-                                td { (progress(c.finished, c.orders, "final")) }
-                                td { @if c.release_at.is_some() { (progress(c.released, c.orders, "released")) } @else { span.muted { "all" } } }
+                                td { (progress(c.finished, c.orders, ctx.t(M::Final))) }
+                                td { @if c.release_at.is_some() { (progress(c.released, c.orders, ctx.t(M::Released))) } @else { span.muted { (ctx.t(M::All)) } } }
                             }
                         }
                     }
@@ -140,49 +155,48 @@ pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Path(nam
         refunded: s.refunded.to_string(),
     };
     let state = s.campaign.state;
-    Ok(ctx.render(&format!("Campaign {name}"), &detail, |d| detail_body(&ctx, d, state)))
+    Ok(ctx.render_live(&i18n::campaign_title(ctx.lang, &name), &detail, |d| detail_body(&ctx, d, state)))
 }
 
 fn detail_body(ctx: &Ctx, d: &Detail, state: CampaignState) -> Markup {
     let c = &d.campaign;
-    let actions: &[(&str, &str)] = match (state, c.state) {
+    let l = ctx.lang;
+    let actions: &[(&str, M)] = match (state, c.state) {
         (_, "finished" | "empty") | (CampaignState::Cancelled, _) => &[],
-        (CampaignState::Active, _) => &[("pause", "Pause…"), ("cancel", "Cancel…")],
-        (CampaignState::Paused, _) => &[("resume", "Resume…"), ("cancel", "Cancel…")],
+        (CampaignState::Active, _) => &[("pause", M::PauseAsk), ("cancel", M::CancelAsk)],
+        (CampaignState::Paused, _) => &[("resume", M::ResumeAsk), ("cancel", M::CancelAsk)],
+    };
+    let eta = match d.eta_secs {
+        Some(secs) => i18n::duration_words(l, secs),
+        None => ctx.t(M::EtaUnknown).to_string(),
     };
     html! {
         section {
-            p { span class={ "state " (c.state) } { (c.state) } " · merchant " a href={ "/merchants/" (c.merchant_id) } { (c.merchant_id) } }
-            p { (progress(c.finished, c.orders, "orders final")) }
-            @if c.release_at.is_some() { p { (progress(c.released, c.orders, "released")) } }
-            p {
-                "Release: " (c.release_at.as_deref().unwrap_or("as loaded"))
-                @if let Some(rate) = c.rate { " at " (rate) " orders/s" }
-                " · finishing " (format!("{:.1}", d.finishing_per_sec)) " orders/s (last 10 s) · ETA "
-                @match d.eta_secs { Some(secs) => (duration_words(secs)), None => "unknown (nothing finishing now)" }
-            }
-            p { "Unreleased: " (d.unreleased.orders) " orders, " (yuan(d.unreleased.money)) " · parked: " (d.parked)
-                " · charged ¥" (d.charged) " · refunded ¥" (d.refunded) }
+            p { span class={ "state " (c.state) } { (i18n::state_word(l, c.state)) } " · " (ctx.t(M::Merchant)) " " a href={ "/merchants/" (c.merchant_id) } { (c.merchant_id) } }
+            p { (progress(c.finished, c.orders, ctx.t(M::OrdersFinal))) }
+            @if c.release_at.is_some() { p { (progress(c.released, c.orders, ctx.t(M::Released))) } }
+            p { (ctx.t(M::ReleaseLabel)) (c.release(ctx)) (i18n::release_rest(l, c.rate, d.finishing_per_sec, &eta)) }
+            p { (i18n::money_line(l, d.unreleased.orders, d.unreleased.money, d.parked, &d.charged, &d.refunded)) }
             @if ctx.is_admin() && !actions.is_empty() {
                 div.actions {
                     @for (action, label) in actions {
                         form method="post" action={ "/campaigns/" (c.name) "/" (action) } {
                             input type="hidden" name="csrf" value=(ctx.csrf());
-                            button.secondary type="submit" { (label) }
+                            button.secondary type="submit" { (ctx.t(*label)) }
                         }
                     }
                 }
             }
         }
-        h2 { "Orders by status" }
+        h2 { (ctx.t(M::OrdersByStatus)) }
         table {
-            thead { tr { th { "status" } th.num { "orders" } } }
-            tbody { @for s in &d.by_status { tr { td { (s.status) " " (s.label) } td.num { (s.orders) } } } }
+            thead { tr { th { (ctx.t(M::Status)) } th.num { (ctx.t(M::OrdersCol)) } } }
+            tbody { @for s in &d.by_status { tr { td { (s.status) " " (i18n::status_code_word(l, s.status)) } td.num { (s.orders) } } } }
         }
         @if !d.failures.is_empty() {
-            h2 { "Failures by reason" }
+            h2 { (ctx.t(M::FailuresByReason)) }
             table {
-                thead { tr { th { "reason" } th.num { "orders" } } }
+                thead { tr { th { (ctx.t(M::Reason)) } th.num { (ctx.t(M::OrdersCol)) } } }
                 tbody { @for (reason, n) in &d.failures { tr { td { (reason) } td.num { (n) } } } }
             }
         }
@@ -208,31 +222,18 @@ pub(super) async fn act(
     let store = &console.store;
     let waiting = unreleased(store, &name).await.map_err(|e| ctx.fail(e))?;
     let status = campaign::status(store, &name).await.map_err(|e| ctx.fail(e))?;
-    let (question, button) = match action.as_str() {
-        "pause" => (
-            format!(
-                "Pause campaign {name}? Its {} unreleased orders ({} yuan) wait until it is resumed; orders already released are still issued.",
-                waiting.orders, waiting.money
-            ),
-            "Pause",
-        ),
-        "resume" => (
-            format!(
-                "Resume campaign {name}? Its {} unreleased orders ({} yuan) are released from now{}.",
-                waiting.orders,
-                waiting.money,
-                status.campaign.rate.map(|r| format!(" at {r} orders/s")).unwrap_or_default()
-            ),
-            "Resume",
-        ),
-        "cancel" => (
-            format!(
-                "Cancel campaign {name}? Its {} unreleased orders end as cancelled (status 4) and {} yuan goes back to merchant {}. This cannot be undone.",
-                waiting.orders, waiting.money, status.campaign.merchant_id
-            ),
-            "Cancel the campaign",
-        ),
+    let (orders, money, rate) = (waiting.orders, waiting.money, status.campaign.rate);
+    let merchant = status.campaign.merchant_id.clone();
+    let button = match action.as_str() {
+        "pause" => M::Pause,
+        "resume" => M::Resume,
+        "cancel" => M::CancelCampaign,
         other => return Err(ctx.fail(Problem(StatusCode::NOT_FOUND, format!("no campaign action {other}")))),
+    };
+    let question = |l: Lang| match button {
+        M::Pause => i18n::pause_question(l, &name, orders, money),
+        M::Resume => i18n::resume_question(l, &name, orders, money, rate),
+        _ => i18n::cancel_question(l, &name, orders, money, &merchant),
     };
     if !form.confirmed() {
         #[derive(Serialize)]
@@ -241,11 +242,13 @@ pub(super) async fn act(
             question: String,
             unreleased: Unreleased,
         }
-        let preview = Preview { confirmed: false, question: question.clone(), unreleased: waiting };
+        // The JSON's question is in English, like every text the JSON carries.
+        let preview = Preview { confirmed: false, question: question(Lang::En), unreleased: waiting };
         let back = format!("/campaigns/{name}");
         let path = format!("/campaigns/{name}/{action}");
-        return Ok(ctx.render(&format!("{button} {name}"), &preview, |_| {
-            confirmation(&ctx, &path, &question, html! {}, button, &back)
+        let button = ctx.t(button);
+        return Ok(ctx.render(&i18n::action_title(ctx.lang, button, &name), &preview, |_| {
+            confirmation(&ctx, &path, &question(ctx.lang), html! {}, button, &back)
         }));
     }
     let actor = ctx.actor();
@@ -256,16 +259,17 @@ pub(super) async fn act(
     }
     .map_err(|e| ctx.fail(e))?;
     let done = Done { campaign: name.clone(), action: action.clone(), orders: done.0, refunded: done.1 };
-    Ok(ctx.render(&format!("Campaign {name}"), &done, |d| {
+    let l = ctx.lang;
+    Ok(ctx.render(&i18n::campaign_title(l, &name), &done, |d| {
         html! {
             p.done {
                 @match d.action.as_str() {
-                    "pause" => { "Paused: " (d.orders) " unreleased orders wait." }
-                    "resume" => { "Resumed: " (d.orders) " unreleased orders are released from now." }
-                    _ => { "Cancelled: " (d.orders) " orders, " (d.refunded.as_deref().unwrap_or("0.00")) " yuan refunded." }
+                    "pause" => { (i18n::paused_done(l, d.orders)) }
+                    "resume" => { (i18n::resumed_done(l, d.orders)) }
+                    _ => { (i18n::cancelled_done(l, d.orders, d.refunded.as_deref().unwrap_or("0.00"))) }
                 }
             }
-            p { a href={ "/campaigns/" (d.campaign) } { "Back to the campaign" } " · " (at(time::OffsetDateTime::now_utc())) }
+            p { a href={ "/campaigns/" (d.campaign) } { (ctx.t(M::BackToCampaign)) } " · " (at(&ctx, time::OffsetDateTime::now_utc())) }
         }
     }))
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use values::{format_duration, parse_duration, parse_schedule, redact_url, server_address};
-use values::{headroom_percent, optional_rate, port_list, queue_prefix, Value};
+use values::{headroom_percent, optional_rate, port_list, queue_prefix, time_zone, Value};
 
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +256,9 @@ settings! {
         secure_cookies: bool = false, "LIJIAN_CONSOLE_SECURE_COOKIES";
         /// How long a console login lasts; the operator then signs in again.
         session_ttl: Duration = Duration::from_secs(8 * 3600), "LIJIAN_CONSOLE_SESSION_TTL";
+        /// The operators' time zone, an IANA name: pages show times in it (UTC on
+        /// hover); stored times stay UTC.
+        time_zone: String = "Asia/Shanghai".into(), "LIJIAN_CONSOLE_TIME_ZONE", time_zone;
     }
     /// How each process serves operators and stops.
     process: ProcessSettings {
@@ -386,6 +389,18 @@ mod tests {
         assert_eq!(s.broker.queue_prefix, "t1");
         assert_eq!(s.producer.relay_grace, Duration::from_millis(250));
         assert!(s.apply_env(|k| (k == "LIJIAN_DB_POOL_SIZE").then(|| "zero".into())).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn console_time_zones_are_iana_names_from_the_compiled_in_database() -> Result<(), ConfigError> {
+        let mut s = Settings::default();
+        assert_eq!(s.console.time_zone, "Asia/Shanghai");
+        s.apply_env(|k| (k == "LIJIAN_CONSOLE_TIME_ZONE").then(|| "Europe/Berlin".into()))?;
+        assert_eq!(s.console.time_zone, "Europe/Berlin");
+        for wrong in ["+08:00", "Asia/Shangai", ""] {
+            assert!(s.apply_env(|k| (k == "LIJIAN_CONSOLE_TIME_ZONE").then(|| wrong.into())).is_err(), "{wrong}");
+        }
         Ok(())
     }
 
