@@ -1,5 +1,5 @@
-//! Campaign actions (pause, resume, cancel, delete) and the record of a load,
-//! audited; the rules are `lijian_producer::campaign`'s.
+//! Campaign actions (pause, resume, cancel, delete), audited; the rules are
+//! `lijian_producer::campaign`'s. A load is [`super::loads`].
 
 use lijian_core::money::Fen;
 use lijian_core::store::Store;
@@ -39,15 +39,4 @@ pub async fn cancel(store: &Store, name: &str, actor: &Actor) -> Result<(i64, Fe
 pub async fn delete(store: &Store, name: &str, actor: &Actor) -> Result<(), ActionError> {
     campaign::delete_empty(store, name).await?;
     record(store, actor, AuditAction::CampaignDelete, name, 0, "empty campaign deleted".into()).await
-}
-
-/// Records a finished load (the load itself is `lijian_producer::bulk`'s).
-pub async fn record_load(
-    store: &Store,
-    actor: &Actor,
-    name: &str,
-    accepted: u64,
-    detail: String,
-) -> Result<(), ActionError> {
-    record(store, actor, AuditAction::Load, name, i64::try_from(accepted).unwrap_or(i64::MAX), detail).await
 }
