@@ -43,8 +43,15 @@ where
         Ok(load_id) => keep_only(store, &name, load_id).await,
         Err(e) => Err(e),
     };
-    record(store, actor, AuditAction::Load, &name, i64::try_from(summary.accepted).unwrap_or(i64::MAX), detail(spec, &summary, from))
-        .await?;
+    record(
+        store,
+        actor,
+        AuditAction::Load,
+        &name,
+        i64::try_from(summary.accepted).unwrap_or(i64::MAX),
+        detail(spec, &summary, from),
+    )
+    .await?;
     saved?;
     Ok(summary)
 }
@@ -73,10 +80,7 @@ fn detail(spec: &LoadSpec, s: &LoadSummary, from: &str) -> String {
 async fn keep_only(store: &Store, campaign: &str, load_id: Option<i64>) -> Result<(), StoreError> {
     let client = store.client().await?;
     client
-        .execute(
-            "DELETE FROM load_rejects WHERE campaign = $1 AND load_id IS DISTINCT FROM $2",
-            &[&campaign, &load_id],
-        )
+        .execute("DELETE FROM load_rejects WHERE campaign = $1 AND load_id IS DISTINCT FROM $2", &[&campaign, &load_id])
         .await?;
     Ok(())
 }

@@ -45,7 +45,8 @@ pub(super) async fn rate_chart(store: &Store, campaign: &str, open: bool) -> Res
             &[&campaign],
         )
         .await?;
-    let (Some(first), Some(last)) = (span.get::<_, Option<OffsetDateTime>>(0), span.get::<_, Option<OffsetDateTime>>(1))
+    let (Some(first), Some(last)) =
+        (span.get::<_, Option<OffsetDateTime>>(0), span.get::<_, Option<OffsetDateTime>>(1))
     else {
         return Ok(RateChart::default());
     };

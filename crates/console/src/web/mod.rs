@@ -214,7 +214,9 @@ impl From<ActionError> for Problem {
         use lijian_producer::campaign::CampaignError;
         match e {
             ActionError::Store(e) | ActionError::Campaign(CampaignError::Store(e)) => Problem::from(e),
-            ActionError::Load(LoadError::Csv(why)) => Problem(StatusCode::BAD_REQUEST, format!("cannot read the CSV: {why}")),
+            ActionError::Load(LoadError::Csv(why)) => {
+                Problem(StatusCode::BAD_REQUEST, format!("cannot read the CSV: {why}"))
+            }
             ActionError::Load(LoadError::Store(e)) => Problem::from(e),
             ActionError::Load(LoadError::Campaign(e)) => Problem::from(ActionError::Campaign(e)),
             ActionError::Campaign(CampaignError::NotFound(name)) => {

@@ -394,6 +394,7 @@ pub(super) async fn rejects(ctx: Ctx, State(console): State<Arc<Console>>, Path(
             Some((chunk, seq + 1))
         }
     });
-    let headers = [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)];
+    let headers =
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)];
     Ok((headers, Body::from_stream(stream)).into_response())
 }
