@@ -125,29 +125,7 @@ async fn an_upload_by_token_streams_into_the_loader_and_leaves_the_clis_rejects_
     // from the campaign's name, are new): the bad rows are refused alike.
 
     // The body in two parts; the second waits until the first is stored.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
-    let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
-    let form = Form::new()
-        .text("merchant_id", MERCHANT)
-        .text("activity_id", ACTIVITY)
-        .text("product_code", PRODUCT)
-        .text("campaign", "web")
-        .part("file", Part::stream(reqwest::Body::wrap_stream(body)).file_name("web.csv"));
-    let sending = tokio::spawn({
-        let url = console.url("/campaigns");
-        let token = token.clone();
-        async move {
-            let answer = client()
-                .post(url)
-                .header(ACCEPT, "application/json")
-                .header(AUTHORIZATION, format!("Bearer {token}"))
-                .multipart(form)
-                .send()
-                .await
-                .expect("POST");
-            (answer.status(), answer.json::<Value>().await.unwrap_or_default())
-        }
-    });
+    let (tx, sending) = streamed_upload(&console, &token, "web");
     tx.send(Ok(csv.as_bytes()[..head_len].to_vec())).await.expect("first part");
     let stored = "SELECT count(*) FROM orders WHERE campaign = 'web'";
     assert_eq!(app.wait_for_count(stored, 20_000, Duration::from_secs(30)).await, 20_000, "a batch stored mid-upload");
@@ -190,6 +168,36 @@ async fn an_upload_by_token_streams_into_the_loader_and_leaves_the_clis_rejects_
     assert!(audit.contains("cli:"), "the CLI's load is recorded too: {audit}");
     console.stop().await;
     app.stop().await;
+}
+
+/// Body parts sent through the channel as they come.
+pub(crate) type Parts = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+
+/// An upload by token into `campaign` whose file is what `Parts` is sent
+/// (ended when it is dropped); the task answers (status, JSON).
+pub(crate) fn streamed_upload(
+    console: &ConsoleHandle,
+    token: &str,
+    campaign: &str,
+) -> (Parts, tokio::task::JoinHandle<(StatusCode, Value)>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
+    let form = Form::new()
+        .text("merchant_id", MERCHANT)
+        .text("activity_id", ACTIVITY)
+        .text("product_code", PRODUCT)
+        .text("campaign", campaign.to_string())
+        .part("file", Part::stream(reqwest::Body::wrap_stream(body)).file_name(format!("{campaign}.csv")));
+    let request = client()
+        .post(console.url("/campaigns"))
+        .header(ACCEPT, "application/json")
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .multipart(form);
+    let sending = tokio::spawn(async move {
+        let answer = request.send().await.expect("POST");
+        (answer.status(), answer.json::<Value>().await.unwrap_or_default())
+    });
+    (tx, sending)
 }
 
 async fn get_json(console: &ConsoleHandle, path: &str, token: &str) -> (StatusCode, Value) {

@@ -55,7 +55,8 @@ pub(super) async fn rate_chart(store: &Store, campaign: &str, open: bool) -> Res
     // Whole minutes per step, so that a step's count reads as "per N min".
     let span_secs = (last - first).whole_seconds().max(1);
     let step_secs = ((span_secs + 1) / POINTS / 60 + 1) * 60;
-    let steps = (span_secs / step_secs + 1).clamp(2, POINTS + 1) as usize;
+    // At least ten steps, so that a short campaign still reads as a line.
+    let steps = (span_secs / step_secs + 1).clamp(10, POINTS + 1) as usize;
     let mut released = vec![0i64; steps];
     let mut issued = vec![0i64; steps];
     let step = step_secs as f64;
