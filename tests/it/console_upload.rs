@@ -166,6 +166,16 @@ async fn an_upload_by_token_streams_into_the_loader_and_leaves_the_clis_rejects_
     let audit = lijian_ok(&app, &["audit", "list", "--action", "load"]);
     assert!(audit.contains(" ana ") && audit.contains("upload web.csv"), "{audit}");
     assert!(audit.contains("cli:"), "the CLI's load is recorded too: {audit}");
+
+    // A file that is only a header, not even a newline: read whole before the
+    // loader's thread starts, and loaded (nothing) without waiting for more.
+    let (status, empty) =
+        upload_by_token(&console, Some(&token), upload_form("empty", "openId,productCode", None)).await;
+    assert_eq!(
+        (status, empty["rows"].as_u64(), empty["rejects"].is_null()),
+        (StatusCode::OK, Some(0), true),
+        "{empty}"
+    );
     console.stop().await;
     app.stop().await;
 }

@@ -260,6 +260,8 @@ pub(super) async fn upload(
         }
     }
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
+    // A file that fit in its first chunks has nothing more to send.
+    let tx = (!ended).then_some(tx);
     let complete = Arc::new(AtomicBool::new(ended));
     let reader = UploadReader { pending: head.freeze(), rx, complete: complete.clone() };
     let (store, actor, from) = (console.store.clone(), ctx.actor(), format!("upload {file_name}"));
@@ -269,7 +271,7 @@ pub(super) async fn upload(
         let _registered = registered;
         loads::load(&store, &spec, reader, std::io::sink(), progress, &actor, &from).await
     });
-    if !ended {
+    if let Some(tx) = tx {
         loop {
             match file.chunk().await {
                 Ok(Some(chunk)) => {
@@ -288,7 +290,6 @@ pub(super) async fn upload(
             }
         }
     }
-    drop(tx);
     let summary = loading
         .await
         .map_err(|e| ctx.fail(Problem(StatusCode::INTERNAL_SERVER_ERROR, format!("the load failed: {e}"))))?
