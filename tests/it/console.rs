@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::helpers::console::ConsoleHandle;
 use crate::helpers::*;
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
@@ -150,7 +150,7 @@ async fn json_shows_the_same_data_as_the_page_and_the_cli() {
 
 /// Signs `ana` in through the form like a browser (form token cookie, then
 /// the session cookie); returns the `Cookie` header to send.
-async fn browser_session(app: &TestApp, console: &ConsoleHandle) -> String {
+pub(crate) async fn browser_session(app: &TestApp, console: &ConsoleHandle) -> String {
     let password = app.add_operator("bo", "admin");
     let (status, session) = sign_in_form(console, "bo", &password).await;
     assert_eq!(status, StatusCode::SEE_OTHER);

@@ -1,7 +1,8 @@
 //! Issue 13 in a real headless Chromium: signing in and out, a viewer who sees
 //! no action and whose forged POST is refused, a POST without its CSRF token,
 //! a campaign paused and resumed, a parked job replayed to exactly one coupon,
-//! an order found and its timeline read. Each test saves screenshots under
+//! an order found and its timeline read, a CSV uploaded with bad rows (its
+//! progress watched, its rejects downloaded). Each test saves screenshots under
 //! `target/console-screenshots/`.
 
 use std::collections::HashSet;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::helpers::browser::Browser;
-use crate::helpers::console::{sign_in, ConsoleHandle};
+use crate::helpers::console::{sign_in, ConsoleHandle, UPLOAD_BAD_LINES, UPLOAD_CSV};
 use crate::helpers::wxpay::spawn_sim;
 use crate::helpers::*;
 
@@ -385,6 +386,84 @@ async fn the_switch_turns_the_console_chinese_with_shanghai_times_yuan_and_live_
     browser.click("header .lang a[hreflang=en]").await;
     let text = browser.text_with("accepted, last hour").await;
     assert!(text.contains("accepted, last hour") && text.contains("Times in Asia/Shanghai"), "{text}");
+    browser.quit().await;
+    console.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_csv_with_bad_rows_is_uploaded_watched_and_its_rejects_downloaded() {
+    let app = spawn_app().await;
+    lijian_ok(&app, &["merchant", "topup", "--merchant-id", MERCHANT, "--amount", "300000"]);
+    let console = app.start_console().await;
+    let admin = app.add_operator("ana", "admin");
+    let token = app.operator_token("ana");
+    let browser = Browser::start().await;
+    sign_in(&browser, &console, "ana", &admin).await;
+
+    // Through the form, as an operator does it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("autumn.csv");
+    std::fs::write(&file, UPLOAD_CSV).expect("csv");
+    browser.goto(&console.url("/campaigns")).await;
+    browser.type_into("input[name=merchant_id]", MERCHANT).await;
+    browser.type_into("input[name=activity_id]", ACTIVITY).await;
+    browser.type_into("input[name=product_code]", PRODUCT).await;
+    browser.choose_file("input[name=file]", &file).await;
+    browser.screenshot("campaign-upload-form").await;
+    browser.click("form[action='/campaigns'] button[type=submit]").await;
+    let page = console.url("/campaigns/autumn");
+    assert_eq!(browser.url_when(|u| u == page).await, page, "the campaign is named after the file");
+    let text = browser.text_with("Last load").await;
+    assert!(text.contains("6 rows from upload autumn.csv: 3 accepted, 0 duplicates, 3 rejected"), "{text}");
+    assert!(text.contains("3 / 3 orders final") || text.contains("0 / 3 orders final"), "{text}");
+    browser.screenshot("campaign-uploaded").await;
+    browser.click("a.rejects").await;
+    let rejects = browser.downloaded("autumn.rejects.csv").await;
+    let rows: Vec<&str> = rejects.lines().collect();
+    assert_eq!(rows[0], "line,reason,openId,productCode", "{rejects}");
+    assert_eq!(rows.len(), 1 + UPLOAD_BAD_LINES.len(), "{rejects}");
+    for (row, (line, bad)) in rows[1..].iter().zip(UPLOAD_BAD_LINES) {
+        assert!(row.starts_with(&format!("{line},")) && row.ends_with(&format!(",{bad}")), "{row}: line {line}");
+    }
+
+    // Its rate over time: released and issued per step (as if a scheduler and
+    // a consumer had worked through it a few minutes ago).
+    let db = app.store.client().await.expect("db");
+    let worked = "UPDATE orders SET enqueued_at = now() - interval '6 min', status = 2,
+                  finished_at = now() - interval '3 min' WHERE campaign = 'autumn'";
+    db.execute(worked, &[]).await.expect("update");
+    browser.goto(&console.url("/campaigns/autumn")).await;
+    assert_eq!(browser.find_all(".chart svg polyline").await.len(), 2, "released and issued, drawn on the server");
+    let text = browser.text().await;
+    assert!(text.contains("released (3)") && text.contains("issued (3)"), "{text}");
+    browser.screenshot("campaign-rate").await;
+
+    // A bigger one by token, held halfway: the page shows its progress and
+    // refreshes itself until the load is done.
+    let (parts, sending) = crate::console_upload::streamed_upload(&console, &token, "winter");
+    let mut head = String::from("openId\n");
+    for i in 0..25_000 {
+        head.push_str(&format!("oWinter{i}\n"));
+    }
+    parts.send(Ok(head.into_bytes())).await.expect("first part");
+    let stored = "SELECT count(*) FROM orders WHERE campaign = 'winter'";
+    assert_eq!(app.wait_for_count(stored, 20_000, Duration::from_secs(30)).await, 20_000);
+    browser.goto(&console.url("/campaigns/winter")).await;
+    let text = browser.text().await;
+    assert!(text.contains("Loading now: winter") && text.contains("20000 accepted"), "{text}");
+    browser.screenshot("campaign-loading").await;
+    parts.send(Ok(b"oWinterLast\n".to_vec())).await.expect("last part");
+    drop(parts);
+    let (status, loaded) = sending.await.expect("upload");
+    assert_eq!((status.as_u16(), loaded["accepted"].as_u64()), (200, Some(25_001)), "{loaded}");
+    // No navigation here: the page's own refresh shows the finished load.
+    let text = browser.text_with("25001 rows from upload winter.csv").await;
+    assert!(!text.contains("Loading now"), "{text}");
+    assert_eq!(browser.url().await, console.url("/campaigns/winter"));
+    browser.screenshot("campaign-loaded").await;
+    let audit = lijian_ok(&app, &["audit", "list", "--action", "load"]);
+    assert!(audit.contains("autumn") && audit.contains("winter") && audit.matches(" ana ").count() == 2, "{audit}");
     browser.quit().await;
     console.stop().await;
     app.stop().await;

@@ -1,5 +1,5 @@
-//! Campaign actions (pause, resume, cancel, delete, priority) and the record
-//! of a load, audited; the rules are `lijian_producer::campaign`'s.
+//! Campaign actions (pause, resume, cancel, delete, priority), audited; the
+//! rules are `lijian_producer::campaign`'s. A load is [`super::loads`].
 
 use lijian_core::money::Fen;
 use lijian_core::store::Store;
@@ -47,13 +47,3 @@ pub async fn priority(store: &Store, name: &str, priority: u32, actor: &Actor) -
     record(store, actor, AuditAction::CampaignPriority, name, 1, format!("priority {priority}")).await
 }
 
-/// Records a finished load (the load itself is `lijian_producer::bulk`'s).
-pub async fn record_load(
-    store: &Store,
-    actor: &Actor,
-    name: &str,
-    accepted: u64,
-    detail: String,
-) -> Result<(), ActionError> {
-    record(store, actor, AuditAction::Load, name, i64::try_from(accepted).unwrap_or(i64::MAX), detail).await
-}

@@ -15,8 +15,10 @@ use lijian_producer::campaign::{self, Campaign};
 use maud::{html, Markup};
 use serde::Serialize;
 
+use super::campaign_more::{self as more, LastLoad, RateChart};
 use super::i18n::{self, Lang, M};
 use super::layout::{at, confirmation, progress};
+use super::upload::{self, UploadView};
 use super::{Answer, Ctx, Form, Problem};
 use crate::actions::campaigns as act;
 use crate::Console;
@@ -63,8 +65,11 @@ pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answe
     let all = campaign::list(&console.store).await.map_err(|e| ctx.fail(e))?;
     let rows: Vec<CampaignRow> = all.iter().map(|(c, orders, done)| CampaignRow::of(c, *orders, *done)).collect();
     let l = ctx.lang;
+    let loading = console.uploads.all();
     Ok(ctx.render_live(ctx.t(M::Campaigns), &rows, |rows| {
         html! {
+            @for (name, u) in &loading { (upload::progress_box(name, u)) }
+            (upload::form(&ctx))
             @if rows.is_empty() { p.muted { (ctx.t(M::NoCampaigns)) } }
             @else {
                 table {
@@ -106,6 +111,12 @@ pub(super) struct Detail {
     /// Yuan charged (orders issued or in progress) and refunded.
     charged: String,
     refunded: String,
+    /// An upload loading into the campaign now (in this console process).
+    loading: Option<UploadView>,
+    last_load: Option<LastLoad>,
+    /// The rejects file of the last load, if it refused a row.
+    rejects: Option<String>,
+    rate: RateChart,
 }
 
 #[derive(Serialize)]
@@ -140,6 +151,10 @@ async fn unreleased(store: &Store, name: &str) -> Result<Unreleased, StoreError>
 pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Path(name): Path<String>) -> Answer {
     let s = campaign::status(&console.store, &name).await.map_err(|e| ctx.fail(e))?;
     let waiting = unreleased(&console.store, &name).await.map_err(|e| ctx.fail(e))?;
+    let store = &console.store;
+    let rate = more::rate_chart(store, &name, s.open() > 0).await.map_err(|e| ctx.fail(e))?;
+    let last_load = more::last_load(store, &name).await.map_err(|e| ctx.fail(e))?;
+    let rejects = more::rejects_link(store, &name).await.map_err(|e| ctx.fail(e))?;
     let detail = Detail {
         campaign: CampaignRow::of(&s.campaign, s.total(), s.total() - s.open()),
         by_status: OrderStatus::ALL
@@ -153,6 +168,10 @@ pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Path(nam
         eta_secs: s.eta_secs(),
         charged: s.charged.to_string(),
         refunded: s.refunded.to_string(),
+        loading: console.uploads.view(&name),
+        last_load,
+        rejects,
+        rate,
     };
     let state = s.campaign.state;
     Ok(ctx.render_live(&i18n::campaign_title(ctx.lang, &name), &detail, |d| detail_body(&ctx, d, state)))
@@ -171,6 +190,7 @@ fn detail_body(ctx: &Ctx, d: &Detail, state: CampaignState) -> Markup {
         None => ctx.t(M::EtaUnknown).to_string(),
     };
     html! {
+        @if let Some(u) = &d.loading { (upload::progress_box(&c.name, u)) }
         section {
             p { span class={ "state " (c.state) } { (i18n::state_word(l, c.state)) } " · " (ctx.t(M::Merchant)) " " a href={ "/merchants/" (c.merchant_id) } { (c.merchant_id) } }
             p { (progress(c.finished, c.orders, ctx.t(M::OrdersFinal))) }
@@ -188,6 +208,8 @@ fn detail_body(ctx: &Ctx, d: &Detail, state: CampaignState) -> Markup {
                 }
             }
         }
+        (more::chart_markup(&d.rate))
+        (more::load_markup(d.last_load.as_ref(), d.rejects.as_deref()))
         h2 { (ctx.t(M::OrdersByStatus)) }
         table {
             thead { tr { th { (ctx.t(M::Status)) } th.num { (ctx.t(M::OrdersCol)) } } }

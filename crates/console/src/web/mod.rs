@@ -9,6 +9,7 @@
 mod activities;
 mod audit;
 mod auth;
+mod campaign_more;
 mod campaigns;
 mod chart;
 mod dlq;
@@ -20,10 +21,11 @@ mod merchants;
 mod orders;
 mod overview;
 mod rates;
+pub(crate) mod upload;
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -50,8 +52,10 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/dlq", get(dlq::page))
         .route("/dlq/replay", post(dlq::replay))
         .route("/dlq/fail", post(dlq::fail))
-        .route("/campaigns", get(campaigns::list))
+        // The upload streams: no cap on its body (the loader reads it as it comes).
+        .route("/campaigns", get(campaigns::list).post(upload::upload).layer(DefaultBodyLimit::disable()))
         .route("/campaigns/{name}", get(campaigns::page))
+        .route("/campaigns/{name}/rejects", get(upload::rejects))
         .route("/campaigns/{name}/{action}", post(campaigns::act))
         .route("/merchants", get(merchants::list))
         .route("/merchants/{id}", get(merchants::page))
@@ -253,9 +257,15 @@ impl From<StoreError> for Problem {
 
 impl From<ActionError> for Problem {
     fn from(e: ActionError) -> Problem {
+        use lijian_producer::bulk::LoadError;
         use lijian_producer::campaign::CampaignError;
         match e {
             ActionError::Store(e) | ActionError::Campaign(CampaignError::Store(e)) => Problem::from(e),
+            ActionError::Load(LoadError::Csv(why)) => {
+                Problem(StatusCode::BAD_REQUEST, format!("cannot read the CSV: {why}"))
+            }
+            ActionError::Load(LoadError::Store(e)) => Problem::from(e),
+            ActionError::Load(LoadError::Campaign(e)) => Problem::from(ActionError::Campaign(e)),
             ActionError::Campaign(CampaignError::NotFound(name)) => {
                 Problem(StatusCode::NOT_FOUND, format!("campaign {name} not found"))
             }
