@@ -9,6 +9,7 @@ mod load;
 mod notifier;
 mod priority;
 mod rate;
+mod rate_accounts;
 mod upload;
 
 use clap::Subcommand;

@@ -4,7 +4,9 @@
 //! `--latency-ms` with a hard limit (429 beyond it); the simulator's own request
 //! log gives the sends per second. Then the survivor case: one of two consumers
 //! is SIGKILLed mid-run, and we time how long the other takes to hold the limit
-//! alone. The raw baseline is the limit itself: every figure is a ratio to it.
+//! alone. Last, two accounts at once, each held to its own limit
+//! (`rate_accounts.rs`). The raw baseline is the limit itself: every figure is
+//! a ratio to it.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,8 +53,10 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
             std::fs::write(&path, text)?;
             Ok(path)
         };
-        settings.wxpay.private_key = Some(write("merchant.pem", merchant_key.to_pkcs8_pem()?)?);
-        settings.wxpay.public_key = Some(write("platform.pem", platform_key.public_key_pem()?)?);
+        let private_key = write("merchant.pem", merchant_key.to_pkcs8_pem()?)?;
+        let public_key = write("platform.pem", platform_key.public_key_pem()?)?;
+        settings.wxpay.private_key = Some(private_key.clone());
+        settings.wxpay.public_key = Some(public_key.clone());
         settings.wxpay.public_key_id = Some("PUB_KEY_ID_BENCH".into());
         settings.wxpay.rate = limit;
         let backlog = limit as usize * seconds as usize;
@@ -65,7 +69,7 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
         );
         let mut next = 0;
         for consumers in [1usize, 2, 4] {
-            let codes = store_and_queue(&env, &publisher, next, backlog).await?;
+            let codes = store_and_queue(&env, &publisher, "bench-a", next, backlog).await?;
             next += backlog;
             let started_ms = now_ms();
             let mut children: Vec<RoleChild> =
@@ -94,7 +98,7 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
         }
 
         // The survivor: two consumers, one SIGKILLed once both are busy.
-        let codes = store_and_queue(&env, &publisher, next, backlog).await?;
+        let codes = store_and_queue(&env, &publisher, "bench-a", next, backlog).await?;
         next += backlog;
         let started_ms = now_ms();
         let mut children: Vec<RoleChild> = (0..2).map(|_| spawn_consumer(&settings)).collect::<Result<_, _>>()?;
@@ -124,6 +128,17 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
             .map(|(second, n)| format!("{:+}s:{n}", second - killed_second))
             .collect();
         println!("          sends per second around the kill: {}", seconds_after.join(" "));
+
+        let two = super::rate_accounts::TwoAccounts {
+            env: &env,
+            publisher: &publisher,
+            settings: &settings,
+            merchant_key: &merchant_key,
+            private_key,
+            public_key,
+            platform_key: &platform_key,
+        };
+        super::rate_accounts::run(two, next, limit, latency_ms, seconds).await?;
         Ok::<(), anyhow::Error>(())
     }
     .await;
@@ -132,10 +147,11 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
     outcome
 }
 
-/// Stores `n` orders (distinct users) and queues them as 100-order jobs.
-async fn store_and_queue(
+/// Stores `n` orders of `activity` (distinct users) and queues them as 100-order jobs.
+pub(super) async fn store_and_queue(
     env: &BenchEnv,
     publisher: &Publisher,
+    activity: &str,
     from: usize,
     n: usize,
 ) -> anyhow::Result<std::collections::HashSet<String>> {
@@ -144,9 +160,9 @@ async fn store_and_queue(
     client
         .execute(
             "INSERT INTO orders (order_code, merchant_id, biz_code, open_id, app_id, product_code, activity_id, settlement_fen, enqueued_at)
-             SELECT 'LJR' || lpad(i::text, 12, '0'), 'bench-m', 'r' || i, 'oRate' || i, 'wx0000000000000000', 'bench-p', 'bench-a', 450, now()
+             SELECT 'LJR' || lpad(i::text, 12, '0'), 'bench-m', 'r' || i, 'oRate' || i, 'wx0000000000000000', 'bench-p', $3, 450, now()
                FROM generate_series($1::bigint, $2::bigint - 1) AS i",
-            &[&from, &to],
+            &[&from, &to, &activity],
         )
         .await?;
     let codes: Vec<String> = (from..to).map(|i| format!("LJR{i:012}")).collect();
@@ -210,7 +226,7 @@ pub(super) fn stop_children(children: &mut [RoleChild]) {
     }
 }
 
-async fn wait_issued(env: &BenchEnv, total: i64, timeout: Duration) -> anyhow::Result<()> {
+pub(super) async fn wait_issued(env: &BenchEnv, total: i64, timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
     while env.store.status_counts().await?.orders(OrderStatus::Success) < total {
         anyhow::ensure!(started.elapsed() < timeout, "the backlog was not issued within {timeout:?}");
@@ -239,16 +255,16 @@ fn per_second(run: &[RequestRecord]) -> Vec<(i64, usize)> {
 }
 
 /// Sends per second over the steady state of one run.
-struct Steady {
-    min: usize,
-    median: usize,
-    max: usize,
-    worst_window: usize,
-    throttled: usize,
+pub(super) struct Steady {
+    pub min: usize,
+    pub median: usize,
+    pub max: usize,
+    pub worst_window: usize,
+    pub throttled: usize,
 }
 
 impl Steady {
-    fn of(run: &[RequestRecord]) -> Steady {
+    pub(super) fn of(run: &[RequestRecord]) -> Steady {
         let seconds = per_second(run);
         let mut steady: Vec<usize> = if seconds.len() > 2 * EDGE_SECONDS as usize {
             seconds[EDGE_SECONDS as usize..seconds.len() - EDGE_SECONDS as usize].iter().map(|(_, n)| *n).collect()
@@ -266,7 +282,7 @@ impl Steady {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 

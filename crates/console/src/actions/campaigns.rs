@@ -46,4 +46,3 @@ pub async fn priority(store: &Store, name: &str, priority: u32, actor: &Actor) -
     campaign::set_priority(store, name, priority).await?;
     record(store, actor, AuditAction::CampaignPriority, name, 1, format!("priority {priority}")).await
 }
-
