@@ -125,7 +125,7 @@ SELECT 'N' || id, order_code, status, finished_at, finished_at,
        CASE WHEN fate = 'parked' THEN (ARRAY['HTTP 500 from the merchant', 'connection refused'])[1 + id % 2] END,
        CASE WHEN fate = 'pending' THEN NULL ELSE fate END
   FROM (SELECT o.*, CASE WHEN o.id % 500 = 0 THEN 'parked'
-                         WHEN o.finished_at > now() - interval '1 minute' AND o.campaign = 'c-big' THEN 'pending'
+                         WHEN o.finished_at > now() - interval '16 minutes' AND o.campaign = 'c-big' THEN 'pending'
                          ELSE 'delivered' END AS fate
           FROM orders o WHERE status IN (2, 3, 4)) f
  ORDER BY id;

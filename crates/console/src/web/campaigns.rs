@@ -5,17 +5,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use lijian_core::money::Fen;
 use lijian_core::status::OrderStatus;
-use lijian_core::store::{predicates, Store, StoreError};
 use lijian_core::vocab::CampaignState;
 use lijian_producer::campaign::{self, Campaign};
 use maud::{html, Markup};
 use serde::Serialize;
 
 use super::layout::{at, confirmation, duration_words, progress, yuan};
+use super::paging::{PageQuery, Pager, ROWS};
 use super::{Answer, Ctx, Form, Problem};
 use crate::actions::campaigns as act;
 use crate::Console;
@@ -48,12 +48,24 @@ impl CampaignRow {
     }
 }
 
-pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answer {
-    let all = campaign::list(&console.store).await.map_err(|e| ctx.fail(e))?;
-    let rows: Vec<CampaignRow> = all.iter().map(|(c, orders, done)| CampaignRow::of(c, *orders, *done)).collect();
-    Ok(ctx.render("Campaigns", &rows, |rows| {
+/// A page of campaigns, newest first.
+#[derive(Serialize)]
+pub(super) struct CampaignList {
+    campaigns: Vec<CampaignRow>,
+    #[serde(flatten)]
+    pager: Pager,
+}
+
+pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>, Query(q): Query<PageQuery>) -> Answer {
+    let page = q.number();
+    let window = campaign::ListQuery { offset: Pager::offset(page, ROWS), limit: ROWS, running_only: false };
+    let (found, more) = campaign::list_page(&console.store, &window).await.map_err(|e| ctx.fail(e))?;
+    let campaigns = found.iter().map(|(c, orders, done)| CampaignRow::of(c, *orders, *done)).collect();
+    let view = CampaignList { campaigns, pager: Pager::numbered("/campaigns", "", page, more) };
+    Ok(ctx.render("Campaigns", &view, |v| {
+        let rows = &v.campaigns;
         html! {
-            @if rows.is_empty() { p.muted { "No campaigns yet: `lijian load FILE.csv …` creates one." } }
+            @if rows.is_empty() && page == 1 { p.muted { "No campaigns yet: `lijian load FILE.csv …` creates one." } }
             @else {
                 table {
                     thead { tr { th { "campaign" } th { "merchant" } th { "state" } th { "release" } th { "final orders" } th { "released" } } }
@@ -74,6 +86,7 @@ pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answe
                     }
                 }
             }
+            (v.pager.nav())
         }
     }))
 }
@@ -112,19 +125,13 @@ fn as_yuan<S: serde::Serializer>(amount: &Fen, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_str(&amount.to_string())
 }
 
-async fn unreleased(store: &Store, name: &str) -> Result<Unreleased, StoreError> {
-    let client = store.client().await?;
-    let sql = format!(
-        "SELECT count(*), coalesce(sum(settlement_fen), 0)::bigint FROM orders WHERE campaign = $1 AND {}",
-        predicates::UNRELEASED
-    );
-    let row = client.query_one(&sql, &[&name]).await?;
-    Ok(Unreleased { orders: row.get(0), money: Fen(row.get(1)) })
+fn unreleased(s: &campaign::CampaignStatus) -> Unreleased {
+    Unreleased { orders: s.unreleased, money: s.unreleased_money }
 }
 
 pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Path(name): Path<String>) -> Answer {
     let s = campaign::status(&console.store, &name).await.map_err(|e| ctx.fail(e))?;
-    let waiting = unreleased(&console.store, &name).await.map_err(|e| ctx.fail(e))?;
+    let waiting = unreleased(&s);
     let detail = Detail {
         campaign: CampaignRow::of(&s.campaign, s.total(), s.total() - s.open()),
         by_status: OrderStatus::ALL
@@ -206,8 +213,8 @@ pub(super) async fn act(
 ) -> Answer {
     ctx.check_admin(&form)?;
     let store = &console.store;
-    let waiting = unreleased(store, &name).await.map_err(|e| ctx.fail(e))?;
     let status = campaign::status(store, &name).await.map_err(|e| ctx.fail(e))?;
+    let waiting = unreleased(&status);
     let (question, button) = match action.as_str() {
         "pause" => (
             format!(

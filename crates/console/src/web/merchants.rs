@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use lijian_core::money::Fen;
 use lijian_core::status::OrderStatus;
@@ -15,6 +15,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::layout::{at, yuan};
+use super::paging::{PageQuery, Pager, ROWS};
 use super::{Answer, Ctx, Form, Problem};
 use crate::actions::merchants as act;
 use crate::Console;
@@ -30,9 +31,22 @@ pub(super) struct MerchantRow {
     balance: String,
 }
 
-pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answer {
-    let rows = merchants(&console.store).await.map_err(|e| ctx.fail(e))?;
-    Ok(ctx.render("Merchants", &rows, |rows| {
+/// A page of merchants, by id.
+#[derive(Serialize)]
+pub(super) struct MerchantList {
+    merchants: Vec<MerchantRow>,
+    #[serde(flatten)]
+    pager: Pager,
+}
+
+pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>, Query(q): Query<PageQuery>) -> Answer {
+    let page = q.number();
+    let mut rows = merchants(&console.store, Pager::offset(page, ROWS)).await.map_err(|e| ctx.fail(e))?;
+    let more = rows.len() as i64 > ROWS;
+    rows.truncate(ROWS as usize);
+    let view = MerchantList { merchants: rows, pager: Pager::numbered("/merchants", "", page, more) };
+    Ok(ctx.render("Merchants", &view, |v| {
+        let rows = &v.merchants;
         html! {
             table {
                 thead { tr { th { "merchant" } th { "name" } th { "enabled" } th.num { "balance (yuan)" } } }
@@ -47,14 +61,20 @@ pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answe
                     }
                 }
             }
+            (v.pager.nav())
         }
     }))
 }
 
-async fn merchants(store: &Store) -> Result<Vec<MerchantRow>, StoreError> {
+/// A page of merchants from `offset`, and the first of the next page if any.
+async fn merchants(store: &Store, offset: i64) -> Result<Vec<MerchantRow>, StoreError> {
     let client = store.client().await?;
-    let rows =
-        client.query("SELECT merchant_id, name, enabled, balance_fen FROM merchants ORDER BY merchant_id", &[]).await?;
+    let rows = client
+        .query(
+            "SELECT merchant_id, name, enabled, balance_fen FROM merchants ORDER BY merchant_id LIMIT $1 OFFSET $2",
+            &[&(ROWS + 1), &offset],
+        )
+        .await?;
     Ok(rows
         .iter()
         .map(|r| MerchantRow {
@@ -74,11 +94,16 @@ pub(super) struct MerchantPage {
     enabled: bool,
     balance: String,
     orders_by_status: Vec<(i16, i64)>,
+    /// Newest first, [`LEDGER_ROWS`] a page; `next` reads older entries.
     ledger: Vec<LedgerEntry>,
+    #[serde(flatten)]
+    pager: Pager,
 }
 
 #[derive(Serialize)]
 struct LedgerEntry {
+    #[serde(skip)]
+    id: i64,
     #[serde(with = "time::serde::rfc3339")]
     at: OffsetDateTime,
     kind: LedgerKind,
@@ -87,18 +112,20 @@ struct LedgerEntry {
     order_code: Option<String>,
 }
 
-async fn ledger(store: &Store, merchant_id: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+/// Entries older than `before` (all when None), newest first, one more than a page.
+async fn ledger(store: &Store, merchant_id: &str, before: Option<i64>) -> Result<Vec<LedgerEntry>, StoreError> {
     let client = store.client().await?;
     let rows = client
         .query(
-            "SELECT created_at, kind, amount_fen, balance_after_fen, order_code FROM balance_ledger
-              WHERE merchant_id = $1 ORDER BY id DESC LIMIT $2",
-            &[&merchant_id, &LEDGER_ROWS],
+            "SELECT created_at, kind, amount_fen, balance_after_fen, order_code, id FROM balance_ledger
+              WHERE merchant_id = $1 AND id < coalesce($3, 9223372036854775807) ORDER BY id DESC LIMIT $2",
+            &[&merchant_id, &(LEDGER_ROWS + 1), &before],
         )
         .await?;
     Ok(rows
         .iter()
         .map(|r| LedgerEntry {
+            id: r.get(5),
             at: r.get(0),
             kind: r.get(1),
             amount: Fen(r.get(2)).to_string(),
@@ -108,10 +135,26 @@ async fn ledger(store: &Store, merchant_id: &str) -> Result<Vec<LedgerEntry>, St
         .collect())
 }
 
-pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Path(id): Path<String>) -> Answer {
+#[derive(serde::Deserialize, Default)]
+pub(super) struct LedgerQuery {
+    before: Option<i64>,
+}
+
+pub(super) async fn page(
+    ctx: Ctx,
+    State(console): State<Arc<Console>>,
+    Path(id): Path<String>,
+    Query(q): Query<LedgerQuery>,
+) -> Answer {
     let m = console.store.show_merchant(&id).await.map_err(|e| ctx.fail(e))?;
+    let mut entries = ledger(&console.store, &id, q.before).await.map_err(|e| ctx.fail(e))?;
+    let more = entries.len() as i64 > LEDGER_ROWS;
+    entries.truncate(LEDGER_ROWS as usize);
+    let path = format!("/merchants/{}", url_part(&id));
+    let pager = Pager::keyset(&path, "", q.before, entries.last().map(|e| e.id), more);
     let view = MerchantPage {
-        ledger: ledger(&console.store, &id).await.map_err(|e| ctx.fail(e))?,
+        ledger: entries,
+        pager,
         merchant_id: m.merchant_id,
         business_id: m.business_id,
         name: m.name,
@@ -145,7 +188,7 @@ fn body(ctx: &Ctx, m: &MerchantPage) -> Markup {
                 }
             }
         }
-        h2 { "Recent ledger entries" }
+        h2 { @if m.pager.prev.is_some() { "Older ledger entries" } @else { "Recent ledger entries" } }
         table {
             thead { tr { th { "at" } th { "kind" } th.num { "amount" } th.num { "balance after" } th { "order" } } }
             tbody {
@@ -160,7 +203,12 @@ fn body(ctx: &Ctx, m: &MerchantPage) -> Markup {
                 }
             }
         }
+        (m.pager.nav())
     }
+}
+
+fn url_part(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 #[derive(Serialize)]

@@ -10,6 +10,7 @@ use lijian_core::status::OrderStatus;
 use lijian_core::store::{Store, StoreError};
 use lijian_core::times::rfc3339_seconds;
 use lijian_core::vocab::{CampaignState, ReportOutcome};
+use lijian_producer::campaign::ListQuery;
 use maud::{html, Markup};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -26,8 +27,13 @@ pub(super) struct Overview {
     minutes: Vec<Minute>,
     queues: Vec<QueueDepth>,
     parked: Parked,
+    /// The newest running campaigns, at most [`RUNNING_SHOWN`].
     campaigns: Vec<RunningCampaign>,
+    /// More are running than shown (all of them are on /campaigns).
+    more_running: bool,
 }
+
+const RUNNING_SHOWN: i64 = 20;
 
 #[derive(Serialize, Default, Clone)]
 struct Minute {
@@ -81,10 +87,10 @@ async fn overview(console: &Console) -> Result<Overview, super::Problem> {
         }
     }
     let parked = parked(&console.store).await?;
-    let campaigns = lijian_producer::campaign::list(&console.store)
-        .await?
+    let window = ListQuery { offset: 0, limit: RUNNING_SHOWN, running_only: true };
+    let (running, more_running) = lijian_producer::campaign::list_page(&console.store, &window).await?;
+    let campaigns = running
         .into_iter()
-        .filter(|(c, _, _)| c.state != CampaignState::Cancelled && !c.finished && !c.empty)
         .map(|(c, orders, finished)| RunningCampaign {
             name: c.name,
             merchant_id: c.merchant_id,
@@ -94,10 +100,11 @@ async fn overview(console: &Console) -> Result<Overview, super::Problem> {
             released: c.released,
         })
         .collect();
-    Ok(Overview { since: rfc3339_seconds(first), minutes, queues, parked, campaigns })
+    Ok(Overview { since: rfc3339_seconds(first), minutes, queues, parked, campaigns, more_running })
 }
 
-/// Parked issue jobs and reports, counted (the same predicates as `dlq list`).
+/// Parked issue jobs and reports, counted (the same predicates as `dlq list`;
+/// `orders_parked` and `reports_unclosed` hold only such rows).
 async fn parked(store: &Store) -> Result<Parked, StoreError> {
     let client = store.client().await?;
     let row = client
@@ -223,6 +230,7 @@ fn body(v: &Overview) -> Markup {
                     }
                 }
             }
+            @if v.more_running { p { a href="/campaigns" { "More are running: all campaigns" } } }
         }
         p.muted { "As of " (rfc3339_seconds(OffsetDateTime::now_utc())) " UTC; reload for fresh figures." }
     }
