@@ -26,7 +26,7 @@
 //! - `secrets.rs` passwords, tokens, sessions, CSRF tokens
 //! - `web/`       router and request context (`mod.rs`), sign-in (`auth.rs`, `limiter.rs`),
 //!   forms (`form.rs`), the page shell and stylesheet (`layout.rs`, `assets/console.css`),
-//!   the SVG chart (`chart.rs`), one file per page
+//!   the SVG chart (`chart.rs`), page links for long lists (`paging.rs`), one file per page
 
 pub mod actions;
 pub mod secrets;
