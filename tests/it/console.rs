@@ -289,14 +289,14 @@ async fn long_lists_come_a_page_at_a_time_in_the_page_and_its_json() {
     let app = spawn_app().await;
     let db = app.store.client().await.expect("client");
     db.batch_execute(&format!(
-            "INSERT INTO campaigns (name, merchant_id, created_at)
+        "INSERT INTO campaigns (name, merchant_id, created_at)
              SELECT 'pg-' || lpad(i::text, 3, '0'), '{MERCHANT}', now() - interval '1 hour' + i * interval '1 second'
                FROM generate_series(1, 120) i;
              INSERT INTO balance_ledger (merchant_id, kind, amount_fen, balance_after_fen)
              SELECT '{MERCHANT}', 'topup', 100, 1000000 + i * 100 FROM generate_series(1, 70) i;"
-        ))
-        .await
-        .expect("seed");
+    ))
+    .await
+    .expect("seed");
     let console = app.start_console().await;
     app.add_operator("ana", "viewer");
     let token = app.operator_token("ana");
@@ -330,7 +330,15 @@ async fn long_lists_come_a_page_at_a_time_in_the_page_and_its_json() {
         let url = console.url(path);
         let token = token.clone();
         async move {
-            client().get(url).header(AUTHORIZATION, format!("Bearer {token}")).send().await.expect("GET").text().await.expect("html")
+            client()
+                .get(url)
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .send()
+                .await
+                .expect("GET")
+                .text()
+                .await
+                .expect("html")
         }
     };
     let first = html("/campaigns").await;

@@ -85,15 +85,16 @@ async fn pages(env: &BenchEnv) -> anyhow::Result<Vec<String>> {
         let client = &client;
         async move { client.query_one(sql, &[]).await.map(|r| r.get::<_, String>(0)) }
     };
-    let issued = one("SELECT order_code FROM orders WHERE status = 2 AND id > (SELECT max(id) / 2 FROM orders) ORDER BY id LIMIT 1").await?;
+    let issued = one(
+        "SELECT order_code FROM orders WHERE status = 2 AND id > (SELECT max(id) / 2 FROM orders) ORDER BY id LIMIT 1",
+    )
+    .await?;
     let parked = one("SELECT order_code FROM orders WHERE dead_at IS NOT NULL ORDER BY id LIMIT 1").await?;
     let biz = client
         .query_one("SELECT merchant_id, biz_code FROM orders WHERE campaign IS NULL ORDER BY id DESC LIMIT 1", &[])
         .await?;
-    let reason = one(
-        "SELECT dead_reason FROM orders WHERE dead_at IS NOT NULL AND status IN (0, 1)
-          GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
-    )
+    let reason = one("SELECT dead_reason FROM orders WHERE dead_at IS NOT NULL AND status IN (0, 1)
+          GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
     .await?;
     let reason: String = form_urlencoded(&reason);
     let (merchant, biz_code): (String, String) = (biz.get(0), biz.get(1));
@@ -149,7 +150,13 @@ impl Timings {
     }
 }
 
-async fn time_page(http: &reqwest::Client, url: &str, token: &str, json: bool, repeat: usize) -> anyhow::Result<Timings> {
+async fn time_page(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    json: bool,
+    repeat: usize,
+) -> anyhow::Result<Timings> {
     let mut t = Timings::default();
     // The first answer warms the pool's connections and the prepared statements.
     for round in 0..=repeat {
@@ -192,7 +199,10 @@ async fn ask_every_page(env: &BenchEnv, base: &str, token: &str, repeat: usize) 
     drop(client);
     let healthz = time_page(&http, &format!("{base}/healthz"), token, false, 50).await?;
     let base_p50 = Timings::p50(&healthz.client);
-    println!("baselines (same run): SELECT 1 round trip p50 {:.2} ms; GET /healthz p50 {base_p50:.2} ms", Timings::p50(&select_one));
+    println!(
+        "baselines (same run): SELECT 1 round trip p50 {:.2} ms; GET /healthz p50 {base_p50:.2} ms",
+        Timings::p50(&select_one)
+    );
     println!(
         "{:<48} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8}",
         "page", "as", "p50 ms", "max ms", "srv p50", "srv max", "×healthz"

@@ -73,7 +73,8 @@ pub(super) struct GroupQuery {
 /// Parked work per lane and reason, counted in SQL from the indexes that hold
 /// only parked rows (`orders_parked`, `reports_unclosed`); the same predicates
 /// as `Store::dead_jobs`, grouped on the exact reason.
-const GROUPS: &str = "SELECT * FROM (SELECT 'issue' AS lane, coalesce(dead_reason, '') AS reason, count(*), min(dead_at) FROM orders
+const GROUPS: &str =
+    "SELECT * FROM (SELECT 'issue' AS lane, coalesce(dead_reason, '') AS reason, count(*), min(dead_at) FROM orders
                         WHERE dead_at IS NOT NULL AND status = ANY($1) GROUP BY 2
                       UNION ALL
                       SELECT 'notify', coalesce(last_error, ''), count(*), min(dead_at) FROM reports
@@ -81,7 +82,8 @@ const GROUPS: &str = "SELECT * FROM (SELECT 'issue' AS lane, coalesce(dead_reaso
                       ORDER BY lane, reason COLLATE \"C\"";
 
 /// A page of one group's jobs, oldest first.
-const ISSUE_JOBS: &str = "SELECT order_code, merchant_id, campaign, attempts, attempts - attempts_before_replay, dead_at
+const ISSUE_JOBS: &str =
+    "SELECT order_code, merchant_id, campaign, attempts, attempts - attempts_before_replay, dead_at
                             FROM orders
                            WHERE dead_at IS NOT NULL AND status = ANY($1) AND coalesce(dead_reason, '') = $2
                            ORDER BY dead_at, id LIMIT $3 OFFSET $4";
