@@ -78,17 +78,26 @@ async fn overview(console: &Console) -> Result<Overview, super::Problem> {
     let now = OffsetDateTime::now_utc();
     let first =
         now.replace_second(0).unwrap_or(now).replace_nanosecond(0).unwrap_or(now) - Duration::minutes(MINUTES - 1);
-    let minutes = per_minute(&console.store, first).await?;
-    let mut queues = Vec::new();
-    for lane in Lane::ALL {
-        for queue in [console.topology.queue(*lane), console.topology.dead_letter_queue(*lane)] {
-            let messages = console.ops.queue_depth(&queue).await;
-            queues.push(QueueDepth { queue, messages });
+    // Independent reads, each on a connection of its own, at once: the page
+    // takes as long as the slowest, not the sum.
+    let depths = async {
+        let mut queues = Vec::new();
+        for lane in Lane::ALL {
+            for queue in [console.topology.queue(*lane), console.topology.dead_letter_queue(*lane)] {
+                let messages = console.ops.queue_depth(&queue).await;
+                queues.push(QueueDepth { queue, messages });
+            }
         }
-    }
-    let parked = parked(&console.store).await?;
+        queues
+    };
     let window = ListQuery { offset: 0, limit: RUNNING_SHOWN, running_only: true };
-    let (running, more_running) = lijian_producer::campaign::list_page(&console.store, &window).await?;
+    let (minutes, queues, parked, running) = tokio::join!(
+        per_minute(&console.store, first),
+        depths,
+        parked(&console.store),
+        lijian_producer::campaign::list_page(&console.store, &window)
+    );
+    let (minutes, parked, (running, more_running)) = (minutes?, parked?, running?);
     let campaigns = running
         .into_iter()
         .map(|(c, orders, finished)| RunningCampaign {
@@ -119,39 +128,43 @@ async fn parked(store: &Store) -> Result<Parked, StoreError> {
 
 /// Counts per minute from `first` to now, minutes with nothing included.
 async fn per_minute(store: &Store, first: OffsetDateTime) -> Result<Vec<Minute>, StoreError> {
-    let client = store.client().await?;
-    let mut by_minute: HashMap<i64, Minute> = HashMap::new();
-    let key = |t: OffsetDateTime| (t - first).whole_minutes();
-    for row in client
-        .query(
-            "SELECT date_trunc('minute', created_at), count(*) FROM orders WHERE created_at >= $1 GROUP BY 1",
-            &[&first],
-        )
-        .await?
-    {
-        by_minute.entry(key(row.get(0))).or_default().accepted = row.get(1);
-    }
-    for row in client
-        .query(
+    let (success, failed) = (OrderStatus::Success, OrderStatus::Failed);
+    let (since, finish_params): (
+        &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) = (&[&first], &[&first, &success, &failed]);
+    let (accepted, finished, delivered) = tokio::join!(
+        rows(
+            store,
+            "SELECT date_trunc('minute', created_at), count(*), 0::bigint FROM orders WHERE created_at >= $1 GROUP BY 1",
+            since
+        ),
+        rows(
+            store,
             "SELECT date_trunc('minute', finished_at), count(*) FILTER (WHERE status = $2),
                     count(*) FILTER (WHERE status = $3)
                FROM orders WHERE finished_at >= $1 GROUP BY 1",
-            &[&first, &OrderStatus::Success, &OrderStatus::Failed],
-        )
-        .await?
-    {
-        let minute = by_minute.entry(key(row.get(0))).or_default();
-        minute.issued = row.get(1);
-        minute.failed = row.get(2);
+            finish_params
+        ),
+        rows(
+            store,
+            "SELECT date_trunc('minute', at), count(*), 0::bigint FROM report_attempts
+              WHERE delivered AND at >= $1 GROUP BY 1",
+            since
+        ),
+    );
+    let mut by_minute: HashMap<i64, Minute> = HashMap::new();
+    let key = |t: OffsetDateTime| (t - first).whole_minutes();
+    for (at, n, _) in accepted? {
+        by_minute.entry(key(at)).or_default().accepted = n;
     }
-    for row in client
-        .query(
-            "SELECT date_trunc('minute', at), count(*) FROM report_attempts WHERE delivered AND at >= $1 GROUP BY 1",
-            &[&first],
-        )
-        .await?
-    {
-        by_minute.entry(key(row.get(0))).or_default().delivered = row.get(1);
+    for (at, issued, failed) in finished? {
+        let minute = by_minute.entry(key(at)).or_default();
+        minute.issued = issued;
+        minute.failed = failed;
+    }
+    for (at, n, _) in delivered? {
+        by_minute.entry(key(at)).or_default().delivered = n;
     }
     Ok((0..MINUTES)
         .map(|i| {
@@ -160,6 +173,17 @@ async fn per_minute(store: &Store, first: OffsetDateTime) -> Result<Vec<Minute>,
             minute
         })
         .collect())
+}
+
+/// (minute, two counts) rows of `sql`.
+async fn rows(
+    store: &Store,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<(OffsetDateTime, i64, i64)>, StoreError> {
+    let client = store.client().await?;
+    let found = client.query(sql, params).await?;
+    Ok(found.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
 fn body(v: &Overview) -> Markup {
