@@ -1,7 +1,8 @@
 //! Issue 13 in a real headless Chromium: signing in and out, a viewer who sees
 //! no action and whose forged POST is refused, a POST without its CSRF token,
 //! a campaign paused and resumed, a parked job replayed to exactly one coupon,
-//! an order found and its timeline read. Each test saves screenshots under
+//! an order found and its timeline read, a CSV uploaded with bad rows (its
+//! progress watched, its rejects downloaded). Each test saves screenshots under
 //! `target/console-screenshots/`.
 
 use std::collections::HashSet;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::helpers::browser::Browser;
-use crate::helpers::console::{sign_in, ConsoleHandle};
+use crate::helpers::console::{sign_in, ConsoleHandle, UPLOAD_BAD_LINES, UPLOAD_CSV};
 use crate::helpers::wxpay::spawn_sim;
 use crate::helpers::*;
 
@@ -313,4 +314,157 @@ async fn an_order_is_found_by_merchant_and_biz_code_and_reads_as_order_show() {
     console.stop().await;
     consumer.stop().await;
     stop_shared(app).await;
+}
+
+/// The text a `<time>` element shows for `datetime` (RFC 3339 UTC) in Asia/Shanghai.
+fn shanghai(datetime: &str) -> String {
+    let at = time::OffsetDateTime::parse(datetime, &time::format_description::well_known::Rfc3339).expect("rfc3339");
+    let local = at.to_offset(time::macros::offset!(+8));
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    format!("{} CST", local.format(&format).expect("format"))
+}
+
+#[tokio::test]
+async fn the_switch_turns_the_console_chinese_with_shanghai_times_yuan_and_live_figures() {
+    let app = spawn_app().await;
+    let console = app.start_console().await;
+    let admin = app.add_operator("ana", "admin");
+    load_scheduled_campaign(&app, "spring");
+    let browser = Browser::start().await;
+    // The browser asks for English (--lang=en-US): the switch turns it Chinese.
+    sign_in(&browser, &console, "ana", &admin).await;
+    browser.goto(&console.url("/merchants/m-test")).await;
+    assert!(browser.text().await.contains("Recent ledger entries"));
+    browser.click("header .lang a[hreflang=zh-CN]").await;
+    let text = browser.text_with("最近流水").await;
+    assert_eq!(browser.url().await, console.url("/merchants/m-test"), "the switch comes back to the page");
+    assert!(text.contains("商户 m-test") && text.contains("余额") && text.contains("¥10000.00"), "{text}");
+    assert!(text.contains("时间为 Asia/Shanghai 时区"), "{text}");
+    assert_eq!(browser.attribute("html", "lang").await, "zh-CN");
+    // Every time: Shanghai time shown, UTC in `datetime` and on hover.
+    let datetime = browser.attribute("main table time", "datetime").await;
+    let title = browser.attribute("main table time", "title").await;
+    assert!(datetime.ends_with('Z') && title.ends_with(" UTC"), "{datetime} / {title}");
+    assert_eq!(title, format!("{} UTC", datetime.trim_end_matches('Z').replace('T', " ")));
+    let shown =
+        browser.execute("return document.querySelector('main table time').textContent", serde_json::json!([])).await;
+    assert_eq!(shown.as_str(), Some(shanghai(&datetime).as_str()));
+    browser.screenshot("merchant-zh").await;
+
+    // A campaign: its release time in Shanghai time, its money in yuan.
+    browser.goto(&console.url("/campaigns/spring")).await;
+    let text = browser.text().await;
+    assert!(text.contains("发券计划 spring") && text.contains("¥28.50") && text.contains("CST"), "{text}");
+    let release = browser.attribute("main section time", "datetime").await;
+    assert!(text.contains(&shanghai(&release)), "the release time in Shanghai time: {text}");
+    browser.click("form[action='/campaigns/spring/pause'] button").await;
+    let question = browser.text_with("暂停发券计划").await;
+    assert!(question.contains("暂停发券计划 spring？其 3 笔未释放订单（28.50 元）"), "{question}");
+    browser.screenshot("campaign-pause-confirm-zh").await;
+    assert!(browser.find_all("main[data-refresh]").await.is_empty(), "a confirmation does not refresh itself");
+
+    // The overview refreshes itself: a new order shows up without navigating.
+    browser.goto(&console.url("/")).await;
+    let text = browser.text().await;
+    assert!(text.contains("近一小时受理") && text.contains("各微信支付商户号的发送速率"), "{text}");
+    browser.execute("window.stillThisPage = true", serde_json::json!([])).await;
+    let figure = "return document.querySelector('main .cards .card .figure').textContent";
+    let before: i64 =
+        browser.execute(figure, serde_json::json!([])).await.as_str().unwrap_or("x").parse().expect("count");
+    app.order("live-1").await;
+    let after = (before + 1).to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while browser.execute(figure, serde_json::json!([])).await.as_str() != Some(after.as_str()) {
+        assert!(tokio::time::Instant::now() < deadline, "the overview did not refresh itself");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let same = browser.execute("return window.stillThisPage === true", serde_json::json!([])).await;
+    assert_eq!(same, serde_json::json!(true), "refreshed in place, not reloaded");
+    browser.screenshot("overview-zh").await;
+
+    // And back to English.
+    browser.click("header .lang a[hreflang=en]").await;
+    let text = browser.text_with("accepted, last hour").await;
+    assert!(text.contains("accepted, last hour") && text.contains("Times in Asia/Shanghai"), "{text}");
+    browser.quit().await;
+    console.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_csv_with_bad_rows_is_uploaded_watched_and_its_rejects_downloaded() {
+    let app = spawn_app().await;
+    lijian_ok(&app, &["merchant", "topup", "--merchant-id", MERCHANT, "--amount", "300000"]);
+    let console = app.start_console().await;
+    let admin = app.add_operator("ana", "admin");
+    let token = app.operator_token("ana");
+    let browser = Browser::start().await;
+    sign_in(&browser, &console, "ana", &admin).await;
+
+    // Through the form, as an operator does it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("autumn.csv");
+    std::fs::write(&file, UPLOAD_CSV).expect("csv");
+    browser.goto(&console.url("/campaigns")).await;
+    browser.type_into("input[name=merchant_id]", MERCHANT).await;
+    browser.type_into("input[name=activity_id]", ACTIVITY).await;
+    browser.type_into("input[name=product_code]", PRODUCT).await;
+    browser.choose_file("input[name=file]", &file).await;
+    browser.screenshot("campaign-upload-form").await;
+    browser.click("form[action='/campaigns'] button[type=submit]").await;
+    let page = console.url("/campaigns/autumn");
+    assert_eq!(browser.url_when(|u| u == page).await, page, "the campaign is named after the file");
+    let text = browser.text_with("Last load").await;
+    assert!(text.contains("6 rows from upload autumn.csv: 3 accepted, 0 duplicates, 3 rejected"), "{text}");
+    assert!(text.contains("3 / 3 orders final") || text.contains("0 / 3 orders final"), "{text}");
+    browser.screenshot("campaign-uploaded").await;
+    browser.click("a.rejects").await;
+    let rejects = browser.downloaded("autumn.rejects.csv").await;
+    let rows: Vec<&str> = rejects.lines().collect();
+    assert_eq!(rows[0], "line,reason,openId,productCode", "{rejects}");
+    assert_eq!(rows.len(), 1 + UPLOAD_BAD_LINES.len(), "{rejects}");
+    for (row, (line, bad)) in rows[1..].iter().zip(UPLOAD_BAD_LINES) {
+        assert!(row.starts_with(&format!("{line},")) && row.ends_with(&format!(",{bad}")), "{row}: line {line}");
+    }
+
+    // Its rate over time: released and issued per step (as if a scheduler and
+    // a consumer had worked through it a few minutes ago).
+    let db = app.store.client().await.expect("db");
+    let worked = "UPDATE orders SET enqueued_at = now() - interval '6 min', status = 2,
+                  finished_at = now() - interval '3 min' WHERE campaign = 'autumn'";
+    db.execute(worked, &[]).await.expect("update");
+    browser.goto(&console.url("/campaigns/autumn")).await;
+    assert_eq!(browser.find_all(".chart svg polyline").await.len(), 2, "released and issued, drawn on the server");
+    let text = browser.text().await;
+    assert!(text.contains("released (3)") && text.contains("issued (3)"), "{text}");
+    browser.screenshot("campaign-rate").await;
+
+    // A bigger one by token, held halfway: the page shows its progress and
+    // refreshes itself until the load is done.
+    let (parts, sending) = crate::console_upload::streamed_upload(&console, &token, "winter");
+    let mut head = String::from("openId\n");
+    for i in 0..25_000 {
+        head.push_str(&format!("oWinter{i}\n"));
+    }
+    parts.send(Ok(head.into_bytes())).await.expect("first part");
+    let stored = "SELECT count(*) FROM orders WHERE campaign = 'winter'";
+    assert_eq!(app.wait_for_count(stored, 20_000, Duration::from_secs(30)).await, 20_000);
+    browser.goto(&console.url("/campaigns/winter")).await;
+    let text = browser.text().await;
+    assert!(text.contains("Loading now: winter") && text.contains("20000 accepted"), "{text}");
+    browser.screenshot("campaign-loading").await;
+    parts.send(Ok(b"oWinterLast\n".to_vec())).await.expect("last part");
+    drop(parts);
+    let (status, loaded) = sending.await.expect("upload");
+    assert_eq!((status.as_u16(), loaded["accepted"].as_u64()), (200, Some(25_001)), "{loaded}");
+    // No navigation here: the page's own refresh shows the finished load.
+    let text = browser.text_with("25001 rows from upload winter.csv").await;
+    assert!(!text.contains("Loading now"), "{text}");
+    assert_eq!(browser.url().await, console.url("/campaigns/winter"));
+    browser.screenshot("campaign-loaded").await;
+    let audit = lijian_ok(&app, &["audit", "list", "--action", "load"]);
+    assert!(audit.contains("autumn") && audit.contains("winter") && audit.matches(" ana ").count() == 2, "{audit}");
+    browser.quit().await;
+    console.stop().await;
+    app.stop().await;
 }

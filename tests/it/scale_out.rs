@@ -114,6 +114,31 @@ async fn strict_sim() -> Sim {
     .await
 }
 
+/// Waits until all `n` orders are issued; otherwise fails with what the rest
+/// are doing (status, last answer) and the simulator's counts.
+async fn wait_all_issued(app: &TestApp, sim: &Sim, n: usize) {
+    let done =
+        app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", n as i64, Duration::from_secs(90)).await;
+    if done == n as i64 {
+        return;
+    }
+    let client = app.store.client().await.expect("client");
+    let rows = client
+        .query(
+            "SELECT o.status::text || ' ' || coalesce(a.code, '-') || ' ' || coalesce(a.message, '-') || ' ×' || count(*) \
+             FROM orders o LEFT JOIN upstream_attempts a ON a.order_code = o.order_code \
+             WHERE o.status <> 2 GROUP BY o.status, a.code, a.message",
+            &[],
+        )
+        .await
+        .expect("the orders not issued");
+    let rest: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    panic!(
+        "{done} of {n} orders issued; the rest (status, code, message): {rest:?}; simulator: {:?}",
+        sim.stats().await
+    );
+}
+
 /// Requests per whole second.
 fn per_second(requests: &[RequestRecord]) -> BTreeMap<i64, usize> {
     let mut counts = BTreeMap::new();
@@ -162,6 +187,27 @@ async fn assert_contract_held_by(app: Option<&TestApp>, sim: &Sim, orders: &Hash
             .map(|k| times.iter().filter(|t| **t >= from + k * 100 && **t < from + (k + 1) * 100).count())
             .collect();
         eprintln!("worst window from {from}: per 100 ms {tenths:?}");
+        if let Some(app) = app {
+            // Where the excess came from: transit of each request in the worst window.
+            let client = app.store.client().await.expect("client");
+            let ours: std::collections::HashMap<String, i64> = client
+                .query("SELECT order_code, max((extract(epoch FROM started_at) * 1000)::bigint) FROM upstream_attempts GROUP BY order_code", &[])
+                .await
+                .expect("attempts")
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let mut rows: Vec<(i64, i64)> = requests
+                .iter()
+                .filter(|r| r.time_ms >= from && r.time_ms < from + 1000)
+                .map(|r| (r.time_ms - from, r.time_ms - ours.get(&r.out_request_no).copied().unwrap_or(r.time_ms)))
+                .collect();
+            rows.sort_unstable();
+            eprintln!(
+                "worst window, per request (ms into it, arrival − our send start): {:?}",
+                &rows[..rows.len().min(80)]
+            );
+        }
     }
     assert!(worst <= LIMIT as usize, "{worst} requests in one second at a {LIMIT}/s limit");
     requests
@@ -174,8 +220,7 @@ async fn same_configuration_shares_the_limit(consumers: usize) {
     let orders = load_backlog(&app, ACTIVITY, 1200).await;
     let scheduler = app.start_scheduler();
     let processes: Vec<ConsumerProcess> = (0..consumers).map(|_| ConsumerProcess::spawn(&settings)).collect();
-    let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 1200, Duration::from_secs(60)).await;
-    assert_eq!(done, 1200);
+    wait_all_issued(&app, &sim, 1200).await;
     assert_contract_held_by(Some(&app), &sim, &orders).await;
     for p in &processes {
         assert!(p.sends().await > 0, "every consumer took part");
@@ -202,20 +247,31 @@ async fn three_consumers_with_one_configuration_keep_the_accounts_limit_together
 #[tokio::test]
 #[ignore = "issue 11 open: on a saturated 2-core host the simulator counts 1-2% over the limit (transit, not slots; docs/decisions.md); run with --ignored"]
 async fn a_backlog_queued_before_the_second_consumer_starts_is_shared() {
+    const BACKLOG: usize = 2000;
     let app = Arc::new(spawn_app_alone().await);
     let sim = strict_sim().await;
     let settings = app.consumer_settings(&sim);
-    let orders = load_backlog(&app, ACTIVITY, 1200).await;
+    let orders = load_backlog(&app, ACTIVITY, BACKLOG).await;
     let scheduler = app.start_scheduler();
     let first = ConsumerProcess::spawn(&settings);
     app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 150, Duration::from_secs(30)).await;
     let second = ConsumerProcess::spawn(&settings);
-    let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 1200, Duration::from_secs(60)).await;
-    assert_eq!(done, 1200);
+    // A debug build starting beside a busy consumer takes a second or two
+    // before it sends: the share is judged from its first send on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while second.sends().await == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first_before = first.sends().await;
+    wait_all_issued(&app, &sim, BACKLOG).await;
     assert_contract_held(&sim, &orders).await;
     let (a, b) = (first.sends().await, second.sends().await);
-    eprintln!("backlog shared: first consumer {a} sends, second {b}");
-    assert!(b >= 1200 / 5, "the consumer started later took a share of the backlog ({b} of 1200)");
+    let together = a + b - first_before;
+    eprintln!("backlog shared: first consumer {a} sends ({first_before} before the second sent), second {b}");
+    assert!(
+        b * 10 >= together * 3,
+        "once sending, the consumer started later took at least 30% of the backlog's sends ({b} of {together})"
+    );
     first.stop().await;
     second.stop().await;
     scheduler.stop().await;
@@ -235,15 +291,14 @@ async fn a_sigkilled_consumer_leaves_the_whole_limit_to_the_survivor() {
     app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 500, Duration::from_secs(30)).await;
     let killed_at = now_ms() / 1000;
     victim.kill();
-    let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 2000, Duration::from_secs(90)).await;
-    assert_eq!(done, 2000, "the survivor finished the victim's work too");
+    wait_all_issued(&app, &sim, 2000).await;
     // Whole seconds from 3 s after the kill to the one before the last.
     let seconds = per_second(&sim.requests().await);
     eprintln!(
         "around the kill (second {killed_at}): {:?}",
         seconds.range(killed_at - 2..killed_at + 4).collect::<Vec<_>>()
     );
-    assert_contract_held(&sim, &orders).await;
+    assert_contract_held_by(Some(&app), &sim, &orders).await;
     let last = seconds.keys().next_back().copied().unwrap_or_default();
     let after: Vec<usize> = seconds.range(killed_at + 3..last).map(|(_, n)| *n).collect();
     eprintln!("survivor: sends per second from 3 s after the kill: {after:?}");
@@ -298,8 +353,7 @@ async fn two_accounts_are_each_held_to_their_own_limit() {
     let scheduler = app.start_scheduler();
     let settings = app.consumer_settings(&sim);
     let processes: Vec<ConsumerProcess> = (0..2).map(|_| ConsumerProcess::spawn(&settings)).collect();
-    let done = app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 1200, Duration::from_secs(60)).await;
-    assert_eq!(done, 1200);
+    wait_all_issued(&app, &sim, 1200).await;
     let ledger = sim.ledger().await;
     let issued: HashSet<&str> = ledger.iter().map(|c| c.out_request_no.as_str()).collect();
     assert_eq!(issued.len(), ledger.len(), "no order issued twice");

@@ -1,7 +1,7 @@
 //! `lijian load`, `lijian campaign …` and `lijian scheduler`: the CSV door and
 //! the campaign operator commands. Wiring and display only; pause, resume,
-//! cancel, delete and the load's record are the console's audited actions
-//! (`lijian_console::actions::campaigns`).
+//! cancel, delete and the load itself are the console's audited actions
+//! (`lijian_console::actions::{campaigns, loads}`), shared with its upload.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use lijian_console::actions::{campaigns, Actor};
+use lijian_console::actions::{campaigns, loads, Actor};
 use lijian_core::config::Settings;
 use lijian_core::status::OrderStatus;
 use lijian_core::store::Store;
 use lijian_core::times::rfc3339_seconds;
-use lijian_producer::bulk::{self, LoadSpec, LoadSummary, Progress};
+use lijian_producer::bulk::{LoadSpec, LoadSummary, Progress};
 use lijian_producer::campaign::{self, CampaignSpec};
 use time::OffsetDateTime;
 
@@ -111,7 +111,8 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
         _ => {}
     }
     let rejects = CreatedOnWrite { path: rejects_file.clone(), file: None };
-    let store = Store::for_settings(settings, lijian_producer::bulk::CONNECTIONS)?;
+    // One more than the loader's: the stored copy of the rejects is inserted beside it.
+    let store = Store::for_settings(settings, lijian_producer::bulk::CONNECTIONS + 1)?;
     let spec = LoadSpec {
         campaign: CampaignSpec {
             name,
@@ -127,29 +128,15 @@ pub async fn load(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
     };
     let progress = Arc::new(Progress::default());
     let display = tokio::spawn(show_progress(progress.clone(), size));
-    let outcome = bulk::load_csv(&store, &spec, std::io::BufReader::new(file), rejects, progress).await;
+    let from = args.file.display().to_string();
+    let input = std::io::BufReader::new(file);
+    let outcome = loads::load(&store, &spec, input, rejects, progress, &Actor::cli(), &from).await;
     display.abort();
     if std::io::stderr().is_terminal() {
         eprintln!();
     }
     let summary = outcome?;
     print_summary(&spec, &summary, &rejects_file);
-    let mut detail = format!(
-        "{} rows from {}: {} accepted, {} duplicates, {} rejected; {} yuan charged",
-        summary.rows,
-        args.file.display(),
-        summary.accepted,
-        summary.duplicates,
-        summary.rejected_total(),
-        summary.charged
-    );
-    if let Some(at) = release_at {
-        detail.push_str(&format!("; release from {}", rfc3339_seconds(at)));
-    }
-    if let Some(rate) = args.rate {
-        detail.push_str(&format!(" at {rate}/s"));
-    }
-    campaigns::record_load(&store, &Actor::cli(), &spec.campaign.name, summary.accepted, detail).await?;
     Ok(())
 }
 
@@ -312,7 +299,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCommand) -> anyhow::Resu
             println!("campaign {name} deleted");
         }
         CampaignCommand::Priority { name, priority } => {
-            campaign::set_priority(&store, &name, priority).await?;
+            campaigns::priority(&store, &name, priority, &Actor::cli()).await?;
             println!("campaign {name} now has priority {priority} among its merchant's campaigns");
         }
     }

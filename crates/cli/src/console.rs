@@ -106,10 +106,10 @@ pub async fn audit(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<()>
         println!("nothing recorded");
         return Ok(());
     }
-    println!("{:<20}  {:<20} {:<16} {:>8}  {:<30}  DETAIL", "AT (UTC)", "WHO", "ACTION", "COUNT", "TARGET");
+    println!("{:<20}  {:<20} {:<21} {:>8}  {:<30}  DETAIL", "AT (UTC)", "WHO", "ACTION", "COUNT", "TARGET");
     for e in entries {
         println!(
-            "{:<20}  {:<20} {:<16} {:>8}  {:<30}  {}",
+            "{:<20}  {:<20} {:<21} {:>8}  {:<30}  {}",
             rfc3339_seconds(e.at),
             e.actor,
             e.action.as_str(),

@@ -27,10 +27,13 @@
 //! - `accounts.rs` the accounts we send from, their clients, which one sends an order
 //! - `outcome.rs` what an answer means (issued, retry, fail, park)
 //! - `limits.rs`  rate, per-activity rate, 429 pause, one send per openid
+//!   (`pace.rs` send slots, `leases.rs` user leases, `ahead.rs` how many sends
+//!   are prepared ahead of their slot)
 //! - `worker.rs`  `IssueHandler`: one job start to finish, and its metrics
 //! - `batch.rs`   the batched begin and finish writes
 
 pub mod accounts;
+mod ahead;
 mod batch;
 mod leases;
 pub mod limits;
@@ -78,7 +81,7 @@ pub fn build_handler(settings: &Settings, store: Store) -> Result<IssueHandler, 
         None => tracing::info!("no LIJIAN_WXPAY_* account: sending from stored WeChat Pay accounts only"),
     }
     let accounts = accounts::Accounts::new(default, store.clone(), &settings.wxpay);
-    let limits = limits::Limits::new(store.clone(), settings.wxpay.activity_rate);
+    let limits = limits::Limits::new(store.clone(), settings.wxpay.activity_rate, settings.wxpay.headroom);
     Ok(IssueHandler::new(store, accounts, limits, settings.consumer.retry_schedule.clone()))
 }
 

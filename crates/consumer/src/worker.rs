@@ -185,13 +185,19 @@ impl IssueHandler {
             appid,
             stock_creator_mchid: order.stock_creator_mchid.clone(),
         };
+        let user = self.limits.user_turn(&account.mchid, &order.open_id).await;
+        let ahead = self.limits.prepare_turn(&account.mchid, account.rate, lane).await;
         let (call, sent) = match account.client.prepare(&order.open_id, &request).await {
             Ok(prepared) => {
                 let _sending =
-                    self.limits.send_turn(&account.mchid, account.rate, &order.activity_id, &order.open_id, lane).await;
+                    self.limits.send_turn(user, &account.mchid, account.rate, &order.activity_id, lane).await;
+                drop(ahead);
                 (account.client.send(prepared).await, true)
             }
-            Err(reply) => (Call { reply, latency: Duration::ZERO }, false),
+            Err(reply) => {
+                drop(ahead);
+                (Call { reply, latency: Duration::ZERO }, false)
+            }
         };
         self.counters.upstream_latency.observe(call.latency);
         let started_at = time::OffsetDateTime::now_utc() - call.latency;

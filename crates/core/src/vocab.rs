@@ -227,6 +227,27 @@ text_vocab! {
         OperatorToken = "operator_token",
         /// An operator signed in to the console.
         Login = "login",
+        /// A campaign's priority among its merchant's campaigns changed.
+        CampaignPriority = "campaign_priority",
+        // Admin commands of the CLI (`lijian merchant|product|activity|wxpay-account`).
+        MerchantAdd = "merchant_add",
+        /// Name, default callbackUrl or allowed addresses changed (`merchant set`).
+        MerchantSet = "merchant_set",
+        MerchantEnable = "merchant_enable",
+        MerchantDisable = "merchant_disable",
+        /// A request key added beside the merchant's live ones (rotation).
+        MerchantKeyAdd = "merchant_key_add",
+        MerchantKeyRetire = "merchant_key_retire",
+        ProductAdd = "product_add",
+        /// A product's price for new orders changed.
+        ProductSet = "product_set",
+        ActivityAdd = "activity_add",
+        /// An activity's budget, window or enabled flag changed.
+        ActivitySet = "activity_set",
+        WxpayAccountAdd = "wxpay_account_add",
+        WxpayAccountRate = "wxpay_account_rate",
+        WxpayAccountEnable = "wxpay_account_enable",
+        WxpayAccountDisable = "wxpay_account_disable",
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Browser {
     session: String,
     http: reqwest::Client,
     _profile: tempfile::TempDir,
+    /// Where the browser saves what it downloads.
+    downloads: tempfile::TempDir,
 }
 
 /// Where screenshots go, for a person to look at after the run.
@@ -60,13 +62,18 @@ impl Browser {
         }
         assert!(ready, "chromedriver did not become ready on port {port}");
         let profile = tempfile::tempdir().expect("profile dir");
+        let downloads = tempfile::tempdir().expect("downloads dir");
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": { "args": [
                 "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1280,1000", "--lang=en-US",
                 format!("--user-data-dir={}", profile.path().display()),
-            ]}
+            ],
+            "prefs": {
+                "download.default_directory": downloads.path().display().to_string(),
+                "download.prompt_for_download": false,
+            }}
         }}});
         let answer: Value = http
             .post(format!("{base}/session"))
@@ -78,7 +85,7 @@ impl Browser {
             .await
             .expect("session JSON");
         let id = answer["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {answer}"));
-        Browser { driver, session: format!("{base}/session/{id}"), http, _profile: profile }
+        Browser { driver, session: format!("{base}/session/{id}"), http, _profile: profile, downloads }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -127,6 +134,35 @@ impl Browser {
         let element = self.find(css).await;
         self.post(&format!("/element/{element}/clear"), json!({})).await;
         self.post(&format!("/element/{element}/value"), json!({ "text": text })).await;
+    }
+
+    /// Chooses `path` in the file input matching `css`.
+    pub async fn choose_file(&self, css: &str, path: &std::path::Path) {
+        let element = self.find(css).await;
+        let answer =
+            self.post(&format!("/element/{element}/value"), json!({ "text": path.display().to_string() })).await;
+        assert!(answer.is_null(), "choosing {}: {answer}", path.display());
+    }
+
+    /// The content of the file the browser downloaded as `name`, once it is
+    /// complete (within 10 s).
+    pub async fn downloaded(&self, name: &str) -> String {
+        let path = self.downloads.path().join(name);
+        for _ in 0..100 {
+            let partial = std::fs::read_dir(self.downloads.path())
+                .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".crdownload")))
+                .unwrap_or(false);
+            if !partial {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    return text;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let seen: Vec<String> = std::fs::read_dir(self.downloads.path())
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .unwrap_or_default();
+        panic!("no download {name}; the folder has {seen:?}")
     }
 
     /// Clicks the first element matching `css` (a link or a submit button: the

@@ -66,3 +66,11 @@ pub async fn sign_in(browser: &Browser, console: &ConsoleHandle, name: &str, pas
     let url = browser.url_when(|u| !u.contains("/login")).await;
     assert!(!url.contains("/login"), "{name} could not sign in: {}", browser.text().await);
 }
+
+/// A campaign file of six rows, three of them bad (an empty openId, one with
+/// a space and a '!', one with an unknown product), for the upload tests.
+pub const UPLOAD_CSV: &str = "openId,productCode\noUp1,\n,p-test\noUp3,\no bad!,\noUp5,p-nope\noUp6,\n";
+
+/// The bad rows of [`UPLOAD_CSV`]: (line, as an editor counts them, the
+/// header being line 1; the row as written).
+pub const UPLOAD_BAD_LINES: [(u64, &str); 3] = [(3, ",p-test"), (5, "o bad!,"), (6, "oUp5,p-nope")];

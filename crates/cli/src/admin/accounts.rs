@@ -9,7 +9,9 @@ use clap::Subcommand;
 use lijian_core::config::Settings;
 use lijian_core::store::NewAccount;
 
-use super::store;
+use lijian_core::vocab::AuditAction;
+
+use super::{audit, store};
 
 #[derive(Subcommand)]
 pub enum AccountCommand {
@@ -92,7 +94,10 @@ pub async fn wxpay_account(settings: &Settings, cmd: AccountCommand) -> anyhow::
                 rate,
                 base_url,
             };
-            store(settings)?.add_account(&account).await?;
+            let store = store(settings)?;
+            store.add_account(&account).await?;
+            let detail = format!("{rate} requests/s, key serial {}", account.serial_no);
+            audit(&store, AuditAction::WxpayAccountAdd, &account.mchid, detail).await?;
             println!("WeChat Pay account {} added ({} requests/s)", account.mchid, rate);
         }
         AccountCommand::List => {
@@ -129,15 +134,21 @@ pub async fn wxpay_account(settings: &Settings, cmd: AccountCommand) -> anyhow::
             println!("base-url       {}", a.base_url.as_deref().unwrap_or("(LIJIAN_WXPAY_BASE_URL)"));
         }
         AccountCommand::SetRate { mchid, rate } => {
-            store(settings)?.set_account_rate(&mchid, rate).await?;
+            let store = store(settings)?;
+            store.set_account_rate(&mchid, rate).await?;
+            audit(&store, AuditAction::WxpayAccountRate, &mchid, format!("{rate} requests/s")).await?;
             println!("WeChat Pay account {mchid} rate {rate}/s");
         }
         AccountCommand::Enable { mchid } => {
-            store(settings)?.set_account_enabled(&mchid, true).await?;
+            let store = store(settings)?;
+            store.set_account_enabled(&mchid, true).await?;
+            audit(&store, AuditAction::WxpayAccountEnable, &mchid, "sends again".into()).await?;
             println!("WeChat Pay account {mchid} enabled");
         }
         AccountCommand::Disable { mchid } => {
-            store(settings)?.set_account_enabled(&mchid, false).await?;
+            let store = store(settings)?;
+            store.set_account_enabled(&mchid, false).await?;
+            audit(&store, AuditAction::WxpayAccountDisable, &mchid, "its jobs park".into()).await?;
             println!("WeChat Pay account {mchid} disabled");
         }
     }

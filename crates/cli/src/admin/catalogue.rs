@@ -6,7 +6,9 @@ use clap::Subcommand;
 use lijian_core::config::Settings;
 use lijian_core::store::{ActivityEdit, NewActivity, NewProduct};
 
-use super::{rfc3339, store, timestamp, yuan};
+use lijian_core::vocab::AuditAction;
+
+use super::{audit, rfc3339, store, timestamp, yuan};
 
 #[derive(Subcommand)]
 pub enum ProductCommand {
@@ -125,7 +127,10 @@ pub async fn product(settings: &Settings, cmd: ProductCommand) -> anyhow::Result
                 price: yuan("price", &price)?,
             };
             check_price(&p, allow_price_above_face)?;
-            store(settings)?.add_product(&p).await?;
+            let store = store(settings)?;
+            store.add_product(&p).await?;
+            let detail = format!("face value {} yuan, price {} yuan", p.face_value, p.price);
+            audit(&store, AuditAction::ProductAdd, &p.product_code, detail).await?;
             println!("product {} added (face value {} yuan, price {} yuan)", p.product_code, p.face_value, p.price);
         }
         ProductCommand::Set { product_code, price, allow_price_above_face } => {
@@ -134,6 +139,8 @@ pub async fn product(settings: &Settings, cmd: ProductCommand) -> anyhow::Result
             let old = store.product(&product_code).await?;
             check_price(&NewProduct { price, ..old.clone() }, allow_price_above_face)?;
             store.set_product_price(&product_code, price).await?;
+            let detail = format!("price {price} yuan (was {} yuan)", old.price);
+            audit(&store, AuditAction::ProductSet, &product_code, detail).await?;
             println!(
                 "product {product_code}: price {} yuan (was {} yuan; face value {} yuan) for new orders; \
                  orders already accepted keep their price",
@@ -174,7 +181,17 @@ pub async fn activity(settings: &Settings, cmd: ActivityCommand) -> anyhow::Resu
                 issuer_mchid: issuer,
             };
             lijian_core::store::validate_activity(&a).map_err(anyhow::Error::msg)?;
-            store(settings)?.add_activity(&a).await?;
+            let store = store(settings)?;
+            store.add_activity(&a).await?;
+            let detail = format!(
+                "stock {}, {} coupons of {} yuan, {} to {}",
+                a.stock_id,
+                a.budget,
+                a.face_value,
+                rfc3339(a.starts),
+                rfc3339(a.ends)
+            );
+            audit(&store, AuditAction::ActivityAdd, &a.activity_id, detail).await?;
             println!(
                 "activity {} added ({} coupons, {} to {})",
                 a.activity_id,
@@ -193,7 +210,16 @@ pub async fn activity(settings: &Settings, cmd: ActivityCommand) -> anyhow::Resu
             if edit.budget.is_none() && edit.starts.is_none() && edit.ends.is_none() && edit.enabled.is_none() {
                 bail!("nothing to change: give --budget, --starts, --ends, --disable or --enable");
             }
-            let a = store(settings)?.edit_activity(&activity_id, &edit).await?;
+            let store = store(settings)?;
+            let a = store.edit_activity(&activity_id, &edit).await?;
+            let detail = format!(
+                "budget {}, {} to {}, {}",
+                a.budget,
+                rfc3339(a.starts),
+                rfc3339(a.ends),
+                if a.enabled { "enabled" } else { "disabled" }
+            );
+            audit(&store, AuditAction::ActivitySet, &a.activity_id, detail).await?;
             println!(
                 "activity {}: budget {} ({} accepted), {} to {}, {}",
                 a.activity_id,

@@ -9,7 +9,9 @@ use lijian_core::signing::SignType;
 use lijian_core::store::{MerchantKey, NewKey, Retired};
 
 use super::merchants::{check_md5_key, read_public_key, read_secret};
-use super::{rfc3339, store};
+use lijian_core::vocab::AuditAction;
+
+use super::{audit, rfc3339, store};
 
 #[derive(Subcommand)]
 pub enum KeyCommand {
@@ -54,6 +56,8 @@ pub async fn merchant_key(settings: &Settings, cmd: KeyCommand) -> anyhow::Resul
                 (None, None) => bail!("give --public-key FILE or --md5-key-file FILE (- for standard input)"),
             };
             let key_id = store.add_merchant_key(&merchant_id, &key).await?;
+            let detail = format!("key {key_id} ({})", key.sign_type.as_str());
+            audit(&store, AuditAction::MerchantKeyAdd, &merchant_id, detail).await?;
             let keys = store.merchant_keys(&merchant_id).await?;
             println!(
                 "key {key_id} ({}) added to merchant {merchant_id}; live keys now {} (gateways accept it within \
@@ -88,10 +92,13 @@ pub async fn merchant_key(settings: &Settings, cmd: KeyCommand) -> anyhow::Resul
         }
         KeyCommand::Retire { merchant_id, key_id } => {
             match store.retire_merchant_key(&merchant_id, key_id).await? {
-                Retired::Now => println!(
-                    "key {key_id} of merchant {merchant_id} retired: requests signed with it get status 2 within \
+                Retired::Now => {
+                    audit(&store, AuditAction::MerchantKeyRetire, &merchant_id, format!("key {key_id}")).await?;
+                    println!(
+                        "key {key_id} of merchant {merchant_id} retired: requests signed with it get status 2 within \
                      LIJIAN_MERCHANT_CACHE_TTL"
-                ),
+                    )
+                }
                 Retired::Already(at) => {
                     println!("key {key_id} of merchant {merchant_id} was retired at {}", rfc3339(at))
                 }

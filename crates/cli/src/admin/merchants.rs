@@ -9,7 +9,9 @@ use lijian_core::store::{MerchantEdit, NewMerchant};
 use lijian_producer::check_callback_url;
 
 use super::merchant_keys::{merchant_key, KeyCommand};
-use super::{store, yuan};
+use lijian_core::vocab::AuditAction;
+
+use super::{audit, store, yuan};
 
 #[derive(Subcommand)]
 pub enum MerchantCommand {
@@ -138,7 +140,15 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
                 allow_ips,
                 opening_balance: yuan("balance", &balance)?,
             };
-            store(settings)?.add_merchant(&m).await?;
+            let store = store(settings)?;
+            store.add_merchant(&m).await?;
+            let signing = match (m.rsa_public_key.is_some(), m.md5_key.is_some()) {
+                (true, true) => "SHA256-RSA and MD5",
+                (true, false) => "SHA256-RSA",
+                _ => "MD5",
+            };
+            let detail = format!("{}, signing {signing}, opening balance {} yuan", m.name, m.opening_balance);
+            audit(&store, AuditAction::MerchantAdd, &m.merchant_id, detail).await?;
             println!("merchant {} added (balance {} yuan)", m.merchant_id, m.opening_balance);
         }
         MerchantCommand::Set { merchant_id, name, callback_url, no_callback_url, allow_ip, allow_any_ip } => {
@@ -166,7 +176,24 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
                     "nothing to change: give --name, --callback-url, --no-callback-url, --allow-ip or --allow-any-ip"
                 );
             }
-            store(settings)?.edit_merchant(&merchant_id, &edit).await?;
+            let store = store(settings)?;
+            store.edit_merchant(&merchant_id, &edit).await?;
+            let mut changed = Vec::new();
+            if let Some(name) = &edit.name {
+                changed.push(format!("name {name}"));
+            }
+            match &edit.callback_url {
+                Some(Some(url)) => changed.push(format!("callbackUrl {url}")),
+                Some(None) => changed.push("no callbackUrl".into()),
+                None => {}
+            }
+            match &edit.allow_ips {
+                Some(ips) if ips.is_empty() => changed.push("any address".into()),
+                Some(ips) => changed
+                    .push(format!("addresses {}", ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(" "))),
+                None => {}
+            }
+            audit(&store, AuditAction::MerchantSet, &merchant_id, changed.join("; ")).await?;
             println!("merchant {merchant_id} changed (gateways apply it within LIJIAN_MERCHANT_CACHE_TTL)");
         }
         MerchantCommand::Topup { merchant_id, amount, note } => {
@@ -199,11 +226,15 @@ pub async fn merchant(settings: &Settings, cmd: MerchantCommand) -> anyhow::Resu
             println!("orders       {}", if counts.is_empty() { "none".to_string() } else { counts.join(", ") });
         }
         MerchantCommand::Disable { merchant_id } => {
-            store(settings)?.set_merchant_enabled(&merchant_id, false).await?;
+            let store = store(settings)?;
+            store.set_merchant_enabled(&merchant_id, false).await?;
+            audit(&store, AuditAction::MerchantDisable, &merchant_id, "requests refused (status 1)".into()).await?;
             println!("merchant {merchant_id} disabled");
         }
         MerchantCommand::Enable { merchant_id } => {
-            store(settings)?.set_merchant_enabled(&merchant_id, true).await?;
+            let store = store(settings)?;
+            store.set_merchant_enabled(&merchant_id, true).await?;
+            audit(&store, AuditAction::MerchantEnable, &merchant_id, "requests accepted".into()).await?;
             println!("merchant {merchant_id} enabled");
         }
         MerchantCommand::Key(cmd) => merchant_key(settings, cmd).await?,

@@ -3,7 +3,8 @@
 //!
 //! `keys` the platform's RSA key pair; `merchants` merchant accounts and
 //! balances; `merchant_keys` their request keys and rotation; `catalogue` products and activities; `accounts` the WeChat Pay
-//! accounts we send from; here, the flag parsing they share.
+//! accounts we send from; here, the flag parsing they share, and the audit
+//! line each change leaves (`lijian audit list`).
 
 mod accounts;
 mod catalogue;
@@ -28,6 +29,17 @@ pub(super) fn yuan(flag: &str, text: &str) -> anyhow::Result<Fen> {
 
 pub(super) fn store(settings: &Settings) -> anyhow::Result<Store> {
     crate::command_store(settings)
+}
+
+/// The audit line of a done admin change, by the person at this CLI.
+pub(super) async fn audit(
+    store: &Store,
+    action: lijian_core::vocab::AuditAction,
+    target: &str,
+    detail: String,
+) -> anyhow::Result<()> {
+    lijian_console::actions::admin::changed(store, &lijian_console::Actor::cli(), action, target, detail).await?;
+    Ok(())
 }
 
 pub(super) fn timestamp(flag: &str, text: &str) -> anyhow::Result<OffsetDateTime> {

@@ -40,7 +40,7 @@ async fn measure(env: &BenchEnv, rows: usize, bad_per_mille: usize) -> anyhow::R
     println!("  quorum publish + confirm          {publish:>10.0} msgs/s");
 
     let balance_before = balance(env).await?;
-    let first = run_load(env, &file).await?;
+    let first = run_load(env, &file, "bench").await?;
     let rate = rows as f64 / first.elapsed.as_secs_f64();
     println!("lijian load (first run):");
     println!(
@@ -65,7 +65,7 @@ async fn measure(env: &BenchEnv, rows: usize, bad_per_mille: usize) -> anyhow::R
         ("peak RSS ≤ 150 MB", first.peak_rss_kb <= 150 * 1024),
     ];
 
-    let again = run_load(env, &file).await?;
+    let again = run_load(env, &file, "bench").await?;
     let (orders_again, _, _) = counts(env).await?;
     let charged_again = balance_before - balance(env).await?;
     println!(
@@ -87,9 +87,19 @@ async fn measure(env: &BenchEnv, rows: usize, bad_per_mille: usize) -> anyhow::R
     Ok(())
 }
 
-/// Writes `rows` data rows; returns the line numbers of the bad ones (header is
-/// line 1). Bad rows cycle through the kinds of mistake a campaign file has.
 fn write_campaign(path: &Path, rows: usize, bad_per_mille: usize) -> anyhow::Result<BTreeSet<u64>> {
+    write_campaign_as(path, rows, bad_per_mille, "B")
+}
+
+/// Writes `rows` data rows, bizCodes `<biz><i>`; returns the line numbers of
+/// the bad ones (header is line 1). Bad rows cycle through the kinds of
+/// mistake a campaign file has.
+pub(super) fn write_campaign_as(
+    path: &Path,
+    rows: usize,
+    bad_per_mille: usize,
+    biz: &str,
+) -> anyhow::Result<BTreeSet<u64>> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(out, "openId,bizCode,activityId,productCode")?;
     let mut bad = BTreeSet::new();
@@ -99,30 +109,31 @@ fn write_campaign(path: &Path, rows: usize, bad_per_mille: usize) -> anyhow::Res
         if i % every == every / 2 {
             bad.insert(line);
             match (i / every) % 4 {
-                0 => writeln!(out, ",B{i},bench-a,bench-p")?,
-                1 => writeln!(out, "o bad {i},B{i},bench-a,bench-p")?,
+                0 => writeln!(out, ",{biz}{i},bench-a,bench-p")?,
+                1 => writeln!(out, "o bad {i},{biz}{i},bench-a,bench-p")?,
                 2 => writeln!(out, "oUser{i},{},bench-a,bench-p", "x".repeat(65))?,
-                _ => writeln!(out, "oUser{i},B{i},bench-a,no-such-product")?,
+                _ => writeln!(out, "oUser{i},{biz}{i},bench-a,no-such-product")?,
             }
         } else {
-            writeln!(out, "oUser{i},B{i},bench-a,bench-p")?;
+            writeln!(out, "oUser{i},{biz}{i},bench-a,bench-p")?;
         }
     }
     out.flush()?;
     Ok(bad)
 }
 
-struct LoadRun {
-    elapsed: Duration,
-    peak_rss_kb: u64,
-    stdout: String,
+pub(super) struct LoadRun {
+    pub elapsed: Duration,
+    pub peak_rss_kb: u64,
+    pub stdout: String,
 }
 
-async fn run_load(env: &BenchEnv, file: &Path) -> anyhow::Result<LoadRun> {
+/// `lijian load FILE` into `campaign` as a child process, timed, its peak RSS sampled.
+pub(super) async fn run_load(env: &BenchEnv, file: &Path, campaign: &str) -> anyhow::Result<LoadRun> {
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let mut child = tokio::process::Command::new(exe)
-        .args(["load", &file.display().to_string(), "--merchant-id", "bench-m", "--campaign", "bench"])
+        .args(["load", &file.display().to_string(), "--merchant-id", "bench-m", "--campaign", campaign])
         .env("LIJIAN_DATABASE_URL", &env.settings.database.url)
         .env("LIJIAN_AMQP_URL", &env.settings.broker.url)
         .env("LIJIAN_QUEUE_PREFIX", &env.settings.broker.queue_prefix)

@@ -10,6 +10,7 @@ mod load;
 mod notifier;
 mod priority;
 mod rate;
+mod upload;
 
 use clap::Subcommand;
 use lijian_core::config::Settings;
@@ -134,6 +135,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         bad_per_mille: usize,
     },
+    /// A generated campaign CSV through `lijian load`, then another of the same
+    /// size uploaded to the console's POST /campaigns (both child processes):
+    /// the time ratio and the console's memory growth.
+    Upload {
+        /// Data rows in each generated file.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Bad rows per thousand.
+        #[arg(long, default_value_t = 10)]
+        bad_per_mille: usize,
+    },
 }
 
 pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
@@ -151,6 +163,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
             console::run(settings, console::Size { orders, campaigns, merchants, repeat }).await
         }
         BenchCommand::Load { rows, bad_per_mille } => load::run(settings, rows, bad_per_mille).await,
+        BenchCommand::Upload { rows, bad_per_mille } => upload::run(settings, rows, bad_per_mille).await,
         BenchCommand::Priority { limit, latency_ms, campaign, small, api_rate, seconds, delay, consumers } => {
             let p = priority::Priority { limit, latency_ms, campaign, small, api_rate, seconds, delay, consumers };
             priority::run(settings, p).await

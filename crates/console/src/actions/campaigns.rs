@@ -1,5 +1,5 @@
-//! Campaign actions (pause, resume, cancel, delete) and the record of a load,
-//! audited; the rules are `lijian_producer::campaign`'s.
+//! Campaign actions (pause, resume, cancel, delete, priority), audited; the
+//! rules are `lijian_producer::campaign`'s. A load is [`super::loads`].
 
 use lijian_core::money::Fen;
 use lijian_core::store::Store;
@@ -41,13 +41,8 @@ pub async fn delete(store: &Store, name: &str, actor: &Actor) -> Result<(), Acti
     record(store, actor, AuditAction::CampaignDelete, name, 0, "empty campaign deleted".into()).await
 }
 
-/// Records a finished load (the load itself is `lijian_producer::bulk`'s).
-pub async fn record_load(
-    store: &Store,
-    actor: &Actor,
-    name: &str,
-    accepted: u64,
-    detail: String,
-) -> Result<(), ActionError> {
-    record(store, actor, AuditAction::Load, name, i64::try_from(accepted).unwrap_or(i64::MAX), detail).await
+/// Sets a campaign's priority among its merchant's campaigns.
+pub async fn priority(store: &Store, name: &str, priority: u32, actor: &Actor) -> Result<(), ActionError> {
+    campaign::set_priority(store, name, priority).await?;
+    record(store, actor, AuditAction::CampaignPriority, name, 1, format!("priority {priority}")).await
 }

@@ -1,15 +1,19 @@
 //! What operators do, one function each, for the console's pages and the CLI
-//! alike (`lijian dlq`, `lijian campaign`, `lijian merchant topup`, `lijian
+//! alike (`lijian dlq`, `lijian campaign`, `lijian load`, `lijian merchant topup`, `lijian
 //! operator`): the action itself (whose rules live in the store and the
-//! producer), then its line in the audit log.
+//! producer), then its line in the audit log. The CLI's other admin commands
+//! (merchants, keys, products, activities, WeChat Pay accounts) record theirs
+//! through [`admin`].
 //!
 //! The line is written once the action succeeded, not in its transaction: the
 //! actions keep the transactions they have (a replay publishes to the broker
 //! between two). Should the audit insert fail, the caller is told the action
 //! was done but not recorded, and the error is logged.
 
+pub mod admin;
 pub mod campaigns;
 pub mod dlq;
+pub mod loads;
 pub mod merchants;
 pub mod operators;
 
@@ -77,6 +81,8 @@ pub enum ActionError {
     #[error(transparent)]
     Replay(#[from] lijian_producer::ReplayError),
     #[error(transparent)]
+    Load(#[from] lijian_producer::bulk::LoadError),
+    #[error(transparent)]
     Queue(#[from] lijian_core::queue::QueueError),
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
@@ -91,12 +97,16 @@ impl ActionError {
     /// Whether the operator asked for something that cannot be (as opposed to
     /// the system failing): the console answers 400/404/409 rather than 500.
     pub fn is_refusal(&self) -> bool {
+        use lijian_producer::bulk::LoadError;
         use lijian_producer::campaign::CampaignError;
         matches!(
             self,
             ActionError::Refused(_)
                 | ActionError::Store(StoreError::NotFound(_) | StoreError::Invalid(_) | StoreError::Conflict(_))
                 | ActionError::Campaign(CampaignError::NotFound(_) | CampaignError::Refused(_))
+                | ActionError::Load(
+                    LoadError::Csv(_) | LoadError::Campaign(CampaignError::NotFound(_) | CampaignError::Refused(_))
+                )
         )
     }
 }

@@ -10,7 +10,8 @@ use maud::html;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::layout::{at, progress, yuan};
+use super::i18n::{self, M};
+use super::layout::{at, progress};
 use super::paging::{PageQuery, Pager, ROWS};
 use super::{Answer, Ctx};
 use crate::Console;
@@ -92,37 +93,44 @@ pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>, Query(q)
     rows.truncate(ROWS as usize);
     let view = ActivityList { activities: rows, pager: Pager::numbered("/activities", "", page, more) };
     let now = OffsetDateTime::now_utc();
-    Ok(ctx.render("Activities", &view, |v| {
+    let l = ctx.lang;
+    Ok(ctx.render(ctx.t(M::Activities), &view, |v| {
         let rows = &v.activities;
         html! {
             table {
-                thead { tr { th { "activity" } th { "merchant" } th { "coupon" } th { "budget used" } th { "window (UTC)" } th { "sends from" } } }
+                thead { tr {
+                    th { (ctx.t(M::Activity)) } th { (ctx.t(M::Merchant)) } th { (ctx.t(M::Coupon)) }
+                    th { (ctx.t(M::BudgetUsed)) } th { (ctx.t(M::Window)) } th { (ctx.t(M::SendsFrom)) }
+                } }
                 tbody {
                     @for a in rows {
                         tr {
-                            td { (a.activity_id) @if !a.enabled { " " span.problem { "disabled" } } br; span.muted.code { "stock " (a.stock_id) } }
-                            td { a href={ "/merchants/" (a.merchant_id) } { (a.merchant_id) } }
-                            td { (yuan(a.face_value_fen)) " off" }
-                            td { (progress(a.used, a.budget, "used")) br; span.muted { (a.left) " left" } }
                             td {
-                                (at(a.starts)) " → " (at(a.ends))
-                                @if now < a.starts { br; span.muted { "not started" } }
-                                @else if now > a.ends { br; span.muted { "ended" } }
+                                (a.activity_id) @if !a.enabled { " " span.problem { (ctx.t(M::Disabled)) } }
+                                br; span.muted.code { (ctx.t(M::Stock)) " " (a.stock_id) }
+                            }
+                            td { a href={ "/merchants/" (a.merchant_id) } { (a.merchant_id) } }
+                            td { span.money { (i18n::face_off(l, a.face_value_fen)) } }
+                            td { (progress(a.used, a.budget, ctx.t(M::Used))) br; span.muted { (i18n::left_count(l, a.left)) } }
+                            td {
+                                (at(&ctx, a.starts)) " → " (at(&ctx, a.ends))
+                                @if now < a.starts { br; span.muted { (ctx.t(M::NotStarted)) } }
+                                @else if now > a.ends { br; span.muted { (ctx.t(M::Ended)) } }
                             }
                             td {
                                 span.code { (a.sends_from) }
                                 br;
                                 @match (a.account_rate, a.account_enabled) {
-                                    (Some(rate), Some(true)) => span.muted { "stored account, " (rate) "/s" },
-                                    (Some(_), _) => span.problem { "stored account disabled: its jobs park" },
-                                    _ => span.muted { "no stored account: the consumer's LIJIAN_WXPAY_* default" },
+                                    (Some(rate), Some(true)) => span.muted { (i18n::stored_account_rate(l, rate)) },
+                                    (Some(_), _) => span.problem { (ctx.t(M::AccountDisabled)) },
+                                    _ => span.muted { (ctx.t(M::NoStoredAccount)) },
                                 }
                             }
                         }
                     }
                 }
             }
-            (v.pager.nav())
+            (v.pager.nav(l))
         }
     }))
 }

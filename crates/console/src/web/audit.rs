@@ -10,6 +10,7 @@ use lijian_core::vocab::AuditAction;
 use maud::html;
 use serde::Serialize;
 
+use super::i18n::M;
 use super::layout::at;
 use super::{Answer, Ctx, Problem};
 use crate::Console;
@@ -43,28 +44,31 @@ pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Query(q)
     let entries = console.store.audit_entries(&filter).await.map_err(|e| ctx.fail(e))?;
     let older = (entries.len() as i64 == PAGE).then(|| entries.last().map(|e| e.id)).flatten();
     let view = AuditPage { entries, older };
-    Ok(ctx.render("Audit log", &view, |v| {
+    Ok(ctx.render(ctx.t(M::AuditLog), &view, |v| {
         html! {
             form.inline method="get" action="/audit" {
-                label { "Actor" input name="actor" value=(actor.clone().unwrap_or_default()) placeholder="name or cli:user"; }
-                label { "Action"
+                label { (ctx.t(M::Actor)) input name="actor" value=(actor.clone().unwrap_or_default()) placeholder=(ctx.t(M::ActorHint)); }
+                label { (ctx.t(M::Action))
                     select name="action" {
-                        option value="" { "any" }
+                        option value="" { (ctx.t(M::Any)) }
                         @for a in AuditAction::ALL { option value=(a) selected[Some(*a) == action] { (a) } }
                     }
                 }
-                button.secondary type="submit" { "Filter" }
+                button.secondary type="submit" { (ctx.t(M::Filter)) }
             }
             table {
-                thead { tr { th { "at (UTC)" } th { "who" } th { "action" } th { "target" } th.num { "count" } th { "detail" } } }
+                thead { tr {
+                    th { (ctx.t(M::At)) } th { (ctx.t(M::Who)) } th { (ctx.t(M::ActionCol)) } th { (ctx.t(M::Target)) }
+                    th.num { (ctx.t(M::Count)) } th { (ctx.t(M::Detail)) }
+                } }
                 tbody {
                     @for e in &v.entries {
-                        tr { td { (at(e.at)) } td { (e.actor) } td { (e.action) } td { (e.target) } td.num { (e.count) } td { (e.detail) } }
+                        tr { td { (at(&ctx, e.at)) } td { (e.actor) } td { (e.action) } td { (e.target) } td.num { (e.count) } td { (e.detail) } }
                     }
                 }
             }
             @if let Some(before) = v.older {
-                nav.pages { a href={ "/audit?before=" (before) "&actor=" (actor.clone().unwrap_or_default()) "&action=" (action.map(|a| a.as_str()).unwrap_or_default()) } { "Older entries" } }
+                nav.pages { a href={ "/audit?before=" (before) "&actor=" (actor.clone().unwrap_or_default()) "&action=" (action.map(|a| a.as_str()).unwrap_or_default()) } { (ctx.t(M::Older)) } }
             }
         }
     }))

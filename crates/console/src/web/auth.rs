@@ -12,7 +12,7 @@ use lijian_core::telemetry::logs::CONSOLE;
 use lijian_core::vocab::AuditAction;
 use maud::html;
 
-use super::{layout, Ctx, Failure, Form, Problem, Via};
+use super::{layout, Ctx, Failure, Form, Lang, Problem, Via, M};
 use crate::secrets::{self, Presented};
 use crate::Console;
 
@@ -41,7 +41,7 @@ pub(super) async fn authenticate(
     Ok(found.filter(|c| session.matches(&c.secret_hash)).map(|c| (c.operator, Via::Session { csrf: session.csrf() })))
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -51,7 +51,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// A cookie scripts cannot read and other sites never trigger.
-fn set_cookie(console: &Console, name: &str, value: &str, path: &str, max_age_secs: u64) -> HeaderValue {
+pub(super) fn set_cookie(console: &Console, name: &str, value: &str, path: &str, max_age_secs: u64) -> HeaderValue {
     let secure = if console.settings.console.secure_cookies { "; Secure" } else { "" };
     let text = format!("{name}={value}; Path={path}; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}");
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -64,7 +64,7 @@ pub(super) struct LoginQuery {
 
 /// Only a path on this console: never another site after signing in, and
 /// nothing a `Location` header cannot carry.
-fn local_next(next: Option<&str>) -> String {
+pub(super) fn local_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with('/')
@@ -78,27 +78,33 @@ fn local_next(next: Option<&str>) -> String {
     }
 }
 
-pub(super) async fn login_page(State(console): State<Arc<Console>>, Query(q): Query<LoginQuery>) -> Response {
-    login_form(&console, &local_next(q.next.as_deref()), None, StatusCode::OK)
+pub(super) async fn login_page(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let lang = Lang::of_request(&headers);
+    login_form(&console, lang, &local_next(q.next.as_deref()), None, StatusCode::OK)
 }
 
 /// The sign-in form with a fresh form token (also set as a cookie).
-fn login_form(console: &Console, next: &str, problem: Option<&str>, status: StatusCode) -> Response {
+fn login_form(console: &Console, lang: Lang, next: &str, problem: Option<&str>, status: StatusCode) -> Response {
     let Ok(token) = secrets::form_token() else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "the system's random source failed").into_response();
     };
     let body = html! {
         form.login method="post" action="/login" {
-            h1 { "lijian console" }
+            h1 { (lang.t(M::ConsoleName)) }
             @if let Some(problem) = problem { p.problem role="alert" { (problem) } }
             input type="hidden" name="login_token" value=(token);
             input type="hidden" name="next" value=(next);
-            label { "Operator name" input name="name" autocomplete="username" required autofocus; }
-            label { "Password" input name="password" type="password" autocomplete="current-password" required; }
-            button type="submit" { "Sign in" }
+            label { (lang.t(M::OperatorName)) input name="name" autocomplete="username" required autofocus; }
+            label { (lang.t(M::Password)) input name="password" type="password" autocomplete="current-password" required; }
+            button type="submit" { (lang.t(M::SignIn)) }
         }
     };
-    let mut response = (status, layout::bare_markup("Sign in", body)).into_response();
+    let here = format!("/login?next={}", form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
+    let mut response = (status, layout::bare_markup(lang, &here, lang.t(M::SignInTitle), body)).into_response();
     let cookie = set_cookie(console, LOGIN_COOKIE, &token, "/login", 3600);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     response
@@ -111,16 +117,16 @@ pub(super) async fn login(
     form: Form,
 ) -> Response {
     let next = local_next(form.get("next"));
+    let lang = Lang::of_request(&headers);
     let name = form.get("name").unwrap_or_default().trim().to_string();
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if !secrets::same_token(form.get("login_token").unwrap_or_default(), &expected) {
-        let why = "the sign-in form expired or was not sent from this console: try again";
-        return login_form(&console, &next, Some(why), StatusCode::FORBIDDEN);
+        return login_form(&console, lang, &next, Some(lang.t(M::FormExpired)), StatusCode::FORBIDDEN);
     }
     if let Err(wait) = console.limiter.check(&name, peer.ip()) {
         tracing::warn!(target: CONSOLE, operator = %name, address = %peer.ip(), "sign-in refused: too many failures");
-        let why = format!("too many failed sign-ins: try again in {} minutes", wait.as_secs().div_ceil(60).max(1));
-        return login_form(&console, &next, Some(&why), StatusCode::TOO_MANY_REQUESTS);
+        let why = super::i18n::too_many_sign_ins(lang, wait.as_secs().div_ceil(60).max(1));
+        return login_form(&console, lang, &next, Some(&why), StatusCode::TOO_MANY_REQUESTS);
     }
     let password = form.get("password").unwrap_or_default().to_string();
     let operator = match verify(&console, &name, password).await {
@@ -128,9 +134,9 @@ pub(super) async fn login(
         Ok(None) => {
             console.limiter.failed(&name, peer.ip());
             tracing::warn!(target: CONSOLE, operator = %name, address = %peer.ip(), "sign-in failed");
-            return login_form(&console, &next, Some("wrong name or password"), StatusCode::UNAUTHORIZED);
+            return login_form(&console, lang, &next, Some(lang.t(M::WrongPassword)), StatusCode::UNAUTHORIZED);
         }
-        Err(e) => return Failure::from_problem(Problem::from(e), false).into_response(),
+        Err(e) => return Failure::from_problem(Problem::from(e), false, lang).into_response(),
     };
     console.limiter.succeeded(&name);
     match open_session(&console, &operator, peer).await {
@@ -140,7 +146,7 @@ pub(super) async fn login(
             response.headers_mut().append(header::SET_COOKIE, set_cookie(&console, LOGIN_COOKIE, "", "/login", 0));
             response
         }
-        Err(e) => Failure::from_problem(Problem::from(e), false).into_response(),
+        Err(e) => Failure::from_problem(Problem::from(e), false, lang).into_response(),
     }
 }
 

@@ -14,8 +14,11 @@ use lijian_producer::campaign::{self, Campaign};
 use maud::{html, Markup};
 use serde::Serialize;
 
-use super::layout::{at, confirmation, duration_words, progress, yuan};
+use super::campaign_more::{self as more, LastLoad, RateChart};
+use super::i18n::{self, Lang, M};
+use super::layout::{at, confirmation, progress};
 use super::paging::{PageQuery, Pager, ROWS};
+use super::upload::{self, UploadView};
 use super::{Answer, Ctx, Form, Problem};
 use crate::actions::campaigns as act;
 use crate::Console;
@@ -31,6 +34,8 @@ pub(super) struct CampaignRow {
     orders: i64,
     finished: i64,
     released: i64,
+    #[serde(skip)]
+    release_time: Option<time::OffsetDateTime>,
 }
 
 impl CampaignRow {
@@ -44,6 +49,14 @@ impl CampaignRow {
             orders,
             finished,
             released: c.released,
+            release_time: c.release_at,
+        }
+    }
+
+    /// When it releases, in the operator's zone (or as loaded), and at what rate.
+    fn release(&self, ctx: &Ctx) -> Markup {
+        html! {
+            @match self.release_time { Some(t) => (at(ctx, t)), None => (ctx.t(M::AsLoaded)) }
         }
     }
 }
@@ -62,31 +75,38 @@ pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>, Query(q)
     let (found, more) = campaign::list_page(&console.store, &window).await.map_err(|e| ctx.fail(e))?;
     let campaigns = found.iter().map(|(c, orders, done)| CampaignRow::of(c, *orders, *done)).collect();
     let view = CampaignList { campaigns, pager: Pager::numbered("/campaigns", "", page, more) };
-    Ok(ctx.render("Campaigns", &view, |v| {
+    let l = ctx.lang;
+    let loading = console.uploads.all();
+    Ok(ctx.render_live(ctx.t(M::Campaigns), &view, |v| {
         let rows = &v.campaigns;
         html! {
-            @if rows.is_empty() && page == 1 { p.muted { "No campaigns yet: `lijian load FILE.csv …` creates one." } }
+            @for (name, u) in &loading { (upload::progress_box(name, u)) }
+            (upload::form(&ctx))
+            @if rows.is_empty() && page == 1 { p.muted { (ctx.t(M::NoCampaigns)) } }
             @else {
                 table {
-                    thead { tr { th { "campaign" } th { "merchant" } th { "state" } th { "release" } th { "final orders" } th { "released" } } }
+                    thead { tr {
+                        th { (ctx.t(M::Campaign)) } th { (ctx.t(M::Merchant)) } th { (ctx.t(M::State)) }
+                        th { (ctx.t(M::Release)) } th { (ctx.t(M::FinalOrders)) } th { (ctx.t(M::Released)) }
+                    } }
                     tbody {
                         @for c in rows {
                             tr {
                                 td { a href={ "/campaigns/" (c.name) } { (c.name) } }
                                 td { a href={ "/merchants/" (c.merchant_id) } { (c.merchant_id) } }
-                                td { span class={ "state " (c.state) } { (c.state) } }
+                                td { span class={ "state " (c.state) } { (i18n::state_word(l, c.state)) } }
                                 td {
-                                    (c.release_at.as_deref().unwrap_or("as loaded"))
-                                    @if let Some(rate) = c.rate { " at " (rate) "/s" }
+                                    (c.release(&ctx))
+                                    @if let Some(rate) = c.rate { " · " (i18n::per_sec(l, rate)) }
                                 }
-                                td { (progress(c.finished, c.orders, "final")) }
-                                td { @if c.release_at.is_some() { (progress(c.released, c.orders, "released")) } @else { span.muted { "all" } } }
+                                td { (progress(c.finished, c.orders, ctx.t(M::Final))) }
+                                td { @if c.release_at.is_some() { (progress(c.released, c.orders, ctx.t(M::Released))) } @else { span.muted { (ctx.t(M::All)) } } }
                             }
                         }
                     }
                 }
             }
-            (v.pager.nav())
+            (v.pager.nav(l))
         }
     }))
 }
@@ -104,6 +124,12 @@ pub(super) struct Detail {
     /// Yuan charged (orders issued or in progress) and refunded.
     charged: String,
     refunded: String,
+    /// An upload loading into the campaign now (in this console process).
+    loading: Option<UploadView>,
+    last_load: Option<LastLoad>,
+    /// The rejects file of the last load, if it refused a row.
+    rejects: Option<String>,
+    rate: RateChart,
 }
 
 #[derive(Serialize)]
@@ -132,6 +158,10 @@ fn unreleased(s: &campaign::CampaignStatus) -> Unreleased {
 pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Path(name): Path<String>) -> Answer {
     let s = campaign::status(&console.store, &name).await.map_err(|e| ctx.fail(e))?;
     let waiting = unreleased(&s);
+    let store = &console.store;
+    let rate = more::rate_chart(store, &name, s.open() > 0).await.map_err(|e| ctx.fail(e))?;
+    let last_load = more::last_load(store, &name).await.map_err(|e| ctx.fail(e))?;
+    let rejects = more::rejects_link(store, &name).await.map_err(|e| ctx.fail(e))?;
     let detail = Detail {
         campaign: CampaignRow::of(&s.campaign, s.total(), s.total() - s.open()),
         by_status: OrderStatus::ALL
@@ -145,51 +175,57 @@ pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Path(nam
         eta_secs: s.eta_secs(),
         charged: s.charged.to_string(),
         refunded: s.refunded.to_string(),
+        loading: console.uploads.view(&name),
+        last_load,
+        rejects,
+        rate,
     };
     let state = s.campaign.state;
-    Ok(ctx.render(&format!("Campaign {name}"), &detail, |d| detail_body(&ctx, d, state)))
+    Ok(ctx.render_live(&i18n::campaign_title(ctx.lang, &name), &detail, |d| detail_body(&ctx, d, state)))
 }
 
 fn detail_body(ctx: &Ctx, d: &Detail, state: CampaignState) -> Markup {
     let c = &d.campaign;
-    let actions: &[(&str, &str)] = match (state, c.state) {
+    let l = ctx.lang;
+    let actions: &[(&str, M)] = match (state, c.state) {
         (_, "finished" | "empty") | (CampaignState::Cancelled, _) => &[],
-        (CampaignState::Active, _) => &[("pause", "Pause…"), ("cancel", "Cancel…")],
-        (CampaignState::Paused, _) => &[("resume", "Resume…"), ("cancel", "Cancel…")],
+        (CampaignState::Active, _) => &[("pause", M::PauseAsk), ("cancel", M::CancelAsk)],
+        (CampaignState::Paused, _) => &[("resume", M::ResumeAsk), ("cancel", M::CancelAsk)],
+    };
+    let eta = match d.eta_secs {
+        Some(secs) => i18n::duration_words(l, secs),
+        None => ctx.t(M::EtaUnknown).to_string(),
     };
     html! {
+        @if let Some(u) = &d.loading { (upload::progress_box(&c.name, u)) }
         section {
-            p { span class={ "state " (c.state) } { (c.state) } " · merchant " a href={ "/merchants/" (c.merchant_id) } { (c.merchant_id) } }
-            p { (progress(c.finished, c.orders, "orders final")) }
-            @if c.release_at.is_some() { p { (progress(c.released, c.orders, "released")) } }
-            p {
-                "Release: " (c.release_at.as_deref().unwrap_or("as loaded"))
-                @if let Some(rate) = c.rate { " at " (rate) " orders/s" }
-                " · finishing " (format!("{:.1}", d.finishing_per_sec)) " orders/s (last 10 s) · ETA "
-                @match d.eta_secs { Some(secs) => (duration_words(secs)), None => "unknown (nothing finishing now)" }
-            }
-            p { "Unreleased: " (d.unreleased.orders) " orders, " (yuan(d.unreleased.money)) " · parked: " (d.parked)
-                " · charged ¥" (d.charged) " · refunded ¥" (d.refunded) }
+            p { span class={ "state " (c.state) } { (i18n::state_word(l, c.state)) } " · " (ctx.t(M::Merchant)) " " a href={ "/merchants/" (c.merchant_id) } { (c.merchant_id) } }
+            p { (progress(c.finished, c.orders, ctx.t(M::OrdersFinal))) }
+            @if c.release_at.is_some() { p { (progress(c.released, c.orders, ctx.t(M::Released))) } }
+            p { (ctx.t(M::ReleaseLabel)) (c.release(ctx)) (i18n::release_rest(l, c.rate, d.finishing_per_sec, &eta)) }
+            p { (i18n::money_line(l, d.unreleased.orders, d.unreleased.money, d.parked, &d.charged, &d.refunded)) }
             @if ctx.is_admin() && !actions.is_empty() {
                 div.actions {
                     @for (action, label) in actions {
                         form method="post" action={ "/campaigns/" (c.name) "/" (action) } {
                             input type="hidden" name="csrf" value=(ctx.csrf());
-                            button.secondary type="submit" { (label) }
+                            button.secondary type="submit" { (ctx.t(*label)) }
                         }
                     }
                 }
             }
         }
-        h2 { "Orders by status" }
+        (more::chart_markup(&d.rate))
+        (more::load_markup(d.last_load.as_ref(), d.rejects.as_deref()))
+        h2 { (ctx.t(M::OrdersByStatus)) }
         table {
-            thead { tr { th { "status" } th.num { "orders" } } }
-            tbody { @for s in &d.by_status { tr { td { (s.status) " " (s.label) } td.num { (s.orders) } } } }
+            thead { tr { th { (ctx.t(M::Status)) } th.num { (ctx.t(M::OrdersCol)) } } }
+            tbody { @for s in &d.by_status { tr { td { (s.status) " " (i18n::status_code_word(l, s.status)) } td.num { (s.orders) } } } }
         }
         @if !d.failures.is_empty() {
-            h2 { "Failures by reason" }
+            h2 { (ctx.t(M::FailuresByReason)) }
             table {
-                thead { tr { th { "reason" } th.num { "orders" } } }
+                thead { tr { th { (ctx.t(M::Reason)) } th.num { (ctx.t(M::OrdersCol)) } } }
                 tbody { @for (reason, n) in &d.failures { tr { td { (reason) } td.num { (n) } } } }
             }
         }
@@ -215,31 +251,18 @@ pub(super) async fn act(
     let store = &console.store;
     let status = campaign::status(store, &name).await.map_err(|e| ctx.fail(e))?;
     let waiting = unreleased(&status);
-    let (question, button) = match action.as_str() {
-        "pause" => (
-            format!(
-                "Pause campaign {name}? Its {} unreleased orders ({} yuan) wait until it is resumed; orders already released are still issued.",
-                waiting.orders, waiting.money
-            ),
-            "Pause",
-        ),
-        "resume" => (
-            format!(
-                "Resume campaign {name}? Its {} unreleased orders ({} yuan) are released from now{}.",
-                waiting.orders,
-                waiting.money,
-                status.campaign.rate.map(|r| format!(" at {r} orders/s")).unwrap_or_default()
-            ),
-            "Resume",
-        ),
-        "cancel" => (
-            format!(
-                "Cancel campaign {name}? Its {} unreleased orders end as cancelled (status 4) and {} yuan goes back to merchant {}. This cannot be undone.",
-                waiting.orders, waiting.money, status.campaign.merchant_id
-            ),
-            "Cancel the campaign",
-        ),
+    let (orders, money, rate) = (waiting.orders, waiting.money, status.campaign.rate);
+    let merchant = status.campaign.merchant_id.clone();
+    let button = match action.as_str() {
+        "pause" => M::Pause,
+        "resume" => M::Resume,
+        "cancel" => M::CancelCampaign,
         other => return Err(ctx.fail(Problem(StatusCode::NOT_FOUND, format!("no campaign action {other}")))),
+    };
+    let question = |l: Lang| match button {
+        M::Pause => i18n::pause_question(l, &name, orders, money),
+        M::Resume => i18n::resume_question(l, &name, orders, money, rate),
+        _ => i18n::cancel_question(l, &name, orders, money, &merchant),
     };
     if !form.confirmed() {
         #[derive(Serialize)]
@@ -248,11 +271,13 @@ pub(super) async fn act(
             question: String,
             unreleased: Unreleased,
         }
-        let preview = Preview { confirmed: false, question: question.clone(), unreleased: waiting };
+        // The JSON's question is in English, like every text the JSON carries.
+        let preview = Preview { confirmed: false, question: question(Lang::En), unreleased: waiting };
         let back = format!("/campaigns/{name}");
         let path = format!("/campaigns/{name}/{action}");
-        return Ok(ctx.render(&format!("{button} {name}"), &preview, |_| {
-            confirmation(&ctx, &path, &question, html! {}, button, &back)
+        let button = ctx.t(button);
+        return Ok(ctx.render(&i18n::action_title(ctx.lang, button, &name), &preview, |_| {
+            confirmation(&ctx, &path, &question(ctx.lang), html! {}, button, &back)
         }));
     }
     let actor = ctx.actor();
@@ -263,16 +288,17 @@ pub(super) async fn act(
     }
     .map_err(|e| ctx.fail(e))?;
     let done = Done { campaign: name.clone(), action: action.clone(), orders: done.0, refunded: done.1 };
-    Ok(ctx.render(&format!("Campaign {name}"), &done, |d| {
+    let l = ctx.lang;
+    Ok(ctx.render(&i18n::campaign_title(l, &name), &done, |d| {
         html! {
             p.done {
                 @match d.action.as_str() {
-                    "pause" => { "Paused: " (d.orders) " unreleased orders wait." }
-                    "resume" => { "Resumed: " (d.orders) " unreleased orders are released from now." }
-                    _ => { "Cancelled: " (d.orders) " orders, " (d.refunded.as_deref().unwrap_or("0.00")) " yuan refunded." }
+                    "pause" => { (i18n::paused_done(l, d.orders)) }
+                    "resume" => { (i18n::resumed_done(l, d.orders)) }
+                    _ => { (i18n::cancelled_done(l, d.orders, d.refunded.as_deref().unwrap_or("0.00"))) }
                 }
             }
-            p { a href={ "/campaigns/" (d.campaign) } { "Back to the campaign" } " · " (at(time::OffsetDateTime::now_utc())) }
+            p { a href={ "/campaigns/" (d.campaign) } { (ctx.t(M::BackToCampaign)) } " · " (at(&ctx, time::OffsetDateTime::now_utc())) }
         }
     }))
 }

@@ -15,6 +15,7 @@ use maud::{html, Markup};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::i18n::{self, M};
 use super::layout::{age, at, confirmation, hidden};
 use super::paging::{term, Pager};
 use super::{Answer, Ctx, Form, Problem};
@@ -130,7 +131,7 @@ pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Query(q)
         _ => None,
     };
     let view = DeadLetters { groups, group };
-    Ok(ctx.render("Dead letters", &view, |v| body(&ctx, v, now)))
+    Ok(ctx.render_live(ctx.t(M::DeadLetters), &view, |v| body(&ctx, v, now)))
 }
 
 fn job(r: &tokio_postgres::Row) -> Job {
@@ -158,24 +159,27 @@ fn group_link(lane: Lane, reason: &str) -> String {
 }
 
 fn body(ctx: &Ctx, v: &DeadLetters, now: OffsetDateTime) -> Markup {
+    let l = ctx.lang;
     html! {
         @if v.groups.is_empty() {
-            p.done { "Nothing is parked." }
+            p.done { (ctx.t(M::NothingParked)) }
         } @else {
             table {
-                thead { tr { th { "kind" } th { "reason" } th.num { "jobs" } th { "oldest" } th { "" } } }
+                thead { tr {
+                    th { (ctx.t(M::Kind)) } th { (ctx.t(M::Reason)) } th.num { (ctx.t(M::Jobs)) } th { (ctx.t(M::Oldest)) } th { "" }
+                } }
                 tbody {
                     @for g in &v.groups {
                         tr {
-                            td { (g.lane) }
+                            td { (i18n::lane_word(l, g.lane)) }
                             td { a href=(group_link(g.lane, &g.reason)) { (g.reason) } }
                             td.num { (g.count) }
-                            td { (age(g.oldest, now)) " ago" }
+                            td { span title=(i18n::utc_title(g.oldest)) { (i18n::ago(l, &age(l, g.oldest, now))) } }
                             td {
                                 @if ctx.is_admin() {
                                     div.actions {
-                                        (whole_reason(ctx, "/dlq/replay", g, "Replay all…"))
-                                        (whole_reason(ctx, "/dlq/fail", g, "Fail all…"))
+                                        (whole_reason(ctx, "/dlq/replay", g, ctx.t(M::ReplayAll)))
+                                        (whole_reason(ctx, "/dlq/fail", g, ctx.t(M::FailAll)))
                                     }
                                 }
                             }
@@ -200,44 +204,44 @@ fn whole_reason(ctx: &Ctx, action: &str, g: &Group, label: &str) -> Markup {
 }
 
 fn group_body(ctx: &Ctx, g: &GroupJobs) -> Markup {
+    let l = ctx.lang;
     let rows = html! {
         table {
-            thead { tr { th { "" } th { "order" } th { "merchant" } th { "campaign" } th.num { "attempts" } th { "parked at" } } }
+            thead { tr {
+                th { "" } th { (ctx.t(M::Order)) } th { (ctx.t(M::Merchant)) } th { (ctx.t(M::Campaign)) }
+                th.num { (ctx.t(M::Attempts)) } th { (ctx.t(M::ParkedAt)) }
+            } }
             tbody {
                 @for j in &g.jobs {
                     tr {
-                        td { @if ctx.is_admin() { input type="checkbox" name="order" value=(j.order_code) aria-label={ "select " (j.order_code) }; } }
+                        td { @if ctx.is_admin() { input type="checkbox" name="order" value=(j.order_code) aria-label=(i18n::select_label(l, &j.order_code)); } }
                         td.code { a href={ "/orders/" (j.order_code) } { (j.order_code) } }
                         td { (j.merchant_id) }
                         td { (j.campaign.as_deref().unwrap_or("—")) }
                         td.num { (j.attempts_since_replay) " / " (j.attempts) }
-                        td { (at(j.parked_at)) }
+                        td { (at(ctx, j.parked_at)) }
                     }
                 }
             }
         }
     };
     html! {
-        h2 { (g.lane) " jobs parked for: " (g.reason) }
-        p.muted {
-            (g.total) " jobs"
-            @if g.total > g.jobs.len() { ", " (g.jobs.len()) " shown here, oldest first" }
-            "; attempts since the last replay / in all."
-        }
+        h2 { (i18n::group_heading(l, i18n::lane_word(l, g.lane), &g.reason)) }
+        p.muted { (i18n::group_note(l, g.total, g.jobs.len())) }
         @if ctx.is_admin() {
             form method="post" action="/dlq/replay" {
                 input type="hidden" name="csrf" value=(ctx.csrf());
                 input type="hidden" name="lane" value=(g.lane);
                 (rows)
                 div.actions {
-                    button type="submit" { "Replay selected…" }
-                    button.danger type="submit" formaction="/dlq/fail" { "Fail selected…" }
+                    button type="submit" { (ctx.t(M::ReplaySelected)) }
+                    button.danger type="submit" formaction="/dlq/fail" { (ctx.t(M::FailSelected)) }
                 }
             }
         } @else {
             (rows)
         }
-        (g.pager.nav())
+        (g.pager.nav(l))
     }
 }
 
@@ -281,26 +285,21 @@ pub(super) async fn replay(ctx: Ctx, State(console): State<Arc<Console>>, form: 
     ctx.check_admin(&form)?;
     let (lane, picked) = selection(&ctx, &console, &form).await?;
     if !form.confirmed() {
-        let question = format!(
-            "Replay {} parked issue jobs and {} parked reports? Each goes back with a fresh retry budget; \
-             no order gets a second coupon or a second charge.",
-            picked.issue_orders.len(),
-            picked.report_orders.len()
-        );
+        let question = i18n::replay_question(ctx.lang, picked.issue_orders.len(), picked.report_orders.len());
         let preview = Preview { confirmed: false, action: "replay", would: &picked };
-        return Ok(ctx.render("Replay parked jobs", &preview, |p| {
+        return Ok(ctx.render(ctx.t(M::ReplayTitle), &preview, |p| {
             let carried = html! { input type="hidden" name="lane" value=(lane); (hidden("order", &p.would.orders())) };
-            confirmation(&ctx, "/dlq/replay", &question, carried, "Replay", "/dlq")
+            confirmation(&ctx, "/dlq/replay", &question, carried, ctx.t(M::Replay), "/dlq")
         }));
     }
     let filter = DeadFilter { lane: Some(lane), order_codes: picked.orders(), ..Default::default() };
     let done = act::replay(&console.settings, &console.store, &console.publisher, &filter, None, &ctx.actor())
         .await
         .map_err(|e| ctx.fail(e))?;
-    Ok(ctx.render("Replayed", &done, |d| {
+    Ok(ctx.render(ctx.t(M::Replayed), &done, |d| {
         html! {
-            p.done { "Replayed " (d.issue_jobs) " issue jobs and " (d.reports) " reports." }
-            p { a href="/dlq" { "Back to dead letters" } }
+            p.done { (i18n::replayed_done(ctx.lang, d.issue_jobs, d.reports)) }
+            p { a href="/dlq" { (ctx.t(M::BackToDlq)) } }
         }
     }))
 }
@@ -309,28 +308,23 @@ pub(super) async fn fail(ctx: Ctx, State(console): State<Arc<Console>>, form: Fo
     ctx.check_admin(&form)?;
     let (lane, picked) = selection(&ctx, &console, &form).await?;
     if !form.confirmed() {
-        let question = format!(
-            "Fail {} orders (status 3, their price refunded, a report sent) and dismiss {} parked reports? \
-             This cannot be undone. An order whose last WeChat Pay call left the outcome unknown stays parked.",
-            picked.issue_orders.len(),
-            picked.report_orders.len()
-        );
+        let question = i18n::fail_question(ctx.lang, picked.issue_orders.len(), picked.report_orders.len());
         let preview = Preview { confirmed: false, action: "fail", would: &picked };
-        return Ok(ctx.render("Fail parked jobs", &preview, |p| {
+        return Ok(ctx.render(ctx.t(M::FailTitle), &preview, |p| {
             let carried = html! { input type="hidden" name="lane" value=(lane); (hidden("order", &p.would.orders())) };
-            confirmation(&ctx, "/dlq/fail", &question, carried, "Fail them", "/dlq")
+            confirmation(&ctx, "/dlq/fail", &question, carried, ctx.t(M::FailThem), "/dlq")
         }));
     }
     let done = act::fail(&console.store, &console.publisher, &picked.orders(), false, &ctx.actor())
         .await
         .map_err(|e| ctx.fail(e))?;
-    Ok(ctx.render("Failed", &done, |d| {
+    Ok(ctx.render(ctx.t(M::Failed), &done, |d| {
         html! {
-            p.done { "Failed " (d.failed.len()) " orders (refunded, reports queued); dismissed " (d.dismissed.len()) " reports." }
+            p.done { (i18n::failed_done(ctx.lang, d.failed.len(), d.dismissed.len())) }
             @for (code, why) in &d.unknown {
-                p.problem { "Left parked: " (code) ": the outcome of its last WeChat Pay call is unknown (" (why) "). Replay it to learn the truth." }
+                p.problem { (i18n::left_parked(ctx.lang, code, why)) }
             }
-            p { a href="/dlq" { "Back to dead letters" } }
+            p { a href="/dlq" { (ctx.t(M::BackToDlq)) } }
         }
     }))
 }

@@ -12,6 +12,11 @@ use bytes::Bytes;
 pub struct Form(Vec<(String, String)>);
 
 impl Form {
+    /// A form read another way (the text fields of a multipart upload).
+    pub fn from_fields(fields: Vec<(String, String)>) -> Form {
+        Form(fields)
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())

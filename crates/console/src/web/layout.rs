@@ -1,6 +1,7 @@
-//! The page shell (navigation, who is signed in, sign out), the stylesheet
-//! compiled into the binary, and the small pieces every page writes alike:
-//! money in yuan, times in UTC, ages, confirmation forms.
+//! The page shell (navigation, who is signed in, sign out, the language
+//! switch), the stylesheet and script compiled into the binary, and the small
+//! pieces every page writes alike: money in yuan, times in the operator's
+//! zone with UTC on hover, ages, confirmation forms.
 
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
@@ -8,22 +9,32 @@ use lijian_core::money::Fen;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use time::OffsetDateTime;
 
+use super::i18n::{self, Lang, M};
 use super::Ctx;
 
 const STYLESHEET: &str = include_str!("../../assets/console.css");
+/// Live refresh; pages read the same without it.
+const SCRIPT: &str = include_str!("../../assets/console.js");
 
 pub(super) async fn stylesheet() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], STYLESHEET)
 }
 
-const NAV: &[(&str, &str)] = &[
-    ("/", "Overview"),
-    ("/campaigns", "Campaigns"),
-    ("/dlq", "Dead letters"),
-    ("/orders", "Orders"),
-    ("/merchants", "Merchants"),
-    ("/activities", "Activities"),
-    ("/audit", "Audit"),
+pub(super) async fn script() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], SCRIPT)
+}
+
+/// Seconds between two refreshes of a live page.
+pub(super) const REFRESH_SECS: u32 = 5;
+
+const NAV: &[(&str, M)] = &[
+    ("/", M::Overview),
+    ("/campaigns", M::Campaigns),
+    ("/dlq", M::DeadLetters),
+    ("/orders", M::Orders),
+    ("/merchants", M::Merchants),
+    ("/activities", M::Activities),
+    ("/audit", M::Audit),
 ];
 
 fn head(title: &str) -> Markup {
@@ -33,31 +44,54 @@ fn head(title: &str) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · lijian" }
             link rel="stylesheet" href="/assets/console.css";
+            script src="/assets/console.js" defer {}
         }
     }
 }
 
-/// A page for a signed-in operator.
-pub(super) fn page(ctx: &Ctx, title: &str, body: Markup) -> Html<String> {
+/// The other languages, each a link that sets the `lijian_lang` cookie and
+/// comes back to `here`.
+fn switch(lang: Lang, here: &str) -> Markup {
+    html! {
+        span.lang {
+            @for other in Lang::ALL.iter().filter(|l| **l != lang) {
+                a href=(i18n::switch_href(*other, here)) lang=(other.tag()) hreflang=(other.tag()) { (other.own_name()) }
+            }
+        }
+    }
+}
+
+/// A page for a signed-in operator; a `live` one refreshes itself.
+pub(super) fn page(ctx: &Ctx, title: &str, body: Markup, live: bool) -> Html<String> {
+    let role = match ctx.operator.role {
+        lijian_core::vocab::OperatorRole::Admin => ctx.t(M::Admin),
+        lijian_core::vocab::OperatorRole::Viewer => ctx.t(M::Viewer),
+    };
+    let refresh = live.then(|| REFRESH_SECS.to_string());
     let markup = html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(ctx.lang.tag()) {
             (head(title))
             body {
                 header.top {
                     a.brand href="/" { "lijian" }
-                    nav { @for (href, label) in NAV { a href=(href) { (label) } } }
+                    nav { @for (href, label) in NAV { a href=(href) { (ctx.t(*label)) } } }
                     div.who {
-                        span.operator { (ctx.operator.name) " (" (ctx.operator.role) ")" }
+                        (switch(ctx.lang, &ctx.here))
+                        span.operator { (ctx.operator.name) " (" (role) ")" }
                         form method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(ctx.csrf());
-                            button.link type="submit" { "Sign out" }
+                            button.link type="submit" { (ctx.t(M::SignOut)) }
                         }
                     }
                 }
-                main {
+                main data-refresh=[refresh] {
                     h1 { (title) }
                     (body)
+                    footer.muted {
+                        (i18n::times_in_zone(ctx.lang, ctx.zone.name()))
+                        @if live { " " (ctx.t(M::LiveRefresh)) }
+                    }
                 }
             }
         }
@@ -65,55 +99,55 @@ pub(super) fn page(ctx: &Ctx, title: &str, body: Markup) -> Html<String> {
     Html(markup.into_string())
 }
 
-/// A page without navigation (sign-in, errors).
-pub(super) fn bare_markup(title: &str, body: Markup) -> Html<String> {
+/// A page without navigation (sign-in, errors), with the language switch.
+pub(super) fn bare_markup(lang: Lang, here: &str, title: &str, body: Markup) -> Html<String> {
     let markup = html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(lang.tag()) {
             (head(title))
-            body.bare { main { (body) } }
+            body.bare { main { (body) p.muted { (switch(lang, here)) } } }
         }
     };
     Html(markup.into_string())
 }
 
 /// An error page: what went wrong and the way back.
-pub(super) fn bare(title: &str, message: &str) -> Html<String> {
+pub(super) fn bare(lang: Lang, title: &str, message: &str) -> Html<String> {
     bare_markup(
+        lang,
+        "/",
         title,
         html! {
             h1 { (title) }
             p.problem role="alert" { (message) }
-            p { a href="/" { "Back to the overview" } }
+            p { a href="/" { (lang.t(M::BackToOverview)) } }
         },
     )
 }
 
-/// Yuan with two decimals.
+/// Yuan with two decimals, the sign before the currency: "¥12.30", "-¥28.50".
 pub(super) fn yuan(amount: Fen) -> Markup {
-    html! { span.money { "¥" (amount) } }
+    let sign = if amount.0 < 0 { "-" } else { "" };
+    html! { span.money { (sign) "¥" (Fen(amount.0.saturating_abs())) } }
 }
 
-/// A time in UTC (RFC 3339, seconds).
-pub(super) fn at(t: OffsetDateTime) -> Markup {
-    let text = lijian_core::times::rfc3339_seconds(t);
-    html! { time datetime=(text) { (text) } }
+/// A time in the operator's zone; the UTC time on hover and in `datetime`.
+pub(super) fn at(ctx: &Ctx, t: OffsetDateTime) -> Markup {
+    html! {
+        time datetime=(lijian_core::times::rfc3339_seconds(t)) title=(i18n::utc_title(t)) { (ctx.zone.show(t)) }
+    }
+}
+
+/// The same to the millisecond (an order's timeline).
+pub(super) fn at_millis(ctx: &Ctx, t: OffsetDateTime) -> Markup {
+    html! {
+        time datetime=(lijian_core::times::rfc3339_millis(t)) title=(i18n::utc_title(t)) { (ctx.zone.show_millis(t)) }
+    }
 }
 
 /// How long ago, roughly: "45 s", "12 min", "3 h", "2 d".
-pub(super) fn age(since: OffsetDateTime, now: OffsetDateTime) -> String {
-    duration_words((now - since).whole_seconds().max(0) as f64)
-}
-
-/// Seconds as an operator reads them.
-pub(super) fn duration_words(secs: f64) -> String {
-    let secs = secs.max(0.0);
-    match secs {
-        s if s < 90.0 => format!("{s:.0} s"),
-        s if s < 90.0 * 60.0 => format!("{:.0} min", s / 60.0),
-        s if s < 48.0 * 3600.0 => format!("{:.1} h", s / 3600.0),
-        s => format!("{:.1} d", s / 86400.0),
-    }
+pub(super) fn age(lang: Lang, since: OffsetDateTime, now: OffsetDateTime) -> String {
+    i18n::duration_words(lang, (now - since).whole_seconds().max(0) as f64)
 }
 
 /// A hidden field per value, to carry a selection through a confirmation.
@@ -139,7 +173,7 @@ pub(super) fn confirmation(
             (carried)
             button.danger type="submit" { (button) }
             " "
-            a href=(back) { "Cancel" }
+            a href=(back) { (ctx.t(M::Cancel)) }
         }
     }
 }
@@ -166,11 +200,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_read_in_the_unit_that_fits() {
-        assert_eq!(duration_words(42.0), "42 s");
-        assert_eq!(duration_words(600.0), "10 min");
-        assert_eq!(duration_words(3.0 * 3600.0), "3.0 h");
-        assert_eq!(duration_words(3.0 * 86400.0), "3.0 d");
+    fn money_reads_as_yuan_with_its_sign_first() {
+        assert_eq!(yuan(Fen(-2850)).into_string(), r#"<span class="money">-¥28.50</span>"#);
+        assert_eq!(yuan(Fen(5)).into_string(), r#"<span class="money">¥0.05</span>"#);
     }
 
     #[test]

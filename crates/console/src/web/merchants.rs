@@ -7,13 +7,13 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use lijian_core::money::Fen;
-use lijian_core::status::OrderStatus;
 use lijian_core::store::{Store, StoreError};
 use lijian_core::vocab::LedgerKind;
 use maud::{html, Markup};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::i18n::{self, M};
 use super::layout::{at, yuan};
 use super::paging::{PageQuery, Pager, ROWS};
 use super::{Answer, Ctx, Form, Problem};
@@ -29,6 +29,8 @@ pub(super) struct MerchantRow {
     name: String,
     enabled: bool,
     balance: String,
+    #[serde(skip)]
+    balance_fen: Fen,
 }
 
 /// A page of merchants, by id.
@@ -45,23 +47,26 @@ pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>, Query(q)
     let more = rows.len() as i64 > ROWS;
     rows.truncate(ROWS as usize);
     let view = MerchantList { merchants: rows, pager: Pager::numbered("/merchants", "", page, more) };
-    Ok(ctx.render("Merchants", &view, |v| {
+    let l = ctx.lang;
+    Ok(ctx.render(ctx.t(M::Merchants), &view, |v| {
         let rows = &v.merchants;
         html! {
             table {
-                thead { tr { th { "merchant" } th { "name" } th { "enabled" } th.num { "balance (yuan)" } } }
+                thead { tr {
+                    th { (ctx.t(M::MerchantId)) } th { (ctx.t(M::Name)) } th { (ctx.t(M::Enabled)) } th.num { (ctx.t(M::BalanceYuan)) }
+                } }
                 tbody {
                     @for m in rows {
                         tr {
                             td { a href={ "/merchants/" (m.merchant_id) } { (m.merchant_id) } }
                             td { (m.name) }
-                            td { @if m.enabled { "yes" } @else { span.problem { "disabled" } } }
-                            td.num { (m.balance) }
+                            td { @if m.enabled { (ctx.t(M::Yes)) } @else { span.problem { (ctx.t(M::Disabled)) } } }
+                            td.num { (yuan(m.balance_fen)) }
                         }
                     }
                 }
             }
-            (v.pager.nav())
+            (v.pager.nav(l))
         }
     }))
 }
@@ -82,6 +87,7 @@ async fn merchants(store: &Store, offset: i64) -> Result<Vec<MerchantRow>, Store
             name: r.get(1),
             enabled: r.get(2),
             balance: Fen(r.get(3)).to_string(),
+            balance_fen: Fen(r.get(3)),
         })
         .collect())
 }
@@ -93,6 +99,8 @@ pub(super) struct MerchantPage {
     name: String,
     enabled: bool,
     balance: String,
+    #[serde(skip)]
+    balance_fen: Fen,
     orders_by_status: Vec<(i16, i64)>,
     /// Newest first, [`LEDGER_ROWS`] a page; `next` reads older entries.
     ledger: Vec<LedgerEntry>,
@@ -110,6 +118,8 @@ struct LedgerEntry {
     amount: String,
     balance_after: String,
     order_code: Option<String>,
+    #[serde(skip)]
+    amounts: (Fen, Fen),
 }
 
 /// Entries older than `before` (all when None), newest first, one more than a page.
@@ -131,6 +141,7 @@ async fn ledger(store: &Store, merchant_id: &str, before: Option<i64>) -> Result
             amount: Fen(r.get(2)).to_string(),
             balance_after: Fen(r.get(3)).to_string(),
             order_code: r.get(4),
+            amounts: (Fen(r.get(2)), Fen(r.get(3))),
         })
         .collect())
 }
@@ -160,50 +171,54 @@ pub(super) async fn page(
         name: m.name,
         enabled: m.enabled,
         balance: m.balance.to_string(),
+        balance_fen: m.balance,
         orders_by_status: m.orders_by_status,
     };
-    Ok(ctx.render(&format!("Merchant {id}"), &view, |v| body(&ctx, v)))
-}
-
-fn status_word(code: i16) -> &'static str {
-    OrderStatus::ALL.iter().find(|s| s.code() == code).map(|s| s.operator_word()).unwrap_or("?")
+    Ok(ctx.render(&i18n::merchant_title(ctx.lang, &id), &view, |v| body(&ctx, v)))
 }
 
 fn body(ctx: &Ctx, m: &MerchantPage) -> Markup {
+    let l = ctx.lang;
     html! {
         div.cards {
-            div.card { div.figure { "¥" (m.balance) } div.what { "balance" } }
+            div.card { div.figure { (yuan(m.balance_fen)) } div.what { (ctx.t(M::Balance)) } }
             @for (status, n) in &m.orders_by_status {
-                div.card { div.figure { (n) } div.what { "orders " (status_word(*status)) " (status " (status) ")" } }
+                div.card { div.figure { (n) } div.what { (i18n::orders_with_status(l, *status)) } }
             }
         }
         section {
-            p { (m.name) " · business " span.code { (m.business_id) } " · " @if m.enabled { "enabled" } @else { span.problem { "disabled" } } }
+            p {
+                (m.name) " · " (ctx.t(M::Business)) " " span.code { (m.business_id) } " · "
+                @if m.enabled { (ctx.t(M::Enabled)) } @else { span.problem { (ctx.t(M::Disabled)) } }
+            }
             @if ctx.is_admin() {
                 form.inline method="post" action={ "/merchants/" (m.merchant_id) "/topup" } {
                     input type="hidden" name="csrf" value=(ctx.csrf());
-                    label { "Top up (yuan)" input name="amount" inputmode="decimal" required placeholder="1000.00"; }
-                    label { "Note" input name="note" maxlength=(act::MAX_NOTE) placeholder="why, e.g. invoice number"; }
-                    button type="submit" { "Top up" }
+                    label { (ctx.t(M::TopupYuan)) input name="amount" inputmode="decimal" required placeholder="1000.00"; }
+                    label { (ctx.t(M::Note)) input name="note" maxlength=(act::MAX_NOTE) placeholder=(ctx.t(M::NoteHint)); }
+                    button type="submit" { (ctx.t(M::TopUp)) }
                 }
             }
         }
-        h2 { @if m.pager.prev.is_some() { "Older ledger entries" } @else { "Recent ledger entries" } }
+        h2 { @if m.pager.prev.is_some() { (ctx.t(M::OlderLedger)) } @else { (ctx.t(M::RecentLedger)) } }
         table {
-            thead { tr { th { "at" } th { "kind" } th.num { "amount" } th.num { "balance after" } th { "order" } } }
+            thead { tr {
+                th { (ctx.t(M::At)) } th { (ctx.t(M::Kind)) } th.num { (ctx.t(M::Amount)) }
+                th.num { (ctx.t(M::BalanceAfter)) } th { (ctx.t(M::Order)) }
+            } }
             tbody {
                 @for e in &m.ledger {
                     tr {
-                        td { (at(e.at)) }
-                        td { (e.kind) }
-                        td.num { (e.amount) }
-                        td.num { (e.balance_after) }
+                        td { (at(ctx, e.at)) }
+                        td { (i18n::ledger_word(l, e.kind.as_str())) }
+                        td.num { (yuan(e.amounts.0)) }
+                        td.num { (yuan(e.amounts.1)) }
                         td.code { @if let Some(code) = &e.order_code { a href={ "/orders/" (code) } { (code) } } }
                     }
                 }
             }
         }
-        (m.pager.nav())
+        (m.pager.nav(l))
     }
 }
 
@@ -225,10 +240,10 @@ pub(super) async fn topup(ctx: Ctx, State(console): State<Arc<Console>>, Path(id
     let note = form.text("note").unwrap_or_default();
     let balance = act::topup(&console.store, &id, amount, &note, &ctx.actor()).await.map_err(|e| ctx.fail(e))?;
     let done = ToppedUp { merchant_id: id, amount: amount.to_string(), balance: balance.to_string() };
-    Ok(ctx.render("Topped up", &done, |d| {
+    Ok(ctx.render(ctx.t(M::ToppedUp), &done, |d| {
         html! {
-            p.done { "Added " (yuan(amount)) " to " (d.merchant_id) "; balance now " (yuan(balance)) "." }
-            p { a href={ "/merchants/" (d.merchant_id) } { "Back to the merchant" } }
+            p.done { (i18n::topped_up(ctx.lang, amount, &d.merchant_id, balance)) }
+            p { a href={ "/merchants/" (d.merchant_id) } { (ctx.t(M::BackToMerchant)) } }
         }
     }))
 }

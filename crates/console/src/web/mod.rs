@@ -9,20 +9,24 @@
 mod activities;
 mod audit;
 mod auth;
+mod campaign_more;
 mod campaigns;
 mod chart;
 mod dlq;
 mod form;
+pub(crate) mod i18n;
 mod layout;
 pub(crate) mod limiter;
 mod merchants;
 mod orders;
 mod overview;
 mod paging;
+mod rates;
+pub(crate) mod upload;
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -33,6 +37,7 @@ use lijian_core::vocab::OperatorRole;
 use maud::Markup;
 
 pub use form::Form;
+pub use i18n::{Lang, Zone, M};
 
 use crate::actions::{ActionError, Actor};
 use crate::Console;
@@ -48,15 +53,19 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/dlq", get(dlq::page))
         .route("/dlq/replay", post(dlq::replay))
         .route("/dlq/fail", post(dlq::fail))
-        .route("/campaigns", get(campaigns::list))
+        // The upload streams: no cap on its body (the loader reads it as it comes).
+        .route("/campaigns", get(campaigns::list).post(upload::upload).layer(DefaultBodyLimit::disable()))
         .route("/campaigns/{name}", get(campaigns::page))
+        .route("/campaigns/{name}/rejects", get(upload::rejects))
         .route("/campaigns/{name}/{action}", post(campaigns::act))
         .route("/merchants", get(merchants::list))
         .route("/merchants/{id}", get(merchants::page))
         .route("/merchants/{id}/topup", post(merchants::topup))
         .route("/activities", get(activities::list))
         .route("/audit", get(audit::page))
+        .route("/lang/{code}", get(i18n::switch))
         .route("/assets/console.css", get(layout::stylesheet))
+        .route("/assets/console.js", get(layout::script))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
@@ -77,13 +86,14 @@ async fn server_timing(request: axum::extract::Request, next: axum::middleware::
     response
 }
 
-/// No script, no frames, no other origin; forms post only here; nothing cached.
+/// Script, styles and fetches from the console only (no inline script or
+/// style), no frames, no other origin; forms post only here; nothing cached.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     let set = [
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -97,8 +107,9 @@ async fn security_headers(mut response: Response) -> Response {
 }
 
 async fn not_found(headers: HeaderMap) -> Response {
-    Failure { status: StatusCode::NOT_FOUND, message: "no such page".into(), json: wants_json(&headers) }
-        .into_response()
+    let lang = Lang::of_request(&headers);
+    let message = lang.t(M::NoSuchPage).into();
+    Failure { status: StatusCode::NOT_FOUND, message, json: wants_json(&headers), lang }.into_response()
 }
 
 /// Whether the client asked for JSON.
@@ -118,10 +129,16 @@ enum Via {
     Token,
 }
 
-/// Who is asking and in what form they want the answer.
+/// Who is asking, in what form and language they want the answer, and where
+/// they are (the language switch comes back there).
 pub struct Ctx {
     pub operator: OperatorRow,
     pub json: bool,
+    pub lang: Lang,
+    pub zone: Zone,
+    /// The page a language switch returns to: this one, or for a form's
+    /// answer (a POST) the page the form was on.
+    pub here: String,
     via: Via,
 }
 
@@ -130,12 +147,17 @@ impl FromRequestParts<Arc<Console>> for Ctx {
 
     async fn from_request_parts(parts: &mut Parts, console: &Arc<Console>) -> Result<Ctx, Response> {
         let json = wants_json(&parts.headers);
+        let lang = Lang::of_request(&parts.headers);
         match auth::authenticate(console, &parts.headers, json).await {
-            Ok(Some((operator, via))) => Ok(Ctx { operator, json, via }),
+            Ok(Some((operator, via))) => {
+                let here = here(parts);
+                Ok(Ctx { operator, json, lang, zone: console.zone.clone(), here, via })
+            }
             Ok(None) if json || parts.headers.contains_key(header::AUTHORIZATION) => Err(Failure {
                 status: StatusCode::UNAUTHORIZED,
                 message: "send Authorization: Bearer <token> (lijian operator token --name NAME)".into(),
                 json: true,
+                lang,
             }
             .into_response()),
             Ok(None) => {
@@ -143,8 +165,21 @@ impl FromRequestParts<Arc<Console>> for Ctx {
                 let next: String = form_urlencoded::byte_serialize(wanted.as_bytes()).collect();
                 Err(Redirect::to(&format!("/login?next={next}")).into_response())
             }
-            Err(e) => Err(Failure::from_problem(Problem::from(e), json).into_response()),
+            Err(e) => Err(Failure::from_problem(Problem::from(e), json, lang).into_response()),
         }
+    }
+}
+
+/// This page's path and query; for a POST, the page its form was on (the
+/// path less its last part: `/campaigns/spring/pause` → `/campaigns/spring`).
+fn here(parts: &Parts) -> String {
+    let path = parts.uri.path();
+    if parts.method == axum::http::Method::GET {
+        return parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| path.to_string());
+    }
+    match path.rsplit_once('/') {
+        Some((parent, _)) if !parent.is_empty() => parent.to_string(),
+        _ => "/".to_string(),
     }
 }
 
@@ -170,10 +205,7 @@ impl Ctx {
         match &self.via {
             Via::Token => Ok(()),
             Via::Session { csrf } if crate::secrets::same_token(form.get("csrf").unwrap_or_default(), csrf) => Ok(()),
-            Via::Session { .. } => Err(self.fail(Problem(
-                StatusCode::FORBIDDEN,
-                "this form's CSRF token is missing or wrong: reload the page and try again".into(),
-            ))),
+            Via::Session { .. } => Err(self.fail(Problem(StatusCode::FORBIDDEN, self.t(M::CsrfWrong).into()))),
         }
     }
 
@@ -181,25 +213,44 @@ impl Ctx {
     pub fn check_admin(&self, form: &Form) -> Result<(), Failure> {
         self.check_csrf(form)?;
         if !self.is_admin() {
-            return Err(self.fail(Problem(
-                StatusCode::FORBIDDEN,
-                format!("{} is a viewer: viewers see everything and change nothing", self.operator.name),
-            )));
+            let why = i18n::viewer_refused(if self.json { Lang::En } else { self.lang }, &self.operator.name);
+            return Err(self.fail(Problem(StatusCode::FORBIDDEN, why)));
         }
         Ok(())
     }
 
     /// The page, or `view` as JSON.
     pub fn render<T: serde::Serialize>(&self, title: &str, view: &T, body: impl FnOnce(&T) -> Markup) -> Response {
+        self.render_as(title, view, body, false)
+    }
+
+    /// A page that changes while it is watched: it refreshes itself (see
+    /// `assets/console.js`); the JSON is the same as [`Ctx::render`]'s.
+    pub fn render_live<T: serde::Serialize>(&self, title: &str, view: &T, body: impl FnOnce(&T) -> Markup) -> Response {
+        self.render_as(title, view, body, true)
+    }
+
+    fn render_as<T: serde::Serialize>(
+        &self,
+        title: &str,
+        view: &T,
+        body: impl FnOnce(&T) -> Markup,
+        live: bool,
+    ) -> Response {
         if self.json {
             Json(view).into_response()
         } else {
-            layout::page(self, title, body(view)).into_response()
+            layout::page(self, title, body(view), live).into_response()
         }
     }
 
+    /// A fixed interface text in this operator's language.
+    pub fn t(&self, message: M) -> &'static str {
+        self.lang.t(message)
+    }
+
     pub fn fail(&self, problem: impl Into<Problem>) -> Failure {
-        Failure::from_problem(problem.into(), self.json)
+        Failure::from_problem(problem.into(), self.json, self.lang)
     }
 }
 
@@ -221,9 +272,15 @@ impl From<StoreError> for Problem {
 
 impl From<ActionError> for Problem {
     fn from(e: ActionError) -> Problem {
+        use lijian_producer::bulk::LoadError;
         use lijian_producer::campaign::CampaignError;
         match e {
             ActionError::Store(e) | ActionError::Campaign(CampaignError::Store(e)) => Problem::from(e),
+            ActionError::Load(LoadError::Csv(why)) => {
+                Problem(StatusCode::BAD_REQUEST, format!("cannot read the CSV: {why}"))
+            }
+            ActionError::Load(LoadError::Store(e)) => Problem::from(e),
+            ActionError::Load(LoadError::Campaign(e)) => Problem::from(ActionError::Campaign(e)),
             ActionError::Campaign(CampaignError::NotFound(name)) => {
                 Problem(StatusCode::NOT_FOUND, format!("campaign {name} not found"))
             }
@@ -245,14 +302,15 @@ pub struct Failure {
     status: StatusCode,
     message: String,
     json: bool,
+    lang: Lang,
 }
 
 impl Failure {
-    fn from_problem(Problem(status, message): Problem, json: bool) -> Failure {
+    fn from_problem(Problem(status, message): Problem, json: bool, lang: Lang) -> Failure {
         if status.is_server_error() {
             tracing::error!(target: lijian_core::telemetry::logs::CONSOLE, %status, error = %message, "console request failed");
         }
-        Failure { status, message, json }
+        Failure { status, message, json, lang }
     }
 }
 
@@ -261,7 +319,8 @@ impl IntoResponse for Failure {
         if self.json {
             return (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
         }
-        (self.status, layout::bare(self.status.canonical_reason().unwrap_or("Error"), &self.message)).into_response()
+        let title = i18n::status_title(self.lang, self.status);
+        (self.status, layout::bare(self.lang, &title, &self.message)).into_response()
     }
 }
 

@@ -1,5 +1,7 @@
 //! `/`: the last hour per minute (accepted, issued, failed, reports
-//! delivered), the broker's queue depths, what is parked, the campaigns running.
+//! delivered), the broker's queue depths, what is parked, the send rate of
+//! each WeChat Pay account against its limit, the campaigns running. Live: the
+//! page refreshes itself.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +18,9 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use super::chart::{lines, Series};
-use super::layout::{progress, trusted};
+use super::i18n::{self, M};
+use super::layout::{at, progress, trusted};
+use super::rates;
 use super::{Answer, Ctx};
 use crate::Console;
 
@@ -27,10 +31,16 @@ pub(super) struct Overview {
     minutes: Vec<Minute>,
     queues: Vec<QueueDepth>,
     parked: Parked,
+    /// Each WeChat Pay account's sends per second now, against its limit.
+    accounts: Vec<rates::AccountRate>,
     /// The newest running campaigns, at most [`RUNNING_SHOWN`].
     campaigns: Vec<RunningCampaign>,
     /// More are running than shown (all of them are on /campaigns).
     more_running: bool,
+    #[serde(skip)]
+    first: OffsetDateTime,
+    #[serde(skip)]
+    now: OffsetDateTime,
 }
 
 const RUNNING_SHOWN: i64 = 20;
@@ -71,7 +81,7 @@ const MINUTES: i64 = 60;
 
 pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>) -> Answer {
     let view = overview(&console).await.map_err(|e| ctx.fail(e))?;
-    Ok(ctx.render("Overview", &view, body))
+    Ok(ctx.render_live(ctx.t(M::Overview), &view, |v| body(&ctx, v)))
 }
 
 async fn overview(console: &Console) -> Result<Overview, super::Problem> {
@@ -91,13 +101,14 @@ async fn overview(console: &Console) -> Result<Overview, super::Problem> {
         queues
     };
     let window = ListQuery { offset: 0, limit: RUNNING_SHOWN, running_only: true };
-    let (minutes, queues, parked, running) = tokio::join!(
+    let (minutes, queues, parked, accounts, running) = tokio::join!(
         per_minute(&console.store, first),
         depths,
         parked(&console.store),
+        rates::accounts(&console.store, &console.settings),
         lijian_producer::campaign::list_page(&console.store, &window)
     );
-    let (minutes, parked, (running, more_running)) = (minutes?, parked?, running?);
+    let (minutes, parked, accounts, (running, more_running)) = (minutes?, parked?, accounts?, running?);
     let campaigns = running
         .into_iter()
         .map(|(c, orders, finished)| RunningCampaign {
@@ -109,7 +120,17 @@ async fn overview(console: &Console) -> Result<Overview, super::Problem> {
             released: c.released,
         })
         .collect();
-    Ok(Overview { since: rfc3339_seconds(first), minutes, queues, parked, campaigns, more_running })
+    Ok(Overview {
+        since: rfc3339_seconds(first),
+        minutes,
+        queues,
+        parked,
+        accounts,
+        campaigns,
+        more_running,
+        first,
+        now,
+    })
 }
 
 /// Parked issue jobs and reports, counted (the same predicates as `dlq list`;
@@ -186,7 +207,8 @@ async fn rows(
     Ok(found.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
-fn body(v: &Overview) -> Markup {
+fn body(ctx: &Ctx, v: &Overview) -> Markup {
+    let l = ctx.lang;
     let series = |pick: fn(&Minute) -> i64| v.minutes.iter().map(pick).collect::<Vec<i64>>();
     let (accepted, issued, failed, delivered) =
         (series(|m| m.accepted), series(|m| m.issued), series(|m| m.failed), series(|m| m.delivered));
@@ -194,68 +216,73 @@ fn body(v: &Overview) -> Markup {
         .map(|i| {
             let ago = MINUTES - 1 - i as i64;
             match ago {
-                0 => "now".to_string(),
-                a if a % 10 == 0 => format!("−{a} min"),
+                0 => ctx.t(M::Now).to_string(),
+                a if a % 10 == 0 => i18n::minutes_ago(l, a),
                 _ => String::new(),
             }
         })
         .collect();
     let svg = lines(
-        "Orders per minute, last hour",
+        ctx.t(M::ChartTitle),
         &[
-            Series { name: "accepted", colour: "#2b4a7d", values: &accepted },
-            Series { name: "issued", colour: "#1b7f3b", values: &issued },
-            Series { name: "failed", colour: "#b3261e", values: &failed },
-            Series { name: "reports delivered", colour: "#a15c00", values: &delivered },
+            Series { name: ctx.t(M::SeriesAccepted), colour: "#2b4a7d", values: &accepted },
+            Series { name: ctx.t(M::SeriesIssued), colour: "#1b7f3b", values: &issued },
+            Series { name: ctx.t(M::SeriesFailed), colour: "#b3261e", values: &failed },
+            Series { name: ctx.t(M::SeriesDelivered), colour: "#a15c00", values: &delivered },
         ],
         &labels,
     );
     let total = |s: &[i64]| s.iter().sum::<i64>();
     html! {
         div.cards {
-            div.card { div.figure { (total(&accepted)) } div.what { "accepted, last hour" } }
-            div.card { div.figure { (total(&issued)) } div.what { "issued, last hour" } }
-            div.card { div.figure { (total(&failed)) } div.what { "failed, last hour" } }
-            div.card { div.figure { (total(&delivered)) } div.what { "reports delivered, last hour" } }
+            div.card { div.figure { (total(&accepted)) } div.what { (ctx.t(M::AcceptedLastHour)) } }
+            div.card { div.figure { (total(&issued)) } div.what { (ctx.t(M::IssuedLastHour)) } }
+            div.card { div.figure { (total(&failed)) } div.what { (ctx.t(M::FailedLastHour)) } }
+            div.card { div.figure { (total(&delivered)) } div.what { (ctx.t(M::DeliveredLastHour)) } }
             div.card.alert[v.parked.issue + v.parked.notify > 0] {
                 div.figure { (v.parked.issue + v.parked.notify) }
-                div.what { a href="/dlq" { "parked (" (v.parked.issue) " issue, " (v.parked.notify) " reports)" } }
+                div.what { a href="/dlq" { (i18n::parked_card(l, v.parked.issue, v.parked.notify)) } }
             }
         }
         div.chart { (trusted(svg)) }
-        p.muted { "Per minute since " (v.since) " (UTC)." }
-        h2 { "Queues" }
+        p.muted { (i18n::per_minute_since(l)) " " (at(ctx, v.first)) }
+        h2 { (ctx.t(M::SendRates)) }
+        (rates::table(ctx, &v.accounts))
+        h2 { (ctx.t(M::Queues)) }
         table {
-            thead { tr { th { "queue" } th.num { "messages" } } }
+            thead { tr { th { (ctx.t(M::Queue)) } th.num { (ctx.t(M::Messages)) } } }
             tbody {
                 @for q in &v.queues {
                     tr {
                         td.code { (q.queue) }
-                        td.num { @match q.messages { Some(n) => (n), None => span.muted { "not reachable" } } }
+                        td.num { @match q.messages { Some(n) => (n), None => span.muted { (ctx.t(M::NotReachable)) } } }
                     }
                 }
             }
         }
-        h2 { "Campaigns running" }
+        h2 { (ctx.t(M::CampaignsRunning)) }
         @if v.campaigns.is_empty() {
-            p.muted { "None: every campaign is finished, cancelled or empty." }
+            p.muted { (ctx.t(M::NoneRunning)) }
         } @else {
             table {
-                thead { tr { th { "campaign" } th { "merchant" } th { "state" } th { "final orders" } th.num { "released" } } }
+                thead { tr {
+                    th { (ctx.t(M::Campaign)) } th { (ctx.t(M::Merchant)) } th { (ctx.t(M::State)) }
+                    th { (ctx.t(M::FinalOrders)) } th.num { (ctx.t(M::Released)) }
+                } }
                 tbody {
                     @for c in &v.campaigns {
                         tr {
                             td { a href={ "/campaigns/" (c.name) } { (c.name) } }
                             td { a href={ "/merchants/" (c.merchant_id) } { (c.merchant_id) } }
-                            td { span class={ "state " (c.state) } { (c.state) } }
-                            td { (progress(c.finished, c.orders, "final")) }
+                            td { span class={ "state " (c.state) } { (i18n::state_word(l, c.state.as_str())) } }
+                            td { (progress(c.finished, c.orders, ctx.t(M::Final))) }
                             td.num { (c.released) }
                         }
                     }
                 }
             }
-            @if v.more_running { p { a href="/campaigns" { "More are running: all campaigns" } } }
+            @if v.more_running { p { a href="/campaigns" { (ctx.t(M::MoreRunning)) } } }
         }
-        p.muted { "As of " (rfc3339_seconds(OffsetDateTime::now_utc())) " UTC; reload for fresh figures." }
+        p.muted.as-of { (i18n::as_of(l)) " " (at(ctx, v.now)) }
     }
 }

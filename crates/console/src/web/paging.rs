@@ -5,6 +5,8 @@
 use maud::{html, Markup};
 use serde::Serialize;
 
+use super::i18n::{self, Lang, M};
+
 /// Rows per page of the console's lists.
 pub(super) const ROWS: i64 = 50;
 
@@ -41,13 +43,13 @@ impl Pager {
     }
 
     /// The links under a table (nothing when the list fits one page).
-    pub fn nav(&self) -> Markup {
+    pub fn nav(&self, l: Lang) -> Markup {
         html! {
             @if self.next.is_some() || self.prev.is_some() {
                 nav.pages {
-                    @if let Some(prev) = &self.prev { a rel="prev" href=(prev) { "← Previous" } " " }
-                    @if self.page > 0 { span.muted { "page " (self.page) } " " }
-                    @if let Some(next) = &self.next { a rel="next" href=(next) { "Next →" } }
+                    @if let Some(prev) = &self.prev { a rel="prev" href=(prev) { (l.t(M::PreviousPage)) } " " }
+                    @if self.page > 0 { span.muted { (i18n::page_number(l, self.page)) } " " }
+                    @if let Some(next) = &self.next { a rel="next" href=(next) { (l.t(M::NextPage)) } }
                 }
             }
         }

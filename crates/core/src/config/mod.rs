@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use values::{format_duration, parse_duration, parse_schedule, redact_url, server_address};
-use values::{optional_rate, port_list, queue_prefix, Value};
+use values::{headroom_percent, optional_rate, port_list, queue_prefix, time_zone, Value};
 
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -200,9 +200,14 @@ settings! {
         public_key_id: Option<String> = None, "LIJIAN_WXPAY_PUBLIC_KEY_ID";
         /// appid used when neither the order nor its activity has one.
         appid: Option<String> = None, "LIJIAN_WXPAY_APPID";
-        /// Requests/s this consumer process sends (runs at 96% of it; WeChat allows
-        /// 500/s per merchant); with N consumers give each a share.
+        /// Requests/s WeChat allows the default account (500/s per merchant): the
+        /// total for every consumer process together, not each one's share.
         rate: u32 = 500, "LIJIAN_WXPAY_RATE";
+        /// Percent of every account's limit left unused, for requests that reach
+        /// WeChat later than their send slot and arrive together with the next
+        /// ones (transit; docs/decisions.md, "Cluster-wide limits"). 3 keeps a
+        /// saturated 2-core host under the limit; a quiet host holds it with 2.
+        headroom: u32 = 3, "LIJIAN_WXPAY_HEADROOM", headroom_percent;
         /// Optional requests/s cap per activity; 0 = none.
         activity_rate: u32 = 0, "LIJIAN_ACTIVITY_RATE", optional_rate;
         /// One WeChat Pay call; past it the attempt is retried.
@@ -251,6 +256,9 @@ settings! {
         secure_cookies: bool = false, "LIJIAN_CONSOLE_SECURE_COOKIES";
         /// How long a console login lasts; the operator then signs in again.
         session_ttl: Duration = Duration::from_secs(8 * 3600), "LIJIAN_CONSOLE_SESSION_TTL";
+        /// The operators' time zone, an IANA name: pages show times in it (UTC on
+        /// hover); stored times stay UTC.
+        time_zone: String = "Asia/Shanghai".into(), "LIJIAN_CONSOLE_TIME_ZONE", time_zone;
     }
     /// How each process serves operators and stops.
     process: ProcessSettings {
@@ -381,6 +389,18 @@ mod tests {
         assert_eq!(s.broker.queue_prefix, "t1");
         assert_eq!(s.producer.relay_grace, Duration::from_millis(250));
         assert!(s.apply_env(|k| (k == "LIJIAN_DB_POOL_SIZE").then(|| "zero".into())).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn console_time_zones_are_iana_names_from_the_compiled_in_database() -> Result<(), ConfigError> {
+        let mut s = Settings::default();
+        assert_eq!(s.console.time_zone, "Asia/Shanghai");
+        s.apply_env(|k| (k == "LIJIAN_CONSOLE_TIME_ZONE").then(|| "Europe/Berlin".into()))?;
+        assert_eq!(s.console.time_zone, "Europe/Berlin");
+        for wrong in ["+08:00", "Asia/Shangai", ""] {
+            assert!(s.apply_env(|k| (k == "LIJIAN_CONSOLE_TIME_ZONE").then(|| wrong.into())).is_err(), "{wrong}");
+        }
         Ok(())
     }
 

@@ -116,9 +116,26 @@ pub(super) fn port_list(text: &str) -> Result<String, String> {
     }
 }
 
+/// An IANA time zone name ("Asia/Shanghai"), known to the zone database
+/// compiled into the binary (so no host's /usr/share/zoneinfo is needed).
+pub(super) fn time_zone(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    jiff::tz::TimeZone::get(name)
+        .map(|_| name.to_string())
+        .map_err(|_| "expected an IANA time zone name such as Asia/Shanghai, Europe/Berlin or UTC".into())
+}
+
 /// A rate cap where 0 is allowed and means none.
 pub(super) fn optional_rate(text: &str) -> Result<u32, String> {
     text.trim().parse().map_err(|_| "expected a whole number (0 = off)".into())
+}
+
+/// A share of a limit kept free, in whole percent, below half of it.
+pub(super) fn headroom_percent(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n < 50 => Ok(n),
+        _ => Err("expected a whole percent from 0 to 49".into()),
+    }
 }
 
 /// Removes the password from a connection URL before it is logged or printed.
