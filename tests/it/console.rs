@@ -347,6 +347,19 @@ async fn long_lists_come_a_page_at_a_time_in_the_page_and_its_json() {
     let last = html("/campaigns?page=3").await;
     assert!(last.contains(">pg-020<") && last.contains(">pg-001<") && !last.contains(">pg-021<"), "{last}");
     assert!(last.contains(r#"rel="prev" href="/campaigns?page=2""#) && !last.contains(r#"rel="next""#), "{last}");
+    assert!(last.contains("← Previous") && last.contains("page 3"), "{last}");
+    // The links are in the operator's language like the rest of the page.
+    let zh = client()
+        .get(console.url("/campaigns?page=2"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(reqwest::header::ACCEPT_LANGUAGE, "zh-CN")
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("html");
+    assert!(zh.contains("← 上一页") && zh.contains("第 2 页") && zh.contains("下一页 →"), "{zh}");
 
     // A merchant's ledger: 50 newest entries, then older ones by `before`.
     let (_, merchant) = get_json(&console, "/merchants/m-test", Some(&token)).await;

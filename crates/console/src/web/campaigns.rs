@@ -159,9 +159,13 @@ pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Path(nam
     let s = campaign::status(&console.store, &name).await.map_err(|e| ctx.fail(e))?;
     let waiting = unreleased(&s);
     let store = &console.store;
-    let rate = more::rate_chart(store, &name, s.open() > 0).await.map_err(|e| ctx.fail(e))?;
-    let last_load = more::last_load(store, &name).await.map_err(|e| ctx.fail(e))?;
-    let rejects = more::rejects_link(store, &name).await.map_err(|e| ctx.fail(e))?;
+    // Independent reads at once, each on a connection of its own.
+    let (rate, last_load, rejects) = tokio::try_join!(
+        more::rate_chart(store, &name, s.open() > 0),
+        more::last_load(store, &name),
+        more::rejects_link(store, &name)
+    )
+    .map_err(|e| ctx.fail(e))?;
     let detail = Detail {
         campaign: CampaignRow::of(&s.campaign, s.total(), s.total() - s.open()),
         by_status: OrderStatus::ALL
