@@ -132,7 +132,7 @@ async fn json_shows_the_same_data_as_the_page_and_the_cli() {
         .expect("GET");
     assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
     let (_, activities) = get_json(&console, "/activities", Some(&token)).await;
-    let a = &activities[0];
+    let a = &activities["activities"][0];
     assert_eq!(
         (a["activity_id"].as_str(), a["budget"].as_i64(), a["used"].as_i64()),
         (Some(ACTIVITY), Some(100_000), Some(1))
@@ -280,6 +280,98 @@ async fn actions_taken_with_the_cli_are_in_the_audit_log() {
     let entries = audit["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 1, "{audit}");
     assert_eq!((entries[0]["actor"].as_str(), entries[0]["count"].as_i64()), (Some(user.as_str()), Some(500)));
+    console.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn long_lists_come_a_page_at_a_time_in_the_page_and_its_json() {
+    let app = spawn_app().await;
+    let db = app.store.client().await.expect("client");
+    db.batch_execute(&format!(
+        "INSERT INTO campaigns (name, merchant_id, created_at)
+             SELECT 'pg-' || lpad(i::text, 3, '0'), '{MERCHANT}', now() - interval '1 hour' + i * interval '1 second'
+               FROM generate_series(1, 120) i;
+             INSERT INTO balance_ledger (merchant_id, kind, amount_fen, balance_after_fen)
+             SELECT '{MERCHANT}', 'topup', 100, 1000000 + i * 100 FROM generate_series(1, 70) i;"
+    ))
+    .await
+    .expect("seed");
+    let console = app.start_console().await;
+    app.add_operator("ana", "viewer");
+    let token = app.operator_token("ana");
+
+    // Newest first, 50 a page: pg-120 … pg-071, then pg-070 … pg-021, then the last 20.
+    let mut seen = Vec::new();
+    let mut next = Some("/campaigns".to_string());
+    let mut pages = 0;
+    while let Some(path) = next {
+        let (status, page) = get_json(&console, &path, Some(&token)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+        let names: Vec<String> = page["campaigns"]
+            .as_array()
+            .expect("campaigns")
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect();
+        assert!(names.len() <= 50, "{path}: {}", names.len());
+        pages += 1;
+        assert_eq!(page["page"].as_i64(), Some(pages));
+        assert_eq!(page["prev"].is_null(), pages == 1, "{page}");
+        seen.extend(names);
+        next = page["next"].as_str().map(str::to_string);
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (1..=120).rev().map(|i| format!("pg-{i:03}")).collect();
+    assert_eq!(seen, expected, "every campaign once, newest first");
+
+    // The page a browser gets: the first 50 and a link to the rest.
+    let html = |path: &str| {
+        let url = console.url(path);
+        let token = token.clone();
+        async move {
+            client()
+                .get(url)
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .send()
+                .await
+                .expect("GET")
+                .text()
+                .await
+                .expect("html")
+        }
+    };
+    let first = html("/campaigns").await;
+    assert!(first.contains(">pg-120<") && first.contains(">pg-071<") && !first.contains(">pg-070<"), "{first}");
+    assert!(first.contains(r#"rel="next" href="/campaigns?page=2""#), "{first}");
+    let last = html("/campaigns?page=3").await;
+    assert!(last.contains(">pg-020<") && last.contains(">pg-001<") && !last.contains(">pg-021<"), "{last}");
+    assert!(last.contains(r#"rel="prev" href="/campaigns?page=2""#) && !last.contains(r#"rel="next""#), "{last}");
+    assert!(last.contains("← Previous") && last.contains("page 3"), "{last}");
+    // The links are in the operator's language like the rest of the page.
+    let zh = client()
+        .get(console.url("/campaigns?page=2"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(reqwest::header::ACCEPT_LANGUAGE, "zh-CN")
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("html");
+    assert!(zh.contains("← 上一页") && zh.contains("第 2 页") && zh.contains("下一页 →"), "{zh}");
+
+    // A merchant's ledger: 50 newest entries, then older ones by `before`.
+    let (_, merchant) = get_json(&console, "/merchants/m-test", Some(&token)).await;
+    let ledger = merchant["ledger"].as_array().expect("ledger");
+    assert_eq!(ledger.len(), 50);
+    assert_eq!(ledger[0]["balance_after"], "10070.00", "{merchant}");
+    let older = merchant["next"].as_str().expect("a link to older entries");
+    let (_, rest) = get_json(&console, older, Some(&token)).await;
+    let rest = rest["ledger"].as_array().expect("ledger").clone();
+    let total: i64 = app.count("SELECT count(*) FROM balance_ledger WHERE merchant_id = 'm-test'").await;
+    assert_eq!((50 + rest.len()) as i64, total, "every entry once");
+    assert_eq!(rest[0]["balance_after"], "10020.00");
     console.stop().await;
     app.stop().await;
 }

@@ -32,7 +32,8 @@
 //! - `web/`       router and request context (`mod.rs`), sign-in (`auth.rs`, `limiter.rs`),
 //!   forms (`form.rs`), the page shell, stylesheet and script (`layout.rs`,
 //!   `assets/console.css`, `assets/console.js`), languages, zones and the text
-//!   catalogue (`i18n/`), the SVG chart (`chart.rs`), one file per page
+//!   catalogue (`i18n/`), the SVG chart (`chart.rs`), page links for long lists
+//!   (`paging.rs`), one file per page
 
 pub mod actions;
 pub mod secrets;

@@ -8,8 +8,11 @@ use std::sync::LazyLock;
 use lijian_core::money::Fen;
 use lijian_core::status::OrderStatus;
 use lijian_core::store::{predicates, Store, StoreError};
-use lijian_core::vocab::{CampaignState, ReportOutcome};
+use lijian_core::vocab::CampaignState;
 use time::OffsetDateTime;
+
+mod listing;
+pub use listing::{list_page, ListQuery};
 
 /// Longest campaign name: it prefixes generated bizCodes (`<name>-<line>`), which
 /// must stay within the open API's 64 characters.
@@ -113,9 +116,9 @@ impl Campaign {
     }
 }
 
-const CAMPAIGN_COLUMNS: &str = "name, merchant_id, state, release_at, rate, released, created_at, priority";
+pub(crate) const CAMPAIGN_COLUMNS: &str = "name, merchant_id, state, release_at, rate, released, created_at, priority";
 
-fn campaign_from_row(r: &tokio_postgres::Row) -> Campaign {
+pub(crate) fn campaign_from_row(r: &tokio_postgres::Row) -> Campaign {
     Campaign {
         name: r.get(0),
         merchant_id: r.get(1),
@@ -203,34 +206,10 @@ pub async fn set_priority(store: &Store, name: &str, priority: u32) -> Result<()
 }
 
 /// Every campaign, newest first, with its orders and how many of them are final
-/// (not open).
+/// (not open). A page of them: [`list_page`].
 pub async fn list(store: &Store) -> Result<Vec<(Campaign, i64, i64)>, CampaignError> {
-    let client = store.client().await?;
-    let sql = format!(
-        "SELECT {CAMPAIGN_COLUMNS},
-                (SELECT count(*) FROM orders o WHERE o.campaign = c.name),
-                (SELECT count(*) FROM orders o WHERE o.campaign = c.name AND o.status <> ALL($1)),
-                ({UNREPORTED})
-           FROM campaigns c ORDER BY created_at DESC"
-    );
-    let rows = client.query(&sql, &[&&OrderStatus::OPEN[..], &ReportOutcome::Parked]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let mut campaign = campaign_from_row(r);
-            let (total, done, unreported): (i64, i64, i64) = (r.get(8), r.get(9), r.get(10));
-            campaign.finished =
-                campaign.state == CampaignState::Active && total > 0 && done == total && unreported == 0;
-            campaign.empty = total == 0;
-            (campaign, total, done)
-        })
-        .collect())
+    Ok(list_page(store, &ListQuery { offset: 0, limit: i64::MAX, running_only: false }).await?.0)
 }
-
-/// Final orders of campaign `c.name` whose report is still owed or parked
-/// (`$2` = parked): a campaign is finished only once every report is closed.
-const UNREPORTED: &str = "SELECT count(*) FROM orders o JOIN reports r USING (order_code)
-                           WHERE o.campaign = c.name AND (r.outcome IS NULL OR r.outcome = $2)";
 
 /// Where a campaign stands.
 #[derive(Debug, Clone)]
@@ -240,6 +219,8 @@ pub struct CampaignStatus {
     pub by_status: HashMap<OrderStatus, i64>,
     /// Stored orders still held by the scheduler.
     pub unreleased: i64,
+    /// Their price: what a cancel gives back.
+    pub unreleased_money: Fen,
     /// Orders parked in the dead-letter queue.
     pub parked: i64,
     /// Failed orders per reason.
@@ -311,35 +292,46 @@ pub struct Share {
 /// Statuses whose settlement price was not given back.
 const NOT_REFUNDED: [OrderStatus; 3] = [OrderStatus::Stored, OrderStatus::Processing, OrderStatus::Success];
 
-/// A campaign's orders beyond their count per status. The unreleased count
-/// names the scheduler's own predicate so both always agree.
-static CAMPAIGN_FIGURES: LazyLock<String> = LazyLock::new(|| {
+/// A campaign's orders and money per status, and what is unreleased (the
+/// scheduler's own predicate, so both always agree): one index-only scan of
+/// `orders_campaign_figures`.
+static BY_STATUS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT count(*) FILTER (WHERE {unreleased}),
-                count(*) FILTER (WHERE dead_at IS NOT NULL AND status = ANY($2)),
-                count(*) FILTER (WHERE finished_at > now() - interval '10 seconds'),
-                coalesce(sum(settlement_fen) FILTER (WHERE status = ANY($3)), 0)::bigint,
-                coalesce(sum(settlement_fen) FILTER (WHERE status <> ALL($3)), 0)::bigint,
-                (SELECT share FROM campaigns WHERE name = $1 AND share_at > now() - interval '5 seconds'),
-                (SELECT share_rate FROM campaigns WHERE name = $1 AND share_at > now() - interval '5 seconds')
-           FROM orders WHERE campaign = $1",
+        "SELECT status, count(*), coalesce(sum(settlement_fen), 0)::bigint,
+                count(*) FILTER (WHERE {unreleased}), coalesce(sum(settlement_fen) FILTER (WHERE {unreleased}), 0)::bigint
+           FROM orders WHERE campaign = $1 GROUP BY status",
         unreleased = predicates::UNRELEASED
     )
 });
+
+/// Parked orders (read from `orders_parked`, a row per parked order, not the
+/// campaign's), finishing in the last 10 s (the BRIN on finished_at), and the
+/// scheduler's last share.
+const CAMPAIGN_FIGURES: &str =
+    "SELECT (SELECT count(*) FROM orders WHERE dead_at IS NOT NULL AND status = ANY($2) AND campaign = $1),
+            (SELECT count(*) FROM orders WHERE finished_at > now() - interval '10 seconds' AND campaign = $1),
+            (SELECT share FROM campaigns WHERE name = $1 AND share_at > now() - interval '5 seconds'),
+            (SELECT share_rate FROM campaigns WHERE name = $1 AND share_at > now() - interval '5 seconds')";
 
 pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, CampaignError> {
     let client = store.client().await?;
     let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE name = $1");
     let row = client.query_opt(&sql, &[&name]).await?.ok_or_else(|| CampaignError::NotFound(name.into()))?;
     let mut campaign = campaign_from_row(&row);
-    let by_status: HashMap<OrderStatus, i64> = client
-        .query("SELECT status, count(*) FROM orders WHERE campaign = $1 GROUP BY status", &[&name])
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let figures =
-        client.query_one(CAMPAIGN_FIGURES.as_str(), &[&name, &&OrderStatus::OPEN[..], &&NOT_REFUNDED[..]]).await?;
+    let mut by_status = HashMap::new();
+    let (mut charged, mut refunded, mut unreleased, mut unreleased_money) = (0i64, 0i64, 0i64, 0i64);
+    for r in client.query(BY_STATUS.as_str(), &[&name]).await? {
+        let (status, n, money): (OrderStatus, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        by_status.insert(status, n);
+        if NOT_REFUNDED.contains(&status) {
+            charged += money;
+        } else {
+            refunded += money;
+        }
+        unreleased += r.get::<_, i64>(3);
+        unreleased_money += r.get::<_, i64>(4);
+    }
+    let figures = client.query_one(CAMPAIGN_FIGURES, &[&name, &&OrderStatus::OPEN[..]]).await?;
     let failures = client
         .query(
             "SELECT coalesce(last_error, 'unknown'), count(*) FROM orders
@@ -350,27 +342,26 @@ pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, Campaig
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let unreported: i64 = client
-        .query_one(
-            &format!("SELECT ({}) FROM campaigns c WHERE c.name = $1", UNREPORTED),
-            &[&name, &ReportOutcome::Parked],
-        )
-        .await?
-        .get(0);
     let total: i64 = by_status.values().sum();
     let open: i64 = OrderStatus::OPEN.iter().map(|s| by_status.get(s).copied().unwrap_or(0)).sum();
-    campaign.finished = campaign.state == CampaignState::Active && total > 0 && open == 0 && unreported == 0;
+    let unreported = if campaign.state == CampaignState::Active && total > 0 && open == 0 {
+        listing::unreported(&client, Some(name)).await?.contains(name)
+    } else {
+        false
+    };
+    campaign.finished = campaign.state == CampaignState::Active && total > 0 && open == 0 && !unreported;
     campaign.empty = total == 0;
     Ok(CampaignStatus {
         campaign,
         by_status,
-        unreleased: figures.get(0),
-        parked: figures.get(1),
-        finishing_per_sec: figures.get::<_, i64>(2) as f64 / 10.0,
+        unreleased,
+        unreleased_money: Fen(unreleased_money),
+        parked: figures.get(0),
+        finishing_per_sec: figures.get::<_, i64>(1) as f64 / 10.0,
         failures,
-        charged: Fen(figures.get(3)),
-        refunded: Fen(figures.get(4)),
-        share: match (figures.get::<_, Option<f64>>(5), figures.get::<_, Option<f64>>(6)) {
+        charged: Fen(charged),
+        refunded: Fen(refunded),
+        share: match (figures.get::<_, Option<f64>>(2), figures.get::<_, Option<f64>>(3)) {
             (Some(fraction), Some(orders_per_sec)) => Some(Share { fraction, orders_per_sec }),
             _ => None,
         },

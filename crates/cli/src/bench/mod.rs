@@ -3,6 +3,7 @@
 
 mod colocated;
 mod common;
+mod console;
 mod consumer;
 mod gateway;
 mod load;
@@ -108,6 +109,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         consumers: usize,
     },
+    /// Every console page at a million orders: a database seeded in SQL, the
+    /// console in-process, each page several times as HTML and JSON (p50/max ms
+    /// on the client and from Server-Timing, against /healthz).
+    Console {
+        /// Orders in the database.
+        #[arg(long, default_value_t = 1_000_000)]
+        orders: u64,
+        /// Campaigns (one big one holds a fifth of the orders).
+        #[arg(long, default_value_t = 1_000)]
+        campaigns: u32,
+        /// Merchants.
+        #[arg(long, default_value_t = 50)]
+        merchants: u32,
+        /// Timed requests per page and form (after one to warm up).
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
     /// A generated campaign CSV through `lijian load` (child process): rows/s and
     /// peak RSS beside raw COPY and raw publish+confirm, then a re-load.
     Load {
@@ -142,6 +160,9 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Notifier { reports } => notifier::run(settings, reports).await,
         BenchCommand::Rate { limit, latency_ms, seconds } => rate::run(settings, limit, latency_ms, seconds).await,
+        BenchCommand::Console { orders, campaigns, merchants, repeat } => {
+            console::run(settings, console::Size { orders, campaigns, merchants, repeat }).await
+        }
         BenchCommand::Load { rows, bad_per_mille } => load::run(settings, rows, bad_per_mille).await,
         BenchCommand::Upload { rows, bad_per_mille } => upload::run(settings, rows, bad_per_mille).await,
         BenchCommand::Priority { limit, latency_ms, campaign, small, api_rate, seconds, delay, consumers } => {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use lijian_core::store::{Store, StoreError};
 use maud::html;
 use serde::Serialize;
@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use super::i18n::{self, M};
 use super::layout::{at, progress};
+use super::paging::{PageQuery, Pager, ROWS};
 use super::{Answer, Ctx};
 use crate::Console;
 
@@ -40,15 +41,16 @@ pub(super) struct ActivityRow {
     account_enabled: Option<bool>,
 }
 
-async fn activities(store: &Store) -> Result<Vec<ActivityRow>, StoreError> {
+/// A page of activities from `offset` (newest window first), one more than a page.
+async fn activities(store: &Store, offset: i64) -> Result<Vec<ActivityRow>, StoreError> {
     let client = store.client().await?;
     let rows = client
         .query(
             "SELECT a.activity_id, a.merchant_id, a.stock_id, a.face_value_fen, a.budget, a.issued, a.starts_at,
                     a.ends_at, a.enabled, coalesce(a.issuer_mchid, a.stock_creator_mchid), w.rate, w.enabled
                FROM activities a LEFT JOIN wxpay_accounts w ON w.mchid = coalesce(a.issuer_mchid, a.stock_creator_mchid)
-              ORDER BY a.ends_at DESC, a.activity_id",
-            &[],
+              ORDER BY a.ends_at DESC, a.activity_id LIMIT $1 OFFSET $2",
+            &[&(ROWS + 1), &offset],
         )
         .await?;
     Ok(rows
@@ -76,11 +78,24 @@ async fn activities(store: &Store) -> Result<Vec<ActivityRow>, StoreError> {
         .collect())
 }
 
-pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answer {
-    let rows = activities(&console.store).await.map_err(|e| ctx.fail(e))?;
+/// A page of activities.
+#[derive(Serialize)]
+pub(super) struct ActivityList {
+    activities: Vec<ActivityRow>,
+    #[serde(flatten)]
+    pager: Pager,
+}
+
+pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>, Query(q): Query<PageQuery>) -> Answer {
+    let page = q.number();
+    let mut rows = activities(&console.store, Pager::offset(page, ROWS)).await.map_err(|e| ctx.fail(e))?;
+    let more = rows.len() as i64 > ROWS;
+    rows.truncate(ROWS as usize);
+    let view = ActivityList { activities: rows, pager: Pager::numbered("/activities", "", page, more) };
     let now = OffsetDateTime::now_utc();
     let l = ctx.lang;
-    Ok(ctx.render(ctx.t(M::Activities), &rows, |rows| {
+    Ok(ctx.render(ctx.t(M::Activities), &view, |v| {
+        let rows = &v.activities;
         html! {
             table {
                 thead { tr {
@@ -115,6 +130,7 @@ pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answe
                     }
                 }
             }
+            (v.pager.nav(l))
         }
     }))
 }

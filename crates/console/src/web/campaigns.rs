@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use lijian_core::money::Fen;
 use lijian_core::status::OrderStatus;
-use lijian_core::store::{predicates, Store, StoreError};
 use lijian_core::vocab::CampaignState;
 use lijian_producer::campaign::{self, Campaign};
 use maud::{html, Markup};
@@ -18,6 +17,7 @@ use serde::Serialize;
 use super::campaign_more::{self as more, LastLoad, RateChart};
 use super::i18n::{self, Lang, M};
 use super::layout::{at, confirmation, progress};
+use super::paging::{PageQuery, Pager, ROWS};
 use super::upload::{self, UploadView};
 use super::{Answer, Ctx, Form, Problem};
 use crate::actions::campaigns as act;
@@ -61,16 +61,28 @@ impl CampaignRow {
     }
 }
 
-pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answer {
-    let all = campaign::list(&console.store).await.map_err(|e| ctx.fail(e))?;
-    let rows: Vec<CampaignRow> = all.iter().map(|(c, orders, done)| CampaignRow::of(c, *orders, *done)).collect();
+/// A page of campaigns, newest first.
+#[derive(Serialize)]
+pub(super) struct CampaignList {
+    campaigns: Vec<CampaignRow>,
+    #[serde(flatten)]
+    pager: Pager,
+}
+
+pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>, Query(q): Query<PageQuery>) -> Answer {
+    let page = q.number();
+    let window = campaign::ListQuery { offset: Pager::offset(page, ROWS), limit: ROWS, running_only: false };
+    let (found, more) = campaign::list_page(&console.store, &window).await.map_err(|e| ctx.fail(e))?;
+    let campaigns = found.iter().map(|(c, orders, done)| CampaignRow::of(c, *orders, *done)).collect();
+    let view = CampaignList { campaigns, pager: Pager::numbered("/campaigns", "", page, more) };
     let l = ctx.lang;
     let loading = console.uploads.all();
-    Ok(ctx.render_live(ctx.t(M::Campaigns), &rows, |rows| {
+    Ok(ctx.render_live(ctx.t(M::Campaigns), &view, |v| {
+        let rows = &v.campaigns;
         html! {
             @for (name, u) in &loading { (upload::progress_box(name, u)) }
             (upload::form(&ctx))
-            @if rows.is_empty() { p.muted { (ctx.t(M::NoCampaigns)) } }
+            @if rows.is_empty() && page == 1 { p.muted { (ctx.t(M::NoCampaigns)) } }
             @else {
                 table {
                     thead { tr {
@@ -94,6 +106,7 @@ pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answe
                     }
                 }
             }
+            (v.pager.nav(l))
         }
     }))
 }
@@ -138,23 +151,21 @@ fn as_yuan<S: serde::Serializer>(amount: &Fen, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_str(&amount.to_string())
 }
 
-async fn unreleased(store: &Store, name: &str) -> Result<Unreleased, StoreError> {
-    let client = store.client().await?;
-    let sql = format!(
-        "SELECT count(*), coalesce(sum(settlement_fen), 0)::bigint FROM orders WHERE campaign = $1 AND {}",
-        predicates::UNRELEASED
-    );
-    let row = client.query_one(&sql, &[&name]).await?;
-    Ok(Unreleased { orders: row.get(0), money: Fen(row.get(1)) })
+fn unreleased(s: &campaign::CampaignStatus) -> Unreleased {
+    Unreleased { orders: s.unreleased, money: s.unreleased_money }
 }
 
 pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Path(name): Path<String>) -> Answer {
     let s = campaign::status(&console.store, &name).await.map_err(|e| ctx.fail(e))?;
-    let waiting = unreleased(&console.store, &name).await.map_err(|e| ctx.fail(e))?;
+    let waiting = unreleased(&s);
     let store = &console.store;
-    let rate = more::rate_chart(store, &name, s.open() > 0).await.map_err(|e| ctx.fail(e))?;
-    let last_load = more::last_load(store, &name).await.map_err(|e| ctx.fail(e))?;
-    let rejects = more::rejects_link(store, &name).await.map_err(|e| ctx.fail(e))?;
+    // Independent reads at once, each on a connection of its own.
+    let (rate, last_load, rejects) = tokio::try_join!(
+        more::rate_chart(store, &name, s.open() > 0),
+        more::last_load(store, &name),
+        more::rejects_link(store, &name)
+    )
+    .map_err(|e| ctx.fail(e))?;
     let detail = Detail {
         campaign: CampaignRow::of(&s.campaign, s.total(), s.total() - s.open()),
         by_status: OrderStatus::ALL
@@ -242,8 +253,8 @@ pub(super) async fn act(
 ) -> Answer {
     ctx.check_admin(&form)?;
     let store = &console.store;
-    let waiting = unreleased(store, &name).await.map_err(|e| ctx.fail(e))?;
     let status = campaign::status(store, &name).await.map_err(|e| ctx.fail(e))?;
+    let waiting = unreleased(&status);
     let (orders, money, rate) = (waiting.orders, waiting.money, status.campaign.rate);
     let merchant = status.campaign.merchant_id.clone();
     let button = match action.as_str() {

@@ -3,25 +3,27 @@
 //! confirmation that says how many. The actions are `lijian dlq`'s
 //! ([`crate::actions::dlq`]).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use lijian_core::queue::Lane;
-use lijian_core::store::{DeadFilter, DeadJob};
+use lijian_core::status::OrderStatus;
+use lijian_core::store::DeadFilter;
+use lijian_core::vocab::ReportOutcome;
 use maud::{html, Markup};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::i18n::{self, M};
 use super::layout::{age, at, confirmation, hidden};
+use super::paging::{term, Pager};
 use super::{Answer, Ctx, Form, Problem};
 use crate::actions::dlq::{self as act, Selection};
 use crate::Console;
 
-/// Jobs listed on a group's page at most (an action on the whole reason takes all).
-const SHOWN: usize = 500;
+/// Jobs listed on a group's page (an action on the whole reason takes all).
+const SHOWN: i64 = 100;
 
 #[derive(Serialize)]
 pub(super) struct DeadLetters {
@@ -45,7 +47,10 @@ struct GroupJobs {
     lane: Lane,
     reason: String,
     total: usize,
+    /// Oldest first, [`SHOWN`] a page.
     jobs: Vec<Job>,
+    #[serde(flatten)]
+    pager: Pager,
 }
 
 #[derive(Serialize)]
@@ -63,38 +68,65 @@ struct Job {
 pub(super) struct GroupQuery {
     lane: Option<String>,
     reason: Option<String>,
+    page: Option<i64>,
 }
 
+/// Parked work per lane and reason, counted in SQL from the indexes that hold
+/// only parked rows (`orders_parked`, `reports_unclosed`); the same predicates
+/// as `Store::dead_jobs`, grouped on the exact reason.
+const GROUPS: &str =
+    "SELECT * FROM (SELECT 'issue' AS lane, coalesce(dead_reason, '') AS reason, count(*), min(dead_at) FROM orders
+                        WHERE dead_at IS NOT NULL AND status = ANY($1) GROUP BY 2
+                      UNION ALL
+                      SELECT 'notify', coalesce(last_error, ''), count(*), min(dead_at) FROM reports
+                        WHERE outcome = $2 GROUP BY 2) g
+                      ORDER BY lane, reason COLLATE \"C\"";
+
+/// A page of one group's jobs, oldest first.
+const ISSUE_JOBS: &str =
+    "SELECT order_code, merchant_id, campaign, attempts, attempts - attempts_before_replay, dead_at
+                            FROM orders
+                           WHERE dead_at IS NOT NULL AND status = ANY($1) AND coalesce(dead_reason, '') = $2
+                           ORDER BY dead_at, id LIMIT $3 OFFSET $4";
+const NOTIFY_JOBS: &str = "SELECT o.order_code, o.merchant_id, o.campaign, r.attempts,
+                                  r.attempts - r.attempts_before_replay, r.dead_at
+                             FROM reports r JOIN orders o ON o.order_code = r.order_code
+                            WHERE r.outcome = $1 AND coalesce(r.last_error, '') = $2
+                            ORDER BY r.dead_at, r.id LIMIT $3 OFFSET $4";
+
 pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Query(q): Query<GroupQuery>) -> Answer {
-    let jobs = console.store.dead_jobs(&DeadFilter::default()).await.map_err(|e| ctx.fail(e))?;
     let now = OffsetDateTime::now_utc();
-    let mut grouped: BTreeMap<(Lane, String), Vec<&DeadJob>> = BTreeMap::new();
-    for j in &jobs {
-        grouped.entry((j.lane, j.reason.clone())).or_default().push(j);
-    }
-    let groups = grouped
+    let lane = q.lane.as_deref().map(str::parse::<Lane>).transpose().map_err(|e| ctx.fail(bad(e.to_string())))?;
+    let client = console.store.client().await.map_err(|e| ctx.fail(e))?;
+    let open = &OrderStatus::OPEN[..];
+    let rows = client.query(GROUPS, &[&open, &ReportOutcome::Parked]).await.map_err(|e| ctx.fail(db(e)))?;
+    let groups: Vec<Group> = rows
         .iter()
-        .map(|((lane, reason), jobs)| {
-            let oldest = jobs.iter().map(|j| j.dead_at).min().unwrap_or(now);
+        .map(|r| {
+            let oldest = r.get::<_, Option<OffsetDateTime>>(3).unwrap_or(OffsetDateTime::UNIX_EPOCH);
             Group {
-                lane: *lane,
-                reason: reason.clone(),
-                count: jobs.len(),
+                lane: if r.get::<_, &str>(0) == "issue" { Lane::Issue } else { Lane::Notify },
+                reason: r.get(1),
+                count: r.get::<_, i64>(2) as usize,
                 oldest,
                 oldest_age_secs: (now - oldest).whole_seconds(),
             }
         })
         .collect();
-    let lane = q.lane.as_deref().map(str::parse::<Lane>).transpose().map_err(|e| ctx.fail(bad(e.to_string())))?;
     let group = match (lane, q.reason) {
         (Some(lane), Some(reason)) => {
-            let members = grouped.get(&(lane, reason.clone())).cloned().unwrap_or_default();
-            Some(GroupJobs {
-                lane,
-                total: members.len(),
-                jobs: members.iter().take(SHOWN).map(|j| job(j)).collect(),
-                reason,
-            })
+            let total = groups.iter().find(|g| g.lane == lane && g.reason == reason).map(|g| g.count).unwrap_or(0);
+            let page = q.page.unwrap_or(1).max(1);
+            let offset = Pager::offset(page, SHOWN);
+            let rows = match lane {
+                Lane::Issue => client.query(ISSUE_JOBS, &[&open, &reason, &SHOWN, &offset]).await,
+                Lane::Notify => client.query(NOTIFY_JOBS, &[&ReportOutcome::Parked, &reason, &SHOWN, &offset]).await,
+            }
+            .map_err(|e| ctx.fail(db(e)))?;
+            let jobs = rows.iter().map(job).collect();
+            let terms = format!("{}&{}", term("lane", &lane.to_string()), term("reason", &reason));
+            let pager = Pager::numbered("/dlq", &terms, page, (offset + SHOWN) < total as i64);
+            Some(GroupJobs { lane, total, jobs, reason, pager })
         }
         _ => None,
     };
@@ -102,15 +134,19 @@ pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Query(q)
     Ok(ctx.render_live(ctx.t(M::DeadLetters), &view, |v| body(&ctx, v, now)))
 }
 
-fn job(j: &DeadJob) -> Job {
+fn job(r: &tokio_postgres::Row) -> Job {
     Job {
-        order_code: j.order_code.clone(),
-        merchant_id: j.merchant_id.clone(),
-        campaign: j.campaign.clone(),
-        attempts: j.attempts,
-        attempts_since_replay: j.attempts_since_replay,
-        parked_at: j.dead_at,
+        order_code: r.get(0),
+        merchant_id: r.get(1),
+        campaign: r.get(2),
+        attempts: r.get(3),
+        attempts_since_replay: r.get(4),
+        parked_at: r.get::<_, Option<OffsetDateTime>>(5).unwrap_or(OffsetDateTime::UNIX_EPOCH),
     }
+}
+
+fn db(e: tokio_postgres::Error) -> Problem {
+    Problem::from(lijian_core::store::StoreError::Db(e))
 }
 
 fn bad(message: String) -> Problem {
@@ -205,6 +241,7 @@ fn group_body(ctx: &Ctx, g: &GroupJobs) -> Markup {
         } @else {
             (rows)
         }
+        (g.pager.nav(l))
     }
 }
 

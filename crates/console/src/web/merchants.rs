@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use lijian_core::money::Fen;
 use lijian_core::store::{Store, StoreError};
@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use super::i18n::{self, M};
 use super::layout::{at, yuan};
+use super::paging::{PageQuery, Pager, ROWS};
 use super::{Answer, Ctx, Form, Problem};
 use crate::actions::merchants as act;
 use crate::Console;
@@ -32,9 +33,23 @@ pub(super) struct MerchantRow {
     balance_fen: Fen,
 }
 
-pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answer {
-    let rows = merchants(&console.store).await.map_err(|e| ctx.fail(e))?;
-    Ok(ctx.render(ctx.t(M::Merchants), &rows, |rows| {
+/// A page of merchants, by id.
+#[derive(Serialize)]
+pub(super) struct MerchantList {
+    merchants: Vec<MerchantRow>,
+    #[serde(flatten)]
+    pager: Pager,
+}
+
+pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>, Query(q): Query<PageQuery>) -> Answer {
+    let page = q.number();
+    let mut rows = merchants(&console.store, Pager::offset(page, ROWS)).await.map_err(|e| ctx.fail(e))?;
+    let more = rows.len() as i64 > ROWS;
+    rows.truncate(ROWS as usize);
+    let view = MerchantList { merchants: rows, pager: Pager::numbered("/merchants", "", page, more) };
+    let l = ctx.lang;
+    Ok(ctx.render(ctx.t(M::Merchants), &view, |v| {
+        let rows = &v.merchants;
         html! {
             table {
                 thead { tr {
@@ -51,14 +66,20 @@ pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>) -> Answe
                     }
                 }
             }
+            (v.pager.nav(l))
         }
     }))
 }
 
-async fn merchants(store: &Store) -> Result<Vec<MerchantRow>, StoreError> {
+/// A page of merchants from `offset`, and the first of the next page if any.
+async fn merchants(store: &Store, offset: i64) -> Result<Vec<MerchantRow>, StoreError> {
     let client = store.client().await?;
-    let rows =
-        client.query("SELECT merchant_id, name, enabled, balance_fen FROM merchants ORDER BY merchant_id", &[]).await?;
+    let rows = client
+        .query(
+            "SELECT merchant_id, name, enabled, balance_fen FROM merchants ORDER BY merchant_id LIMIT $1 OFFSET $2",
+            &[&(ROWS + 1), &offset],
+        )
+        .await?;
     Ok(rows
         .iter()
         .map(|r| MerchantRow {
@@ -81,11 +102,16 @@ pub(super) struct MerchantPage {
     #[serde(skip)]
     balance_fen: Fen,
     orders_by_status: Vec<(i16, i64)>,
+    /// Newest first, [`LEDGER_ROWS`] a page; `next` reads older entries.
     ledger: Vec<LedgerEntry>,
+    #[serde(flatten)]
+    pager: Pager,
 }
 
 #[derive(Serialize)]
 struct LedgerEntry {
+    #[serde(skip)]
+    id: i64,
     #[serde(with = "time::serde::rfc3339")]
     at: OffsetDateTime,
     kind: LedgerKind,
@@ -96,18 +122,20 @@ struct LedgerEntry {
     amounts: (Fen, Fen),
 }
 
-async fn ledger(store: &Store, merchant_id: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+/// Entries older than `before` (all when None), newest first, one more than a page.
+async fn ledger(store: &Store, merchant_id: &str, before: Option<i64>) -> Result<Vec<LedgerEntry>, StoreError> {
     let client = store.client().await?;
     let rows = client
         .query(
-            "SELECT created_at, kind, amount_fen, balance_after_fen, order_code FROM balance_ledger
-              WHERE merchant_id = $1 ORDER BY id DESC LIMIT $2",
-            &[&merchant_id, &LEDGER_ROWS],
+            "SELECT created_at, kind, amount_fen, balance_after_fen, order_code, id FROM balance_ledger
+              WHERE merchant_id = $1 AND id < coalesce($3, 9223372036854775807) ORDER BY id DESC LIMIT $2",
+            &[&merchant_id, &(LEDGER_ROWS + 1), &before],
         )
         .await?;
     Ok(rows
         .iter()
         .map(|r| LedgerEntry {
+            id: r.get(5),
             at: r.get(0),
             kind: r.get(1),
             amount: Fen(r.get(2)).to_string(),
@@ -118,10 +146,26 @@ async fn ledger(store: &Store, merchant_id: &str) -> Result<Vec<LedgerEntry>, St
         .collect())
 }
 
-pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Path(id): Path<String>) -> Answer {
+#[derive(serde::Deserialize, Default)]
+pub(super) struct LedgerQuery {
+    before: Option<i64>,
+}
+
+pub(super) async fn page(
+    ctx: Ctx,
+    State(console): State<Arc<Console>>,
+    Path(id): Path<String>,
+    Query(q): Query<LedgerQuery>,
+) -> Answer {
     let m = console.store.show_merchant(&id).await.map_err(|e| ctx.fail(e))?;
+    let mut entries = ledger(&console.store, &id, q.before).await.map_err(|e| ctx.fail(e))?;
+    let more = entries.len() as i64 > LEDGER_ROWS;
+    entries.truncate(LEDGER_ROWS as usize);
+    let path = format!("/merchants/{}", url_part(&id));
+    let pager = Pager::keyset(&path, "", q.before, entries.last().map(|e| e.id), more);
     let view = MerchantPage {
-        ledger: ledger(&console.store, &id).await.map_err(|e| ctx.fail(e))?,
+        ledger: entries,
+        pager,
         merchant_id: m.merchant_id,
         business_id: m.business_id,
         name: m.name,
@@ -156,7 +200,7 @@ fn body(ctx: &Ctx, m: &MerchantPage) -> Markup {
                 }
             }
         }
-        h2 { (ctx.t(M::RecentLedger)) }
+        h2 { @if m.pager.prev.is_some() { (ctx.t(M::OlderLedger)) } @else { (ctx.t(M::RecentLedger)) } }
         table {
             thead { tr {
                 th { (ctx.t(M::At)) } th { (ctx.t(M::Kind)) } th.num { (ctx.t(M::Amount)) }
@@ -174,7 +218,12 @@ fn body(ctx: &Ctx, m: &MerchantPage) -> Markup {
                 }
             }
         }
+        (m.pager.nav(l))
     }
+}
+
+fn url_part(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 #[derive(Serialize)]

@@ -20,6 +20,7 @@ pub(crate) mod limiter;
 mod merchants;
 mod orders;
 mod overview;
+mod paging;
 mod rates;
 pub(crate) mod upload;
 
@@ -68,7 +69,21 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(server_timing))
         .with_state(console)
+}
+
+/// `Server-Timing: app;dur=<ms>`: the time from the request to its answer
+/// (body included: pages are rendered before they are returned), which
+/// `lijian bench console` reads beside its own clock.
+async fn server_timing(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let value = format!("app;dur={:.1}", started.elapsed().as_secs_f64() * 1000.0);
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert("server-timing", value);
+    }
+    response
 }
 
 /// Script, styles and fetches from the console only (no inline script or

@@ -12,6 +12,7 @@ use lijian_core::status::OrderStatus;
 use lijian_core::store::{Store, StoreError};
 use lijian_core::times::rfc3339_seconds;
 use lijian_core::vocab::{CampaignState, ReportOutcome};
+use lijian_producer::campaign::ListQuery;
 use maud::{html, Markup};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -32,12 +33,17 @@ pub(super) struct Overview {
     parked: Parked,
     /// Each WeChat Pay account's sends per second now, against its limit.
     accounts: Vec<rates::AccountRate>,
+    /// The newest running campaigns, at most [`RUNNING_SHOWN`].
     campaigns: Vec<RunningCampaign>,
+    /// More are running than shown (all of them are on /campaigns).
+    more_running: bool,
     #[serde(skip)]
     first: OffsetDateTime,
     #[serde(skip)]
     now: OffsetDateTime,
 }
+
+const RUNNING_SHOWN: i64 = 20;
 
 #[derive(Serialize, Default, Clone)]
 struct Minute {
@@ -82,20 +88,29 @@ async fn overview(console: &Console) -> Result<Overview, super::Problem> {
     let now = OffsetDateTime::now_utc();
     let first =
         now.replace_second(0).unwrap_or(now).replace_nanosecond(0).unwrap_or(now) - Duration::minutes(MINUTES - 1);
-    let minutes = per_minute(&console.store, first).await?;
-    let mut queues = Vec::new();
-    for lane in Lane::ALL {
-        for queue in [console.topology.queue(*lane), console.topology.dead_letter_queue(*lane)] {
-            let messages = console.ops.queue_depth(&queue).await;
-            queues.push(QueueDepth { queue, messages });
+    // Independent reads, each on a connection of its own, at once: the page
+    // takes as long as the slowest, not the sum.
+    let depths = async {
+        let mut queues = Vec::new();
+        for lane in Lane::ALL {
+            for queue in [console.topology.queue(*lane), console.topology.dead_letter_queue(*lane)] {
+                let messages = console.ops.queue_depth(&queue).await;
+                queues.push(QueueDepth { queue, messages });
+            }
         }
-    }
-    let parked = parked(&console.store).await?;
-    let accounts = rates::accounts(&console.store, &console.settings).await?;
-    let campaigns = lijian_producer::campaign::list(&console.store)
-        .await?
+        queues
+    };
+    let window = ListQuery { offset: 0, limit: RUNNING_SHOWN, running_only: true };
+    let (minutes, queues, parked, accounts, running) = tokio::join!(
+        per_minute(&console.store, first),
+        depths,
+        parked(&console.store),
+        rates::accounts(&console.store, &console.settings),
+        lijian_producer::campaign::list_page(&console.store, &window)
+    );
+    let (minutes, parked, accounts, (running, more_running)) = (minutes?, parked?, accounts?, running?);
+    let campaigns = running
         .into_iter()
-        .filter(|(c, _, _)| c.state != CampaignState::Cancelled && !c.finished && !c.empty)
         .map(|(c, orders, finished)| RunningCampaign {
             name: c.name,
             merchant_id: c.merchant_id,
@@ -105,10 +120,21 @@ async fn overview(console: &Console) -> Result<Overview, super::Problem> {
             released: c.released,
         })
         .collect();
-    Ok(Overview { since: rfc3339_seconds(first), minutes, queues, parked, accounts, campaigns, first, now })
+    Ok(Overview {
+        since: rfc3339_seconds(first),
+        minutes,
+        queues,
+        parked,
+        accounts,
+        campaigns,
+        more_running,
+        first,
+        now,
+    })
 }
 
-/// Parked issue jobs and reports, counted (the same predicates as `dlq list`).
+/// Parked issue jobs and reports, counted (the same predicates as `dlq list`;
+/// `orders_parked` and `reports_unclosed` hold only such rows).
 async fn parked(store: &Store) -> Result<Parked, StoreError> {
     let client = store.client().await?;
     let row = client
@@ -123,39 +149,43 @@ async fn parked(store: &Store) -> Result<Parked, StoreError> {
 
 /// Counts per minute from `first` to now, minutes with nothing included.
 async fn per_minute(store: &Store, first: OffsetDateTime) -> Result<Vec<Minute>, StoreError> {
-    let client = store.client().await?;
-    let mut by_minute: HashMap<i64, Minute> = HashMap::new();
-    let key = |t: OffsetDateTime| (t - first).whole_minutes();
-    for row in client
-        .query(
-            "SELECT date_trunc('minute', created_at), count(*) FROM orders WHERE created_at >= $1 GROUP BY 1",
-            &[&first],
-        )
-        .await?
-    {
-        by_minute.entry(key(row.get(0))).or_default().accepted = row.get(1);
-    }
-    for row in client
-        .query(
+    let (success, failed) = (OrderStatus::Success, OrderStatus::Failed);
+    let (since, finish_params): (
+        &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) = (&[&first], &[&first, &success, &failed]);
+    let (accepted, finished, delivered) = tokio::join!(
+        rows(
+            store,
+            "SELECT date_trunc('minute', created_at), count(*), 0::bigint FROM orders WHERE created_at >= $1 GROUP BY 1",
+            since
+        ),
+        rows(
+            store,
             "SELECT date_trunc('minute', finished_at), count(*) FILTER (WHERE status = $2),
                     count(*) FILTER (WHERE status = $3)
                FROM orders WHERE finished_at >= $1 GROUP BY 1",
-            &[&first, &OrderStatus::Success, &OrderStatus::Failed],
-        )
-        .await?
-    {
-        let minute = by_minute.entry(key(row.get(0))).or_default();
-        minute.issued = row.get(1);
-        minute.failed = row.get(2);
+            finish_params
+        ),
+        rows(
+            store,
+            "SELECT date_trunc('minute', at), count(*), 0::bigint FROM report_attempts
+              WHERE delivered AND at >= $1 GROUP BY 1",
+            since
+        ),
+    );
+    let mut by_minute: HashMap<i64, Minute> = HashMap::new();
+    let key = |t: OffsetDateTime| (t - first).whole_minutes();
+    for (at, n, _) in accepted? {
+        by_minute.entry(key(at)).or_default().accepted = n;
     }
-    for row in client
-        .query(
-            "SELECT date_trunc('minute', at), count(*) FROM report_attempts WHERE delivered AND at >= $1 GROUP BY 1",
-            &[&first],
-        )
-        .await?
-    {
-        by_minute.entry(key(row.get(0))).or_default().delivered = row.get(1);
+    for (at, issued, failed) in finished? {
+        let minute = by_minute.entry(key(at)).or_default();
+        minute.issued = issued;
+        minute.failed = failed;
+    }
+    for (at, n, _) in delivered? {
+        by_minute.entry(key(at)).or_default().delivered = n;
     }
     Ok((0..MINUTES)
         .map(|i| {
@@ -164,6 +194,17 @@ async fn per_minute(store: &Store, first: OffsetDateTime) -> Result<Vec<Minute>,
             minute
         })
         .collect())
+}
+
+/// (minute, two counts) rows of `sql`.
+async fn rows(
+    store: &Store,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<(OffsetDateTime, i64, i64)>, StoreError> {
+    let client = store.client().await?;
+    let found = client.query(sql, params).await?;
+    Ok(found.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
 fn body(ctx: &Ctx, v: &Overview) -> Markup {
@@ -240,6 +281,7 @@ fn body(ctx: &Ctx, v: &Overview) -> Markup {
                     }
                 }
             }
+            @if v.more_running { p { a href="/campaigns" { (ctx.t(M::MoreRunning)) } } }
         }
         p.muted.as-of { (i18n::as_of(l)) " " (at(ctx, v.now)) }
     }

@@ -312,7 +312,14 @@ impl Report {
 async fn reports(client: &impl GenericClient, code: &str) -> Result<Vec<Report>, StoreError> {
     let rows = client
         .query(
-            "SELECT notify_id, created_at, status, outcome, last_error, dead_at FROM reports WHERE order_code = $1",
+            // An order's report, then its correction: each through its partial
+            // unique index (a plain `order_code = $1` matches neither index's
+            // predicate and reads the whole table).
+            "SELECT notify_id, created_at, status, outcome, last_error, dead_at FROM reports
+              WHERE order_code = $1 AND corrects IS NULL
+             UNION ALL
+             SELECT notify_id, created_at, status, outcome, last_error, dead_at FROM reports
+              WHERE order_code = $1 AND corrects IS NOT NULL",
             &[&code],
         )
         .await?;

@@ -40,6 +40,9 @@ catalogue! {
     Cancel: "Cancel", "取消";
     NoSuchPage: "no such page", "没有这个页面";
     LiveRefresh: "This page refreshes itself every 5 s.", "本页每 5 秒自动刷新。";
+    // Page links under long lists.
+    PreviousPage: "← Previous", "← 上一页";
+    NextPage: "Next →", "下一页 →";
     // Sign-in.
     ConsoleName: "lijian console", "lijian 控制台";
     SignInTitle: "Sign in", "登录";
@@ -94,6 +97,7 @@ catalogue! {
     StoredAccount: "stored account", "已登记商户号";
     DefaultAccount: "the consumers' LIJIAN_WXPAY_* default (limit: LIJIAN_WXPAY_RATE)", "发券服务的 LIJIAN_WXPAY_* 默认账户（上限为 LIJIAN_WXPAY_RATE）";
     UnknownAccount: "not stored, not the default: limit unknown", "未登记、也不是默认账户：上限未知";
+    MoreRunning: "More are running: all campaigns", "还有更多进行中的计划：查看全部计划";
     NoAccounts: "No WeChat Pay account stored and none sending.", "没有已登记的微信支付商户号，也没有正在发送的。";
     // Campaigns.
     NoCampaigns: "No campaigns yet: `lijian load FILE.csv …` creates one.", "还没有发券计划：`lijian load FILE.csv …` 会创建一个。";
@@ -154,6 +158,7 @@ catalogue! {
     TopUp: "Top up", "充值";
     ToppedUp: "Topped up", "已充值";
     RecentLedger: "Recent ledger entries", "最近流水";
+    OlderLedger: "Older ledger entries", "更早的流水";
     Amount: "amount", "金额";
     BalanceAfter: "balance after", "变动后余额";
     BackToMerchant: "Back to the merchant", "返回商户";

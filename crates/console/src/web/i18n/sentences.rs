@@ -246,9 +246,19 @@ pub fn group_heading(l: Lang, lane: &str, reason: &str) -> String {
 pub fn group_note(l: Lang, total: usize, shown: usize) -> String {
     match (l, total > shown) {
         (En, false) => format!("{total} jobs; attempts since the last replay / in all."),
-        (En, true) => format!("{total} jobs, the oldest {shown} shown; attempts since the last replay / in all."),
+        (En, true) => {
+            format!("{total} jobs, {shown} shown here, oldest first; attempts since the last replay / in all.")
+        }
         (Zh, false) => format!("共 {total} 个任务；尝试次数为上次重放以来 / 总计。"),
-        (Zh, true) => format!("共 {total} 个任务，显示最早的 {shown} 个；尝试次数为上次重放以来 / 总计。"),
+        (Zh, true) => format!("共 {total} 个任务，本页显示 {shown} 个（最早的在前）；尝试次数为上次重放以来 / 总计。"),
+    }
+}
+
+/// Where a page of a long list is.
+pub fn page_number(l: Lang, page: i64) -> String {
+    match l {
+        En => format!("page {page}"),
+        Zh => format!("第 {page} 页"),
     }
 }
 
