@@ -4,10 +4,11 @@
 //! second, each order issued once, and the work shared — also after a SIGKILL
 //! and with a backlog queued before a consumer started.
 //!
-//! Ignored in the default run until issue 11 is closed: on a saturated 2-core
-//! host our own send instants stay within the limit (worst sliding second
-//! 192–199 at 200/s) but the simulator sometimes counts 201 (transit; see
-//! docs/decisions.md). `cargo test -- --ignored scale_out`.
+//! Ignored in the default run until issue 11 is closed: since sends prepared
+//! ahead are bounded and a starting process warms up, the simulator's worst
+//! sliding second stays at 194–200 of 200 (201 once in 21 runs on a host at
+//! load average 5–15), but the survivor's 90% floor still fails under such
+//! load; docs/decisions.md, "Cluster-wide limits". `cargo test -- --ignored scale_out`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -233,19 +234,19 @@ async fn same_configuration_shares_the_limit(consumers: usize) {
 }
 
 #[tokio::test]
-#[ignore = "issue 11 open: on a saturated 2-core host the simulator counts 1-2% over the limit (transit, not slots; docs/decisions.md); run with --ignored"]
+#[ignore = "issue 11 open: timing on a saturated 2-core host (docs/decisions.md, Cluster-wide limits); run with --ignored"]
 async fn two_consumers_with_one_configuration_keep_the_accounts_limit_together() {
     same_configuration_shares_the_limit(2).await;
 }
 
 #[tokio::test]
-#[ignore = "issue 11 open: on a saturated 2-core host the simulator counts 1-2% over the limit (transit, not slots; docs/decisions.md); run with --ignored"]
+#[ignore = "issue 11 open: timing on a saturated 2-core host (docs/decisions.md, Cluster-wide limits); run with --ignored"]
 async fn three_consumers_with_one_configuration_keep_the_accounts_limit_together() {
     same_configuration_shares_the_limit(3).await;
 }
 
 #[tokio::test]
-#[ignore = "issue 11 open: on a saturated 2-core host the simulator counts 1-2% over the limit (transit, not slots; docs/decisions.md); run with --ignored"]
+#[ignore = "issue 11 open: timing on a saturated 2-core host (docs/decisions.md, Cluster-wide limits); run with --ignored"]
 async fn a_backlog_queued_before_the_second_consumer_starts_is_shared() {
     const BACKLOG: usize = 2000;
     let app = Arc::new(spawn_app_alone().await);
@@ -279,7 +280,7 @@ async fn a_backlog_queued_before_the_second_consumer_starts_is_shared() {
 }
 
 #[tokio::test]
-#[ignore = "issue 11 open: on a saturated 2-core host the simulator counts 1-2% over the limit (transit, not slots; docs/decisions.md); run with --ignored"]
+#[ignore = "issue 11 open: timing on a saturated 2-core host (docs/decisions.md, Cluster-wide limits); run with --ignored"]
 async fn a_sigkilled_consumer_leaves_the_whole_limit_to_the_survivor() {
     let app = Arc::new(spawn_app_alone().await);
     let sim = strict_sim().await;
@@ -311,7 +312,7 @@ async fn a_sigkilled_consumer_leaves_the_whole_limit_to_the_survivor() {
 }
 
 #[tokio::test]
-#[ignore = "issue 11 open: on a saturated 2-core host the simulator counts 1-2% over the limit (transit, not slots; docs/decisions.md); run with --ignored"]
+#[ignore = "issue 11 open: timing on a saturated 2-core host (docs/decisions.md, Cluster-wide limits); run with --ignored"]
 async fn two_accounts_are_each_held_to_their_own_limit() {
     let app = Arc::new(spawn_app_alone().await);
     let accounts = [(TestAccount::generate("1900000301"), 120u32), (TestAccount::generate("1900000302"), 80u32)];

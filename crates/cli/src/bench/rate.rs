@@ -62,7 +62,10 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
         let backlog = limit as usize * seconds as usize;
         let publisher = Publisher::new(&settings.broker.url, "lijian-bench", Topology::from_settings(&settings));
 
-        println!("baseline: the limit, {limit} requests/s per account (simulator at {latency_ms} ms, 429 beyond it)");
+        println!(
+            "baseline: the limit, {limit} requests/s per account (simulator at {latency_ms} ms, 429 beyond it); consumers leave {}% headroom (LIJIAN_WXPAY_HEADROOM)",
+            settings.wxpay.headroom
+        );
         println!("sends per steady second, all consumers together:");
         println!(
             "  consumers   min  median   max   (× limit: min / median / max)   worst sliding 1 s   429s   slots used / stale"
@@ -110,7 +113,9 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
         stop_children(&mut children[1..]);
         let run = requests_of(&sim_url, &codes, started_ms).await?;
         let per_second = per_second(&run);
-        let floor = (f64::from(limit) * 0.98).ceil() as usize;
+        // The consumers aim at the limit less the headroom: "back" is 98% of that.
+        let aim = f64::from(limit) * (1.0 - f64::from(settings.wxpay.headroom) / 100.0);
+        let floor = (aim * 0.98).ceil() as usize;
         let killed_second = killed_ms / 1000;
         let back = per_second
             .iter()
@@ -118,7 +123,8 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
             .map(|(second, _)| second - killed_second)
             .next();
         println!(
-            "survivor: one of two consumers SIGKILLed; the other held ≥ 98% of the limit again after {} s (goal ≤ 3 s); 429s {}",
+            "survivor: one of two consumers SIGKILLed; the other held ≥ 98% of the limit less the {}% headroom ({floor}/s) again after {} s (goal ≤ 3 s); 429s {}",
+            settings.wxpay.headroom,
             back.map(|s| s.to_string()).unwrap_or_else(|| "never".into()),
             run.iter().filter(|r| r.status == 429).count()
         );
