@@ -11,6 +11,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::chart::{lines, Series};
+use super::i18n::{self, Lang, M};
 use super::layout::trusted;
 use crate::actions::loads;
 
@@ -37,20 +38,39 @@ pub(super) struct LastLoad {
 }
 
 pub(super) async fn rate_chart(store: &Store, campaign: &str, open: bool) -> Result<RateChart, StoreError> {
-    let client = store.client().await?;
-    let span = client
-        .query_one(
-            "SELECT min(enqueued_at), greatest(max(enqueued_at), max(finished_at)) FROM orders
-              WHERE campaign = $1 AND enqueued_at IS NOT NULL",
-            &[&campaign],
-        )
-        .await?;
-    let (Some(first), Some(last)) =
-        (span.get::<_, Option<OffsetDateTime>>(0), span.get::<_, Option<OffsetDateTime>>(1))
+    // Two index-only passes over the campaign's entries in
+    // `orders_campaign_figures` (which carries enqueued_at and finished_at), on
+    // two connections at once, counted per whole minute. The span and the steps
+    // are worked out from these minutes, which is exact because a step is whole
+    // minutes from a whole minute. No time condition: a range on finished_at
+    // would tempt the planner onto `orders_finished`, which visits the heap for
+    // every row (180 ms for `c-big` against 25 ms).
+    let (released_at, issued_at) = tokio::join!(
+        per_minute(
+            store,
+            "SELECT date_trunc('minute', enqueued_at), count(*) FROM orders
+              WHERE campaign = $1 AND enqueued_at IS NOT NULL GROUP BY 1",
+            campaign,
+            None
+        ),
+        per_minute(
+            store,
+            "SELECT date_trunc('minute', finished_at), count(*) FROM orders
+              WHERE campaign = $1 AND status = $2 GROUP BY 1",
+            campaign,
+            Some(OrderStatus::Success)
+        ),
+    );
+    let (released_at, issued_at) = (released_at?, issued_at?);
+    let last_finished = issued_at.iter().map(|r| r.0).max();
+    let (Some(first_min), Some(last_released)) =
+        (released_at.iter().map(|r| r.0).min(), released_at.iter().map(|r| r.0).max())
     else {
         return Ok(RateChart::default());
     };
-    let first = first.replace_second(0).unwrap_or(first).replace_nanosecond(0).unwrap_or(first);
+    let minute_start = |m: i64| OffsetDateTime::from_unix_timestamp(m * 60).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let first = minute_start(first_min);
+    let last = minute_start(last_released.max(last_finished.unwrap_or(last_released)));
     let last = if open { OffsetDateTime::now_utc().max(last) } else { last };
     // Whole minutes per step, so that a step's count reads as "per N min".
     let span_secs = (last - first).whole_seconds().max(1);
@@ -59,55 +79,59 @@ pub(super) async fn rate_chart(store: &Store, campaign: &str, open: bool) -> Res
     let steps = (span_secs / step_secs + 1).clamp(10, POINTS + 1) as usize;
     let mut released = vec![0i64; steps];
     let mut issued = vec![0i64; steps];
-    let step = step_secs as f64;
-    let released_rows = client
-        .query(
-            "SELECT floor(extract(epoch FROM enqueued_at - $2)::float8 / $3)::bigint, count(*) FROM orders
-              WHERE campaign = $1 AND enqueued_at >= $2 GROUP BY 1",
-            &[&campaign, &first, &step],
-        )
-        .await?;
-    let issued_rows = client
-        .query(
-            "SELECT floor(extract(epoch FROM finished_at - $2)::float8 / $3)::bigint, count(*) FROM orders
-              WHERE campaign = $1 AND status = $4 AND finished_at >= $2 GROUP BY 1",
-            &[&campaign, &first, &step, &OrderStatus::Success],
-        )
-        .await?;
-    for (into, rows) in [(&mut released, released_rows), (&mut issued, issued_rows)] {
-        for row in rows {
-            let at: i64 = row.get(0);
-            if let Some(slot) = usize::try_from(at).ok().and_then(|i| into.get_mut(i)) {
-                *slot += row.get::<_, i64>(1);
+    for (into, counts) in [(&mut released, released_at), (&mut issued, issued_at)] {
+        for (minute, n) in counts {
+            let slot = (minute - first_min) * 60 / step_secs;
+            if let Some(slot) = usize::try_from(slot).ok().and_then(|i| into.get_mut(i)) {
+                *slot += n;
             }
         }
     }
     Ok(RateChart { since: Some(rfc3339_seconds(first)), step_secs, released, issued })
 }
 
-pub(super) fn chart_markup(c: &RateChart) -> Markup {
+/// (minutes since the epoch, count) rows of `sql`, for the campaign (and the
+/// status, when given).
+async fn per_minute(
+    store: &Store,
+    sql: &str,
+    campaign: &str,
+    status: Option<OrderStatus>,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let client = store.client().await?;
+    let rows = match &status {
+        Some(status) => client.query(sql, &[&campaign, status]).await?,
+        None => client.query(sql, &[&campaign]).await?,
+    };
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((r.get::<_, Option<OffsetDateTime>>(0)?.unix_timestamp().div_euclid(60), r.get(1))))
+        .collect())
+}
+
+pub(super) fn chart_markup(l: Lang, c: &RateChart) -> Markup {
     let Some(since) = &c.since else {
-        return html! { p.muted { "Nothing released yet: no rate to draw." } };
+        return html! { p.muted { (l.t(M::NothingReleased)) } };
     };
     let minutes = c.step_secs / 60;
     let labels: Vec<String> = (0..c.released.len())
         .map(|i| match i {
             0 => since.get(11..16).unwrap_or_default().to_string(),
-            i if i % 10 == 0 => format!("+{} min", i as i64 * minutes),
+            i if i % 10 == 0 => i18n::minutes_after(l, i as i64 * minutes),
             _ => String::new(),
         })
         .collect();
     let svg = lines(
-        &format!("Orders released and issued per {minutes} min"),
+        &i18n::rate_chart_title(l, minutes),
         &[
-            Series { name: "released", colour: "#2b4a7d", values: &c.released },
-            Series { name: "issued", colour: "#2f8f5b", values: &c.issued },
+            Series { name: l.t(M::SeriesReleasedOrders), colour: "#2b4a7d", values: &c.released },
+            Series { name: l.t(M::SeriesIssued), colour: "#2f8f5b", values: &c.issued },
         ],
         &labels,
     );
     html! {
-        h2 { "Release and issue rate" }
-        p.muted { "Orders per " (minutes) " min from " (since) " (UTC)." }
+        h2 { (l.t(M::RateHeading)) }
+        p.muted { (i18n::rate_chart_note(l, minutes, since)) }
         div.chart { (trusted(svg)) }
     }
 }
@@ -128,16 +152,16 @@ pub(super) async fn rejects_link(store: &Store, campaign: &str) -> Result<Option
     Ok(loads::rejects_chunks(store, campaign).await?.map(|_| format!("/campaigns/{campaign}/rejects")))
 }
 
-pub(super) fn load_markup(last: Option<&LastLoad>, rejects: Option<&str>) -> Markup {
+pub(super) fn load_markup(l: Lang, last: Option<&LastLoad>, rejects: Option<&str>) -> Markup {
     html! {
-        h2 { "Last load" }
+        h2 { (l.t(M::LastLoad)) }
         @match last {
-            Some(l) => p { (l.at) " by " (l.by) ": " (l.detail) },
-            None => p.muted { "No load recorded." },
+            Some(last) => p { (i18n::last_load_line(l, &last.at, &last.by, &last.detail)) },
+            None => p.muted { (l.t(M::NoLoad)) },
         }
         @match rejects {
-            Some(href) => p { a.rejects href=(href) download { "Download the rejects file" } " (line, reason, the row as uploaded)" },
-            None => p.muted { "No rejected rows in the last load." },
+            Some(href) => p { a.rejects href=(href) download { (l.t(M::DownloadRejects)) } (l.t(M::RejectsColumns)) },
+            None => p.muted { (l.t(M::NoRejects)) },
         }
     }
 }

@@ -80,7 +80,7 @@ pub(super) async fn list(ctx: Ctx, State(console): State<Arc<Console>>, Query(q)
     Ok(ctx.render_live(ctx.t(M::Campaigns), &view, |v| {
         let rows = &v.campaigns;
         html! {
-            @for (name, u) in &loading { (upload::progress_box(name, u)) }
+            @for (name, u) in &loading { (upload::progress_box(l, name, u)) }
             (upload::form(&ctx))
             @if rows.is_empty() && page == 1 { p.muted { (ctx.t(M::NoCampaigns)) } }
             @else {
@@ -201,7 +201,7 @@ fn detail_body(ctx: &Ctx, d: &Detail, state: CampaignState) -> Markup {
         None => ctx.t(M::EtaUnknown).to_string(),
     };
     html! {
-        @if let Some(u) = &d.loading { (upload::progress_box(&c.name, u)) }
+        @if let Some(u) = &d.loading { (upload::progress_box(l, &c.name, u)) }
         section {
             p { span class={ "state " (c.state) } { (i18n::state_word(l, c.state)) } " · " (ctx.t(M::Merchant)) " " a href={ "/merchants/" (c.merchant_id) } { (c.merchant_id) } }
             p { (progress(c.finished, c.orders, ctx.t(M::OrdersFinal))) }
@@ -219,8 +219,8 @@ fn detail_body(ctx: &Ctx, d: &Detail, state: CampaignState) -> Markup {
                 }
             }
         }
-        (more::chart_markup(&d.rate))
-        (more::load_markup(d.last_load.as_ref(), d.rejects.as_deref()))
+        (more::chart_markup(l, &d.rate))
+        (more::load_markup(l, d.last_load.as_ref(), d.rejects.as_deref()))
         h2 { (ctx.t(M::OrdersByStatus)) }
         table {
             thead { tr { th { (ctx.t(M::Status)) } th.num { (ctx.t(M::OrdersCol)) } } }

@@ -32,24 +32,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+use super::i18n::{self, Lang, M};
 use super::{Answer, Ctx, Form, Problem};
 use crate::actions::loads;
 use crate::Console;
-
-/// The words of the upload form and progress, in one place.
-mod words {
-    pub const HEADING: &str = "Upload a campaign";
-    pub const FILE: &str = "CSV file";
-    pub const MERCHANT: &str = "Merchant id";
-    pub const ACTIVITY: &str = "Activity id (for rows without one)";
-    pub const PRODUCT: &str = "Product code (for rows without one)";
-    pub const CAMPAIGN: &str = "Campaign name (default: the file's name)";
-    pub const AT: &str = "Start time (optional, RFC 3339 or now+10m)";
-    pub const RATE: &str = "Orders per second (optional)";
-    pub const SUBMIT: &str = "Upload and load";
-    pub const HINT: &str = "The same load as lijian load: bad rows go to the rejects file, loading it again adds nothing twice. The page waits until the load is done.";
-    pub const LOADING: &str = "Loading now";
-}
 
 /// Seconds between a progress page's refreshes.
 const REFRESH_SECS: u32 = 2;
@@ -147,17 +133,14 @@ impl Drop for Registered {
 
 /// A running upload's numbers, refreshing the page they are on (a `<meta>`
 /// refresh: no script).
-pub(super) fn progress_box(name: &str, u: &UploadView) -> Markup {
-    let of = u.bytes_total.map(|t| format!(" of {:.1} MB", t as f64 / 1e6)).unwrap_or_default();
+pub(super) fn progress_box(l: Lang, name: &str, u: &UploadView) -> Markup {
+    let (read, of) = (u.bytes_read as f64 / 1e6, u.bytes_total.map(|t| t as f64 / 1e6));
     html! {
         meta http-equiv="refresh" content=(REFRESH_SECS);
         section.loading {
-            h2 { (words::LOADING) ": " (name) }
-            p {
-                (u.file) " by " (u.by) " since " (u.started) " · "
-                (format!("{:.1} MB", u.bytes_read as f64 / 1e6)) (of) " read"
-            }
-            p { (u.rows) " rows read · " (u.accepted) " accepted · " (u.duplicates) " duplicates · " (u.rejected) " rejected" }
+            h2 { (l.t(M::UploadLoading)) ": " (name) }
+            p { (i18n::upload_read(l, &u.file, &u.by, &u.started, read, of)) }
+            p { (i18n::upload_rows(l, u.rows, u.accepted, u.duplicates, u.rejected)) }
         }
     }
 }
@@ -169,18 +152,18 @@ pub(super) fn form(ctx: &Ctx) -> Markup {
     }
     html! {
         details.upload open {
-            summary { (words::HEADING) }
+            summary { (ctx.t(M::UploadHeading)) }
             form method="post" action="/campaigns" enctype="multipart/form-data" {
                 input type="hidden" name="csrf" value=(ctx.csrf());
-                label { (words::MERCHANT) input name="merchant_id" required; }
-                label { (words::ACTIVITY) input name="activity_id"; }
-                label { (words::PRODUCT) input name="product_code"; }
-                label { (words::CAMPAIGN) input name="campaign"; }
-                label { (words::AT) input name="at" placeholder="2026-12-01T10:00:00+08:00"; }
-                label { (words::RATE) input name="rate" type="number" min="1"; }
-                label { (words::FILE) input name="file" type="file" accept=".csv,text/csv" required; }
-                p.muted { (words::HINT) }
-                button type="submit" { (words::SUBMIT) }
+                label { (ctx.t(M::UploadMerchant)) input name="merchant_id" required; }
+                label { (ctx.t(M::UploadActivity)) input name="activity_id"; }
+                label { (ctx.t(M::UploadProduct)) input name="product_code"; }
+                label { (ctx.t(M::UploadCampaign)) input name="campaign"; }
+                label { (ctx.t(M::UploadAt)) input name="at" placeholder="2026-12-01T10:00:00+08:00"; }
+                label { (ctx.t(M::UploadRate)) input name="rate" type="number" min="1"; }
+                label { (ctx.t(M::UploadFile)) input name="file" type="file" accept=".csv,text/csv" required; }
+                p.muted { (ctx.t(M::UploadHint)) }
+                button type="submit" { (ctx.t(M::UploadSubmit)) }
             }
         }
     }

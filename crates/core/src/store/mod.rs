@@ -197,6 +197,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (15, "console", include_str!("../../migrations/0015_console.sql")),
     (16, "load_rejects", include_str!("../../migrations/0016_load_rejects.sql")),
     (17, "console_speed", include_str!("../../migrations/0017_console_speed.sql")),
+    (18, "console_minutes", include_str!("../../migrations/0018_console_minutes.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.

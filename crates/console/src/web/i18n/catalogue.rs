@@ -114,6 +114,28 @@ catalogue! {
     OrdersByStatus: "Orders by status", "按状态统计订单";
     FailuresByReason: "Failures by reason", "按原因统计失败";
     BackToCampaign: "Back to the campaign", "返回发券计划";
+    // A campaign's rate chart and last load.
+    NothingReleased: "Nothing released yet: no rate to draw.", "尚未释放任何订单：没有速率可画。";
+    RateHeading: "Release and issue rate", "释放与发券速率";
+    SeriesReleasedOrders: "released", "已释放";
+    LastLoad: "Last load", "最近一次导入";
+    NoLoad: "No load recorded.", "没有导入记录。";
+    DownloadRejects: "Download the rejects file", "下载被拒行文件";
+    RejectsColumns: " (line, reason, the row as uploaded)", "（行号、原因、上传时的原行）";
+    NoRejects: "No rejected rows in the last load.", "最近一次导入没有被拒绝的行。";
+    // The upload form.
+    UploadHeading: "Upload a campaign", "上传发券计划";
+    UploadFile: "CSV file", "CSV 文件";
+    UploadMerchant: "Merchant id", "商户 ID";
+    UploadActivity: "Activity id (for rows without one)", "活动 ID（用于未填写的行）";
+    UploadProduct: "Product code (for rows without one)", "商品编码（用于未填写的行）";
+    UploadCampaign: "Campaign name (default: the file's name)", "计划名称（默认为文件名）";
+    UploadAt: "Start time (optional, RFC 3339 or now+10m)", "开始时间（可选，RFC 3339 或 now+10m）";
+    UploadRate: "Orders per second (optional)", "每秒订单数（可选）";
+    UploadSubmit: "Upload and load", "上传并导入";
+    UploadHint: "The same load as lijian load: bad rows go to the rejects file, loading it again adds nothing twice. The page waits until the load is done.",
+        "与 lijian load 相同的导入：有误的行写入被拒行文件，再次导入同一文件不会重复添加。页面会等到导入完成。";
+    UploadLoading: "Loading now", "正在导入";
     // Dead letters.
     NothingParked: "Nothing is parked.", "没有搁置的任务。";
     Jobs: "jobs", "任务数";

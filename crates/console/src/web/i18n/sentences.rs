@@ -88,6 +88,51 @@ pub fn minutes_ago(l: Lang, minutes: i64) -> String {
     }
 }
 
+/// The rate chart's title, its note and a step's label.
+pub fn rate_chart_title(l: Lang, minutes: i64) -> String {
+    match l {
+        En => format!("Orders released and issued per {minutes} min"),
+        Zh => format!("每 {minutes} 分钟释放与发券的订单数"),
+    }
+}
+
+pub fn rate_chart_note(l: Lang, minutes: i64, since: &str) -> String {
+    match l {
+        En => format!("Orders per {minutes} min from {since} (UTC)."),
+        Zh => format!("自 {since}（UTC）起，每 {minutes} 分钟的订单数。"),
+    }
+}
+
+pub fn minutes_after(l: Lang, minutes: i64) -> String {
+    match l {
+        En => format!("+{minutes} min"),
+        Zh => format!("+{minutes} 分钟"),
+    }
+}
+
+pub fn last_load_line(l: Lang, at: &str, by: &str, detail: &str) -> String {
+    match l {
+        En => format!("{at} by {by}: {detail}"),
+        Zh => format!("{at}，{by}：{detail}"),
+    }
+}
+
+/// A running upload: who, since when, how far (`of` is the total, if known).
+pub fn upload_read(l: Lang, file: &str, by: &str, since: &str, read_mb: f64, of_mb: Option<f64>) -> String {
+    let of = |word: &str| of_mb.map(|t| format!("{word}{t:.1} MB")).unwrap_or_default();
+    match l {
+        En => format!("{file} by {by} since {since} · {read_mb:.1} MB{} read", of(" of ")),
+        Zh => format!("{file}，{by}，始于 {since} · 已读 {read_mb:.1} MB{}", of(" / ")),
+    }
+}
+
+pub fn upload_rows(l: Lang, rows: u64, accepted: u64, duplicates: u64, rejected: u64) -> String {
+    match l {
+        En => format!("{rows} rows read · {accepted} accepted · {duplicates} duplicates · {rejected} rejected"),
+        Zh => format!("已读 {rows} 行 · 接受 {accepted} · 重复 {duplicates} · 拒绝 {rejected}"),
+    }
+}
+
 pub fn parked_card(l: Lang, issue: i64, notify: i64) -> String {
     match l {
         En => format!("parked ({issue} issue, {notify} reports)"),
