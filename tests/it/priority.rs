@@ -4,7 +4,7 @@
 //! issued within a second; campaigns of two merchants share the account alike,
 //! so a small one loaded later finishes long before a big one; pause stops a
 //! campaign's sends within a second. Throughout: no sliding second over the
-//! limit by our send instants, every order issued exactly once.
+//! limit at the simulator and no 429, every order issued exactly once.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -16,7 +16,7 @@ use lijian_core::money::Fen;
 use wxpay_sim::busiest_second;
 
 use crate::helpers::roles::{spawn_role_with, Role};
-use crate::helpers::wxpay::{spawn_strict_sim, Sim};
+use crate::helpers::wxpay::{spawn_strict_sim, Sim, TEST_HEADROOM_PERCENT};
 use crate::helpers::*;
 
 /// The account's limit: modest, so a busy CI host keeps up with it.
@@ -38,8 +38,12 @@ impl Cluster {
     fn start_with_window(app: &TestApp, sim: &Sim, window: &str) -> Cluster {
         let settings: Settings = app.consumer_settings(sim);
         // `lijian_command` does not carry the rate (the default is WeChat's 500).
-        let rate = LIMIT.to_string();
-        let env = [("LIJIAN_WXPAY_RATE", rate.as_str()), ("LIJIAN_RELEASE_WINDOW", window)];
+        let (rate, headroom) = (LIMIT.to_string(), TEST_HEADROOM_PERCENT.to_string());
+        let env = [
+            ("LIJIAN_WXPAY_RATE", rate.as_str()),
+            ("LIJIAN_WXPAY_HEADROOM", headroom.as_str()),
+            ("LIJIAN_RELEASE_WINDOW", window),
+        ];
         let roles = vec![
             // The scheduler sizes the account's release window from its limit.
             spawn_role_with(&settings, "scheduler", &env),
@@ -124,11 +128,8 @@ fn now_secs() -> f64 {
 }
 
 /// What every run must show: every order issued exactly once, never two sends
-/// to one user at once, and no sliding second over the limit by the instants
-/// we sent at. The simulator's own count is printed: on a saturated host it
-/// may see a send or two more in a second than we sent in it (transit;
-/// docs/decisions.md, "Cluster-wide limits"), which it answers 429 — retried,
-/// still issued once.
+/// to one user at once, no sliding second over the limit where WeChat counts
+/// (the simulator's arrivals) and so no 429.
 async fn assert_contract_held(app: &TestApp, sim: &Sim, orders: &HashSet<String>) {
     let ledger = sim.ledger().await;
     let issued: HashSet<&str> = ledger.iter().map(|c| c.out_request_no.as_str()).collect();
@@ -142,7 +143,8 @@ async fn assert_contract_held(app: &TestApp, sim: &Sim, orders: &HashSet<String>
     eprintln!(
         "worst sliding second: {worst} by our send instants, {theirs} at the simulator ({throttled} answered 429)"
     );
-    assert!(worst <= LIMIT as usize, "{worst} sends in one second at a {LIMIT}/s limit");
+    assert_eq!(throttled, 0, "no request answered 429");
+    assert!(theirs <= LIMIT as usize, "{theirs} requests in one second at a {LIMIT}/s limit (ours: {worst})");
 }
 
 #[tokio::test]
@@ -217,6 +219,10 @@ async fn api_orders_get_their_coupons_within_a_second_while_a_campaign_saturates
 
 #[tokio::test]
 async fn two_merchants_share_the_account_alike_and_a_small_campaign_loaded_later_finishes_long_before() {
+    // Six seconds of half the account: judged over its middle three, the
+    // progress ratio is a matter of ~290 orders each, not a few 16-order jobs
+    // (with 300 orders, 1.5 s judged, it ranged 0.49–1.64 over runs).
+    const SMALL: usize = 600;
     let app = Arc::new(spawn_app_alone().await);
     app.add_merchant("m-small", 0, &[], 100_000).await;
     let sim = limited_sim().await;
@@ -224,7 +230,7 @@ async fn two_merchants_share_the_account_alike_and_a_small_campaign_loaded_later
     let cluster = Cluster::start(&app, &sim);
     app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 200, Duration::from_secs(30)).await;
 
-    orders.extend(load(&app, "m-small", "a-m-small", "small", 300).await);
+    orders.extend(load(&app, "m-small", "a-m-small", "small", SMALL).await);
     let loaded_at = now_secs();
     // Half the account each, as `campaign status` says, with an ETA from it.
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -238,7 +244,7 @@ async fn two_merchants_share_the_account_alike_and_a_small_campaign_loaded_later
         assert!(status.lines().any(|l| l.trim().starts_with("ETA:") && l.trim().ends_with('s')), "{status}");
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while issued_in(&app, "small").await < 300 {
+    while issued_in(&app, "small").await < SMALL as i64 {
         assert!(Instant::now() < deadline, "the small campaign did not finish");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -258,19 +264,20 @@ async fn two_merchants_share_the_account_alike_and_a_small_campaign_loaded_later
         .await
         .expect("count");
     let (big, small): (i64, i64) = (counts.get(0), counts.get(1));
-    // Half of the limit each (the consumers run at 97% of it).
-    let fair = 300.0 / (f64::from(LIMIT) * 0.97 / 2.0);
+    // Half of what the consumers aim at each.
+    let fair = SMALL as f64 / (f64::from(LIMIT) * f64::from(100 - TEST_HEADROOM_PERCENT) / 100.0 / 2.0);
     eprintln!(
-        "small campaign: 300 orders {small_took:.2}s after its load (fair share {fair:.2}s); over the middle {:.2}s of its run the big one issued {big}, the small one {small}",
+        "small campaign: {SMALL} orders {small_took:.2}s after its load (fair share {fair:.2}s); over the middle {:.2}s of its run the big one issued {big}, the small one {small}",
         to - from
     );
-    // Measured 0.73–1.0 on a 2-core host shared with builds.
+    // Measured 0.81–1.07 (2026-11-26, a helper's build running beside).
     let ratio = big as f64 / small.max(1) as f64;
     assert!((0.65..=1.5).contains(&ratio), "both merchants progressed alike: big {big} vs small {small}");
     assert!(small_took <= 2.0 * fair, "the small campaign took {small_took:.2}s, fair share {fair:.2}s");
     assert!(issued_in(&app, "big").await < 2000 * 8 / 10, "the big campaign was far from done");
 
-    app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 2300, Duration::from_secs(60)).await;
+    app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 2000 + SMALL as i64, Duration::from_secs(60))
+        .await;
     assert_contract_held(&app, &sim, &orders).await;
     cluster.stop();
     stop_shared(app).await;

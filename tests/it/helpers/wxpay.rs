@@ -43,6 +43,15 @@ pub async fn spawn_sim(tweak: impl FnOnce(&mut SimConfig)) -> Sim {
     Sim { addr, stop }
 }
 
+/// `LIJIAN_WXPAY_HEADROOM` for consumers whose sends the tests count against a
+/// hard limit at the simulator: they aim at the limit less 5%. The default 3%
+/// covers a release build's transit on a quiet host (`bench rate`); here the
+/// simulator shares two cores with debug-build consumers, a scheduler and
+/// PostgreSQL, and its arrival instants bunch by up to 3.5% of the limit over
+/// our own send instants (measured 2026-11-26 at the default: ours at most
+/// 196 of 200 in a sliding second, the simulator's 195–198, once 201).
+pub const TEST_HEADROOM_PERCENT: u32 = 5;
+
 /// A strict simulator (403 RULE_LIMIT for a second concurrent send to one user),
 /// adjusted by `tweak`.
 pub async fn spawn_strict_sim(tweak: impl FnOnce(&mut SimConfig)) -> Sim {
