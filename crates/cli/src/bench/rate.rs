@@ -22,8 +22,12 @@ use super::common::BenchEnv;
 
 /// Orders per bulk job, as a campaign load publishes them.
 const JOB_ORDERS: usize = 100;
-/// Seconds at each end of a run left out of the steady state (start-up, tail).
-const EDGE_SECONDS: i64 = 1;
+/// Whole seconds at the start of a run left out of the steady state: the
+/// partial first second and a starting process's 1 s slow start (`pace.rs`,
+/// `WarmUp`), which ramps from 10% of the rate on purpose.
+const START_SECONDS: usize = 2;
+/// Seconds at the end left out: the last, partial one.
+const TAIL_SECONDS: usize = 1;
 
 pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> anyhow::Result<()> {
     let merchant_key = RsaPrivateKey::generate()?;
@@ -60,6 +64,8 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
         settings.wxpay.public_key_id = Some("PUB_KEY_ID_BENCH".into());
         settings.wxpay.rate = limit;
         let backlog = limit as usize * seconds as usize;
+        // What the consumers aim at together: the limit less the headroom.
+        let aim = f64::from(limit) * (1.0 - f64::from(settings.wxpay.headroom) / 100.0);
         let publisher = Publisher::new(&settings.broker.url, "lijian-bench", Topology::from_settings(&settings));
 
         println!(
@@ -95,7 +101,9 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
                 report.throttled
             );
             println!(
-                "             by our send instants: worst sliding 1 s {}; send → arrival at the simulator p50 {} ms, p99 {} ms, max {} ms",
+                "             × the aim ({aim:.0}/s): min {:.3} median {:.3}; by our send instants: worst sliding 1 s {}; send → arrival at the simulator p50 {} ms, p99 {} ms, max {} ms",
+                report.min as f64 / aim,
+                report.median as f64 / aim,
                 transit.worst_window, transit.p50, transit.p99, transit.max
             );
         }
@@ -113,8 +121,7 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
         stop_children(&mut children[1..]);
         let run = requests_of(&sim_url, &codes, started_ms).await?;
         let per_second = per_second(&run);
-        // The consumers aim at the limit less the headroom: "back" is 98% of that.
-        let aim = f64::from(limit) * (1.0 - f64::from(settings.wxpay.headroom) / 100.0);
+        // "Back" is 98% of the aim.
         let floor = (aim * 0.98).ceil() as usize;
         let killed_second = killed_ms / 1000;
         let back = per_second
@@ -272,8 +279,8 @@ pub(super) struct Steady {
 impl Steady {
     pub(super) fn of(run: &[RequestRecord]) -> Steady {
         let seconds = per_second(run);
-        let mut steady: Vec<usize> = if seconds.len() > 2 * EDGE_SECONDS as usize {
-            seconds[EDGE_SECONDS as usize..seconds.len() - EDGE_SECONDS as usize].iter().map(|(_, n)| *n).collect()
+        let mut steady: Vec<usize> = if seconds.len() > START_SECONDS + TAIL_SECONDS {
+            seconds[START_SECONDS..seconds.len() - TAIL_SECONDS].iter().map(|(_, n)| *n).collect()
         } else {
             seconds.iter().map(|(_, n)| *n).collect()
         };
