@@ -117,6 +117,7 @@ async fn malformed_csv_rows_are_rejected_by_line_and_the_rest_loads_once() {
     assert_eq!(refused_again, expected);
     assert_eq!(app.balance(MERCHANT).await, balance - 4 * PRICE_FEN);
     assert_eq!(app.count("SELECT count(*) FROM orders").await, 4);
+    assert_eq!(app.campaign_totals_match().await, 4, "duplicates and rejects are not counted");
 
     // Without the required column the file is refused whole, storing nothing.
     let bad = write(dir.path(), "nocol.csv", b"bizCode,productCode\nB1,p-test\n");
@@ -153,6 +154,7 @@ async fn balance_running_out_rejects_the_rest_and_a_top_up_reload_finishes() {
     assert_eq!(summary_count(&second, "rejected:"), 10, "{second}");
     assert_eq!(app.balance("m-poor").await, 0);
     assert_eq!(app.count(ledger_ok).await, 1, "ledger sums to the balance");
+    assert_eq!(app.campaign_totals_match().await, 15, "rows refused for the balance are not counted");
     // Generated bizCodes are stable: the first rows are the same orders.
     let bizs = codes(&app, "SELECT biz_code FROM orders WHERE merchant_id = 'm-poor'").await;
     assert_eq!(bizs, (2..=16).map(|l| format!("poor-{l}")).collect());
@@ -192,6 +194,8 @@ async fn a_sigkilled_load_run_again_completes_without_charging_twice() {
     assert_eq!(summary_count(&resumed, "duplicates:"), after_kill, "{resumed}");
     assert_eq!(app.count(stored).await, rows);
     assert_eq!(app.balance("m-big").await, 0, "every row charged exactly once");
+    // The killed load's last batch rolled back its count with its orders.
+    assert_eq!(app.campaign_totals_match().await, rows);
     // A load only stores: every order is held for the scheduler, nothing is on the broker.
     assert_eq!(app.count("SELECT count(*) FROM issue_outbox").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM orders WHERE enqueued_at IS NULL AND status = 0").await, rows);
@@ -300,6 +304,7 @@ async fn pause_resume_and_cancel_with_refunds_and_reports() {
     assert_eq!(app.count("SELECT count(*) FROM reports WHERE status = 4").await, unreleased);
     assert_eq!(app.count("SELECT count(*) FROM balance_ledger WHERE kind = 'refund'").await, unreleased);
     assert_eq!(app.balance(MERCHANT).await, balance - released_total * PRICE_FEN);
+    assert_eq!(app.campaign_totals_match().await, 100, "cancelled orders still count");
     let status = lijian_ok(&app, &["campaign", "status", "promo"]);
     assert!(status.contains("cancelled") && status.contains(&format!("4 cancelled   {unreleased}")), "{status}");
     // A cancelled campaign takes no more rows; a second cancel is refused.

@@ -57,9 +57,9 @@ async fn migrate_creates_the_database_and_is_safe_twice() {
     let cli = Cli::new();
     assert!(cli
         .ok(&["migrate"])
-        .contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]"));
+        .contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]"));
     assert!(cli.ok(&["migrate"]).contains("up to date"));
-    assert_eq!(cli.count("SELECT count(*) FROM lijian_migrations").await, 18);
+    assert_eq!(cli.count("SELECT count(*) FROM lijian_migrations").await, 19);
     cli.drop_database().await;
 }
 

@@ -133,7 +133,12 @@ async fn an_upload_by_token_streams_into_the_loader_and_leaves_the_clis_rejects_
     assert_eq!(page["loading"]["by"], "ana", "the page shows the load running: {page}");
     assert_eq!(page["loading"]["accepted"], 20_000);
     let (_, list) = get_json(&console, "/campaigns", &token).await;
-    assert!(list["campaigns"].is_array(), "{list}");
+    let listed = |list: &Value, name: &str| {
+        list["campaigns"].as_array().and_then(|cs| cs.iter().find(|c| c["name"] == name)).cloned()
+    };
+    // The list's orders are the stored total: what committed batches added.
+    let web = listed(&list, "web").unwrap_or_else(|| panic!("web listed mid-upload: {list}"));
+    assert_eq!(web["orders"].as_i64(), Some(app.count(stored).await), "{web}");
     tx.send(Ok(csv.as_bytes()[head_len..].to_vec())).await.expect("second part");
     drop(tx);
     let (status, loaded) = sending.await.expect("upload task");
@@ -161,6 +166,14 @@ async fn an_upload_by_token_streams_into_the_loader_and_leaves_the_clis_rejects_
     let (_, page) = get_json(&console, "/campaigns/web", &token).await;
     assert!(page["loading"].is_null(), "{page}");
     assert_eq!(page["campaign"]["orders"].as_i64(), Some(good as i64), "{page}");
+    assert_eq!(app.campaign_totals_match().await, 2 * good as i64, "the CLI's load and the upload");
+    let (_, list) = get_json(&console, "/campaigns", &token).await;
+    let web = listed(&list, "web").unwrap_or_else(|| panic!("web listed: {list}"));
+    assert_eq!(web["orders"].as_i64(), Some(good as i64), "{web}");
+    // The overview's running campaigns too: stored total, final orders counted.
+    let (_, overview) = get_json(&console, "/", &token).await;
+    let web = listed(&overview, "web").unwrap_or_else(|| panic!("web running: {overview}"));
+    assert_eq!((web["orders"].as_i64(), web["finished"].as_i64()), (Some(good as i64), Some(0)), "{web}");
     let detail = page["last_load"]["detail"].as_str().unwrap_or_default().to_string();
     assert!(detail.starts_with(&format!("{} rows from upload web.csv: {good} accepted", good + 3)), "{detail}");
     let audit = lijian_ok(&app, &["audit", "list", "--action", "load"]);

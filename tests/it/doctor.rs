@@ -66,7 +66,7 @@ async fn a_good_installation_passes() {
     assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(!report.contains("FAIL  "), "{report}");
     assert!(line(&report, "OK", "postgresql").contains("PostgreSQL 1"), "{report}");
-    assert!(line(&report, "OK", "migrations").contains("all 18 applied"));
+    assert!(line(&report, "OK", "migrations").contains("all 19 applied"));
     assert!(line(&report, "OK", "clock").contains("round trip"));
     assert!(line(&report, "OK", "rabbitmq").contains("RabbitMQ 3."), "{report}");
     let quorum = line(&report, "OK", "quorum queues");

@@ -10,6 +10,7 @@ use lijian_core::status::OrderStatus;
 use lijian_core::store::{predicates, Store, StoreError};
 use lijian_core::vocab::CampaignState;
 use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
 
 mod listing;
 pub use listing::{list_page, ListQuery};
@@ -313,14 +314,40 @@ const CAMPAIGN_FIGURES: &str =
             (SELECT share FROM campaigns WHERE name = $1 AND share_at > now() - interval '5 seconds'),
             (SELECT share_rate FROM campaigns WHERE name = $1 AND share_at > now() - interval '5 seconds')";
 
+/// The rows of `sql`, on a connection of its own.
+async fn rows(
+    store: &Store,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, CampaignError> {
+    Ok(store.client().await?.query(sql, params).await?)
+}
+
 pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, CampaignError> {
-    let client = store.client().await?;
     let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE name = $1");
-    let row = client.query_opt(&sql, &[&name]).await?.ok_or_else(|| CampaignError::NotFound(name.into()))?;
-    let mut campaign = campaign_from_row(&row);
+    // The counts, the figures and the failures at once, each on a connection
+    // of its own: a big campaign's counts (60 ms at 200,000 orders) then
+    // hide the rest instead of adding to it.
+    let (failed, open_statuses) = (OrderStatus::Failed, &OrderStatus::OPEN[..]);
+    let by_name: [&(dyn ToSql + Sync); 1] = [&name];
+    let with_open: [&(dyn ToSql + Sync); 2] = [&name, &open_statuses];
+    let with_failed: [&(dyn ToSql + Sync); 2] = [&name, &failed];
+    let (row, counts, figures, failures) = tokio::try_join!(
+        rows(store, &sql, &by_name),
+        rows(store, BY_STATUS.as_str(), &by_name),
+        rows(store, CAMPAIGN_FIGURES, &with_open),
+        rows(
+            store,
+            "SELECT coalesce(last_error, 'unknown'), count(*) FROM orders
+              WHERE campaign = $1 AND status = $2 GROUP BY 1 ORDER BY 2 DESC LIMIT 20",
+            &with_failed
+        ),
+    )?;
+    let row = row.first().ok_or_else(|| CampaignError::NotFound(name.into()))?;
+    let mut campaign = campaign_from_row(row);
     let mut by_status = HashMap::new();
     let (mut charged, mut refunded, mut unreleased, mut unreleased_money) = (0i64, 0i64, 0i64, 0i64);
-    for r in client.query(BY_STATUS.as_str(), &[&name]).await? {
+    for r in counts {
         let (status, n, money): (OrderStatus, i64, i64) = (r.get(0), r.get(1), r.get(2));
         by_status.insert(status, n);
         if NOT_REFUNDED.contains(&status) {
@@ -331,21 +358,12 @@ pub async fn status(store: &Store, name: &str) -> Result<CampaignStatus, Campaig
         unreleased += r.get::<_, i64>(3);
         unreleased_money += r.get::<_, i64>(4);
     }
-    let figures = client.query_one(CAMPAIGN_FIGURES, &[&name, &&OrderStatus::OPEN[..]]).await?;
-    let failures = client
-        .query(
-            "SELECT coalesce(last_error, 'unknown'), count(*) FROM orders
-              WHERE campaign = $1 AND status = $2 GROUP BY 1 ORDER BY 2 DESC LIMIT 20",
-            &[&name, &OrderStatus::Failed],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let figures = figures.first().ok_or_else(|| CampaignError::NotFound(name.into()))?;
+    let failures = failures.iter().map(|r| (r.get(0), r.get(1))).collect();
     let total: i64 = by_status.values().sum();
     let open: i64 = OrderStatus::OPEN.iter().map(|s| by_status.get(s).copied().unwrap_or(0)).sum();
     let unreported = if campaign.state == CampaignState::Active && total > 0 && open == 0 {
-        listing::unreported(&client, Some(name)).await?.contains(name)
+        listing::unreported(&store.client().await?, Some(name)).await?.contains(name)
     } else {
         false
     };

@@ -519,6 +519,28 @@ impl TestApp {
         client.query_one(sql, &[]).await.expect(sql).get::<_, i64>(0)
     }
 
+    /// Every campaign's stored order total (`campaigns.total_orders`, which the
+    /// lists show instead of counting) checked against its orders counted;
+    /// answers the orders of all campaigns, for the caller to check too.
+    pub async fn campaign_totals_match(&self) -> i64 {
+        let client = self.store.client().await.expect("client");
+        let rows = client
+            .query(
+                "SELECT c.name, c.total_orders, (SELECT count(*) FROM orders o WHERE o.campaign = c.name)
+                   FROM campaigns c ORDER BY c.name",
+                &[],
+            )
+            .await
+            .expect("campaign totals");
+        let mut all = 0;
+        for r in rows {
+            let (name, stored, counted): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
+            assert_eq!(stored, counted, "campaign {name}: stored total_orders {stored}, {counted} orders");
+            all += counted;
+        }
+        all
+    }
+
     /// Stops the gateway, deletes the queues and drops the database.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -173,7 +173,7 @@ UPDATE activities a SET issued = o.used
   FROM (SELECT activity_id, count(*) AS used FROM orders WHERE status IN (0, 1, 2) GROUP BY 1) o
  WHERE o.activity_id = a.activity_id;
 
-UPDATE campaigns c SET released = o.released, drained = o.released = o.total
+UPDATE campaigns c SET released = o.released, drained = o.released = o.total, total_orders = o.total
   FROM (SELECT campaign, count(*) FILTER (WHERE enqueued_at IS NOT NULL) AS released, count(*) AS total
           FROM orders WHERE campaign IS NOT NULL GROUP BY 1) o
  WHERE o.campaign = c.name;

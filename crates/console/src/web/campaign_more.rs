@@ -37,7 +37,15 @@ pub(super) struct LastLoad {
     pub detail: String,
 }
 
-pub(super) async fn rate_chart(store: &Store, campaign: &str, open: bool) -> Result<RateChart, StoreError> {
+/// A campaign's orders released and issued per minute (minutes since the
+/// epoch, count), read without knowing its state so the page can read them
+/// while it counts the campaign; [`RateMinutes::chart`] shapes them.
+pub(super) struct RateMinutes {
+    released_at: Vec<(i64, i64)>,
+    issued_at: Vec<(i64, i64)>,
+}
+
+pub(super) async fn rate_minutes(store: &Store, campaign: &str) -> Result<RateMinutes, StoreError> {
     // Two index-only passes over the campaign's entries in
     // `orders_campaign_figures` (which carries enqueued_at and finished_at), on
     // two connections at once, counted per whole minute. The span and the steps
@@ -61,12 +69,24 @@ pub(super) async fn rate_chart(store: &Store, campaign: &str, open: bool) -> Res
             Some(OrderStatus::Success)
         ),
     );
-    let (released_at, issued_at) = (released_at?, issued_at?);
+    Ok(RateMinutes { released_at: released_at?, issued_at: issued_at? })
+}
+
+impl RateMinutes {
+    /// The chart, from the first release to the last event, or to now while
+    /// orders are `open`.
+    pub(super) fn chart(self, open: bool) -> RateChart {
+        let RateMinutes { released_at, issued_at } = self;
+        rate_chart(released_at, issued_at, open)
+    }
+}
+
+fn rate_chart(released_at: Vec<(i64, i64)>, issued_at: Vec<(i64, i64)>, open: bool) -> RateChart {
     let last_finished = issued_at.iter().map(|r| r.0).max();
     let (Some(first_min), Some(last_released)) =
         (released_at.iter().map(|r| r.0).min(), released_at.iter().map(|r| r.0).max())
     else {
-        return Ok(RateChart::default());
+        return RateChart::default();
     };
     let minute_start = |m: i64| OffsetDateTime::from_unix_timestamp(m * 60).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let first = minute_start(first_min);
@@ -87,7 +107,7 @@ pub(super) async fn rate_chart(store: &Store, campaign: &str, open: bool) -> Res
             }
         }
     }
-    Ok(RateChart { since: Some(rfc3339_seconds(first)), step_secs, released, issued })
+    RateChart { since: Some(rfc3339_seconds(first)), step_secs, released, issued }
 }
 
 /// (minutes since the epoch, count) rows of `sql`, for the campaign (and the

@@ -198,6 +198,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (16, "load_rejects", include_str!("../../migrations/0016_load_rejects.sql")),
     (17, "console_speed", include_str!("../../migrations/0017_console_speed.sql")),
     (18, "console_minutes", include_str!("../../migrations/0018_console_minutes.sql")),
+    (19, "campaign_totals", include_str!("../../migrations/0019_campaign_totals.sql")),
 ];
 
 /// A pooled handle to the store. Cheap to clone.
