@@ -79,7 +79,7 @@ pub struct Limits {
     /// Requests per second per activity, cluster-wide; 0 = none.
     activity_rate: u32,
     /// Percent of every limit left unused (`LIJIAN_WXPAY_HEADROOM`).
-    headroom_percent: u32,
+    headroom_percent: f64,
     accounts: Mutex<HashMap<String, Arc<Account>>>,
     activities: Mutex<HashMap<String, Arc<Pace>>>,
     leases: Leases,
@@ -114,7 +114,7 @@ impl Drop for Sending<'_> {
 impl Limits {
     /// `activity_rate` per activity (0 = none); `headroom_percent` of every
     /// limit left unused.
-    pub fn new(store: Store, activity_rate: u32, headroom_percent: u32) -> Limits {
+    pub fn new(store: Store, activity_rate: u32, headroom_percent: f64) -> Limits {
         let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         Limits {
             leases: Leases::start(store.clone(), holder),

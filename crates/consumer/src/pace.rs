@@ -89,11 +89,11 @@ pub struct Pace {
 
 impl Pace {
     /// `headroom_percent` of every limit is left unused.
-    pub fn new(store: Store, key: String, headroom_percent: u32) -> Pace {
+    pub fn new(store: Store, key: String, headroom_percent: f64) -> Pace {
         Pace {
             store,
             key,
-            share: 1.0 - f64::from(headroom_percent.min(49)) / 100.0,
+            share: 1.0 - headroom_percent.clamp(0.0, 49.9) / 100.0,
             slots: tokio::sync::Mutex::new(VecDeque::new()),
             waiting: AtomicUsize::new(0),
             campaign_turn: tokio::sync::Mutex::new(()),

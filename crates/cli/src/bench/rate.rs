@@ -65,7 +65,7 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
         settings.wxpay.rate = limit;
         let backlog = limit as usize * seconds as usize;
         // What the consumers aim at together: the limit less the headroom.
-        let aim = f64::from(limit) * (1.0 - f64::from(settings.wxpay.headroom) / 100.0);
+        let aim = f64::from(limit) * (1.0 - settings.wxpay.headroom / 100.0);
         let publisher = Publisher::new(&settings.broker.url, "lijian-bench", Topology::from_settings(&settings));
 
         println!(

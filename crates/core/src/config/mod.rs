@@ -207,7 +207,7 @@ settings! {
         /// WeChat later than their send slot and arrive together with the next
         /// ones (transit; docs/decisions.md, "Cluster-wide limits"). 3 keeps a
         /// saturated 2-core host under the limit; a quiet host holds it with 2.
-        headroom: u32 = 3, "LIJIAN_WXPAY_HEADROOM", headroom_percent;
+        headroom: f64 = 3.0, "LIJIAN_WXPAY_HEADROOM", headroom_percent;
         /// Optional requests/s cap per activity; 0 = none.
         activity_rate: u32 = 0, "LIJIAN_ACTIVITY_RATE", optional_rate;
         /// One WeChat Pay call; past it the attempt is retried.
@@ -401,6 +401,23 @@ mod tests {
         for wrong in ["+08:00", "Asia/Shangai", ""] {
             assert!(s.apply_env(|k| (k == "LIJIAN_CONSOLE_TIME_ZONE").then(|| wrong.into())).is_err(), "{wrong}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn headroom_is_a_percent_in_tenths_below_half() -> Result<(), ConfigError> {
+        let mut s = Settings::default();
+        assert_eq!(s.wxpay.headroom, 3.0);
+        for (text, percent) in [("1.5", 1.5), ("0", 0.0), ("0.3", 0.3), ("49.9", 49.9), (" 2 ", 2.0)] {
+            s.apply_env(|k| (k == "LIJIAN_WXPAY_HEADROOM").then(|| text.into()))?;
+            assert_eq!(s.wxpay.headroom, percent, "{text:?}");
+        }
+        for wrong in ["50", "-1", "1.55", "NaN", "inf", "3%"] {
+            let refused = s.apply_env(|k| (k == "LIJIAN_WXPAY_HEADROOM").then(|| wrong.into()));
+            assert!(refused.is_err(), "{wrong:?} refused");
+        }
+        let file = Settings::from_toml("[wxpay]\nheadroom = 1.5", "t.toml").unwrap_or_default();
+        assert_eq!(file.wxpay.headroom, 1.5);
         Ok(())
     }
 

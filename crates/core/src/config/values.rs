@@ -74,6 +74,16 @@ impl Value for u32 {
     }
 }
 
+/// A percentage; the field's own parser bounds it.
+impl Value for f64 {
+    fn parse(text: &str) -> Result<Self, String> {
+        text.trim().parse::<f64>().ok().filter(|n| n.is_finite()).ok_or_else(|| "expected a number".into())
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
 impl Value for Duration {
     fn parse(text: &str) -> Result<Self, String> {
         parse_duration(text)
@@ -130,11 +140,12 @@ pub(super) fn optional_rate(text: &str) -> Result<u32, String> {
     text.trim().parse().map_err(|_| "expected a whole number (0 = off)".into())
 }
 
-/// A share of a limit kept free, in whole percent, below half of it.
-pub(super) fn headroom_percent(text: &str) -> Result<u32, String> {
-    match text.trim().parse::<u32>() {
-        Ok(n) if n < 50 => Ok(n),
-        _ => Err("expected a whole percent from 0 to 49".into()),
+/// A share of a limit kept free, in percent (tenths allowed: at 500/s each
+/// tenth is half a request a second), below half of it.
+pub(super) fn headroom_percent(text: &str) -> Result<f64, String> {
+    match f64::parse(text) {
+        Ok(n) if (0.0..50.0).contains(&n) && ((n * 10.0).round() - n * 10.0).abs() < 1e-9 => Ok(n),
+        _ => Err("expected a percent from 0 to 49.9, in tenths at most (e.g. 2 or 1.5)".into()),
     }
 }
 
