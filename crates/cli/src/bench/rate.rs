@@ -106,6 +106,8 @@ pub async fn run(base: &Settings, limit: u32, latency_ms: u64, seconds: u64) -> 
                 report.median as f64 / aim,
                 transit.worst_window, transit.p50, transit.p99, transit.max
             );
+            let seconds: Vec<usize> = per_second(&run).into_iter().map(|(_, n)| n).collect();
+            println!("             every second: {seconds:?}");
         }
 
         // The survivor: two consumers, one SIGKILLed once both are busy.

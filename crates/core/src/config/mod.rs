@@ -203,10 +203,12 @@ settings! {
         /// Requests/s WeChat allows the default account (500/s per merchant): the
         /// total for every consumer process together, not each one's share.
         rate: u32 = 500, "LIJIAN_WXPAY_RATE";
-        /// Percent of every account's limit left unused, for requests that reach
-        /// WeChat later than their send slot and arrive together with the next
-        /// ones (transit; docs/decisions.md, "Cluster-wide limits"). 3 keeps a
-        /// saturated 2-core host under the limit; a quiet host holds it with 2.
+        /// Percent of every account's limit left unused (tenths allowed), for
+        /// requests that reach WeChat later than their send slot and arrive
+        /// together with the next ones (transit; docs/decisions.md, "Cluster-wide
+        /// limits"). 3 leaves room for a network's jitter; on a quiet host 1.5
+        /// held the limit (`lijian bench rate`). Raise it if
+        /// `lijian_wxpay_throttled_total` grows.
         headroom: f64 = 3.0, "LIJIAN_WXPAY_HEADROOM", headroom_percent;
         /// Optional requests/s cap per activity; 0 = none.
         activity_rate: u32 = 0, "LIJIAN_ACTIVITY_RATE", optional_rate;
