@@ -10,8 +10,8 @@
 //!    orders arriving open-loop at `--api-rate` for `--seconds`: their
 //!    acceptance → coupon p50/p99 (from the database: created → finished), and
 //!    the campaign's rate meanwhile as a ratio of what the API leaves (limit −
-//!    API rate; the consumers aim at 97% of the limit; and the baseline − API
-//!    rate).
+//!    API rate; what the consumers aim at, the limit less
+//!    `LIJIAN_WXPAY_HEADROOM`, − API rate; and the baseline − API rate).
 //! 2. Two merchants' campaigns: a `--campaign`-order one, and `--delay` seconds
 //!    later a `--small`-order one: the time from the small one's load to its
 //!    last coupon against its fair-share time (half the limit).
@@ -158,10 +158,12 @@ async fn interactive(
         at(0.99).unwrap_or(0.0) * 1000.0,
         waits.last().copied().unwrap_or(0.0) * 1000.0
     );
+    let headroom = env.settings.wxpay.headroom;
+    let aim = f64::from(p.limit) * (1.0 - headroom / 100.0);
     println!(
-        "   campaign meanwhile: {campaign:.1} orders/s = {:.3} × (limit − API rate) = {:.3} × (97% of the limit − API rate)   (goal ≥ 0.95×); {unfinished} still to go",
+        "   campaign meanwhile: {campaign:.1} orders/s = {:.3} × (limit − API rate) = {:.3} × (the limit less {headroom}% headroom − API rate)   (goal ≥ 0.95×); {unfinished} still to go",
         campaign / left,
-        campaign / (f64::from(p.limit) * 0.97 - p.api_rate as f64)
+        campaign / (aim - p.api_rate as f64)
     );
     println!(
         "   = {:.3} × (the baseline − API rate); release window now {window:.0} orders; sends {}, slots thrown away late {}",
