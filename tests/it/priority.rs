@@ -270,9 +270,11 @@ async fn two_merchants_share_the_account_alike_and_a_small_campaign_loaded_later
         "small campaign: {SMALL} orders {small_took:.2}s after its load (fair share {fair:.2}s); over the middle {:.2}s of its run the big one issued {big}, the small one {small}",
         to - from
     );
-    // Measured 0.81–1.07 (2026-11-26, a helper's build running beside).
+    // Measured 0.81–1.22 in seven runs, 1.55 once with a build loading the
+    // host (2026-11-26). First come, first served — what this guards
+    // against — gives the small one nothing until the big one is done.
     let ratio = big as f64 / small.max(1) as f64;
-    assert!((0.65..=1.5).contains(&ratio), "both merchants progressed alike: big {big} vs small {small}");
+    assert!((0.6..=1.6).contains(&ratio), "both merchants progressed alike: big {big} vs small {small}");
     assert!(small_took <= 2.0 * fair, "the small campaign took {small_took:.2}s, fair share {fair:.2}s");
     assert!(issued_in(&app, "big").await < 2000 * 8 / 10, "the big campaign was far from done");
 
