@@ -84,7 +84,7 @@ pub fn unknown_word(l: Lang, e: &UnknownWord) -> String {
 pub fn money_wrong(l: Lang, e: &MoneyError) -> String {
     match (l, e) {
         (En, e) => e.to_string(),
-        (Zh, MoneyError::NotANumber(t)) => format!("金额 {t:?} 不是以元为单位的数字，应写作 9.5 或 12.34 这样"),
+        (Zh, MoneyError::NotANumber(t)) => format!("金额 {t:?} 不是以元为单位的数字（如 9.5 或 12.34）"),
         (Zh, MoneyError::TooPrecise(t)) => format!("金额 {t:?} 的小数超过两位；最小单位是 0.01 元（1 分）"),
         (Zh, MoneyError::TooLarge(t)) => format!("金额 {t:?} 过大"),
         (Zh, MoneyError::Negative(t)) => format!("金额 {t:?} 不能为负数"),
