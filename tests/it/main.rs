@@ -15,6 +15,7 @@ mod clean_exit;
 mod cli;
 mod console;
 mod console_browser;
+mod console_errors;
 mod console_upload;
 mod crash;
 mod demo;

@@ -7,42 +7,27 @@ use std::sync::LazyLock;
 
 use lijian_core::money::Fen;
 use lijian_core::status::OrderStatus;
-use lijian_core::store::{predicates, Store, StoreError};
+use lijian_core::store::{predicates, Store};
 use lijian_core::vocab::CampaignState;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
+mod error;
 mod listing;
+pub use error::{CampaignError, CampaignNameError};
 pub use listing::{list_page, ListQuery};
 
 /// Longest campaign name: it prefixes generated bizCodes (`<name>-<line>`), which
 /// must stay within the open API's 64 characters.
 pub const MAX_CAMPAIGN_NAME: usize = 40;
 
-/// Why a campaign operation was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum CampaignError {
-    #[error("campaign {0} not found")]
-    NotFound(String),
-    #[error("{0}")]
-    Refused(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<tokio_postgres::Error> for CampaignError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        CampaignError::Store(StoreError::Db(e))
-    }
-}
-
 /// A campaign name: letters, digits, '_', '-', '.', at most 40.
-pub fn check_campaign_name(name: &str) -> Result<(), String> {
+pub fn check_campaign_name(name: &str) -> Result<(), CampaignNameError> {
     if name.is_empty() || name.len() > MAX_CAMPAIGN_NAME {
-        return Err(format!("campaign name must be 1 to {MAX_CAMPAIGN_NAME} characters"));
+        return Err(CampaignNameError::Length);
     }
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
-        return Err("campaign name may contain only letters, digits, '_', '-' and '.'".into());
+        return Err(CampaignNameError::Characters);
     }
     Ok(())
 }
@@ -138,7 +123,7 @@ pub(crate) fn campaign_from_row(r: &tokio_postgres::Row) -> Campaign {
 /// merchant, not cancelled, and the same schedule when the load names one (a
 /// re-load may leave the schedule out).
 pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, CampaignError> {
-    check_campaign_name(&spec.name).map_err(CampaignError::Refused)?;
+    check_campaign_name(&spec.name)?;
     if let Some(priority) = spec.priority {
         check_priority(priority).map_err(CampaignError::Refused)?;
     }
@@ -159,17 +144,14 @@ pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, Camp
         .await?;
     let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE name = $1");
     let Some(row) = client.query_opt(&sql, &[&spec.name]).await? else {
-        return Err(CampaignError::Refused(format!("merchant {} not found", spec.merchant_id)));
+        return Err(CampaignError::NoMerchant(spec.merchant_id.clone()));
     };
     let campaign = campaign_from_row(&row);
     if campaign.merchant_id != spec.merchant_id {
-        return Err(CampaignError::Refused(format!(
-            "campaign {} belongs to merchant {}; choose another --campaign name",
-            campaign.name, campaign.merchant_id
-        )));
+        return Err(CampaignError::OtherMerchant { name: campaign.name, merchant: campaign.merchant_id });
     }
     if campaign.state == CampaignState::Cancelled {
-        return Err(CampaignError::Refused(format!("campaign {} is cancelled; load into a new campaign", spec.name)));
+        return Err(CampaignError::LoadIntoCancelled(spec.name.clone()));
     }
     let same_time = match (spec.release_at, campaign.release_at) {
         (Some(asked), Some(stored)) => (asked - stored).abs() < time::Duration::seconds(1),
@@ -178,12 +160,11 @@ pub async fn ensure(store: &Store, spec: &CampaignSpec) -> Result<Campaign, Camp
     };
     let same_rate = spec.rate.is_none() || rate == campaign.rate;
     if !same_time || !same_rate || (spec.is_scheduled() && !campaign.is_scheduled()) {
-        return Err(CampaignError::Refused(format!(
-            "campaign {} already exists with another schedule (release at {}, rate {}); load with the same --at/--rate or into a new campaign",
-            campaign.name,
-            campaign.release_at.map(lijian_core::times::rfc3339_seconds).unwrap_or_else(|| "at once".into()),
-            campaign.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "unpaced".into()),
-        )));
+        return Err(CampaignError::OtherSchedule {
+            name: campaign.name,
+            release_at: campaign.release_at,
+            rate: campaign.rate,
+        });
     }
     match spec.priority {
         Some(priority) if priority as i32 != campaign.priority => {
@@ -416,7 +397,7 @@ async fn set_state(
     }
     match current_state(&client, name).await? {
         None => Err(CampaignError::NotFound(name.into())),
-        Some(state) => Err(CampaignError::Refused(format!("campaign {name} is {state}, not {from}"))),
+        Some(state) => Err(CampaignError::WrongState { name: name.into(), state, wanted: from }),
     }
 }
 
@@ -438,9 +419,7 @@ pub async fn delete_empty(store: &Store, name: &str) -> Result<(), CampaignError
     }
     let orders: i64 = tx.query_one("SELECT count(*) FROM orders WHERE campaign = $1", &[&name]).await?.get(0);
     if orders > 0 {
-        return Err(CampaignError::Refused(format!(
-            "campaign {name} has {orders} orders; only an empty campaign can be deleted (cancel it instead)"
-        )));
+        return Err(CampaignError::NotEmpty { name: name.into(), orders });
     }
     tx.execute("DELETE FROM campaigns WHERE name = $1", &[&name]).await?;
     tx.commit().await?;
@@ -454,9 +433,7 @@ pub async fn cancel(store: &Store, name: &str) -> Result<(i64, Fen), CampaignErr
     let tx = client.transaction().await?;
     match current_state(&tx, name).await? {
         None => return Err(CampaignError::NotFound(name.into())),
-        Some(CampaignState::Cancelled) => {
-            return Err(CampaignError::Refused(format!("campaign {name} is already cancelled")))
-        }
+        Some(CampaignState::Cancelled) => return Err(CampaignError::AlreadyCancelled(name.into())),
         Some(_) => {}
     }
     let row = tx.query_one("SELECT cancelled, refunded FROM lijian_cancel_unreleased($1)", &[&name]).await?;

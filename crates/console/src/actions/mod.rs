@@ -98,16 +98,14 @@ impl ActionError {
     /// the system failing): the console answers 400/404/409 rather than 500.
     pub fn is_refusal(&self) -> bool {
         use lijian_producer::bulk::LoadError;
-        use lijian_producer::campaign::CampaignError;
-        matches!(
-            self,
-            ActionError::Refused(_)
-                | ActionError::Store(StoreError::NotFound(_) | StoreError::Invalid(_) | StoreError::Conflict(_))
-                | ActionError::Campaign(CampaignError::NotFound(_) | CampaignError::Refused(_))
-                | ActionError::Load(
-                    LoadError::Csv(_) | LoadError::Campaign(CampaignError::NotFound(_) | CampaignError::Refused(_))
-                )
-        )
+        match self {
+            ActionError::Refused(_) | ActionError::Load(LoadError::Csv(_) | LoadError::NoHeader) => true,
+            ActionError::Store(e) => {
+                matches!(e, StoreError::NotFound(_) | StoreError::Invalid(_) | StoreError::Conflict(_))
+            }
+            ActionError::Campaign(e) | ActionError::Load(LoadError::Campaign(e)) => e.is_refusal(),
+            _ => false,
+        }
     }
 }
 

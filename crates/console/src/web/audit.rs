@@ -10,7 +10,7 @@ use lijian_core::vocab::AuditAction;
 use maud::html;
 use serde::Serialize;
 
-use super::i18n::M;
+use super::i18n::{self, M};
 use super::layout::at;
 use super::{Answer, Ctx, Problem};
 use crate::Console;
@@ -38,7 +38,7 @@ pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Query(q)
         .filter(|a| !a.is_empty())
         .map(str::parse::<AuditAction>)
         .transpose()
-        .map_err(|e| ctx.fail(Problem(StatusCode::BAD_REQUEST, e.to_string())))?;
+        .map_err(|e| ctx.fail(Problem(StatusCode::BAD_REQUEST, i18n::unknown_word(ctx.lang, &e))))?;
     let actor = q.actor.clone().filter(|a| !a.is_empty());
     let filter = AuditFilter { actor: actor.clone(), action, before: q.before, limit: PAGE };
     let entries = console.store.audit_entries(&filter).await.map_err(|e| ctx.fail(e))?;

@@ -12,7 +12,7 @@ use lijian_core::telemetry::logs::CONSOLE;
 use lijian_core::vocab::AuditAction;
 use maud::html;
 
-use super::{layout, Ctx, Failure, Form, Lang, Problem, Via, M};
+use super::{layout, Ctx, Explain, Failure, Form, Lang, Via, M};
 use crate::secrets::{self, Presented};
 use crate::Console;
 
@@ -136,7 +136,7 @@ pub(super) async fn login(
             tracing::warn!(target: CONSOLE, operator = %name, address = %peer.ip(), "sign-in failed");
             return login_form(&console, lang, &next, Some(lang.t(M::WrongPassword)), StatusCode::UNAUTHORIZED);
         }
-        Err(e) => return Failure::from_problem(Problem::from(e), false, lang).into_response(),
+        Err(e) => return Failure::from_problem(e.explain(lang), false, lang).into_response(),
     };
     console.limiter.succeeded(&name);
     match open_session(&console, &operator, peer).await {
@@ -146,7 +146,7 @@ pub(super) async fn login(
             response.headers_mut().append(header::SET_COOKIE, set_cookie(&console, LOGIN_COOKIE, "", "/login", 0));
             response
         }
-        Err(e) => Failure::from_problem(Problem::from(e), false, lang).into_response(),
+        Err(e) => Failure::from_problem(e.explain(lang), false, lang).into_response(),
     }
 }
 

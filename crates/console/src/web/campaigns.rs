@@ -265,7 +265,7 @@ pub(super) async fn act(
         "pause" => M::Pause,
         "resume" => M::Resume,
         "cancel" => M::CancelCampaign,
-        other => return Err(ctx.fail(Problem(StatusCode::NOT_FOUND, format!("no campaign action {other}")))),
+        other => return Err(ctx.fail(Problem(StatusCode::NOT_FOUND, i18n::no_campaign_action(ctx.lang, other)))),
     };
     let question = |l: Lang| match button {
         M::Pause => i18n::pause_question(l, &name, orders, money),

@@ -96,7 +96,12 @@ const NOTIFY_JOBS: &str = "SELECT o.order_code, o.merchant_id, o.campaign, r.att
 
 pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Query(q): Query<GroupQuery>) -> Answer {
     let now = OffsetDateTime::now_utc();
-    let lane = q.lane.as_deref().map(str::parse::<Lane>).transpose().map_err(|e| ctx.fail(bad(e.to_string())))?;
+    let lane = q
+        .lane
+        .as_deref()
+        .map(str::parse::<Lane>)
+        .transpose()
+        .map_err(|e| ctx.fail(bad(i18n::unknown_word(ctx.lang, &e))))?;
     let client = console.store.client().await.map_err(|e| ctx.fail(e))?;
     let open = &OrderStatus::OPEN[..];
     let rows = client.query(GROUPS, &[&open, &ReportOutcome::Parked]).await.map_err(|e| ctx.fail(db(e)))?;
@@ -250,25 +255,25 @@ fn group_body(ctx: &Ctx, g: &GroupJobs) -> Markup {
 async fn selection(ctx: &Ctx, console: &Console, form: &Form) -> Result<(Lane, Selection), super::Failure> {
     let lane: Lane = form
         .text("lane")
-        .ok_or_else(|| ctx.fail(bad("say which kind: lane=issue or lane=notify".into())))?
+        .ok_or_else(|| ctx.fail(bad(ctx.t(M::SayLane).into())))?
         .parse()
-        .map_err(|e: lijian_core::vocab::UnknownWord| ctx.fail(bad(e.to_string())))?;
+        .map_err(|e: lijian_core::vocab::UnknownWord| ctx.fail(bad(i18n::unknown_word(ctx.lang, &e))))?;
     let mut codes = form.all("order");
     if codes.is_empty() {
         let Some(reason) = form.get("reason") else {
-            return Err(ctx.fail(bad("select at least one job (order=…), or a whole reason (reason=…)".into())));
+            return Err(ctx.fail(bad(ctx.t(M::SelectJobs).into())));
         };
         let filter = DeadFilter { lane: Some(lane), reason: Some(reason.to_string()), ..Default::default() };
         let jobs = console.store.dead_jobs(&filter).await.map_err(|e| ctx.fail(e))?;
         codes = jobs.into_iter().filter(|j| j.reason == reason).map(|j| j.order_code).collect();
     }
     if codes.is_empty() {
-        return Err(ctx.fail(Problem(StatusCode::CONFLICT, "none of these jobs is parked any more".into())));
+        return Err(ctx.fail(Problem(StatusCode::CONFLICT, ctx.t(M::NoneParked).into())));
     }
     let filter = DeadFilter { lane: Some(lane), order_codes: codes, ..Default::default() };
     let picked = act::select(&console.store, &filter).await.map_err(|e| ctx.fail(e))?;
     if picked.is_empty() {
-        return Err(ctx.fail(Problem(StatusCode::CONFLICT, "none of these jobs is parked any more".into())));
+        return Err(ctx.fail(Problem(StatusCode::CONFLICT, ctx.t(M::NoneParked).into())));
     }
     Ok((lane, picked))
 }

@@ -236,7 +236,8 @@ struct ToppedUp {
 pub(super) async fn topup(ctx: Ctx, State(console): State<Arc<Console>>, Path(id): Path<String>, form: Form) -> Answer {
     ctx.check_admin(&form)?;
     let text = form.text("amount").unwrap_or_default();
-    let amount = Fen::parse_yuan(&text).map_err(|e| ctx.fail(Problem(StatusCode::BAD_REQUEST, e.to_string())))?;
+    let amount = Fen::parse_yuan(&text)
+        .map_err(|e| ctx.fail(Problem(StatusCode::BAD_REQUEST, i18n::money_wrong(ctx.lang, &e))))?;
     let note = form.text("note").unwrap_or_default();
     let balance = act::topup(&console.store, &id, amount, &note, &ctx.actor()).await.map_err(|e| ctx.fail(e))?;
     let done = ToppedUp { merchant_id: id, amount: amount.to_string(), balance: balance.to_string() };

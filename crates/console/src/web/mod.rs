@@ -41,6 +41,7 @@ pub use i18n::{Lang, Zone, M};
 
 use crate::actions::{ActionError, Actor};
 use crate::Console;
+use lijian_producer::campaign::CampaignError;
 
 /// The routes, each a page and its JSON.
 pub fn router(console: Arc<Console>) -> Router {
@@ -155,7 +156,7 @@ impl FromRequestParts<Arc<Console>> for Ctx {
             }
             Ok(None) if json || parts.headers.contains_key(header::AUTHORIZATION) => Err(Failure {
                 status: StatusCode::UNAUTHORIZED,
-                message: "send Authorization: Bearer <token> (lijian operator token --name NAME)".into(),
+                message: lang.t(M::TokenNeeded).into(),
                 json: true,
                 lang,
             }
@@ -165,7 +166,7 @@ impl FromRequestParts<Arc<Console>> for Ctx {
                 let next: String = form_urlencoded::byte_serialize(wanted.as_bytes()).collect();
                 Err(Redirect::to(&format!("/login?next={next}")).into_response())
             }
-            Err(e) => Err(Failure::from_problem(Problem::from(e), json, lang).into_response()),
+            Err(e) => Err(Failure::from_problem(e.explain(lang), json, lang).into_response()),
         }
     }
 }
@@ -213,7 +214,7 @@ impl Ctx {
     pub fn check_admin(&self, form: &Form) -> Result<(), Failure> {
         self.check_csrf(form)?;
         if !self.is_admin() {
-            let why = i18n::viewer_refused(if self.json { Lang::En } else { self.lang }, &self.operator.name);
+            let why = i18n::viewer_refused(self.lang, &self.operator.name);
             return Err(self.fail(Problem(StatusCode::FORBIDDEN, why)));
         }
         Ok(())
@@ -249,14 +250,28 @@ impl Ctx {
         self.lang.t(message)
     }
 
-    pub fn fail(&self, problem: impl Into<Problem>) -> Failure {
-        Failure::from_problem(problem.into(), self.json, self.lang)
+    /// The error answer for `e`, worded in this operator's language.
+    pub fn fail(&self, e: impl Explain) -> Failure {
+        Failure::from_problem(e.explain(self.lang), self.json, self.lang)
     }
 }
 
 /// What went wrong and the status it answers with.
 #[derive(Debug)]
 pub struct Problem(pub StatusCode, pub String);
+
+/// An error told as a [`Problem`] in a language: typed errors are worded
+/// variant by variant from the catalogue; text that comes only as text stays
+/// as it is (English).
+pub trait Explain {
+    fn explain(self, l: Lang) -> Problem;
+}
+
+impl Explain for Problem {
+    fn explain(self, _: Lang) -> Problem {
+        self
+    }
+}
 
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Problem {
@@ -270,29 +285,39 @@ impl From<StoreError> for Problem {
     }
 }
 
-impl From<ActionError> for Problem {
-    fn from(e: ActionError) -> Problem {
+/// The store's refusals carry their text only: English.
+impl Explain for StoreError {
+    fn explain(self, _: Lang) -> Problem {
+        Problem::from(self)
+    }
+}
+
+impl Explain for ActionError {
+    fn explain(self, l: Lang) -> Problem {
         use lijian_producer::bulk::LoadError;
-        use lijian_producer::campaign::CampaignError;
-        match e {
+        match self {
             ActionError::Store(e) | ActionError::Campaign(CampaignError::Store(e)) => Problem::from(e),
-            ActionError::Load(LoadError::Csv(why)) => {
-                Problem(StatusCode::BAD_REQUEST, format!("cannot read the CSV: {why}"))
-            }
+            ActionError::Load(LoadError::Csv(why)) => Problem(StatusCode::BAD_REQUEST, i18n::csv_unreadable(l, &why)),
+            ActionError::Load(LoadError::NoHeader) => Problem(StatusCode::BAD_REQUEST, l.t(M::CsvNoHeader).into()),
             ActionError::Load(LoadError::Store(e)) => Problem::from(e),
-            ActionError::Load(LoadError::Campaign(e)) => Problem::from(ActionError::Campaign(e)),
-            ActionError::Campaign(CampaignError::NotFound(name)) => {
-                Problem(StatusCode::NOT_FOUND, format!("campaign {name} not found"))
-            }
+            ActionError::Load(LoadError::Campaign(e)) | ActionError::Campaign(e) => e.explain(l),
             e if e.is_refusal() => Problem(StatusCode::CONFLICT, e.to_string()),
             e => Problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
     }
 }
 
-impl From<lijian_producer::campaign::CampaignError> for Problem {
-    fn from(e: lijian_producer::campaign::CampaignError) -> Problem {
-        Problem::from(ActionError::from(e))
+impl Explain for CampaignError {
+    fn explain(self, l: Lang) -> Problem {
+        let status = match &self {
+            CampaignError::NotFound(_) => StatusCode::NOT_FOUND,
+            e if e.is_refusal() => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        match self {
+            CampaignError::Store(e) => Problem::from(e),
+            e => Problem(status, i18n::campaign_refused(l, &e)),
+        }
     }
 }
 

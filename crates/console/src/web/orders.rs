@@ -96,7 +96,7 @@ pub(super) async fn search(ctx: Ctx, State(console): State<Arc<Console>>, Query(
     let by_biz = merchant.zip(biz);
     if code.is_none() && by_biz.is_none() {
         if ctx.json {
-            return Err(ctx.fail(Problem(StatusCode::BAD_REQUEST, "give code, or merchant and biz".into())));
+            return Err(ctx.fail(Problem(StatusCode::BAD_REQUEST, ctx.t(M::GiveCodeOrBiz).into())));
         }
         return Ok(ctx.render(ctx.t(M::Orders), &(), |_| search_form(ctx.lang, &q, None)));
     }
@@ -105,7 +105,7 @@ pub(super) async fn search(ctx: Ctx, State(console): State<Arc<Console>>, Query(
         Some(t) if ctx.json => Ok(ctx.render("", &Story::of(&t), |_| html! {})),
         Some(t) => Ok(Redirect::to(&format!("/orders/{}", url_part(&t.order.order_code))).into_response()),
         None => {
-            let l = if ctx.json { Lang::En } else { ctx.lang };
+            let l = ctx.lang;
             let what = match (code, by_biz) {
                 (Some(code), _) => i18n::no_order(l, code),
                 (None, Some((m, b))) => i18n::no_order_biz(l, m, b),
@@ -123,8 +123,7 @@ pub(super) async fn search(ctx: Ctx, State(console): State<Arc<Console>>, Query(
 
 pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>, Path(code): Path<String>) -> Answer {
     let found = console.store.order_timeline(Some(&code), None).await.map_err(|e| ctx.fail(e))?;
-    let l = if ctx.json { Lang::En } else { ctx.lang };
-    let t = found.ok_or_else(|| ctx.fail(Problem(StatusCode::NOT_FOUND, i18n::no_order(l, &code))))?;
+    let t = found.ok_or_else(|| ctx.fail(Problem(StatusCode::NOT_FOUND, i18n::no_order(ctx.lang, &code))))?;
     let story = Story::of(&t);
     Ok(ctx.render(&i18n::order_title(ctx.lang, &story.order_code), &story, |s| story_body(&ctx, s)))
 }

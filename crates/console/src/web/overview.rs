@@ -18,10 +18,10 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use super::chart::{lines, Series};
-use super::i18n::{self, M};
+use super::i18n::{self, Lang, M};
 use super::layout::{at, progress, trusted};
 use super::rates;
-use super::{Answer, Ctx};
+use super::{Answer, Ctx, Explain};
 use crate::Console;
 
 #[derive(Serialize)]
@@ -80,11 +80,11 @@ struct RunningCampaign {
 const MINUTES: i64 = 60;
 
 pub(super) async fn page(ctx: Ctx, State(console): State<Arc<Console>>) -> Answer {
-    let view = overview(&console).await.map_err(|e| ctx.fail(e))?;
+    let view = overview(&console, ctx.lang).await.map_err(|e| ctx.fail(e))?;
     Ok(ctx.render_live(ctx.t(M::Overview), &view, |v| body(&ctx, v)))
 }
 
-async fn overview(console: &Console) -> Result<Overview, super::Problem> {
+async fn overview(console: &Console, l: Lang) -> Result<Overview, super::Problem> {
     let now = OffsetDateTime::now_utc();
     let first =
         now.replace_second(0).unwrap_or(now).replace_nanosecond(0).unwrap_or(now) - Duration::minutes(MINUTES - 1);
@@ -108,7 +108,8 @@ async fn overview(console: &Console) -> Result<Overview, super::Problem> {
         rates::accounts(&console.store, &console.settings),
         lijian_producer::campaign::list_page(&console.store, &window)
     );
-    let (minutes, parked, accounts, (running, more_running)) = (minutes?, parked?, accounts?, running?);
+    let (minutes, parked, accounts, (running, more_running)) =
+        (minutes?, parked?, accounts?, running.map_err(|e| e.explain(l))?);
     let campaigns = running
         .into_iter()
         .map(|(c, orders, finished)| RunningCampaign {

@@ -191,22 +191,24 @@ pub(super) async fn upload(
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Answer {
+    let l = ctx.lang;
     let bad = |why: String| ctx.fail(Problem(StatusCode::BAD_REQUEST, why));
     let mut fields = Vec::new();
     let mut file = loop {
-        let Some(mut field) = multipart.next_field().await.map_err(|e| bad(format!("bad upload: {e}")))? else {
+        let Some(mut field) = multipart.next_field().await.map_err(|e| bad(i18n::bad_upload(l, &e.to_string())))?
+        else {
             ctx.check_admin(&Form::from_fields(fields))?;
-            return Err(bad("no file: send the CSV as the field `file`, after the other fields".into()));
+            return Err(bad(ctx.t(M::UploadNoFile).into()));
         };
         if field.name() == Some("file") {
             break field;
         }
         let name = field.name().unwrap_or_default().to_string();
         let mut value = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(|e| bad(format!("bad upload: {e}")))? {
+        while let Some(chunk) = field.chunk().await.map_err(|e| bad(i18n::bad_upload(l, &e.to_string())))? {
             value.extend_from_slice(&chunk);
             if value.len() > FIELD_MAX {
-                return Err(bad(format!("the field {name} is too long")));
+                return Err(bad(i18n::field_too_long(l, &name)));
             }
         }
         fields.push((name, String::from_utf8_lossy(&value).into_owned()));
@@ -214,7 +216,7 @@ pub(super) async fn upload(
     let form = Form::from_fields(fields);
     ctx.check_admin(&form)?;
     let file_name = file.file_name().filter(|n| !n.is_empty()).unwrap_or("upload.csv").to_string();
-    let spec = spec_of(&console, &form, &file_name).map_err(bad)?;
+    let spec = spec_of(&console, &form, &file_name, l).map_err(bad)?;
     let name = spec.campaign.name.clone();
     let progress = Arc::new(Progress::default());
     let size = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
@@ -225,16 +227,15 @@ pub(super) async fn upload(
         size,
         progress: progress.clone(),
     };
-    let registered = Registered::begin(&console, &name, running).ok_or_else(|| {
-        ctx.fail(Problem(StatusCode::CONFLICT, format!("campaign {name} is being loaded already: wait for that load")))
-    })?;
+    let registered = Registered::begin(&console, &name, running)
+        .ok_or_else(|| ctx.fail(Problem(StatusCode::CONFLICT, i18n::loading_already(l, &name))))?;
 
     // The loader reads the header row on its async side, where the reader
     // must not block: that row comes from here.
     let mut head = BytesMut::new();
     let mut ended = false;
     while !header_row_in(&head) && head.len() < HEADER_MAX {
-        match file.chunk().await.map_err(|e| bad(format!("the upload broke off: {e}")))? {
+        match file.chunk().await.map_err(|e| bad(i18n::upload_broke_off(l, &e.to_string())))? {
             Some(chunk) => head.extend_from_slice(&chunk),
             None => {
                 ended = true;
@@ -275,7 +276,7 @@ pub(super) async fn upload(
     }
     let summary = loading
         .await
-        .map_err(|e| ctx.fail(Problem(StatusCode::INTERNAL_SERVER_ERROR, format!("the load failed: {e}"))))?
+        .map_err(|e| ctx.fail(Problem(StatusCode::INTERNAL_SERVER_ERROR, i18n::load_failed(l, &e.to_string()))))?
         .map_err(|e| ctx.fail(e))?;
     if !ctx.json {
         return Ok(Redirect::to(&format!("/campaigns/{name}")).into_response());
@@ -296,18 +297,19 @@ pub(super) async fn upload(
     Ok(axum::Json(loaded).into_response())
 }
 
-/// The load the form asks for, checked as `lijian load` checks its flags.
-fn spec_of(console: &Console, form: &Form, file_name: &str) -> Result<LoadSpec, String> {
-    let merchant_id = form.text("merchant_id").ok_or("merchant_id is required")?;
+/// The load the form asks for, checked as `lijian load` checks its flags;
+/// what is wrong is told in `l`.
+fn spec_of(console: &Console, form: &Form, file_name: &str, l: Lang) -> Result<LoadSpec, String> {
+    let merchant_id = form.text("merchant_id").ok_or(l.t(M::MerchantIdRequired))?;
     let stem = std::path::Path::new(file_name).file_stem().map(|s| s.to_string_lossy().to_string());
     let name = form.text("campaign").or(stem).unwrap_or_else(|| "campaign".into());
-    campaign::check_campaign_name(&name)?;
+    campaign::check_campaign_name(&name).map_err(|e| i18n::campaign_name_wrong(l, &e))?;
     let rate = match form.text("rate") {
-        Some(r) => Some(r.parse::<u32>().ok().filter(|r| *r > 0).ok_or("rate must be a whole number, at least 1")?),
+        Some(r) => Some(r.parse::<u32>().ok().filter(|r| *r > 0).ok_or(l.t(M::RateWhole))?),
         None => None,
     };
     let release_at = match form.text("at") {
-        Some(t) => Some(parse_time(&t, OffsetDateTime::now_utc()).map_err(|e| format!("start time: {e}"))?),
+        Some(t) => Some(parse_time(&t, OffsetDateTime::now_utc()).map_err(|e| i18n::start_time_wrong(l, &e))?),
         None => None,
     };
     Ok(LoadSpec {
@@ -364,7 +366,7 @@ impl Read for UploadReader {
 pub(super) async fn rejects(ctx: Ctx, State(console): State<Arc<Console>>, Path(name): Path<String>) -> Answer {
     let found = loads::rejects_chunks(&console.store, &name).await.map_err(|e| ctx.fail(e))?;
     let Some((load_id, chunks)) = found else {
-        return Err(ctx.fail(Problem(StatusCode::NOT_FOUND, format!("campaign {name}'s last load refused no row"))));
+        return Err(ctx.fail(Problem(StatusCode::NOT_FOUND, i18n::no_rejects(ctx.lang, &name))));
     };
     let disposition = format!("attachment; filename=\"{name}.rejects.csv\"");
     let store = console.store.clone();

@@ -52,6 +52,8 @@ pub const CONNECTIONS: usize = 4;
 pub enum LoadError {
     #[error("cannot read the CSV: {0}")]
     Csv(String),
+    #[error("cannot read the CSV: the file is empty (a header row is required)")]
+    NoHeader,
     #[error(transparent)]
     Campaign(#[from] CampaignError),
     #[error(transparent)]
@@ -130,7 +132,7 @@ where
     ));
     let mut header = ByteRecord::new();
     if !reader.read_byte_record(&mut header).map_err(|e| LoadError::Csv(e.to_string()))? {
-        return Err(LoadError::Csv("the file is empty (a header row is required)".into()));
+        return Err(LoadError::NoHeader);
     }
     let layout = Layout::from_header(&header).map_err(LoadError::Csv)?;
     layout.check_required(spec.activity_id.is_some(), spec.product_code.is_some()).map_err(LoadError::Csv)?;

@@ -208,6 +208,20 @@ catalogue! {
     Target: "target", "对象";
     Count: "count", "数量";
     Older: "Older entries", "更早的记录";
+    // Refusals (those with values are in `refusals.rs`).
+    TokenNeeded: "send Authorization: Bearer <token> (lijian operator token --name NAME)",
+        "请发送 Authorization: Bearer <令牌>（令牌由 lijian operator token --name NAME 生成）";
+    UploadNoFile: "no file: send the CSV as the field `file`, after the other fields",
+        "没有文件：请把 CSV 作为 `file` 字段发送，放在其他字段之后";
+    MerchantIdRequired: "merchant_id is required", "必须填写商户 ID（merchant_id）";
+    RateWhole: "rate must be a whole number, at least 1", "每秒订单数（rate）必须是不小于 1 的整数";
+    CsvNoHeader: "cannot read the CSV: the file is empty (a header row is required)",
+        "无法读取 CSV：文件是空的（第一行必须是表头）";
+    NoneParked: "none of these jobs is parked any more", "这些任务都已不在搁置中";
+    SayLane: "say which kind: lane=issue or lane=notify", "请指明类型：lane=issue 或 lane=notify";
+    SelectJobs: "select at least one job (order=…), or a whole reason (reason=…)",
+        "请至少选择一个任务（order=…），或选择一整个原因（reason=…）";
+    GiveCodeOrBiz: "give code, or merchant and biz", "请提供 code，或同时提供 merchant 和 biz";
 }
 
 #[cfg(test)]

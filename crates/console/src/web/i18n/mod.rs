@@ -1,15 +1,19 @@
 //! Chinese (zh-CN) and English: which language a page is drawn in, the switch
 //! between them, times in the operator's zone, and the catalogue of every piece
-//! of interface text ([`catalogue`]). Only HTML is translated: the JSON twins
-//! carry raw values (codes, yuan strings, RFC 3339 UTC times) in one language.
+//! of interface text ([`catalogue`]). Only HTML and error messages are
+//! translated: the JSON twins carry raw values (codes, yuan strings, RFC 3339
+//! UTC times) in one language, but an error's message (`{"error": …}`, beside
+//! its status code) is in the asker's language.
 //!
 //! The choice: the `lijian_lang` cookie the switch sets, else the
 //! `Accept-Language` header, else English.
 
 mod catalogue;
+mod refusals;
 mod sentences;
 
 pub use catalogue::M;
+pub use refusals::*;
 pub use sentences::*;
 
 use axum::extract::{Path, Query, State};
