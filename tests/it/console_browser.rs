@@ -416,6 +416,7 @@ async fn a_csv_with_bad_rows_is_uploaded_watched_and_its_rejects_downloaded() {
     assert_eq!(browser.url_when(|u| u == page).await, page, "the campaign is named after the file");
     let text = browser.text_with("Last load").await;
     assert!(text.contains("6 rows from upload autumn.csv: 3 accepted, 0 duplicates, 3 rejected"), "{text}");
+    assert!(text.contains(" CST by "), "the load's time in the operator's zone, as every time: {text}");
     assert!(text.contains("3 / 3 orders final") || text.contains("0 / 3 orders final"), "{text}");
     browser.screenshot("campaign-uploaded").await;
     browser.click("a.rejects").await;

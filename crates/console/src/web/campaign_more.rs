@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 
 use super::chart::{lines, Series};
 use super::i18n::{self, Lang, M};
-use super::layout::trusted;
+use super::layout::{at, trusted};
+use super::Ctx;
 use crate::actions::loads;
 
 /// Points of the rate chart.
@@ -32,7 +33,11 @@ pub(super) struct RateChart {
 /// The campaign's last load, as the audit log has it.
 #[derive(Serialize)]
 pub(super) struct LastLoad {
+    /// UTC, RFC 3339 (what JSON gives).
     pub at: String,
+    /// The same moment, shown in the operator's zone on the page.
+    #[serde(skip)]
+    pub time: OffsetDateTime,
     pub by: String,
     pub detail: String,
 }
@@ -164,7 +169,10 @@ pub(super) async fn last_load(store: &Store, campaign: &str) -> Result<Option<La
             &[&AuditAction::Load, &campaign],
         )
         .await?;
-    Ok(row.map(|r| LastLoad { at: rfc3339_seconds(r.get(0)), by: r.get(1), detail: r.get(2) }))
+    Ok(row.map(|r| {
+        let time: OffsetDateTime = r.get(0);
+        LastLoad { at: rfc3339_seconds(time), time, by: r.get(1), detail: r.get(2) }
+    }))
 }
 
 /// Where the rejects file of the campaign's latest load is, if it refused a row.
@@ -172,11 +180,12 @@ pub(super) async fn rejects_link(store: &Store, campaign: &str) -> Result<Option
     Ok(loads::rejects_chunks(store, campaign).await?.map(|_| format!("/campaigns/{campaign}/rejects")))
 }
 
-pub(super) fn load_markup(l: Lang, last: Option<&LastLoad>, rejects: Option<&str>) -> Markup {
+pub(super) fn load_markup(ctx: &Ctx, last: Option<&LastLoad>, rejects: Option<&str>) -> Markup {
+    let l = ctx.lang;
     html! {
         h2 { (l.t(M::LastLoad)) }
         @match last {
-            Some(last) => p { (i18n::last_load_line(l, &last.at, &last.by, &last.detail)) },
+            Some(last) => p { (at(ctx, last.time)) (i18n::last_load_by(l, &last.by, &last.detail)) },
             None => p.muted { (l.t(M::NoLoad)) },
         }
         @match rejects {

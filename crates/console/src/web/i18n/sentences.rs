@@ -110,10 +110,11 @@ pub fn minutes_after(l: Lang, minutes: i64) -> String {
     }
 }
 
-pub fn last_load_line(l: Lang, at: &str, by: &str, detail: &str) -> String {
+/// After the load's time (shown in the operator's zone): who, and what it did.
+pub fn last_load_by(l: Lang, by: &str, detail: &str) -> String {
     match l {
-        En => format!("{at} by {by}: {detail}"),
-        Zh => format!("{at}，{by}：{detail}"),
+        En => format!(" by {by}: {detail}"),
+        Zh => format!("，{by}：{detail}"),
     }
 }
 
