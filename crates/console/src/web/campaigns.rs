@@ -224,7 +224,7 @@ fn detail_body(ctx: &Ctx, d: &Detail, state: CampaignState) -> Markup {
             }
         }
         (more::chart_markup(l, &d.rate))
-        (more::load_markup(&ctx, d.last_load.as_ref(), d.rejects.as_deref()))
+        (more::load_markup(ctx, d.last_load.as_ref(), d.rejects.as_deref()))
         h2 { (ctx.t(M::OrdersByStatus)) }
         table {
             thead { tr { th { (ctx.t(M::Status)) } th.num { (ctx.t(M::OrdersCol)) } } }
