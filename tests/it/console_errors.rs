@@ -8,7 +8,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::console::{browser_session, client};
+use crate::helpers::console::{browser_session, client};
 use crate::helpers::console::{ConsoleHandle, UPLOAD_CSV};
 use crate::helpers::*;
 

@@ -11,7 +11,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::console::{browser_session, client};
+use crate::helpers::console::{browser_session, client};
 use crate::helpers::console::{ConsoleHandle, UPLOAD_BAD_LINES, UPLOAD_CSV};
 use crate::helpers::*;
 

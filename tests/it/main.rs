@@ -16,6 +16,7 @@ mod cli;
 mod console;
 mod console_browser;
 mod console_errors;
+mod console_pages;
 mod console_upload;
 mod crash;
 mod demo;

@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use lijian_core::config::Settings;
+use reqwest::header::{ACCEPT, AUTHORIZATION, COOKIE, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::browser::Browser;
@@ -74,3 +77,74 @@ pub const UPLOAD_CSV: &str = "openId,productCode\noUp1,\n,p-test\noUp3,\no bad!,
 /// The bad rows of [`UPLOAD_CSV`]: (line, as an editor counts them, the
 /// header being line 1; the row as written).
 pub const UPLOAD_BAD_LINES: [(u64, &str); 3] = [(3, ",p-test"), (5, "o bad!,"), (6, "oUp5,p-nope")];
+
+/// A client that shows redirects instead of following them.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+pub async fn get_json(console: &ConsoleHandle, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut request = client().get(console.url(path)).header(ACCEPT, "application/json");
+    if let Some(token) = token {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let answer = request.send().await.expect("GET");
+    (answer.status(), answer.json().await.unwrap_or_default())
+}
+
+pub async fn post_json(console: &ConsoleHandle, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    let answer = client()
+        .post(console.url(path))
+        .header(ACCEPT, "application/json")
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    (answer.status(), answer.json().await.unwrap_or_default())
+}
+
+/// Signs `ana` in through the form like a browser (form token cookie, then
+/// the session cookie); returns the `Cookie` header to send.
+pub async fn browser_session(app: &TestApp, console: &ConsoleHandle) -> String {
+    let password = app.add_operator("bo", "admin");
+    let (status, session) = sign_in_form(console, "bo", &password).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    session.expect("a session cookie")
+}
+
+/// One sign-in through the form: (status, `lijian_session=…` if one was set).
+pub async fn sign_in_form(console: &ConsoleHandle, name: &str, password: &str) -> (StatusCode, Option<String>) {
+    let form = client().get(console.url("/login")).send().await.expect("GET /login");
+    let token_cookie = form
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("lijian_login="))
+        .expect("form token cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_string();
+    let token = token_cookie.trim_start_matches("lijian_login=").to_string();
+    let answer = client()
+        .post(console.url("/login"))
+        .header(COOKIE, &token_cookie)
+        .form(&[("name", name), ("password", password), ("login_token", &token), ("next", "/")])
+        .send()
+        .await
+        .expect("POST /login");
+    let status = answer.status();
+    let session = answer
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("lijian_session="))
+        .map(str::to_string);
+    if status.is_server_error() {
+        panic!("sign-in failed: {}", answer.text().await.unwrap_or_default());
+    }
+    (status, session)
+}
