@@ -63,6 +63,63 @@ async fn migrate_creates_the_database_and_is_safe_twice() {
     cli.drop_database().await;
 }
 
+/// Every SQL function comes from its one file in `migrations/functions/`
+/// (docs/decisions.md, "SQL functions defined once"): one definition each, no
+/// stale overload, and `migrate` puts back one whose text changed or that went
+/// missing, and only that one.
+#[tokio::test]
+async fn sql_functions_come_from_their_files_once() {
+    let cli = Cli::new();
+    assert!(cli.ok(&["migrate"]).contains("defined SQL functions"));
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/migrations/functions");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("functions dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .map(|p| {
+            let name = p.file_stem().and_then(|s| s.to_str()).expect("name").to_string();
+            (name, std::fs::read_to_string(&p).expect("read function file"))
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "function files: {files:?}");
+
+    let store = Store::connect(&cli.database_url, 1).expect("store");
+    let client = store.client().await.expect("client");
+    let rows = client
+        .query(
+            "SELECT p.proname::text, p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = 'public' AND p.proname LIKE 'lijian\\_%' ",
+            &[],
+        )
+        .await
+        .expect("functions");
+    let mut defined: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    defined.sort();
+    let names: Vec<&str> = defined.iter().map(|(n, _)| n.as_str()).collect();
+    let file_names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, file_names, "one definition per function, one file per function");
+    for ((name, body), (_, file)) in defined.iter().zip(&files) {
+        assert!(file.contains(body.as_str()), "{name} in the database is not the text of its file");
+    }
+
+    // A changed text and a dropped function: both come back, nothing else is touched.
+    client
+        .batch_execute(
+            "UPDATE lijian_functions SET sha256 = 'older' WHERE name = 'lijian_accept_batch';
+             DROP FUNCTION lijian_pause_sends(text, interval)",
+        )
+        .await
+        .expect("age two functions");
+    let again = cli.ok(&["migrate"]);
+    assert!(again.contains("defined SQL functions lijian_accept_batch, lijian_pause_sends\n"), "{again}");
+    assert!(!again.contains("applied migrations"), "{again}");
+    assert!(cli.ok(&["migrate"]).contains("up to date"));
+    assert_eq!(cli.count("SELECT count(*) FROM pg_proc WHERE proname = 'lijian_pause_sends'").await, 1);
+    drop(client);
+    cli.drop_database().await;
+}
+
 #[tokio::test]
 async fn keygen_writes_keys_openssl_reads() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -233,8 +233,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("migrating {}", redact_url(&settings.database.url)))?;
             if applied.is_empty() {
                 println!("database is up to date");
-            } else {
-                println!("applied migrations {applied:?}");
+            }
+            if !applied.versions.is_empty() {
+                println!("applied migrations {:?}", applied.versions);
+            }
+            if !applied.functions.is_empty() {
+                println!("defined SQL functions {}", applied.functions.join(", "));
             }
             Ok(())
         }

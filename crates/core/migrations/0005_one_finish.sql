@@ -8,8 +8,7 @@
 -- calls these functions; it does not repeat them.
 
 -- The merchant de-duplicates reports by this id; one report per order.
-CREATE FUNCTION lijian_notify_id(p_order_code text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'N' || p_order_code $$;
+-- (lijian_notify_id: its current definition is functions/lijian_notify_id.sql)
 
 -- Ends the still-open orders (status 0 or 1) among p_codes with p_status (3
 -- failed, 4 cancelled) and p_reason, and in the same statement gives each its
@@ -19,54 +18,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'N' || p_order_code $$;
 -- Orders already final are left alone, so a second call changes nothing; the
 -- ledger's unique (order_code, kind) index makes a second refund impossible
 -- anyway. Returns the orders ended.
-CREATE FUNCTION lijian_end_orders(p_codes text[], p_status smallint, p_reason text, p_parked_only boolean)
-RETURNS TABLE (order_code text, settlement_fen bigint)
-LANGUAGE sql AS $$
-    WITH ended AS (
-        UPDATE orders o SET status = p_status, last_error = p_reason, finished_at = now(), updated_at = now(),
-               dead_at = NULL, dead_reason = NULL
-         WHERE o.order_code = ANY(p_codes) AND o.status IN (0, 1) AND p_status IN (3, 4)
-           AND (NOT p_parked_only OR o.dead_at IS NOT NULL)
-         RETURNING o.id, o.order_code, o.merchant_id, o.settlement_fen, o.activity_id),
-    owed AS (
-        SELECT e.merchant_id, sum(e.settlement_fen)::bigint AS total FROM ended e GROUP BY e.merchant_id),
-    balances AS (
-        UPDATE merchants m SET balance_fen = m.balance_fen + w.total, updated_at = now()
-          FROM owed w WHERE m.merchant_id = w.merchant_id
-         RETURNING m.merchant_id, m.balance_fen - w.total AS before_fen),
-    ledger AS (
-        INSERT INTO balance_ledger (merchant_id, order_code, kind, amount_fen, balance_after_fen)
-        SELECT e.merchant_id, e.order_code, 'refund', e.settlement_fen,
-               b.before_fen + sum(e.settlement_fen) OVER (PARTITION BY e.merchant_id ORDER BY e.id)
-          FROM ended e JOIN balances b ON b.merchant_id = e.merchant_id),
-    budget AS (
-        UPDATE activities a SET issued = greatest(a.issued - n.cnt, 0)
-          FROM (SELECT e.activity_id, count(*) AS cnt FROM ended e GROUP BY e.activity_id) n
-         WHERE a.activity_id = n.activity_id),
-    report AS (
-        INSERT INTO reports (notify_id, order_code, status)
-        SELECT lijian_notify_id(e.order_code), e.order_code, p_status FROM ended e
-        ON CONFLICT (order_code) DO NOTHING)
-    SELECT e.order_code, e.settlement_fen FROM ended e
-$$;
+-- (lijian_end_orders: its current definition is functions/lijian_end_orders.sql)
 
 -- Cancelling a campaign: its orders not yet released end as cancelled (4), each
 -- refunded and reported, through lijian_end_orders. Same lock order as a load:
 -- merchant, campaign, then the orders (the campaign lock keeps the scheduler
 -- from releasing any of them meanwhile).
-CREATE OR REPLACE FUNCTION lijian_cancel_unreleased(p_campaign text, OUT cancelled bigint, OUT refunded bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_merchant text;
-    v_codes text[];
-BEGIN
-    SELECT c.merchant_id INTO v_merchant FROM campaigns c WHERE c.name = p_campaign;
-    PERFORM 1 FROM merchants m WHERE m.merchant_id = v_merchant FOR UPDATE;
-    PERFORM 1 FROM campaigns c WHERE c.name = p_campaign FOR UPDATE;
-    SELECT coalesce(array_agg(o.order_code ORDER BY o.id), '{}') INTO v_codes
-      FROM orders o WHERE o.campaign = p_campaign AND o.enqueued_at IS NULL AND o.status = 0;
-    SELECT count(*), coalesce(sum(e.settlement_fen), 0) INTO cancelled, refunded
-      FROM lijian_end_orders(v_codes, 4::smallint, 'campaign cancelled', false) e;
-    UPDATE campaigns SET state = 'cancelled', updated_at = now() WHERE name = p_campaign;
-END;
-$$;
+-- (lijian_cancel_unreleased: its current definition is functions/lijian_cancel_unreleased.sql)

@@ -46,6 +46,18 @@ pub async fn check(settings: &Settings) -> Vec<Finding> {
     };
     let mut out = vec![version(&client, &address).await, clock(&client).await];
     let migrated = match store.migration_status().await {
+        Ok(status) if status.pending.is_empty() && status.unknown.is_empty() && !status.stale_functions.is_empty() => {
+            out.push(Finding::fail(
+                "migrations",
+                format!(
+                    "all {} applied; SQL functions not current: {}",
+                    status.applied,
+                    status.stale_functions.join(", ")
+                ),
+                "run lijian migrate (safe while roles run)",
+            ));
+            false
+        }
         Ok(status) if status.pending.is_empty() && status.unknown.is_empty() => {
             out.push(Finding::ok("migrations", format!("all {} applied", status.applied)));
             true

@@ -1,6 +1,6 @@
 //! The PostgreSQL store: pool, embedded migrations, and the queries admin commands
 //! and roles share. Hot-path acceptance lives in the SQL functions
-//! `lijian_accept_order` / `lijian_accept_batch` (migrations 0001, 0004), driven
+//! `lijian_accept_order` / `lijian_accept_batch` (`migrations/functions/`), driven
 //! by `lijian-producer`. Status, state and outcome values go to SQL as typed
 //! parameters (`status`, `vocab`); literal predicates exist only where a partial
 //! index needs them ([`predicates`]).
@@ -21,6 +21,7 @@ mod audit;
 mod catalogue;
 pub mod dlq;
 pub mod finish;
+mod functions;
 pub mod issuance;
 mod merchant_keys;
 mod merchants;
@@ -177,8 +178,9 @@ pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Versioned migrations compiled into the binary. Append only: never edit one
-/// that has shipped.
+/// Versioned migrations compiled into the binary. Append only: never change
+/// what one that has shipped does to a schema. SQL functions are not in them:
+/// each has one current definition in `migrations/functions/` ([`functions`]).
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "issuance", include_str!("../../migrations/0002_issuance.sql")),
@@ -277,15 +279,36 @@ impl Store {
     }
 }
 
-/// Creates the database if it is missing, then applies pending migrations under
-/// an advisory lock so two processes migrating at once do not collide. Returns
-/// the versions applied now (empty when already up to date).
-pub async fn migrate(database_url: &str) -> Result<Vec<i32>, StoreError> {
+/// What one `migrate` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// Numbered migrations applied now.
+    pub versions: Vec<i32>,
+    /// SQL functions (re)defined now: every one after a numbered migration,
+    /// else those whose text changed.
+    pub functions: Vec<&'static str>,
+}
+
+impl Migrated {
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_empty() && self.functions.is_empty()
+    }
+}
+
+/// Creates the database if it is missing, then, under an advisory lock so two
+/// processes migrating at once do not collide, applies pending migrations and
+/// the SQL functions that changed.
+pub async fn migrate(database_url: &str) -> Result<Migrated, StoreError> {
     migrate_within(database_url, CONNECT_TIMEOUT).await
 }
 
 /// [`migrate`] where each connection gives up after `connect_timeout`.
-pub async fn migrate_within(database_url: &str, connect_timeout: Duration) -> Result<Vec<i32>, StoreError> {
+///
+/// Pending migrations and the functions commit in one transaction: a role
+/// calling a function never sees a schema without the function text written
+/// for it (0019's counter and its backfill rely on that), and a failure leaves
+/// the database as it was.
+pub async fn migrate_within(database_url: &str, connect_timeout: Duration) -> Result<Migrated, StoreError> {
     let mut config = tokio_postgres::Config::from_str(database_url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
     config.connect_timeout(connect_timeout);
     let dbname = config.get_dbname().unwrap_or("postgres").to_string();
@@ -295,29 +318,37 @@ pub async fn migrate_within(database_url: &str, connect_timeout: Duration) -> Re
     let (mut client, connection) = connect_once(&config, &address, connect_timeout).await?;
     let driver = tokio::spawn(connection);
     client
-        .batch_execute(
+        .batch_execute(&format!(
             "SELECT pg_advisory_lock(7220314);
              CREATE TABLE IF NOT EXISTS lijian_migrations (
                  version integer PRIMARY KEY, name text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
+                 applied_at timestamptz NOT NULL DEFAULT now());
+             {}",
+            functions::BOOKKEEPING
+        ))
         .await?;
-    let mut applied = Vec::new();
+    let mut done = Migrated::default();
+    let tx = client.transaction().await?;
     for (version, name, sql) in MIGRATIONS {
-        let done = client.query_opt("SELECT 1 FROM lijian_migrations WHERE version = $1", &[version]).await?.is_some();
-        if done {
+        if tx.query_opt("SELECT 1 FROM lijian_migrations WHERE version = $1", &[version]).await?.is_some() {
             continue;
         }
-        let tx = client.transaction().await?;
         tx.batch_execute(sql).await?;
         tx.execute("INSERT INTO lijian_migrations (version, name) VALUES ($1, $2)", &[version, name]).await?;
-        tx.commit().await?;
-        applied.push(*version);
+        done.versions.push(*version);
     }
+    // A newer release migrated this database: its functions are newer too.
+    let known: Vec<i32> = MIGRATIONS.iter().map(|(v, _, _)| *v).collect();
+    let newer =
+        tx.query_one("SELECT EXISTS (SELECT 1 FROM lijian_migrations WHERE version <> ALL($1))", &[&known]).await?;
+    if !newer.get::<_, bool>(0) {
+        done.functions = functions::apply(&tx, !done.versions.is_empty()).await?;
+    }
+    tx.commit().await?;
     client.batch_execute("SELECT pg_advisory_unlock(7220314)").await?;
     drop(client);
     let _ = driver.await;
-    Ok(applied)
+    Ok(done)
 }
 
 /// How a database's schema compares with the migrations of this binary.
@@ -328,6 +359,9 @@ pub struct MigrationStatus {
     /// Applied there, unknown here: a newer release migrated the database.
     pub unknown: Vec<i32>,
     pub applied: usize,
+    /// SQL functions whose text here differs from the database's (or that it
+    /// lacks): `lijian migrate` replaces them.
+    pub stale_functions: Vec<&'static str>,
 }
 
 impl Store {
@@ -348,6 +382,7 @@ impl Store {
                 .collect(),
             unknown: applied.iter().copied().filter(|v| !MIGRATIONS.iter().any(|(known, _, _)| known == v)).collect(),
             applied: applied.len(),
+            stale_functions: if migrated { functions::stale(&**client).await? } else { Vec::new() },
         })
     }
 }
