@@ -78,7 +78,7 @@ pub async fn check(settings: &Settings) -> Vec<Finding> {
             out.push(Finding::fail(
                 "migrations",
                 format!("{} pending: {}", names.len(), names.join(", ")),
-                "run lijian migrate (safe while roles run)",
+                "run lijian migrate; docs/operations.md (Upgrading) says which want no load running",
             ));
             false
         }
