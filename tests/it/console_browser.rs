@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::helpers::browser::Browser;
-use crate::helpers::console::{sign_in, ConsoleHandle, UPLOAD_BAD_LINES, UPLOAD_CSV};
+use crate::helpers::console::{sign_in, signed_in, ConsoleHandle, UPLOAD_BAD_LINES, UPLOAD_CSV};
 use crate::helpers::wxpay::spawn_sim;
 use crate::helpers::*;
 
@@ -145,11 +145,8 @@ async fn a_viewer_sees_no_action_buttons_and_a_forged_post_is_refused() {
 #[tokio::test]
 async fn a_post_without_its_csrf_token_is_refused() {
     let app = spawn_app().await;
-    let console = app.start_console().await;
-    let admin = app.add_operator("ana", "admin");
     let balance = app.balance(MERCHANT).await;
-    let browser = Browser::start().await;
-    sign_in(&browser, &console, "ana", &admin).await;
+    let (console, browser) = signed_in(&app, "ana", "admin").await;
     browser.goto(&console.url("/merchants/m-test")).await;
     browser.submit_forged_form("/merchants/m-test/topup", &[("amount", "100")]).await;
     let text = browser.text_with("CSRF token is missing or wrong").await;
@@ -180,11 +177,8 @@ async fn a_post_without_its_csrf_token_is_refused() {
 #[tokio::test]
 async fn a_scheduled_campaign_is_paused_and_resumed_behind_a_confirmation() {
     let app = spawn_app().await;
-    let console = app.start_console().await;
-    let admin = app.add_operator("ana", "admin");
     load_scheduled_campaign(&app, "spring");
-    let browser = Browser::start().await;
-    sign_in(&browser, &console, "ana", &admin).await;
+    let (console, browser) = signed_in(&app, "ana", "admin").await;
     browser.goto(&console.url("/campaigns")).await;
     assert!(browser.find_all("main progress").await.len() >= 2, "progress bars");
     browser.screenshot("campaigns").await;
@@ -229,10 +223,7 @@ async fn a_parked_job_is_replayed_from_the_dead_letter_page_to_exactly_one_coupo
     let right = spawn_sim(|_| {}).await;
     let consumer = app.start_consumer(&app.consumer_settings(&right));
 
-    let console = app.start_console().await;
-    let admin = app.add_operator("ana", "admin");
-    let browser = Browser::start().await;
-    sign_in(&browser, &console, "ana", &admin).await;
+    let (console, browser) = signed_in(&app, "ana", "admin").await;
     browser.goto(&console.url("/dlq")).await;
     let text = browser.text().await;
     assert!(text.contains("SIGN_ERROR"), "{text}");
@@ -286,10 +277,7 @@ async fn an_order_is_found_by_merchant_and_biz_code_and_reads_as_order_show() {
     let consumer = app.start_consumer(&app.consumer_settings(&sim));
     let orders = app.place_orders("find", 1, 1).await;
     assert_eq!(app.wait_for_count("SELECT count(*) FROM orders WHERE status = 2", 1, Duration::from_secs(20)).await, 1);
-    let console = app.start_console().await;
-    let viewer = app.add_operator("vic", "viewer");
-    let browser = Browser::start().await;
-    sign_in(&browser, &console, "vic", &viewer).await;
+    let (console, browser) = signed_in(&app, "vic", "viewer").await;
     browser.goto(&console.url("/orders")).await;
     browser.type_into("input[name=merchant]", MERCHANT).await;
     browser.type_into("input[name=biz]", "find-0").await;
@@ -327,12 +315,9 @@ fn shanghai(datetime: &str) -> String {
 #[tokio::test]
 async fn the_switch_turns_the_console_chinese_with_shanghai_times_yuan_and_live_figures() {
     let app = spawn_app().await;
-    let console = app.start_console().await;
-    let admin = app.add_operator("ana", "admin");
     load_scheduled_campaign(&app, "spring");
-    let browser = Browser::start().await;
     // The browser asks for English (--lang=en-US): the switch turns it Chinese.
-    sign_in(&browser, &console, "ana", &admin).await;
+    let (console, browser) = signed_in(&app, "ana", "admin").await;
     browser.goto(&console.url("/merchants/m-test")).await;
     assert!(browser.text().await.contains("Recent ledger entries"));
     browser.click("header .lang a[hreflang=zh-CN]").await;
@@ -395,11 +380,8 @@ async fn the_switch_turns_the_console_chinese_with_shanghai_times_yuan_and_live_
 async fn a_csv_with_bad_rows_is_uploaded_watched_and_its_rejects_downloaded() {
     let app = spawn_app().await;
     lijian_ok(&app, &["merchant", "topup", "--merchant-id", MERCHANT, "--amount", "300000"]);
-    let console = app.start_console().await;
-    let admin = app.add_operator("ana", "admin");
+    let (console, browser) = signed_in(&app, "ana", "admin").await;
     let token = app.operator_token("ana");
-    let browser = Browser::start().await;
-    sign_in(&browser, &console, "ana", &admin).await;
 
     // Through the form, as an operator does it.
     let dir = tempfile::tempdir().expect("tempdir");

@@ -11,7 +11,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::console::{browser_session, client};
+use crate::helpers::console::{browser_session, client, get_json};
 use crate::helpers::console::{ConsoleHandle, UPLOAD_BAD_LINES, UPLOAD_CSV};
 use crate::helpers::*;
 
@@ -129,10 +129,10 @@ async fn an_upload_by_token_streams_into_the_loader_and_leaves_the_clis_rejects_
     tx.send(Ok(csv.as_bytes()[..head_len].to_vec())).await.expect("first part");
     let stored = "SELECT count(*) FROM orders WHERE campaign = 'web'";
     assert_eq!(app.wait_for_count(stored, 20_000, Duration::from_secs(30)).await, 20_000, "a batch stored mid-upload");
-    let (_, page) = get_json(&console, "/campaigns/web", &token).await;
+    let (_, page) = get_json(&console, "/campaigns/web", Some(&token)).await;
     assert_eq!(page["loading"]["by"], "ana", "the page shows the load running: {page}");
     assert_eq!(page["loading"]["accepted"], 20_000);
-    let (_, list) = get_json(&console, "/campaigns", &token).await;
+    let (_, list) = get_json(&console, "/campaigns", Some(&token)).await;
     let listed = |list: &Value, name: &str| {
         list["campaigns"].as_array().and_then(|cs| cs.iter().find(|c| c["name"] == name)).cloned()
     };
@@ -163,15 +163,15 @@ async fn an_upload_by_token_streams_into_the_loader_and_leaves_the_clis_rejects_
         let line = line + first_rows as u64;
         assert!(row.starts_with(&format!("{line},")) && row.ends_with(&format!(",{bad}")), "{row}: line {line}");
     }
-    let (_, page) = get_json(&console, "/campaigns/web", &token).await;
+    let (_, page) = get_json(&console, "/campaigns/web", Some(&token)).await;
     assert!(page["loading"].is_null(), "{page}");
     assert_eq!(page["campaign"]["orders"].as_i64(), Some(good as i64), "{page}");
     assert_eq!(app.campaign_totals_match().await, 2 * good as i64, "the CLI's load and the upload");
-    let (_, list) = get_json(&console, "/campaigns", &token).await;
+    let (_, list) = get_json(&console, "/campaigns", Some(&token)).await;
     let web = listed(&list, "web").unwrap_or_else(|| panic!("web listed: {list}"));
     assert_eq!(web["orders"].as_i64(), Some(good as i64), "{web}");
     // The overview's running campaigns too: stored total, final orders counted.
-    let (_, overview) = get_json(&console, "/", &token).await;
+    let (_, overview) = get_json(&console, "/", Some(&token)).await;
     let web = listed(&overview, "web").unwrap_or_else(|| panic!("web running: {overview}"));
     assert_eq!((web["orders"].as_i64(), web["finished"].as_i64()), (Some(good as i64), Some(0)), "{web}");
     let detail = page["last_load"]["detail"].as_str().unwrap_or_default().to_string();
@@ -221,15 +221,4 @@ pub(crate) fn streamed_upload(
         (answer.status(), answer.json::<Value>().await.unwrap_or_default())
     });
     (tx, sending)
-}
-
-async fn get_json(console: &ConsoleHandle, path: &str, token: &str) -> (StatusCode, Value) {
-    let answer = client()
-        .get(console.url(path))
-        .header(ACCEPT, "application/json")
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .send()
-        .await
-        .expect("GET");
-    (answer.status(), answer.json().await.unwrap_or_default())
 }

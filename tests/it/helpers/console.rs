@@ -61,6 +61,16 @@ impl TestApp {
 }
 
 /// Signs in through the form; the browser then shows `next` (or the overview).
+/// The console started, operator `name` added with `role` and signed in
+/// through the form in a new browser: how most browser tests begin.
+pub async fn signed_in(app: &TestApp, name: &str, role: &str) -> (ConsoleHandle, Browser) {
+    let console = app.start_console().await;
+    let password = app.add_operator(name, role);
+    let browser = Browser::start().await;
+    sign_in(&browser, &console, name, &password).await;
+    (console, browser)
+}
+
 pub async fn sign_in(browser: &Browser, console: &ConsoleHandle, name: &str, password: &str) {
     browser.goto(&console.url("/login")).await;
     browser.type_into("input[name=name]", name).await;
